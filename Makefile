@@ -1,0 +1,40 @@
+# The two commands a newcomer needs:  make run  |  make test
+# Both install missing Debian packages first (tools/setup.sh), then build.
+
+JOBS ?= $(shell nproc)
+CONFIG ?= examples/quickstart.yaml
+LEGATE_ARGS ?=
+
+.PHONY: all setup build build-asan run test test-unit test-asan clean
+
+all: build
+
+setup:
+	@tools/setup.sh
+
+build: setup
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+build-asan: setup
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan -j $(JOBS)
+
+run: build
+	@echo
+	@echo "legate is starting on $(CONFIG). In another terminal try:"
+	@echo "  curl -s localhost:9901/ready                 # admin: readiness"
+	@echo "  curl -s localhost:9901/stats/prometheus      # admin: stats"
+	@echo "  curl -s localhost:10000/server_info          # the listener, tcp_proxy'd to the admin port"
+	@echo "Stop it with Ctrl-C."
+	@echo
+	@build/release/legate -c $(CONFIG) $(LEGATE_ARGS)
+
+# Unit tests under AddressSanitizer + UBSan, then every test (unit and
+# integration) on the release build; ctest's summary closes the output.
+test: build build-asan
+	@ctest --preset asan -j $(JOBS)
+	@ctest --preset release -j $(JOBS)
+
+clean:
+	rm -rf build

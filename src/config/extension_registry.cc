@@ -1,0 +1,51 @@
+#include "config/extension_registry.h"
+
+namespace legate::config {
+
+std::string_view categoryName(ExtensionCategory c) {
+  switch (c) {
+  case ExtensionCategory::NetworkFilter:
+    return "network filter";
+  case ExtensionCategory::AccessLogger:
+    return "access logger";
+  }
+  return "extension";
+}
+
+ExtensionRegistry& ExtensionRegistry::get() {
+  static ExtensionRegistry* registry = [] {
+    auto* r = new ExtensionRegistry();
+    registerBuiltinExtensions(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+void ExtensionRegistry::add(ExtensionInfo info) {
+  name_to_type_[info.envoy_name] = info.type_name;
+  std::string key = info.type_name;
+  by_type_[key] = std::move(info);
+}
+
+const ExtensionInfo* ExtensionRegistry::findByType(std::string_view type_name) const {
+  auto it = by_type_.find(type_name);
+  return it == by_type_.end() ? nullptr : &it->second;
+}
+
+const ExtensionInfo* ExtensionRegistry::findByName(std::string_view envoy_name) const {
+  auto it = name_to_type_.find(envoy_name);
+  return it == name_to_type_.end() ? nullptr : findByType(it->second);
+}
+
+std::vector<const ExtensionInfo*> ExtensionRegistry::all() const {
+  std::vector<const ExtensionInfo*> out;
+  for (const auto& [_, info] : by_type_) out.push_back(&info);
+  return out;
+}
+
+std::string_view typeNameFromUrl(std::string_view type_url) {
+  auto slash = type_url.rfind('/');
+  return slash == std::string_view::npos ? type_url : type_url.substr(slash + 1);
+}
+
+} // namespace legate::config

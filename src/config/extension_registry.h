@@ -1,0 +1,58 @@
+#pragma once
+
+// The one registry of extensions legate implements, keyed by the proto type
+// name of their typed_config (e.g. "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy")
+// and also reachable by Envoy's well-known name (e.g. "envoy.filters.network.tcp_proxy").
+//
+// The built-in extensions are added once, on first use, by
+// registerBuiltinExtensions() (src/extensions/builtin.cc); the registry is only
+// read afterwards, so lookups take no lock.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace legate::config {
+
+enum class ExtensionCategory {
+  NetworkFilter,
+  AccessLogger,
+};
+
+std::string_view categoryName(ExtensionCategory c);
+
+struct ExtensionInfo {
+  ExtensionCategory category;
+  std::string type_name;   // full proto message name of the typed_config
+  std::string envoy_name;  // Envoy's extension name
+  const void* factory;     // category-specific factory, cast by the category's owner
+};
+
+class ExtensionRegistry {
+public:
+  static ExtensionRegistry& get();
+  void add(ExtensionInfo info);
+  // By proto type name (no type.googleapis.com/ prefix).
+  const ExtensionInfo* findByType(std::string_view type_name) const;
+  const ExtensionInfo* findByName(std::string_view envoy_name) const;
+  std::vector<const ExtensionInfo*> all() const;
+
+private:
+  std::map<std::string, ExtensionInfo, std::less<>> by_type_;
+  std::map<std::string, std::string, std::less<>> name_to_type_;
+};
+
+// Defined in src/extensions/builtin.cc: adds every extension legate implements.
+void registerBuiltinExtensions(ExtensionRegistry& registry);
+
+// "type.googleapis.com/a.b.C" -> "a.b.C"
+std::string_view typeNameFromUrl(std::string_view type_url);
+
+// True when legate implements the extension whose typed_config has this type.
+// The config loader refuses every Any whose type this says no to.
+inline bool isExtensionImplemented(std::string_view type_name) {
+  return ExtensionRegistry::get().findByType(type_name) != nullptr;
+}
+
+} // namespace legate::config

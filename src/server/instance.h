@@ -1,0 +1,55 @@
+#pragma once
+
+// What the rest of the process (admin endpoints, sinks) may ask of the server.
+// Implemented by server::Server; every method is called on the main thread.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "stats/stats.h"
+
+namespace legate::server {
+
+struct Options;
+
+// Envoy's admin.v3.ServerInfo.State names.
+enum class ServerState { Live, Draining, PreInitializing, Initializing };
+
+struct ListenerInfo {
+  std::string name;
+  std::string address;  // "127.0.0.1:10000", the address as bound (real port)
+};
+
+struct HostInfo {
+  std::string address;  // "127.0.0.1:8080"
+  uint32_t weight = 1;
+  std::string health;   // "healthy" for now
+  uint64_t cx_total = 0, cx_active = 0, cx_connect_fail = 0;
+};
+
+struct ClusterInfo {
+  std::string name;
+  std::vector<HostInfo> hosts;
+};
+
+class Instance {
+public:
+  virtual ~Instance() = default;
+  virtual stats::Store& stats() = 0;
+  virtual const envoy::config::bootstrap::v3::Bootstrap& bootstrap() const = 0;
+  virtual const Options& options() const = 0;
+  virtual ServerState state() const = 0;
+  virtual std::chrono::seconds uptime() const = 0;
+  virtual std::vector<ListenerInfo> listeners() const = 0;
+  virtual std::vector<ClusterInfo> clusters() const = 0;
+  // /healthcheck/fail and /healthcheck/ok: failing makes state() Draining.
+  virtual void setHealthCheckFailed(bool failed) = 0;
+  virtual bool healthCheckFailed() const = 0;
+  // /quitquitquit: begin an orderly shutdown (returns at once).
+  virtual void shutdown() = 0;
+};
+
+} // namespace legate::server
