@@ -13,11 +13,7 @@ std::string_view categoryName(ExtensionCategory c) {
 }
 
 ExtensionRegistry& ExtensionRegistry::get() {
-  static ExtensionRegistry* registry = [] {
-    auto* r = new ExtensionRegistry();
-    registerBuiltinExtensions(*r);
-    return r;
-  }();
+  static ExtensionRegistry* registry = new ExtensionRegistry();
   return *registry;
 }
 

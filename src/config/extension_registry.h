@@ -4,9 +4,9 @@
 // name of their typed_config (e.g. "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy")
 // and also reachable by Envoy's well-known name (e.g. "envoy.filters.network.tcp_proxy").
 //
-// The built-in extensions are added once, on first use, by
-// registerBuiltinExtensions() (src/extensions/builtin.cc); the registry is only
-// read afterwards, so lookups take no lock.
+// The built-in extensions are added once at start-up, before any config is
+// loaded, by registerBuiltinExtensions() (src/extensions/builtin.cc); the
+// registry is only read afterwards, so lookups take no lock.
 
 #include <map>
 #include <string>
@@ -44,6 +44,7 @@ private:
 };
 
 // Defined in src/extensions/builtin.cc: adds every extension legate implements.
+// Idempotent; main() calls it first thing.
 void registerBuiltinExtensions(ExtensionRegistry& registry);
 
 // "type.googleapis.com/a.b.C" -> "a.b.C"
