@@ -1,0 +1,73 @@
+#include "config/source_map.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace legate::config {
+
+void SourceMap::record(std::string path, SourceLocation location) {
+  locations_[std::move(path)] = std::move(location);
+}
+
+const SourceLocation* SourceMap::find(std::string_view path) const {
+  auto it = locations_.find(absl::string_view(path.data(), path.size()));
+  return it == locations_.end() ? nullptr : &it->second;
+}
+
+void SourceMap::mergeFrom(const SourceMap& other) {
+  for (const auto& [path, location] : other.locations_) locations_[path] = location;
+}
+
+std::vector<std::pair<std::string, SourceLocation>> SourceMap::entries() const {
+  return {locations_.begin(), locations_.end()};
+}
+
+void ErrorList::add(const SourceLocation* location, std::string_view path,
+                    std::string_view message) {
+  ++total_;
+  if (lines_.size() >= kMaxErrors) return;
+  std::string line;
+  if (location != nullptr && !location->source.empty()) {
+    absl::StrAppend(&line, location->source);
+    if (location->line > 0) absl::StrAppend(&line, ":", location->line, ":", location->column);
+    absl::StrAppend(&line, ": ");
+  }
+  if (!path.empty()) absl::StrAppend(&line, absl::string_view(path.data(), path.size()), ": ");
+  absl::StrAppend(&line, absl::string_view(message.data(), message.size()));
+  lines_.push_back(std::move(line));
+}
+
+std::string ErrorList::text() const {
+  std::string out = absl::StrJoin(lines_, "\n");
+  if (total_ > lines_.size()) {
+    absl::StrAppend(&out, "\n(", total_ - lines_.size(), " more errors not shown)");
+  }
+  return out;
+}
+
+absl::Status ErrorList::toStatus() const {
+  return empty() ? absl::OkStatus() : absl::InvalidArgumentError(text());
+}
+
+std::string fieldPath(std::string_view parent, std::string_view field_name) {
+  absl::string_view p(parent.data(), parent.size());
+  absl::string_view f(field_name.data(), field_name.size());
+  return p.empty() ? std::string(f) : absl::StrCat(p, ".", f);
+}
+
+std::string indexPath(std::string_view parent, size_t index) {
+  return absl::StrCat(absl::string_view(parent.data(), parent.size()), "[", index, "]");
+}
+
+std::string mapKeyPath(std::string_view parent, std::string_view key) {
+  std::string out(parent);
+  out += "[\"";
+  for (char c : key) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += "\"]";
+  return out;
+}
+
+} // namespace legate::config
