@@ -8,9 +8,9 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config python3 npm
   # libraries (see docs/architecture.md for why each)
   libevent-dev libprotobuf-dev protobuf-compiler libabsl-dev libyaml-cpp-dev
-  libspdlog-dev libfmt-dev
+  libspdlog-dev libfmt-dev libre2-dev
   # tests
-  libgtest-dev libgmock-dev curl socat netcat-openbsd procps
+  libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus
 )
 
 missing=()

@@ -19,7 +19,9 @@ Histogram::Snapshot Histogram::snapshot() const {
     running += buckets_[i].load(std::memory_order_relaxed);
     s.cumulative[i] = running;
   }
-  s.count = count_.load(std::memory_order_relaxed);
+  // Count from the buckets rather than count_, so that a record() racing with this
+  // snapshot cannot make the total smaller than the last cumulative bucket.
+  s.count = running + buckets_[kBounds.size()].load(std::memory_order_relaxed);
   s.sum = static_cast<double>(sum_.load(std::memory_order_relaxed));
   return s;
 }
@@ -32,11 +34,9 @@ double Histogram::Snapshot::quantile(double q) const {
   uint64_t prev_count = 0;
   double prev_bound = 0;
   for (size_t i = 0; i < kBounds.size(); ++i) {
-    if (static_cast<double>(cumulative[i]) >= rank) {
-      const uint64_t in_bucket = cumulative[i] - prev_count;
-      if (in_bucket == 0) {
-        return kBounds[i];
-      }
+    // Skip leading empty buckets so that P0 lands in the first bucket with a sample.
+    if (cumulative[i] > 0 && static_cast<double>(cumulative[i]) >= rank) {
+      const uint64_t in_bucket = cumulative[i] - prev_count; // > 0 by the test above
       const double frac = (rank - static_cast<double>(prev_count)) / static_cast<double>(in_bucket);
       return prev_bound + frac * (kBounds[i] - prev_bound);
     }
@@ -77,6 +77,11 @@ void Store::forEachGauge(const std::function<void(const Gauge&)>& fn) const {
 void Store::forEachHistogram(const std::function<void(const Histogram&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [_, h] : histograms_) fn(*h);
+}
+
+void Store::resetCounters() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [_, c] : counters_) c->reset();
 }
 
 } // namespace legate::stats

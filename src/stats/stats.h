@@ -27,6 +27,8 @@ public:
   void inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
   uint64_t value() const { return value_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
+  // Admin /reset_counters only: a debugging aid, as in Envoy.
+  void reset() { value_.store(0, std::memory_order_relaxed); }
 
 private:
   const std::string name_;
@@ -90,6 +92,9 @@ public:
   void forEachCounter(const std::function<void(const Counter&)>& fn) const;
   void forEachGauge(const std::function<void(const Gauge&)>& fn) const;
   void forEachHistogram(const std::function<void(const Histogram&)>& fn) const;
+
+  // Admin /reset_counters: every counter back to zero.
+  void resetCounters();
 
 private:
   mutable std::mutex mu_;

@@ -1,0 +1,205 @@
+// /config_dump, /listeners, /clusters.
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "admin/http_util.h"
+#include "envoy/admin/v3/config_dump.pb.h"
+#include "envoy/admin/v3/config_dump_shared.pb.h"
+#include "envoy/config/cluster/v3/circuit_breaker.pb.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "stats/json.h"
+
+namespace legate::admin {
+
+namespace {
+
+using stats::Json;
+
+// When the static configuration was loaded: the server's start.
+google::protobuf::Timestamp loadTime(server::Instance& server) {
+  const auto start = std::chrono::system_clock::now() - server.uptime();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch());
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(ns.count() / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(ns.count() % 1000000000));
+  return ts;
+}
+
+Response configDump(server::Instance& server) {
+  const auto& bootstrap = server.bootstrap();
+  const google::protobuf::Timestamp updated = loadTime(server);
+  envoy::admin::v3::ConfigDump dump;
+
+  envoy::admin::v3::BootstrapConfigDump bootstrap_dump;
+  *bootstrap_dump.mutable_bootstrap() = bootstrap;
+  *bootstrap_dump.mutable_last_updated() = updated;
+  dump.add_configs()->PackFrom(bootstrap_dump);
+
+  // Envoy's order: bootstrap, clusters, listeners.
+  envoy::admin::v3::ClustersConfigDump clusters;
+  for (const auto& cluster : bootstrap.static_resources().clusters()) {
+    auto* entry = clusters.add_static_clusters();
+    entry->mutable_cluster()->PackFrom(cluster);
+    *entry->mutable_last_updated() = updated;
+  }
+  dump.add_configs()->PackFrom(clusters);
+
+  envoy::admin::v3::ListenersConfigDump listeners;
+  for (const auto& listener : bootstrap.static_resources().listeners()) {
+    auto* entry = listeners.add_static_listeners();
+    entry->mutable_listener()->PackFrom(listener);
+    *entry->mutable_last_updated() = updated;
+  }
+  dump.add_configs()->PackFrom(listeners);
+
+  auto json = protoToJson(dump, /*always_print_primitive_fields=*/false);
+  if (!json.ok()) {
+    return textResponse(500, absl::StrCat(json.status().message(), "\n"));
+  }
+  return jsonResponse(*std::move(json));
+}
+
+Json socketAddress(const std::string& address) {
+  auto [host, port] = splitHostPort(address);
+  Json sa = Json::object();
+  sa.set("address", host);
+  sa.set("port_value", port);
+  Json out = Json::object();
+  out.set("socket_address", std::move(sa));
+  return out;
+}
+
+Response listeners(server::Instance& server, const Request& request) {
+  const auto infos = server.listeners();
+  if (request.param("format") == "json") {
+    Json statuses = Json::array();
+    for (const auto& l : infos) {
+      Json& s = statuses.push(Json::object());
+      s.set("name", l.name);
+      s.set("local_address", socketAddress(l.address));
+    }
+    Json doc = Json::object();
+    doc.set("listener_statuses", std::move(statuses));
+    return jsonResponse(doc.dump(true));
+  }
+  std::string out;
+  for (const auto& l : infos) absl::StrAppend(&out, l.name, "::", l.address, "\n");
+  return textResponse(200, std::move(out));
+}
+
+// Circuit breaker thresholds per priority, with Envoy's defaults for unset fields.
+struct Thresholds {
+  uint32_t max_connections = 1024;
+  uint32_t max_pending_requests = 1024;
+  uint32_t max_requests = 1024;
+  uint32_t max_retries = 3;
+};
+
+std::pair<Thresholds, Thresholds> circuitBreakers(const server::Instance& server,
+                                                  const std::string& cluster_name) {
+  Thresholds normal, high;
+  for (const auto& cluster : server.bootstrap().static_resources().clusters()) {
+    if (cluster.name() != cluster_name) continue;
+    for (const auto& t : cluster.circuit_breakers().thresholds()) {
+      Thresholds& out = t.priority() == envoy::config::core::v3::HIGH ? high : normal;
+      if (t.has_max_connections()) out.max_connections = t.max_connections().value();
+      if (t.has_max_pending_requests()) out.max_pending_requests = t.max_pending_requests().value();
+      if (t.has_max_requests()) out.max_requests = t.max_requests().value();
+      if (t.has_max_retries()) out.max_retries = t.max_retries().value();
+    }
+  }
+  return {normal, high};
+}
+
+Json thresholdsJson(const Thresholds& t, bool high) {
+  Json j = Json::object();
+  if (high) j.set("priority", "HIGH");
+  j.set("max_connections", t.max_connections);
+  j.set("max_pending_requests", t.max_pending_requests);
+  j.set("max_requests", t.max_requests);
+  j.set("max_retries", t.max_retries);
+  return j;
+}
+
+// Host stats as Envoy lists them: counters and gauges in name order.
+struct HostStat {
+  const char* name;
+  bool gauge;
+  uint64_t value;
+};
+std::vector<HostStat> hostStats(const server::HostInfo& h) {
+  return {{"cx_active", true, h.cx_active},
+          {"cx_connect_fail", false, h.cx_connect_fail},
+          {"cx_total", false, h.cx_total}};
+}
+
+Response clusters(server::Instance& server, const Request& request) {
+  const auto infos = server.clusters();
+  if (request.param("format") == "json") {
+    Json statuses = Json::array();
+    for (const auto& c : infos) {
+      const auto [normal, high] = circuitBreakers(server, c.name);
+      Json& s = statuses.push(Json::object());
+      s.set("name", c.name);
+      Json& hosts = s.set("host_statuses", Json::array());
+      for (const auto& h : c.hosts) {
+        Json& hs = hosts.push(Json::object());
+        hs.set("address", socketAddress(h.address));
+        Json& stat_list = hs.set("stats", Json::array());
+        for (const auto& st : hostStats(h)) {
+          Json& e = stat_list.push(Json::object());
+          e.set("name", st.name);
+          // uint64 is a JSON string in proto3's mapping, as Envoy prints it.
+          e.set("value", absl::StrCat(st.value));
+          if (st.gauge) e.set("type", "GAUGE");
+        }
+        Json& health = hs.set("health_status", Json::object());
+        health.set("eds_health_status", h.health == "healthy" ? "HEALTHY" : "UNHEALTHY");
+        hs.set("weight", h.weight);
+      }
+      Json& cb = s.set("circuit_breakers", Json::object());
+      Json& thresholds = cb.set("thresholds", Json::array());
+      thresholds.push(thresholdsJson(normal, false));
+      thresholds.push(thresholdsJson(high, true));
+      s.set("observability_name", c.name);
+    }
+    Json doc = Json::object();
+    doc.set("cluster_statuses", std::move(statuses));
+    return jsonResponse(doc.dump(true));
+  }
+
+  std::string out;
+  for (const auto& c : infos) {
+    const auto [normal, high] = circuitBreakers(server, c.name);
+    absl::StrAppend(&out, c.name, "::observability_name::", c.name, "\n");
+    for (const auto& [prefix, t] :
+         {std::pair{"default_priority", normal}, std::pair{"high_priority", high}}) {
+      absl::StrAppend(&out, c.name, "::", prefix, "::max_connections::", t.max_connections, "\n",
+                      c.name, "::", prefix, "::max_pending_requests::", t.max_pending_requests, "\n",
+                      c.name, "::", prefix, "::max_requests::", t.max_requests, "\n",
+                      c.name, "::", prefix, "::max_retries::", t.max_retries, "\n");
+    }
+    absl::StrAppend(&out, c.name, "::added_via_api::false\n");
+    for (const auto& h : c.hosts) {
+      const std::string p = absl::StrCat(c.name, "::", h.address, "::");
+      for (const auto& st : hostStats(h)) absl::StrAppend(&out, p, st.name, "::", st.value, "\n");
+      absl::StrAppend(&out, p, "health_flags::", h.health, "\n", p, "weight::", h.weight, "\n", p,
+                      "success_rate::-1\n", p, "local_origin_success_rate::-1\n");
+    }
+  }
+  return textResponse(200, std::move(out));
+}
+
+} // namespace
+
+void addConfigEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
+  out.push_back({"/config_dump", "dump current Envoy configs", false,
+                 [&server](const Request&) { return configDump(server); }});
+  out.push_back({"/listeners", "print listener info (?format=json)", false,
+                 [&server](const Request& r) { return listeners(server, r); }});
+  out.push_back({"/clusters", "upstream cluster status (?format=json)", false,
+                 [&server](const Request& r) { return clusters(server, r); }});
+}
+
+} // namespace legate::admin

@@ -1,0 +1,101 @@
+// /ready, /server_info, /quitquitquit, /healthcheck/fail, /healthcheck/ok.
+
+#include "absl/strings/str_cat.h"
+#include "admin/http_util.h"
+#include "envoy/admin/v3/server_info.pb.h"
+#include "server/options.h"
+
+namespace legate::admin {
+
+namespace {
+
+using envoy::admin::v3::CommandLineOptions;
+using envoy::admin::v3::ServerInfo;
+
+// Envoy's state names, as /ready prints them.
+const char* stateName(server::ServerState state) {
+  switch (state) {
+  case server::ServerState::Live: return "LIVE";
+  case server::ServerState::Draining: return "DRAINING";
+  case server::ServerState::PreInitializing: return "PRE_INITIALIZING";
+  case server::ServerState::Initializing: return "INITIALIZING";
+  }
+  return "UNKNOWN";
+}
+
+ServerInfo::State stateProto(server::ServerState state) {
+  switch (state) {
+  case server::ServerState::Live: return ServerInfo::LIVE;
+  case server::ServerState::Draining: return ServerInfo::DRAINING;
+  case server::ServerState::PreInitializing: return ServerInfo::PRE_INITIALIZING;
+  case server::ServerState::Initializing: return ServerInfo::INITIALIZING;
+  }
+  return ServerInfo::LIVE;
+}
+
+Response serverInfo(server::Instance& server) {
+  ServerInfo info;
+  info.set_version(absl::StrCat("legate/", LEGATE_VERSION));
+  info.set_state(stateProto(server.state()));
+  const int64_t uptime = server.uptime().count();
+  info.mutable_uptime_current_epoch()->set_seconds(uptime);
+  // No hot restart: all epochs are the current one.
+  info.mutable_uptime_all_epochs()->set_seconds(uptime);
+  info.set_hot_restart_version("disabled");
+
+  const server::Options& o = server.options();
+  CommandLineOptions* cl = info.mutable_command_line_options();
+  cl->set_concurrency(o.concurrency);
+  cl->set_config_path(o.config_path);
+  cl->set_config_yaml(o.config_yaml);
+  cl->set_log_level(o.log_level);
+  cl->set_component_log_level(o.component_log_level);
+  cl->set_log_format(o.log_format);
+  cl->set_log_path(o.log_path);
+  cl->set_service_cluster(o.service_cluster);
+  cl->set_service_node(o.service_node);
+  cl->set_service_zone(o.service_zone);
+  cl->mutable_drain_time()->set_seconds(o.drain_time_s);
+  cl->mutable_parent_shutdown_time()->set_seconds(o.parent_shutdown_time_s);
+  cl->set_mode(o.mode == server::Mode::Validate ? CommandLineOptions::Validate
+                                                : CommandLineOptions::Serve);
+  cl->set_disable_hot_restart(true);
+  *info.mutable_node() = server.bootstrap().node();
+
+  auto json = protoToJson(info, /*always_print_primitive_fields=*/true);
+  if (!json.ok()) {
+    return textResponse(500, absl::StrCat(json.status().message(), "\n"));
+  }
+  return jsonResponse(*std::move(json));
+}
+
+} // namespace
+
+void addServerEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
+  out.push_back({"/ready", "print server state, return 200 if LIVE, otherwise return 503", false,
+                 [&server](const Request&) {
+                   const server::ServerState state = server.state();
+                   return textResponse(state == server::ServerState::Live ? 200 : 503,
+                                       absl::StrCat(stateName(state), "\n"));
+                 }});
+  out.push_back({"/server_info", "print server version/status information", false,
+                 [&server](const Request&) { return serverInfo(server); }});
+  out.push_back({"/quitquitquit", "exit the server", true, [&server](const Request&) {
+                   Response r = textResponse(200, "OK\n");
+                   // After the reply is written, so the caller learns it worked.
+                   r.after_reply = [&server] { server.shutdown(); };
+                   return r;
+                 }});
+  out.push_back({"/healthcheck/fail", "cause the server to fail health checks", true,
+                 [&server](const Request&) {
+                   server.setHealthCheckFailed(true);
+                   return textResponse(200, "OK\n");
+                 }});
+  out.push_back({"/healthcheck/ok", "cause the server to pass health checks", true,
+                 [&server](const Request&) {
+                   server.setHealthCheckFailed(false);
+                   return textResponse(200, "OK\n");
+                 }});
+}
+
+} // namespace legate::admin

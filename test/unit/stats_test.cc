@@ -1,0 +1,260 @@
+// Stats core, /stats text and JSON renderings, Prometheus exposition.
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stats/json.h"
+#include "stats/prometheus.h"
+#include "stats/stats.h"
+#include "stats/text_format.h"
+
+namespace legate::stats {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+StatsQuery query(std::string_view filter = "", bool used_only = false) {
+  auto q = StatsQuery::create(filter, used_only);
+  EXPECT_TRUE(q.ok()) << q.status();
+  return *q;
+}
+
+TEST(StatsCore, CountersAndGaugesAreSharedByName) {
+  Store store;
+  store.counter("a.b").inc();
+  store.counter("a.b").inc(4);
+  EXPECT_EQ(store.counter("a.b").value(), 5u);
+  Scope scope(store, "cluster.x.");
+  scope.gauge("cx_active").inc(3);
+  scope.gauge("cx_active").dec();
+  EXPECT_EQ(store.gauge("cluster.x.cx_active").value(), 2);
+  store.gauge("g").set(-7);
+  EXPECT_EQ(store.gauge("g").value(), -7);
+  store.counter("a.b").reset();
+  EXPECT_EQ(store.counter("a.b").value(), 0u);
+}
+
+TEST(StatsCore, HistogramBucketsAndQuantiles) {
+  Store store;
+  Histogram& h = store.histogram("h");
+  for (int i = 1; i <= 100; ++i) h.record(static_cast<uint64_t>(i));
+  const auto s = h.snapshot();
+  EXPECT_EQ(s.count, 100u);
+  EXPECT_EQ(s.sum, 5050);
+  EXPECT_EQ(s.cumulative[0], 0u);  // <= 0.5
+  EXPECT_EQ(s.cumulative[1], 1u);  // <= 1
+  EXPECT_EQ(s.cumulative[2], 5u);  // <= 5
+  EXPECT_EQ(s.cumulative[6], 100u); // <= 100
+  EXPECT_NEAR(s.quantile(0.5), 50, 1);
+  EXPECT_NEAR(s.quantile(0.9), 90, 1);
+  EXPECT_GE(s.quantile(0), 0.5); // lands in the first non-empty bucket
+  EXPECT_LE(s.quantile(0), 1);
+  EXPECT_EQ(s.quantile(1), 100);
+  EXPECT_EQ(Histogram::Snapshot{}.quantile(0.5), 0);
+}
+
+TEST(StatsCore, HistogramOverflowCountsTowardsTotal) {
+  Store store;
+  Histogram& h = store.histogram("h");
+  h.record(5000000); // above the last bound
+  const auto s = h.snapshot();
+  EXPECT_EQ(s.count, 1u);
+  EXPECT_EQ(s.cumulative.back(), 0u);
+}
+
+TEST(TextFormat, SortedCountersAndGaugesThenHistograms) {
+  Store store;
+  store.counter("z.counter").inc(2);
+  store.gauge("a.gauge").set(3);
+  store.counter("m.counter");
+  store.histogram("b.hist").record(10);
+  store.histogram("c.hist");
+  const std::string text = renderText(store, StatsQuery());
+  EXPECT_EQ(text.substr(0, text.find("b.hist")),
+            "a.gauge: 3\nm.counter: 0\nz.counter: 2\n");
+  EXPECT_THAT(text, HasSubstr("b.hist: P0(5,5) P25("));
+  EXPECT_THAT(text, HasSubstr(" P99.5("));
+  EXPECT_THAT(text, HasSubstr(" P100(10,10)\n"));
+  EXPECT_THAT(text, HasSubstr("c.hist: No recorded values\n"));
+}
+
+TEST(TextFormat, FilterIsAPartialRegexMatch) {
+  Store store;
+  store.counter("cluster.backend.upstream_rq_total").inc();
+  store.counter("cluster.other.upstream_rq_total");
+  store.gauge("server.live").set(1);
+  EXPECT_EQ(renderText(store, query("backend")), "cluster.backend.upstream_rq_total: 1\n");
+  EXPECT_EQ(renderText(store, query("^server\\.")), "server.live: 1\n");
+  EXPECT_EQ(renderText(store, query("rq_total$", true)), "cluster.backend.upstream_rq_total: 1\n");
+}
+
+TEST(TextFormat, BadRegexIsAnError) {
+  auto q = StatsQuery::create("(unclosed", false);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(q.status().message()), HasSubstr("(unclosed"));
+}
+
+TEST(TextFormat, UsedOnly) {
+  Store store;
+  store.counter("used").inc();
+  store.counter("unused");
+  store.gauge("zero");
+  store.histogram("empty");
+  store.histogram("full").record(1);
+  const std::string text = renderText(store, query("", true));
+  EXPECT_THAT(text, HasSubstr("used: 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("unused")));
+  EXPECT_THAT(text, Not(HasSubstr("zero")));
+  EXPECT_THAT(text, Not(HasSubstr("empty")));
+  EXPECT_THAT(text, HasSubstr("full: P0("));
+}
+
+TEST(TextFormat, Json) {
+  Store store;
+  store.counter("b").inc(2);
+  store.gauge("a").set(-1);
+  EXPECT_EQ(renderJson(store, StatsQuery()),
+            "{\n \"stats\": [\n  {\n   \"name\": \"a\",\n   \"value\": -1\n  },\n  {\n"
+            "   \"name\": \"b\",\n   \"value\": 2\n  }\n ]\n}\n");
+  store.histogram("h").record(1);
+  store.histogram("none");
+  const std::string json = renderJson(store, StatsQuery());
+  EXPECT_THAT(json, HasSubstr("\"supported_quantiles\": [\n     0,\n     25,"));
+  EXPECT_THAT(json, HasSubstr("\"name\": \"h\""));
+  EXPECT_THAT(json, HasSubstr("\"interval\": 1,\n"));
+  EXPECT_THAT(json, HasSubstr("\"interval\": null,\n"));
+}
+
+TEST(Json, EscapesAndNesting) {
+  Json doc = Json::object();
+  doc.set("s", "a\"b\\c\n\x01");
+  doc.set("n", 1.5);
+  doc.set("empty", Json::array());
+  EXPECT_EQ(doc.dump(), "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":1.5,\"empty\":[]}");
+}
+
+TEST(Prometheus, DefaultTagExtraction) {
+  auto t = extractTags("cluster.backend.upstream_cx_total");
+  EXPECT_EQ(t.name, "cluster.upstream_cx_total");
+  ASSERT_EQ(t.tags.size(), 1u);
+  EXPECT_EQ(t.tags[0].first, "envoy.cluster_name");
+  EXPECT_EQ(t.tags[0].second, "backend");
+
+  t = extractTags("listener.127.0.0.1_10000.downstream_cx_total");
+  EXPECT_EQ(t.name, "listener.downstream_cx_total");
+  ASSERT_EQ(t.tags.size(), 1u);
+  EXPECT_EQ(t.tags[0].second, "127.0.0.1_10000");
+
+  t = extractTags("listener.[__1]_10000.downstream_cx_total");
+  EXPECT_EQ(t.name, "listener.downstream_cx_total");
+
+  t = extractTags("tcp.ingress_tcp.downstream_cx_total");
+  EXPECT_EQ(t.name, "tcp.downstream_cx_total");
+  EXPECT_EQ(t.tags[0].first, "envoy.tcp_prefix");
+  EXPECT_EQ(t.tags[0].second, "ingress_tcp");
+
+  t = extractTags("http.ingress_http.downstream_rq_total");
+  EXPECT_EQ(t.name, "http.downstream_rq_total");
+  EXPECT_EQ(t.tags[0].first, "envoy.http_conn_manager_prefix");
+
+  t = extractTags("cluster.backend.upstream_rq_200");
+  EXPECT_EQ(t.name, "cluster.upstream_rq");
+  ASSERT_EQ(t.tags.size(), 2u);
+  EXPECT_EQ(t.tags[1].first, "envoy.response_code");
+  EXPECT_EQ(t.tags[1].second, "200");
+
+  t = extractTags("listener.0.0.0.0_10000.http.ingress.downstream_rq_2xx");
+  EXPECT_EQ(t.name, "listener.http.downstream_rq_xx");
+  ASSERT_EQ(t.tags.size(), 3u);
+  EXPECT_EQ(t.tags[2].first, "envoy.response_code_class");
+  EXPECT_EQ(t.tags[2].second, "2");
+
+  for (const char* plain : {"listener_manager.total_listeners_active", "server.live",
+                            "cluster_manager.active_clusters", "listener.admin.downstream_cx_total"}) {
+    t = extractTags(plain);
+    EXPECT_EQ(t.name, plain);
+    EXPECT_TRUE(t.tags.empty()) << plain;
+  }
+}
+
+TEST(Prometheus, NamesAndEscaping) {
+  EXPECT_EQ(prometheusMetricName("cluster.upstream-rq:x"), "envoy_cluster_upstream_rq:x");
+  EXPECT_EQ(escapePrometheusLabelValue("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+}
+
+TEST(Prometheus, Exposition) {
+  Store store;
+  store.counter("cluster.backend.upstream_cx_total").inc(3);
+  store.counter("cluster.web.upstream_cx_total").inc(1);
+  store.gauge("server.live").set(1);
+  store.counter("tcp.in.downstream_cx_total").inc(2);
+  store.counter("cluster.a\"b.upstream_cx_total");
+  const std::string out = renderPrometheus(store, StatsQuery());
+  EXPECT_THAT(out, HasSubstr("# TYPE envoy_cluster_upstream_cx_total counter\n"
+                             "envoy_cluster_upstream_cx_total{envoy_cluster_name=\"a\\\"b\"} 0\n"
+                             "envoy_cluster_upstream_cx_total{envoy_cluster_name=\"backend\"} 3\n"
+                             "envoy_cluster_upstream_cx_total{envoy_cluster_name=\"web\"} 1\n"));
+  EXPECT_THAT(out, HasSubstr("# TYPE envoy_tcp_downstream_cx_total counter\n"
+                             "envoy_tcp_downstream_cx_total{envoy_tcp_prefix=\"in\"} 2\n"));
+  EXPECT_THAT(out, HasSubstr("# TYPE envoy_server_live gauge\nenvoy_server_live 1\n"));
+  // Counters come before gauges.
+  EXPECT_LT(out.find("counter\n"), out.find("gauge\n"));
+  // Exactly one TYPE line for the family.
+  EXPECT_EQ(out.find("# TYPE envoy_cluster_upstream_cx_total"),
+            out.rfind("# TYPE envoy_cluster_upstream_cx_total"));
+}
+
+TEST(Prometheus, Histogram) {
+  Store store;
+  Histogram& h = store.histogram("cluster.backend.upstream_rq_time");
+  h.record(3);
+  h.record(20);
+  h.record(10000000);
+  store.histogram("server.initialization_time_ms");
+  const std::string out = renderPrometheus(store, StatsQuery());
+  const std::string l = "{envoy_cluster_name=\"backend\",le=";
+  EXPECT_THAT(out, HasSubstr("# TYPE envoy_cluster_upstream_rq_time histogram\n"
+                             "envoy_cluster_upstream_rq_time_bucket" + l + "\"0.5\"} 0\n"
+                             "envoy_cluster_upstream_rq_time_bucket" + l + "\"1\"} 0\n"
+                             "envoy_cluster_upstream_rq_time_bucket" + l + "\"5\"} 1\n"
+                             "envoy_cluster_upstream_rq_time_bucket" + l + "\"10\"} 1\n"
+                             "envoy_cluster_upstream_rq_time_bucket" + l + "\"25\"} 2\n"));
+  EXPECT_THAT(out, HasSubstr("envoy_cluster_upstream_rq_time_bucket" + l + "\"300000\"} 2\n"));
+  EXPECT_THAT(out, HasSubstr("envoy_cluster_upstream_rq_time_bucket" + l + "\"3600000\"} 2\n"
+                             "envoy_cluster_upstream_rq_time_bucket" + l + "\"+Inf\"} 3\n"
+                             "envoy_cluster_upstream_rq_time_sum{envoy_cluster_name=\"backend\"} 10000023\n"
+                             "envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"backend\"} 3\n"));
+  EXPECT_THAT(out, HasSubstr("envoy_server_initialization_time_ms_bucket{le=\"0.5\"} 0\n"));
+  EXPECT_THAT(out, HasSubstr("envoy_server_initialization_time_ms_sum 0\n"
+                             "envoy_server_initialization_time_ms_count 0\n"));
+}
+
+TEST(Prometheus, TypeClashAndDuplicatesAreLeftOut) {
+  Store store;
+  store.counter("server.thing").inc();
+  store.gauge("server.thing").set(2); // same metric name, other type
+  store.counter("cluster.x.upstream_rq_200").inc();
+  store.counter("cluster.x.upstream_rq").inc(); // same metric, no response code label: distinct
+  const std::string out = renderPrometheus(store, StatsQuery());
+  EXPECT_THAT(out, HasSubstr("envoy_server_thing 1\n"));
+  EXPECT_THAT(out, Not(HasSubstr("envoy_server_thing 2")));
+  EXPECT_THAT(out, Not(HasSubstr("gauge")));
+  EXPECT_THAT(out, HasSubstr(
+      "envoy_cluster_upstream_rq{envoy_cluster_name=\"x\",envoy_response_code=\"200\"} 1\n"));
+}
+
+TEST(Prometheus, FilterAndUsedOnly) {
+  Store store;
+  store.counter("cluster.a.upstream_cx_total").inc();
+  store.counter("cluster.b.upstream_cx_total");
+  store.gauge("server.live").set(1);
+  const std::string out = renderPrometheus(store, query("cluster", true));
+  EXPECT_EQ(out, "# TYPE envoy_cluster_upstream_cx_total counter\n"
+                 "envoy_cluster_upstream_cx_total{envoy_cluster_name=\"a\"} 1\n");
+}
+
+} // namespace
+} // namespace legate::stats
