@@ -156,11 +156,17 @@ std::string quoted(absl::string_view s) { return absl::StrCat("'", s, "'"); }
 
 class Validator {
 public:
+  static constexpr size_t kMaxDepth = 100;
+
   Validator(const SourceMap* marks, ErrorList& errors) : marks_(marks), errors_(errors) {}
 
   void validateMessage(const Message& msg, const std::string& path) {
     const Descriptor* desc = msg.GetDescriptor();
     if (desc->options().GetExtension(validate::disabled) || ignoredByOption(*desc)) return;
+    if (ancestors_.size() > kMaxDepth) {
+      error(path, "nesting is too deep to validate");
+      return;
+    }
     ancestors_.push_back(path);
     const Reflection* refl = msg.GetReflection();
     for (int i = 0; i < desc->oneof_decl_count(); ++i) {
@@ -506,7 +512,11 @@ private:
                                   bool has_min, uint64_t min, bool has_max, uint64_t max) {
     if (has_exact && n != exact) return absl::StrCat("is ", n, " ", what, " long; expected exactly ", exact);
     if (has_min && n < min) {
-      if (n == 0) return absl::StrCat("is empty; expected at least ", min, " ", what);
+      if (n == 0) {
+        // "1 character", "2 characters"
+        return absl::StrCat("is empty; expected at least ", min, " ",
+                            min == 1 ? what.substr(0, what.size() - 1) : what);
+      }
       return absl::StrCat("is ", n, " ", what, " long; expected at least ", min);
     }
     if (has_max && n > max) return absl::StrCat("is ", n, " ", what, " long; expected at most ", max);

@@ -34,6 +34,7 @@ using google::protobuf::OneofDescriptor;
 using google::protobuf::Reflection;
 
 constexpr int64_t kMaxDurationSeconds = 315576000000;
+constexpr int kMaxNestingDepth = 100;
 
 absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -147,6 +148,17 @@ public:
 
   void convertValueIntoMessage(const YAML::Node& node, Message& msg, const std::string& path,
                                const std::string& extension_name) {
+    // Bounded recursion: a hostile or broken file must not exhaust the stack.
+    struct DepthGuard {
+      int& depth;
+      explicit DepthGuard(int& d) : depth(++d) {}
+      ~DepthGuard() { --depth; }
+    } guard(depth_);
+    if (depth_ > kMaxNestingDepth) {
+      error(node, path, absl::StrCat("nesting is too deep; expected at most ", kMaxNestingDepth,
+                                     " levels of objects"));
+      return;
+    }
     const std::string& type = msg.GetDescriptor()->full_name();
     if (type == "google.protobuf.Any") return convertAny(node, msg, path, extension_name);
     if (type == "google.protobuf.Duration" && node.IsScalar()) return convertDuration(node, msg, path);
@@ -532,6 +544,16 @@ private:
 
   // google.protobuf.Value from any YAML: plain true/false and numbers keep their type.
   void convertValue(const YAML::Node& node, Message& msg, const std::string& path) {
+    if (depth_ > kMaxNestingDepth) {
+      error(node, path, absl::StrCat("nesting is too deep; expected at most ", kMaxNestingDepth,
+                                     " levels of objects"));
+      return;
+    }
+    struct DepthGuard {
+      int& depth;
+      explicit DepthGuard(int& d) : depth(++d) {}
+      ~DepthGuard() { --depth; }
+    } guard(depth_);
     const Descriptor* desc = msg.GetDescriptor();
     const Reflection* r = msg.GetReflection();
     switch (node.Type()) {
@@ -659,6 +681,7 @@ private:
   std::string label_;
   SourceMap& marks_;
   ErrorList& errors_;
+  int depth_ = 0;
 };
 
 } // namespace

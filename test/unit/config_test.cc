@@ -309,7 +309,7 @@ TEST_F(ConfigTest, AnyContentErrorsContinueThePath) {
                                     "      stat_prefix: \"\"\n      cluster: backend\n"),
                  l),
             "bad.yaml:9:20: filter_chains[0].filters[0].typed_config.stat_prefix: value is empty; "
-            "expected at least 1 characters");
+            "expected at least 1 character");
 }
 
 // ---- rejections ---------------------------------------------------------------
@@ -364,6 +364,23 @@ TEST_F(ConfigTest, ReportsAllErrorsCappedAtTwenty) {
   EXPECT_THAT(error, HasSubstr("(5 more errors not shown)"));
 }
 
+TEST_F(ConfigTest, DeepNestingIsBounded) {
+  Bootstrap b;
+  std::string text = "node: {metadata: ";
+  for (int i = 0; i < 150; ++i) text += "{a: ";
+  text += "1";
+  for (int i = 0; i < 150; ++i) text += "}";
+  text += "}";
+  EXPECT_THAT(load(text, b), HasSubstr("nesting is too deep"));
+}
+
+TEST_F(ConfigTest, AnyTypeMustBeAUrl) {
+  envoy::config::core::v3::TypedExtensionConfig t;
+  EXPECT_EQ(load("name: x\ntyped_config: {\"@type\": TcpProxy}\n", t),
+            "bad.yaml:2:25: typed_config: '@type: TcpProxy' is not a type URL; expected "
+            "'type.googleapis.com/<message name>'");
+}
+
 // ---- validation -------------------------------------------------------------------
 
 TEST_F(ConfigTest, NumericBoundOnPort) {
@@ -381,7 +398,7 @@ TEST_F(ConfigTest, RequiredOneofAndEmptyStringPointAtParent) {
             "bad.yaml:3:5: admin.address.socket_address: none of the fields of oneof 'port_specifier' is "
             "set; expected exactly one of: port_value, named_port\n"
             "bad.yaml:4:16: admin.address.socket_address.address: value is empty; expected at least 1 "
-            "characters");
+            "character");
 }
 
 TEST_F(ConfigTest, MessageRequired) {
@@ -423,7 +440,7 @@ TEST_F(ConfigTest, RepeatedRules) {
 TEST_F(ConfigTest, MapRules) {
   envoy::config::core::v3::Metadata m;
   EXPECT_EQ(load("filter_metadata:\n  \"\": {a: 1}\n", m),
-            "bad.yaml:2:3: filter_metadata[\"\"]: value is empty; expected at least 1 characters");
+            "bad.yaml:2:3: filter_metadata[\"\"]: value is empty; expected at least 1 character");
   xds::type::matcher::v3::Matcher::MatcherTree::MatchMap mm;
   EXPECT_EQ(load("map: {}\n", mm), "bad.yaml:1:1: map: has 0 entries; expected at least 1");
 }
