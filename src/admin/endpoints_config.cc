@@ -26,24 +26,35 @@ google::protobuf::Timestamp loadTime(server::Instance& server) {
   return ts;
 }
 
-Response configDump(server::Instance& server) {
+// Appends to out, as Any, every element of message's repeated message field named
+// resource (Envoy's /config_dump?resource=static_clusters).
+void collectResource(const google::protobuf::Message& message, const std::string& resource,
+                     envoy::admin::v3::ConfigDump& out) {
+  const auto* field = message.GetDescriptor()->FindFieldByName(resource);
+  if (field == nullptr || !field->is_repeated() ||
+      field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+    return;
+  }
+  const auto* reflection = message.GetReflection();
+  for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+    out.add_configs()->PackFrom(reflection->GetRepeatedMessage(message, field, i));
+  }
+}
+
+Response configDump(server::Instance& server, const Request& request) {
   const auto& bootstrap = server.bootstrap();
   const google::protobuf::Timestamp updated = loadTime(server);
-  envoy::admin::v3::ConfigDump dump;
 
   envoy::admin::v3::BootstrapConfigDump bootstrap_dump;
   *bootstrap_dump.mutable_bootstrap() = bootstrap;
   *bootstrap_dump.mutable_last_updated() = updated;
-  dump.add_configs()->PackFrom(bootstrap_dump);
 
-  // Envoy's order: bootstrap, clusters, listeners.
   envoy::admin::v3::ClustersConfigDump clusters;
   for (const auto& cluster : bootstrap.static_resources().clusters()) {
     auto* entry = clusters.add_static_clusters();
     entry->mutable_cluster()->PackFrom(cluster);
     *entry->mutable_last_updated() = updated;
   }
-  dump.add_configs()->PackFrom(clusters);
 
   envoy::admin::v3::ListenersConfigDump listeners;
   for (const auto& listener : bootstrap.static_resources().listeners()) {
@@ -51,7 +62,21 @@ Response configDump(server::Instance& server) {
     entry->mutable_listener()->PackFrom(listener);
     *entry->mutable_last_updated() = updated;
   }
-  dump.add_configs()->PackFrom(listeners);
+
+  // Envoy's order: bootstrap, clusters, listeners.
+  const google::protobuf::Message* dumps[] = {&bootstrap_dump, &clusters, &listeners};
+  envoy::admin::v3::ConfigDump dump;
+  const std::string resource = request.param("resource");
+  if (resource.empty()) {
+    for (const auto* m : dumps) dump.add_configs()->PackFrom(*m);
+  } else {
+    for (const auto* m : dumps) collectResource(*m, resource, dump);
+    if (dump.configs().empty()) {
+      return textResponse(404, absl::StrCat("no resource '", resource,
+                                            "' in the config dump (try static_clusters or "
+                                            "static_listeners)\n"));
+    }
+  }
 
   auto json = protoToJson(dump, /*always_print_primitive_fields=*/false);
   if (!json.ok()) {
@@ -194,8 +219,8 @@ Response clusters(server::Instance& server, const Request& request) {
 } // namespace
 
 void addConfigEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
-  out.push_back({"/config_dump", "dump current Envoy configs", false,
-                 [&server](const Request&) { return configDump(server); }});
+  out.push_back({"/config_dump", "dump current Envoy configs (?resource=static_clusters|...)",
+                 false, [&server](const Request& r) { return configDump(server, r); }});
   out.push_back({"/listeners", "print listener info (?format=json)", false,
                  [&server](const Request& r) { return listeners(server, r); }});
   out.push_back({"/clusters", "upstream cluster status (?format=json)", false,

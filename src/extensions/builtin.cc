@@ -1,17 +1,79 @@
-// Every extension legate implements, added to the registry once.
+// Every extension legate implements, added to the registry once, and the
+// generic resolution of a configured extension to its factory.
+#include <mutex>
+
 #include "config/extension_registry.h"
+#include "envoy/config/listener/v3/listener_components.pb.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
+#include "extensions/factory.h"
+#include "extensions/filters/network/tcp_proxy/config.h"
+#include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
-namespace legate::config {
+namespace legate {
+namespace extensions {
+namespace {
 
-void registerBuiltinExtensions(ExtensionRegistry& r) {
-  r.add({ExtensionCategory::NetworkFilter, "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-         "envoy.filters.network.tcp_proxy", nullptr});
-  r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",
-         "envoy.access_loggers.file", nullptr});
-  r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-         "envoy.access_loggers.stdout", nullptr});
-  r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
-         "envoy.access_loggers.stderr", nullptr});
+class TcpProxyFactory : public NetworkFilterFactory {
+public:
+  absl::StatusOr<network::NetworkFilterFactoryCb> create(const google::protobuf::Any& typed_config,
+                                                         const std::string& path,
+                                                         FactoryContext& context) const override {
+    envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy proto;
+    if (!typed_config.UnpackTo(&proto)) {
+      return absl::InvalidArgumentError(path + ": cannot decode TcpProxy config");
+    }
+    auto config = tcp_proxy::TcpProxyConfig::create(proto, path, context.cluster_manager,
+                                                    context.store);
+    if (!config.ok()) {
+      return config.status();
+    }
+    return [config = std::move(*config)](network::Connection& conn) {
+      conn.addReadFilter(std::make_shared<tcp_proxy::TcpProxyFilter>(config));
+    };
+  }
+};
+
+} // namespace
+
+absl::StatusOr<network::NetworkFilterFactoryCb>
+createNetworkFilter(const envoy::config::listener::v3::Filter& filter, const std::string& path,
+                    FactoryContext& context) {
+  if (!filter.has_typed_config()) {
+    return absl::InvalidArgumentError(path + ": filter '" + filter.name() +
+                                      "' has no typed_config; legate needs typed_config with @type");
+  }
+  const std::string type(config::typeNameFromUrl(filter.typed_config().type_url()));
+  const auto* info = config::ExtensionRegistry::get().findByType(type);
+  if (info == nullptr || info->category != config::ExtensionCategory::NetworkFilter) {
+    return absl::InvalidArgumentError(path + ".typed_config: network filter '" + filter.name() +
+                                      "' (" + type + ") is not implemented by legate");
+  }
+  return static_cast<const NetworkFilterFactory*>(info->factory)
+      ->create(filter.typed_config(), path + ".typed_config", context);
 }
 
-} // namespace legate::config
+} // namespace extensions
+
+namespace config {
+
+void registerBuiltinExtensions(ExtensionRegistry& r) {
+  static std::once_flag once;
+  std::call_once(once, [&r] {
+    static const extensions::TcpProxyFactory tcp_proxy;
+    r.add({ExtensionCategory::NetworkFilter,
+           "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+           "envoy.filters.network.tcp_proxy", &tcp_proxy});
+    // Access loggers are built by accesslog::create(), keyed by these types.
+    r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+           "envoy.access_loggers.file", nullptr});
+    r.add({ExtensionCategory::AccessLogger,
+           "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+           "envoy.access_loggers.stdout", nullptr});
+    r.add({ExtensionCategory::AccessLogger,
+           "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+           "envoy.access_loggers.stderr", nullptr});
+  });
+}
+
+} // namespace config
+} // namespace legate

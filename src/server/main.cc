@@ -1,1 +1,59 @@
-int main() { return 0; }
+// legate's entry point: options, logging, configuration, then the server.
+
+#include <signal.h>
+
+#include <cstdio>
+
+#include "common/logger.h"
+#include "config/bootstrap_loader.h"
+#include "config/extension_registry.h"
+#include "server/options.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+  using namespace legate;
+  ::signal(SIGPIPE, SIG_IGN);
+  config::registerBuiltinExtensions(config::ExtensionRegistry::get());
+
+  auto options = server::parseOptions(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "legate: %s\n", std::string(options.status().message()).c_str());
+    return 1;
+  }
+  if (options->print_help) {
+    std::fputs(server::usage().c_str(), stdout);
+    return 0;
+  }
+  if (options->print_version) {
+    std::printf("legate version %s\n", LEGATE_VERSION);
+    return 0;
+  }
+  if (auto st = log::init(options->log_level, options->component_log_level, options->log_format,
+                          options->log_path);
+      !st.ok()) {
+    std::fprintf(stderr, "legate: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+
+  auto bootstrap = config::loadBootstrap({options->config_path, options->config_yaml});
+  if (!bootstrap.ok()) {
+    std::fprintf(stderr, "legate: configuration error:\n%s\n",
+                 std::string(bootstrap.status().message()).c_str());
+    return 1;
+  }
+  if (options->mode == server::Mode::Validate) {
+    // Build everything the configuration describes, bind nothing.
+    stats::Store scratch;
+    auto model = server::buildConfigModel(*bootstrap, scratch, 1);
+    if (!model.ok()) {
+      std::fprintf(stderr, "legate: configuration error:\n%s\n",
+                   std::string(model.status().message()).c_str());
+      return 1;
+    }
+    std::printf("configuration '%s' OK\n",
+                options->config_path.empty() ? "--config-yaml" : options->config_path.c_str());
+    return 0;
+  }
+  server::Server server(std::move(*options), std::move(*bootstrap));
+  return server.run();
+}

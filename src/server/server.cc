@@ -1,1 +1,377 @@
-// placeholder
+#include "server/server.h"
+
+#include <event2/event.h>
+#include <malloc.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "common/logger.h"
+#include "config/unsupported.h"
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "extensions/factory.h"
+#include "google/protobuf/struct.pb.h"
+
+namespace legate::server {
+namespace {
+
+spdlog::logger& mainLog() {
+  static spdlog::logger& l = log::get("main");
+  return l;
+}
+
+// A number from the static runtime layers ("a.b.c" flat keys or nested maps).
+std::optional<double> staticRuntimeNumber(const envoy::config::bootstrap::v3::Bootstrap& b,
+                                          const std::string& key) {
+  std::optional<double> found;
+  for (const auto& layer : b.layered_runtime().layers()) {
+    if (!layer.has_static_layer()) {
+      continue;
+    }
+    const auto& fields = layer.static_layer().fields();
+    auto it = fields.find(key);
+    if (it != fields.end() && it->second.has_number_value()) {
+      found = it->second.number_value();
+      continue;
+    }
+    // Nested form: {overload: {global_downstream_max_connections: N}}.
+    const google::protobuf::Struct* s = &layer.static_layer();
+    size_t start = 0;
+    while (s != nullptr) {
+      const size_t dot = key.find('.', start);
+      const std::string part = key.substr(start, dot == std::string::npos ? dot : dot - start);
+      auto f = s->fields().find(part);
+      if (f == s->fields().end()) {
+        break;
+      }
+      if (dot == std::string::npos) {
+        if (f->second.has_number_value()) found = f->second.number_value();
+        break;
+      }
+      s = f->second.has_struct_value() ? &f->second.struct_value() : nullptr;
+      start = dot + 1;
+    }
+  }
+  return found;
+}
+
+} // namespace
+
+absl::StatusOr<std::unique_ptr<ConfigModel>>
+buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats::Store& store,
+                 uint32_t workers) {
+  auto model = std::make_unique<ConfigModel>();
+  if (auto st = config::rejectUnsupportedFields(
+          bootstrap,
+          {"dynamic_resources", "cluster_manager", "hds_config", "flags_path", "stats_sinks",
+           "stats_config", "watchdog", "watchdogs", "tracing", "overload_manager",
+           "default_socket_interface", "bootstrap_extensions", "fatal_actions", "dns_resolution_config",
+           "typed_dns_resolver_config", "inline_headers", "default_regex_engine",
+           "xds_delegate_extension", "xds_config_tracker_extension", "listener_manager",
+           "application_log_config", "certificate_provider_instances", "node_context_params"},
+          "bootstrap");
+      !st.ok()) {
+    return st;
+  }
+  if (auto st = config::rejectUnsupportedFields(bootstrap.static_resources(), {"secrets"},
+                                                "static_resources");
+      !st.ok()) {
+    return st;
+  }
+  auto cm = upstream::ClusterManager::create(bootstrap, store, workers);
+  if (!cm.ok()) {
+    return cm.status();
+  }
+  model->cluster_manager = std::move(*cm);
+  if (auto n = staticRuntimeNumber(bootstrap, "overload.global_downstream_max_connections")) {
+    model->global_max_connections = static_cast<uint64_t>(*n);
+  }
+
+  extensions::FactoryContext ctx{store, *model->cluster_manager};
+  std::set<std::string> names;
+  const auto& listeners = bootstrap.static_resources().listeners();
+  for (int i = 0; i < listeners.size(); ++i) {
+    const auto& proto = listeners[i];
+    const std::string where = "static_resources.listeners[" + std::to_string(i) + "]";
+    if (auto st = config::rejectUnsupportedFields(
+            proto,
+            {"listener_filters", "use_original_dst", "transparent", "freebind", "socket_options",
+             "udp_listener_config", "api_listener", "connection_balance_config",
+             "additional_addresses", "internal_listener", "access_log", "tcp_fast_open_queue_length",
+             "listener_filters_timeout", "bind_to_port", "enable_mptcp", "max_connections_to_accept_per_socket_event_unused"},
+            where);
+        !st.ok()) {
+      return st;
+    }
+    if (!proto.address().has_socket_address()) {
+      return absl::InvalidArgumentError(where + ".address: a socket_address is required");
+    }
+    auto addr = network::Address::fromProto(proto.address().socket_address());
+    if (!addr.ok()) {
+      return absl::InvalidArgumentError(where + ".address.socket_address: " +
+                                        std::string(addr.status().message()));
+    }
+    ConfigModel::Listener l;
+    l.name = proto.name().empty() ? addr->asString() : proto.name();
+    if (!names.insert(l.name).second) {
+      return absl::InvalidArgumentError(where + ".name: duplicate listener name '" + l.name + "'");
+    }
+    l.address = *addr;
+    l.proto = &proto;
+    l.buffer_limit = proto.has_per_connection_buffer_limit_bytes()
+                         ? proto.per_connection_buffer_limit_bytes().value()
+                         : 1024 * 1024;
+    l.max_accept = proto.has_max_connections_to_accept_per_socket_event()
+                       ? proto.max_connections_to_accept_per_socket_event().value()
+                       : 64;
+    l.backlog = proto.has_tcp_backlog_size() ? proto.tcp_backlog_size().value() : 128;
+    l.reuse_port = !proto.has_enable_reuse_port() || proto.enable_reuse_port().value();
+    auto chains = network::FilterChainManager::create(
+        proto, where,
+        [&ctx](const envoy::config::listener::v3::Filter& f, const std::string& path) {
+          return extensions::createNetworkFilter(f, path, ctx);
+        });
+    if (!chains.ok()) {
+      return chains.status();
+    }
+    l.chains = std::move(*chains);
+    model->listeners.push_back(std::move(l));
+  }
+  return model;
+}
+
+Server::Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap)
+    : options_(std::move(options)), bootstrap_(std::move(bootstrap)) {
+  // --service-* fill in what the bootstrap's node leaves empty, as in Envoy.
+  auto* node = bootstrap_.mutable_node();
+  if (node->cluster().empty() && !options_.service_cluster.empty()) {
+    node->set_cluster(options_.service_cluster);
+  }
+  if (node->id().empty() && !options_.service_node.empty()) {
+    node->set_id(options_.service_node);
+  }
+  if (!node->has_locality() && !options_.service_zone.empty()) {
+    node->mutable_locality()->set_zone(options_.service_zone);
+  }
+}
+
+Server::~Server() {
+  for (auto& w : workers_) {
+    w->stop();
+  }
+  workers_.clear();
+  admin_.reset();
+  for (auto* ev : signal_events_) {
+    event_free(ev);
+  }
+}
+
+absl::Status Server::initialize() {
+  concurrency_ = options_.concurrency != 0 ? options_.concurrency : availableCpus();
+  auto model = buildConfigModel(bootstrap_, store_, concurrency_);
+  if (!model.ok()) {
+    return model.status();
+  }
+  model_ = std::move(*model);
+  limits_.global_max = model_->global_max_connections;
+
+  // Bind every socket before starting anything, so a conflict is reported
+  // with nothing half-started. One socket per worker with SO_REUSEPORT.
+  std::vector<std::vector<Worker::ListenerSocket>> per_worker(concurrency_);
+  for (auto& l : model_->listeners) {
+    network::Address addr = l.address;
+    std::vector<int> fds;
+    for (uint32_t w = 0; w < concurrency_; ++w) {
+      if (w > 0 && !l.reuse_port) {
+        fds.push_back(::dup(fds.front()));
+        continue;
+      }
+      auto fd = network::createListenSocket(addr, l.reuse_port, static_cast<int>(l.backlog));
+      if (!fd.ok()) {
+        for (int f : fds) ::close(f);
+        return absl::FailedPreconditionError("listener '" + l.name +
+                                             "': " + std::string(fd.status().message()));
+      }
+      if (w == 0) {
+        // Port 0 picks a port; the other workers bind the same one.
+        addr = network::Address::fromSocketName(*fd);
+      }
+      fds.push_back(*fd);
+    }
+    const uint64_t max_cx = static_cast<uint64_t>(
+        staticRuntimeNumber(bootstrap_, "envoy.resource_limits.listener." + l.name +
+                                            ".connection_limit")
+            .value_or(static_cast<double>(UINT64_MAX)));
+    auto config = std::make_shared<network::ListenerConfig>(l.name, addr, l.buffer_limit,
+                                                            l.max_accept, max_cx,
+                                                            std::move(l.chains), store_);
+    listener_configs_.push_back(config);
+    for (uint32_t w = 0; w < concurrency_; ++w) {
+      per_worker[w].push_back({config, fds[w]});
+    }
+    mainLog().info("listener '{}' on {}", l.name, addr.asString());
+  }
+  store_.gauge("listener_manager.total_listeners_active")
+      .set(static_cast<int64_t>(listener_configs_.size()));
+  store_.counter("listener_manager.listener_added").inc(listener_configs_.size());
+
+  if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
+    const auto& sa = bootstrap_.admin().address().socket_address();
+    auto admin = admin::AdminServer::create(dispatcher_.base(), sa.address(),
+                                            static_cast<uint16_t>(sa.port_value()), *this);
+    if (!admin.ok()) {
+      for (auto& ws : per_worker) {
+        for (auto& s : ws) ::close(s.fd);
+      }
+      return admin.status();
+    }
+    admin_ = std::move(*admin);
+    mainLog().info("admin on {}:{}", sa.address(), admin_->port());
+  }
+
+  for (uint32_t w = 0; w < concurrency_; ++w) {
+    workers_.push_back(std::make_unique<Worker>(w, limits_));
+    workers_.back()->start(std::move(per_worker[w]));
+  }
+  store_.gauge("server.concurrency").set(concurrency_);
+  return absl::OkStatus();
+}
+
+int Server::run() {
+  upstream::setCurrentWorkerIndex(options_.concurrency != 0 ? options_.concurrency
+                                                            : availableCpus());
+  if (auto st = initialize(); !st.ok()) {
+    mainLog().critical("{}", std::string(st.message()));
+    std::fprintf(stderr, "legate: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  for (int sig : {SIGTERM, SIGINT}) {
+    ::event* ev = evsignal_new(
+        dispatcher_.base(), sig,
+        [](evutil_socket_t signo, short, void* arg) {
+          auto* self = static_cast<Server*>(arg);
+          if (self->draining_) {
+            mainLog().warn("signal {} during drain: exiting now", signo);
+            self->shutdown();
+          } else {
+            mainLog().info("signal {}: draining listeners (up to {}s)", signo,
+                           self->options_.drain_time_s);
+            self->startDrain();
+          }
+        },
+        this);
+    evsignal_add(ev, nullptr);
+    signal_events_.push_back(ev);
+  }
+  stats_timer_ = dispatcher_.createTimer([this] {
+    refreshServerStats();
+    stats_timer_->enableTimer(std::chrono::seconds(1));
+  });
+  refreshServerStats();
+  stats_timer_->enableTimer(std::chrono::seconds(1));
+  mainLog().info("legate {} started with {} worker(s)", LEGATE_VERSION, concurrency_);
+  dispatcher_.run();
+  mainLog().info("shutting down");
+  for (auto& w : workers_) {
+    w->stop();
+  }
+  workers_.clear();
+  admin_.reset();
+  mainLog().info("exiting");
+  return 0;
+}
+
+void Server::startDrain() {
+  if (draining_) {
+    return;
+  }
+  draining_ = true;
+  for (auto& w : workers_) {
+    w->stopListeners();
+  }
+  drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(options_.drain_time_s);
+  drain_timer_ = dispatcher_.createTimer([this] { onDrainTick(); });
+  onDrainTick();
+}
+
+void Server::onDrainTick() {
+  const uint64_t active = activeConnections();
+  if (active == 0) {
+    mainLog().info("drain complete: no connections left");
+    shutdown();
+    return;
+  }
+  if (std::chrono::steady_clock::now() >= drain_deadline_) {
+    mainLog().info("drain time over: closing {} connection(s)", active);
+    shutdown();
+    return;
+  }
+  drain_timer_->enableTimer(std::chrono::milliseconds(100));
+}
+
+void Server::shutdown() {
+  if (shutting_down_) {
+    return;
+  }
+  shutting_down_ = true;
+  dispatcher_.exit();
+}
+
+ServerState Server::state() const {
+  return draining_ || health_check_failed_ ? ServerState::Draining : ServerState::Live;
+}
+
+std::chrono::seconds Server::uptime() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                          start_time_);
+}
+
+uint64_t Server::activeConnections() const {
+  return limits_.global_active.load(std::memory_order_relaxed);
+}
+
+void Server::refreshServerStats() {
+  store_.gauge("server.uptime").set(uptime().count());
+  store_.gauge("server.live").set(state() == ServerState::Live ? 1 : 0);
+  store_.gauge("server.state").set(state() == ServerState::Live ? 0 : 1);
+  store_.gauge("server.total_connections").set(static_cast<int64_t>(activeConnections()));
+  store_.gauge("server.hot_restart_epoch").set(0);
+  const struct mallinfo2 mi = mallinfo2();
+  store_.gauge("server.memory_allocated").set(static_cast<int64_t>(mi.uordblks + mi.hblkhd));
+  store_.gauge("server.memory_heap_size").set(static_cast<int64_t>(mi.arena + mi.hblkhd));
+}
+
+std::vector<ListenerInfo> Server::listeners() const {
+  std::vector<ListenerInfo> out;
+  for (const auto& l : listener_configs_) {
+    out.push_back({l->name(), l->address().asString()});
+  }
+  return out;
+}
+
+std::vector<ClusterInfo> Server::clusters() const {
+  std::vector<ClusterInfo> out;
+  if (!model_) {
+    return out;
+  }
+  for (const auto& [name, cluster] : model_->cluster_manager->clusters()) {
+    ClusterInfo ci;
+    ci.name = name;
+    for (const auto& h : cluster->hosts()) {
+      HostInfo hi;
+      hi.address = h->address().asString();
+      hi.weight = h->weight();
+      hi.health = "healthy";
+      hi.cx_total = h->stats().cx_total.load(std::memory_order_relaxed);
+      hi.cx_active = static_cast<uint64_t>(h->stats().cx_active.load(std::memory_order_relaxed));
+      hi.cx_connect_fail = h->stats().cx_connect_fail.load(std::memory_order_relaxed);
+      ci.hosts.push_back(std::move(hi));
+    }
+    out.push_back(std::move(ci));
+  }
+  return out;
+}
+
+} // namespace legate::server

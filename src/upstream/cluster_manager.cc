@@ -1,1 +1,42 @@
-// placeholder
+#include "upstream/cluster_manager.h"
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+
+namespace legate::upstream {
+
+namespace {
+thread_local uint32_t tls_worker_index = 0;
+}
+
+uint32_t currentWorkerIndex() { return tls_worker_index; }
+void setCurrentWorkerIndex(uint32_t index) { tls_worker_index = index; }
+
+absl::StatusOr<std::unique_ptr<ClusterManager>>
+ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                       stats::Store& store, uint32_t workers) {
+  auto cm = std::make_unique<ClusterManager>();
+  const auto& clusters = bootstrap.static_resources().clusters();
+  for (int i = 0; i < clusters.size(); ++i) {
+    const auto& proto = clusters[i];
+    if (cm->clusters_.count(proto.name()) != 0) {
+      return absl::InvalidArgumentError("static_resources.clusters[" + std::to_string(i) +
+                                        "]: duplicate cluster name '" + proto.name() + "'");
+    }
+    auto cluster = Cluster::create(proto, store, workers);
+    if (!cluster.ok()) {
+      return absl::InvalidArgumentError("static_resources.clusters[" + std::to_string(i) + "]: " +
+                                        std::string(cluster.status().message()));
+    }
+    cm->clusters_.emplace(proto.name(), std::move(*cluster));
+  }
+  store.gauge("cluster_manager.active_clusters").set(static_cast<int64_t>(cm->clusters_.size()));
+  store.counter("cluster_manager.cluster_added").inc(cm->clusters_.size());
+  return cm;
+}
+
+const Cluster* ClusterManager::get(std::string_view name) const {
+  auto it = clusters_.find(name);
+  return it == clusters_.end() ? nullptr : it->second.get();
+}
+
+} // namespace legate::upstream

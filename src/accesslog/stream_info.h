@@ -1,0 +1,55 @@
+#pragma once
+
+// What happened on a connection (and, later, an HTTP stream): the facts access
+// logs and stats are made of. Filled in by the filters on the worker, read at
+// the end of the connection.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "network/address.h"
+
+namespace legate::accesslog {
+
+// Envoy's response flags, with their short names.
+enum ResponseFlag : uint32_t {
+  kNoHealthyUpstream = 1u << 0,           // UH
+  kUpstreamConnectionFailure = 1u << 1,   // UF
+  kUpstreamOverflow = 1u << 2,            // UO
+  kNoRouteFound = 1u << 3,                // NR
+  kUpstreamRetryLimitExceeded = 1u << 4,  // URX
+  kNoClusterFound = 1u << 5,              // NC
+  kDownstreamConnectionTermination = 1u << 6, // DC
+  kUpstreamConnectionTermination = 1u << 7,   // UC
+  kStreamIdleTimeout = 1u << 8,           // SI
+  kDurationTimeout = 1u << 9,             // DT
+};
+
+// "UF,URX" for the flags set, "-" for none.
+std::string responseFlagsString(uint32_t flags);
+
+struct StreamInfo {
+  std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();
+  std::chrono::steady_clock::time_point start_steady = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point end_steady{};
+  uint64_t connection_id = 0;
+  network::Address downstream_local;
+  network::Address downstream_remote;
+  network::Address upstream_host;
+  network::Address upstream_local;
+  std::string upstream_cluster;
+  std::string filter_chain_name;
+  std::string protocol; // "" for raw TCP
+  uint32_t response_code = 0;
+  uint64_t bytes_received = 0; // from downstream
+  uint64_t bytes_sent = 0;     // to downstream
+  uint32_t response_flags = 0;
+  std::string termination_details;
+  std::string upstream_transport_failure_reason;
+
+  void setResponseFlag(ResponseFlag f) { response_flags |= f; }
+  std::chrono::milliseconds duration() const;
+};
+
+} // namespace legate::accesslog

@@ -1,0 +1,40 @@
+#pragma once
+
+// How extensions are built from configuration. Factories run on the main
+// thread; what they return is immutable and shared by the workers.
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/any.pb.h"
+#include "network/filter_chain.h"
+#include "stats/stats.h"
+#include "upstream/cluster_manager.h"
+
+namespace envoy::config::listener::v3 {
+class Filter;
+}
+
+namespace legate::extensions {
+
+// What a factory may use while building.
+struct FactoryContext {
+  stats::Store& store;
+  const upstream::ClusterManager& cluster_manager;
+};
+
+class NetworkFilterFactory {
+public:
+  virtual ~NetworkFilterFactory() = default;
+  // typed_config has already been type-checked against this factory's type.
+  virtual absl::StatusOr<network::NetworkFilterFactoryCb>
+  create(const google::protobuf::Any& typed_config, const std::string& path,
+         FactoryContext& context) const = 0;
+};
+
+// Resolves a listener's filter entry through the extension registry.
+absl::StatusOr<network::NetworkFilterFactoryCb>
+createNetworkFilter(const envoy::config::listener::v3::Filter& filter, const std::string& path,
+                    FactoryContext& context);
+
+} // namespace legate::extensions

@@ -1,0 +1,357 @@
+#include "network/connection.h"
+
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/logger.h"
+
+namespace legate::network {
+
+std::atomic<uint64_t> Connection::next_id_{0};
+
+namespace {
+spdlog::logger& connLog() {
+  static spdlog::logger& l = log::get("connection");
+  return l;
+}
+} // namespace
+
+Connection::Connection(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
+                       Address local, Address remote, bool connecting)
+    : id_(next_id_.fetch_add(1, std::memory_order_relaxed)), dispatcher_(dispatcher), fd_(fd),
+      transport_(std::move(transport)), local_(std::move(local)), remote_(std::move(remote)),
+      state_(connecting ? State::Connecting : State::Open) {
+  if (fd_ >= 0) {
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    file_event_ = dispatcher_.createFileEvent(fd_, [this](uint32_t events) { onFileEvent(events); });
+  }
+}
+
+Connection::~Connection() {
+  if (fd_ >= 0) {
+    file_event_.reset();
+    ::close(fd_);
+  }
+  if (stats_.rx_buffered) stats_.rx_buffered->dec(static_cast<int64_t>(read_buffer_.length()));
+  if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(write_buffer_.length()));
+}
+
+std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
+                                                  const Address& remote,
+                                                  TransportSocketPtr transport) {
+  const int fd = ::socket(remote.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    auto conn = std::make_unique<Connection>(dispatcher, -1, std::move(transport), Address(),
+                                             remote, true);
+    conn->failure_reason_ = std::string("socket: ") + std::strerror(errno);
+    conn->immediate_error_ = true;
+    // No fd to watch: report the failure from a posted callback.
+    Connection* raw = conn.get();
+    dispatcher.post([raw] { raw->closeSocket(ConnectionEvent::RemoteClose); });
+    return conn;
+  }
+  const int rc = ::connect(fd, remote.sockAddr(), remote.sockAddrLen());
+  auto conn = std::make_unique<Connection>(dispatcher, fd, std::move(transport), Address(), remote,
+                                           true);
+  if (rc != 0 && errno != EINPROGRESS) {
+    conn->failure_reason_ = std::strerror(errno);
+    conn->immediate_error_ = true;
+    conn->file_event_->activate(event::FileReadyType::Write);
+  }
+  return conn;
+}
+
+void Connection::addReadFilter(ReadFilterSharedPtr filter) {
+  filter->initializeReadFilterCallbacks(*this);
+  read_filters_.push_back({std::move(filter), false});
+}
+
+void Connection::addWriteFilter(WriteFilterSharedPtr filter) {
+  write_filters_.push_back(std::move(filter));
+}
+
+bool Connection::initializeReadFilters() {
+  if (read_filters_.empty()) {
+    return false;
+  }
+  runReadFilters(0);
+  return true;
+}
+
+void Connection::continueReading() {
+  // Resume after the filter that stopped: the first not-yet-initialized filter
+  // gets onNewConnection, or, once all are, data flows through from the start.
+  for (size_t i = 0; i < read_filters_.size(); ++i) {
+    if (!read_filters_[i].initialized) {
+      runReadFilters(i);
+      return;
+    }
+  }
+  if (read_buffer_.length() > 0 || (read_end_stream_ && !read_end_delivered_)) {
+    runReadFilters(0);
+  }
+}
+
+void Connection::runReadFilters(size_t start) {
+  for (size_t i = start; i < read_filters_.size(); ++i) {
+    if (state_ == State::Closed) {
+      return;
+    }
+    ActiveReadFilter& f = read_filters_[i];
+    if (!f.initialized) {
+      f.initialized = true;
+      if (f.filter->onNewConnection() == FilterStatus::StopIteration) {
+        return;
+      }
+      continue;
+    }
+    const bool end = read_end_stream_;
+    if (read_buffer_.empty() && !(end && !read_end_delivered_)) {
+      return;
+    }
+    const size_t before = read_buffer_.length();
+    if (end) {
+      read_end_delivered_ = true;
+    }
+    const FilterStatus status = f.filter->onData(read_buffer_, end);
+    if (stats_.rx_buffered && before != read_buffer_.length()) {
+      stats_.rx_buffered->dec(static_cast<int64_t>(before - read_buffer_.length()));
+    }
+    if (status == FilterStatus::StopIteration) {
+      return;
+    }
+  }
+}
+
+void Connection::write(Buffer& data, bool end_stream) {
+  if (state_ == State::Closed || write_end_stream_) {
+    data.drain(data.length());
+    return;
+  }
+  for (auto& f : write_filters_) {
+    if (f->onWrite(data, end_stream) == FilterStatus::StopIteration) {
+      return;
+    }
+  }
+  const size_t n = data.length();
+  write_buffer_.move(data);
+  if (stats_.tx_buffered) stats_.tx_buffered->inc(static_cast<int64_t>(n));
+  if (end_stream) {
+    write_end_stream_ = true;
+  }
+  updateWriteWatermarks();
+  if (state_ != State::Connecting && (n > 0 || end_stream)) {
+    file_event_->activate(event::FileReadyType::Write);
+  }
+}
+
+void Connection::setBufferLimits(uint32_t limit) { buffer_limit_ = limit; }
+
+void Connection::updateWriteWatermarks() {
+  if (buffer_limit_ == 0) {
+    return;
+  }
+  const size_t len = write_buffer_.length();
+  if (!above_high_ && len > buffer_limit_) {
+    above_high_ = true;
+    for (auto* cb : callbacks_) cb->onAboveWriteBufferHighWatermark();
+  } else if (above_high_ && len <= buffer_limit_ / 2) {
+    above_high_ = false;
+    for (auto* cb : callbacks_) cb->onBelowWriteBufferLowWatermark();
+  }
+}
+
+void Connection::readDisable(bool disable) {
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (disable) {
+    ++read_disable_count_;
+    return;
+  }
+  if (read_disable_count_ == 0) {
+    return;
+  }
+  if (--read_disable_count_ == 0 && state_ == State::Open) {
+    // Edge-triggered: readiness that arrived while disabled will not fire
+    // again, so look for it ourselves; also deliver data filters left behind.
+    file_event_->activate(event::FileReadyType::Read);
+  }
+}
+
+void Connection::close(ConnectionCloseType type) {
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (type == ConnectionCloseType::NoFlush || write_buffer_.empty() ||
+      state_ == State::Connecting) {
+    closeSocket(ConnectionEvent::LocalClose);
+    return;
+  }
+  // Flush first; reads stop mattering.
+  state_ = State::Closing;
+  file_event_->activate(event::FileReadyType::Write);
+}
+
+void Connection::closeWithFailure(std::string reason) {
+  if (failure_reason_.empty()) {
+    failure_reason_ = std::move(reason);
+  }
+  closeSocket(ConnectionEvent::LocalClose);
+}
+
+void Connection::closeSocket(ConnectionEvent event) {
+  if (state_ == State::Closed) {
+    return;
+  }
+  state_ = State::Closed;
+  file_event_.reset();
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  connLog().debug("[C{}] closed ({})", id_,
+                  event == ConnectionEvent::RemoteClose ? "remote" : "local");
+  raiseEvent(event);
+}
+
+void Connection::raiseEvent(ConnectionEvent event) {
+  // Callbacks may close or add callbacks; iterate over a copy.
+  auto callbacks = callbacks_;
+  for (auto* cb : callbacks) {
+    if (std::find(callbacks_.begin(), callbacks_.end(), cb) != callbacks_.end()) {
+      cb->onEvent(event);
+    }
+  }
+}
+
+void Connection::onFileEvent(uint32_t events) {
+  if (state_ == State::Connecting) {
+    if (events & (event::FileReadyType::Write | event::FileReadyType::Closed |
+                  event::FileReadyType::Read)) {
+      onConnectComplete();
+    }
+    return;
+  }
+  if (state_ != State::Closed && (events & event::FileReadyType::Write)) {
+    onWriteReady();
+  }
+  if (state_ != State::Closed &&
+      (events & (event::FileReadyType::Read | event::FileReadyType::Closed))) {
+    onReadReady();
+  }
+}
+
+void Connection::onConnectComplete() {
+  int err = 0;
+  if (!immediate_error_) {
+    socklen_t len = sizeof(err);
+    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+      err = errno;
+    }
+    if (err != 0) {
+      failure_reason_ = std::strerror(err);
+    }
+  }
+  if (immediate_error_ || err != 0) {
+    connLog().debug("[C{}] connect to {} failed: {}", id_, remote_.asString(), failure_reason_);
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  local_ = Address::fromSocketName(fd_);
+  state_ = State::Open;
+  raiseEvent(ConnectionEvent::Connected);
+  if (state_ == State::Open) {
+    // Anything written while connecting, and anything the peer already sent.
+    onWriteReady();
+    if (state_ == State::Open) {
+      onReadReady();
+    }
+  }
+}
+
+void Connection::onReadReady() {
+  if (state_ != State::Open) {
+    return;
+  }
+  if (read_disable_count_ > 0) {
+    read_pending_ = true;
+    // Bytes filters left behind stay there; nothing more is read until enabled.
+    return;
+  }
+  read_pending_ = false;
+  if (!read_end_stream_) {
+    const uint64_t max = buffer_limit_ == 0 ? 16 * Buffer::kSliceSize : buffer_limit_;
+    const IoResult r = transport_->doRead(fd_, read_buffer_, max);
+    bytes_rx_ += r.bytes_processed;
+    if (r.bytes_processed > 0) {
+      if (stats_.rx_total) stats_.rx_total->inc(r.bytes_processed);
+      if (stats_.rx_buffered) stats_.rx_buffered->inc(static_cast<int64_t>(r.bytes_processed));
+    }
+    if (r.action == PostIoAction::Close) {
+      failure_reason_ = transport_->failureReason();
+      closeSocket(ConnectionEvent::RemoteClose);
+      return;
+    }
+    if (r.end_stream_read) {
+      read_end_stream_ = true;
+    }
+    if (r.bytes_processed >= max && !r.end_stream_read) {
+      // Read budget spent with more possibly waiting: come back next iteration
+      // (fairness between connections on this worker).
+      file_event_->activate(event::FileReadyType::Read);
+    }
+  }
+  if (!read_buffer_.empty() || (read_end_stream_ && !read_end_delivered_)) {
+    if (read_end_stream_ && !half_close_) {
+      // No half-close: the peer's FIN closes us once filters saw the data.
+      runReadFilters(0);
+      if (state_ == State::Open) {
+        closeSocket(ConnectionEvent::RemoteClose);
+      }
+      return;
+    }
+    runReadFilters(0);
+  }
+  if (state_ == State::Open && read_end_stream_ && write_end_done_) {
+    closeSocket(ConnectionEvent::RemoteClose);
+  }
+}
+
+void Connection::onWriteReady() {
+  if (state_ != State::Open && state_ != State::Closing) {
+    return;
+  }
+  const size_t before = write_buffer_.length();
+  const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_);
+  bytes_tx_ += r.bytes_processed;
+  if (r.bytes_processed > 0) {
+    if (stats_.tx_total) stats_.tx_total->inc(r.bytes_processed);
+    if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+  }
+  if (r.action == PostIoAction::Close) {
+    failure_reason_ = transport_->failureReason();
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  updateWriteWatermarks();
+  if (state_ == State::Closing && write_buffer_.empty()) {
+    closeSocket(ConnectionEvent::LocalClose);
+    return;
+  }
+  if (write_end_stream_ && write_buffer_.empty() && !write_end_done_) {
+    write_end_done_ = true;
+    if (read_end_stream_ && read_end_delivered_) {
+      closeSocket(ConnectionEvent::LocalClose);
+    }
+  }
+}
+
+} // namespace legate::network

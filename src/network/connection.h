@@ -1,0 +1,157 @@
+#pragma once
+
+// A TCP connection on one worker: an fd, a transport socket, read and write
+// buffers with watermarks, and the network filter chain.
+//
+// Thread and lifetime: created, used and destroyed on one dispatcher's thread.
+// After close() the owner must not delete it inline from a callback; hand it to
+// Dispatcher::deferredDelete().
+//
+// Flow control: the write buffer has a high watermark (buffer limit) and a low
+// one (half of it). Crossing them tells the ConnectionCallbacks, so that the
+// other side of a proxy stops/resumes reading: memory stays bounded by about
+// two buffer limits per proxied pair whatever the peers do.
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/buffer.h"
+#include "event/dispatcher.h"
+#include "network/address.h"
+#include "network/filter.h"
+#include "network/transport_socket.h"
+#include "stats/stats.h"
+
+namespace legate::network {
+
+enum class ConnectionEvent { RemoteClose, LocalClose, Connected };
+
+enum class ConnectionCloseType {
+  FlushWrite, // write what is buffered, then close
+  NoFlush,    // close now, dropping buffered data
+};
+
+class ConnectionCallbacks {
+public:
+  virtual ~ConnectionCallbacks() = default;
+  virtual void onEvent(ConnectionEvent event) = 0;
+  virtual void onAboveWriteBufferHighWatermark() {}
+  virtual void onBelowWriteBufferLowWatermark() {}
+};
+
+// Byte counters a connection keeps up to date (any may be null).
+struct ConnectionStats {
+  stats::Counter* rx_total = nullptr;
+  stats::Gauge* rx_buffered = nullptr;
+  stats::Counter* tx_total = nullptr;
+  stats::Gauge* tx_buffered = nullptr;
+};
+
+class Connection : public event::DeferredDeletable, private ReadFilterCallbacks {
+public:
+  enum class State { Connecting, Open, Closing, Closed };
+
+  // Takes ownership of fd (non-blocking). connecting: a client socket whose
+  // connect() is in progress.
+  Connection(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
+             Address local, Address remote, bool connecting);
+  ~Connection() override;
+
+  // A client connection to remote: socket + non-blocking connect. Failures are
+  // reported through onEvent(RemoteClose) on a later loop iteration, never inline.
+  static std::unique_ptr<Connection> connectTo(event::Dispatcher& dispatcher, const Address& remote,
+                                               TransportSocketPtr transport);
+
+  uint64_t id() const { return id_; }
+  State state() const { return state_; }
+  event::Dispatcher& dispatcher() { return dispatcher_; }
+  const Address& localAddress() const { return local_; }
+  const Address& remoteAddress() const { return remote_; }
+  TransportSocket& transportSocket() { return *transport_; }
+
+  void addConnectionCallbacks(ConnectionCallbacks& cb) { callbacks_.push_back(&cb); }
+  void removeConnectionCallbacks(ConnectionCallbacks& cb) { std::erase(callbacks_, &cb); }
+  void addReadFilter(ReadFilterSharedPtr filter);
+  void addWriteFilter(WriteFilterSharedPtr filter);
+  // Calls onNewConnection on the read filters; false if no read filter exists.
+  bool initializeReadFilters();
+
+  // Moves data into the write buffer (through the write filters) and schedules a
+  // write. end_stream half-closes our side once everything is written.
+  void write(Buffer& data, bool end_stream);
+  void close(ConnectionCloseType type);
+  // Counted: each disable needs a matching enable.
+  void readDisable(bool disable);
+  bool readEnabled() const { return read_disable_count_ == 0; }
+  // With half-close on, a peer's FIN is delivered as end_stream and the
+  // connection stays open until both directions are done.
+  void enableHalfClose(bool enabled) { half_close_ = enabled; }
+  void setBufferLimits(uint32_t limit);
+  uint32_t bufferLimit() const { return buffer_limit_; }
+  void setConnectionStats(const ConnectionStats& stats) { stats_ = stats; }
+
+  uint64_t bytesReceived() const { return bytes_rx_; }
+  uint64_t bytesSent() const { return bytes_tx_; }
+  // Set when a connect() failed or timed out, or a read/write failed.
+  const std::string& failureReason() const { return failure_reason_; }
+  // For connect timeouts, owned by whoever started the connection.
+  void closeWithFailure(std::string reason);
+  bool aboveHighWatermark() const { return above_high_; }
+  size_t writeBufferLength() const { return write_buffer_.length(); }
+
+private:
+  // ReadFilterCallbacks
+  Connection& connection() override { return *this; }
+  void continueReading() override;
+
+  void onFileEvent(uint32_t events);
+  void onConnectComplete();
+  void onReadReady();
+  void onWriteReady();
+  void runReadFilters(size_t start);
+  void closeSocket(ConnectionEvent event);
+  void raiseEvent(ConnectionEvent event);
+  void updateWriteWatermarks();
+
+  struct ActiveReadFilter {
+    ReadFilterSharedPtr filter;
+    bool initialized = false;
+  };
+
+  static std::atomic<uint64_t> next_id_;
+  const uint64_t id_;
+  event::Dispatcher& dispatcher_;
+  int fd_;
+  TransportSocketPtr transport_;
+  Address local_;
+  Address remote_;
+  event::FileEventPtr file_event_;
+  State state_;
+  std::vector<ConnectionCallbacks*> callbacks_;
+  std::vector<ActiveReadFilter> read_filters_;
+  std::vector<WriteFilterSharedPtr> write_filters_;
+  Buffer read_buffer_;
+  Buffer write_buffer_;
+  ConnectionStats stats_;
+  uint32_t buffer_limit_ = 1024 * 1024;
+  uint32_t read_disable_count_ = 0;
+  bool half_close_ = false;
+  bool read_end_stream_ = false;     // peer's FIN seen
+  bool read_end_delivered_ = false;  // and given to the filters
+  bool write_end_stream_ = false;    // we were asked to half-close
+  bool write_end_done_ = false;      // and did (buffer flushed, FIN sent)
+  bool above_high_ = false;
+  bool read_pending_ = false;        // readiness seen while reads were disabled
+  bool immediate_error_ = false;
+  uint64_t bytes_rx_ = 0;
+  uint64_t bytes_tx_ = 0;
+  std::string failure_reason_;
+};
+
+using ConnectionPtr = std::unique_ptr<Connection>;
+
+} // namespace legate::network

@@ -1,0 +1,202 @@
+#include "network/listener.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/logger.h"
+
+namespace legate::network {
+
+absl::StatusOr<int> createListenSocket(const Address& addr, bool reuse_port, int backlog) {
+  const int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::InternalError("cannot create a socket for " + addr.asString() + ": " +
+                               std::strerror(errno));
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuse_port) {
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  }
+  if (addr.family() == AF_INET6) {
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  if (::bind(fd, addr.sockAddr(), addr.sockAddrLen()) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::FailedPreconditionError("cannot bind " + addr.asString() + ": " +
+                                         std::strerror(err));
+  }
+  if (::listen(fd, backlog) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::FailedPreconditionError("cannot listen on " + addr.asString() + ": " +
+                                         std::strerror(err));
+  }
+  return fd;
+}
+
+ListenerStats::ListenerStats(stats::Scope s)
+    : downstream_cx_total(s.counter("downstream_cx_total")),
+      downstream_cx_active(s.gauge("downstream_cx_active")),
+      downstream_cx_destroy(s.counter("downstream_cx_destroy")),
+      downstream_cx_overflow(s.counter("downstream_cx_overflow")),
+      downstream_global_cx_overflow(s.counter("downstream_global_cx_overflow")),
+      no_filter_chain_match(s.counter("no_filter_chain_match")),
+      downstream_cx_length_ms(s.histogram("downstream_cx_length_ms")) {}
+
+ListenerConfig::ListenerConfig(std::string name, Address address, uint32_t buffer_limit,
+                               uint32_t max_accept, uint64_t max_connections,
+                               std::unique_ptr<FilterChainManager> chains, stats::Store& store)
+    : name_(std::move(name)), address_(std::move(address)), buffer_limit_(buffer_limit),
+      max_accept_(max_accept), max_connections_(max_connections), chains_(std::move(chains)),
+      stats_(std::make_unique<ListenerStats>(
+          stats::Scope(store, "listener." + address_.statName() + "."))) {}
+
+// One accepted connection and its bookkeeping.
+class ActiveListener::ActiveConnection : public ConnectionCallbacks {
+public:
+  ActiveConnection(ActiveListener& parent, ConnectionPtr conn)
+      : parent_(parent), conn_(std::move(conn)), start_(std::chrono::steady_clock::now()) {
+    conn_->addConnectionCallbacks(*this);
+  }
+  void onEvent(ConnectionEvent event) override {
+    if (event == ConnectionEvent::RemoteClose || event == ConnectionEvent::LocalClose) {
+      parent_.removeConnection(*this);
+    }
+  }
+  Connection& connection() { return *conn_; }
+  ConnectionPtr release() { return std::move(conn_); }
+  std::chrono::steady_clock::time_point start() const { return start_; }
+  std::list<std::unique_ptr<ActiveConnection>>::iterator it;
+
+private:
+  ActiveListener& parent_;
+  ConnectionPtr conn_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigConstSharedPtr config,
+                               int fd, ConnectionLimits& limits)
+    : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits) {
+  accept_event_ = dispatcher_.createFileEvent(fd_, [this](uint32_t events) {
+    if (events & event::FileReadyType::Read) {
+      onAcceptReady();
+    }
+  });
+}
+
+ActiveListener::~ActiveListener() {
+  stopListening();
+  closeAllConnections();
+}
+
+void ActiveListener::stopListening() {
+  if (fd_ >= 0) {
+    accept_event_.reset();
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+void ActiveListener::closeAllConnections() {
+  while (!connections_.empty()) {
+    // close() raises LocalClose, which removes the entry.
+    const size_t before = connections_.size();
+    connections_.front()->connection().close(ConnectionCloseType::NoFlush);
+    if (connections_.size() == before) {
+      connections_.pop_front();
+    }
+  }
+}
+
+void ActiveListener::onAcceptReady() {
+  uint32_t accepted = 0;
+  while (fd_ >= 0) {
+    if (accepted == config_->maxAcceptPerEvent()) {
+      // Edge-triggered: come back for the rest after other work had a turn.
+      accept_event_->activate(event::FileReadyType::Read);
+      return;
+    }
+    const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if (errno != EAGAIN) {
+        log::get("main").warn("listener {}: accept failed: {}", config_->name(),
+                              std::strerror(errno));
+      }
+      return;
+    }
+    ++accepted;
+    newConnection(fd);
+  }
+}
+
+void ActiveListener::newConnection(int fd) {
+  const ListenerConfig& cfg = *config_;
+  ListenerStats& st = cfg.stats();
+  if (limits_.global_active.load(std::memory_order_relaxed) >= limits_.global_max) {
+    st.downstream_global_cx_overflow.inc();
+    ::close(fd);
+    return;
+  }
+  if (cfg.activeConnections().load(std::memory_order_relaxed) >= cfg.maxConnections()) {
+    st.downstream_cx_overflow.inc();
+    ::close(fd);
+    return;
+  }
+  Address local = Address::fromSocketName(fd);
+  Address remote = Address::fromPeerName(fd);
+  const FilterChain* chain = cfg.filterChains().find(local, remote);
+  if (chain == nullptr || chain->factories.empty()) {
+    st.no_filter_chain_match.inc();
+    ::close(fd);
+    return;
+  }
+  auto conn = std::make_unique<Connection>(dispatcher_, fd, std::make_unique<RawBufferSocket>(),
+                                           std::move(local), std::move(remote), false);
+  conn->setBufferLimits(cfg.bufferLimit());
+  st.downstream_cx_total.inc();
+  st.downstream_cx_active.inc();
+  cfg.activeConnections().fetch_add(1, std::memory_order_relaxed);
+  limits_.global_active.fetch_add(1, std::memory_order_relaxed);
+
+  auto active = std::make_unique<ActiveConnection>(*this, std::move(conn));
+  ActiveConnection& ref = *active;
+  connections_.push_front(std::move(active));
+  ref.it = connections_.begin();
+  for (const auto& factory : chain->factories) {
+    factory(ref.connection());
+  }
+  if (ref.connection().state() != Connection::State::Closed) {
+    ref.connection().initializeReadFilters();
+  }
+}
+
+void ActiveListener::removeConnection(ActiveConnection& c) {
+  ListenerStats& st = config_->stats();
+  st.downstream_cx_active.dec();
+  st.downstream_cx_destroy.inc();
+  st.downstream_cx_length_ms.record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                            c.start())
+          .count()));
+  config_->activeConnections().fetch_sub(1, std::memory_order_relaxed);
+  limits_.global_active.fetch_sub(1, std::memory_order_relaxed);
+  // We are inside the connection's own callback: both die after it returns.
+  auto node = std::move(*c.it);
+  connections_.erase(c.it);
+  dispatcher_.deferredDelete(node->release());
+  struct Holder : event::DeferredDeletable {
+    explicit Holder(std::unique_ptr<ActiveConnection> a) : active(std::move(a)) {}
+    std::unique_ptr<ActiveConnection> active;
+  };
+  dispatcher_.deferredDelete(std::make_unique<Holder>(std::move(node)));
+}
+
+} // namespace legate::network

@@ -1,0 +1,101 @@
+#pragma once
+
+// Listeners: the immutable per-listener configuration (main thread, shared),
+// the listening sockets (one per worker, SO_REUSEPORT, bound on the main thread
+// so a bind error is reported before anything starts), and the per-worker
+// ActiveListener that accepts connections and owns them for their lifetime.
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "event/dispatcher.h"
+#include "network/address.h"
+#include "network/connection.h"
+#include "network/filter_chain.h"
+#include "stats/stats.h"
+
+namespace legate::network {
+
+// Creates a non-blocking listening TCP socket bound to addr.
+// Errors read like "cannot bind 127.0.0.1:10000: Address already in use".
+absl::StatusOr<int> createListenSocket(const Address& addr, bool reuse_port, int backlog);
+
+struct ListenerStats {
+  explicit ListenerStats(stats::Scope scope);
+  stats::Counter& downstream_cx_total;
+  stats::Gauge& downstream_cx_active;
+  stats::Counter& downstream_cx_destroy;
+  stats::Counter& downstream_cx_overflow;
+  stats::Counter& downstream_global_cx_overflow;
+  stats::Counter& no_filter_chain_match;
+  stats::Histogram& downstream_cx_length_ms;
+};
+
+// Limits shared by every listener of the process.
+struct ConnectionLimits {
+  uint64_t global_max = UINT64_MAX; // overload.global_downstream_max_connections
+  std::atomic<uint64_t> global_active{0};
+};
+
+class ListenerConfig {
+public:
+  ListenerConfig(std::string name, Address address, uint32_t buffer_limit, uint32_t max_accept,
+                 uint64_t max_connections, std::unique_ptr<FilterChainManager> chains,
+                 stats::Store& store);
+  const std::string& name() const { return name_; }
+  // The configured address; the bound port may differ when it was 0.
+  const Address& address() const { return address_; }
+  void setBoundAddress(const Address& a) { address_ = a; }
+  uint32_t bufferLimit() const { return buffer_limit_; }
+  uint32_t maxAcceptPerEvent() const { return max_accept_; }
+  uint64_t maxConnections() const { return max_connections_; }
+  const FilterChainManager& filterChains() const { return *chains_; }
+  ListenerStats& stats() const { return *stats_; }
+  std::atomic<uint64_t>& activeConnections() const { return active_; }
+
+private:
+  std::string name_;
+  Address address_;
+  uint32_t buffer_limit_;
+  uint32_t max_accept_;
+  uint64_t max_connections_;
+  std::unique_ptr<FilterChainManager> chains_;
+  std::unique_ptr<ListenerStats> stats_;
+  mutable std::atomic<uint64_t> active_{0};
+};
+using ListenerConfigConstSharedPtr = std::shared_ptr<const ListenerConfig>;
+
+// Accepts on one worker. Thread: the worker's dispatcher thread only.
+class ActiveListener {
+public:
+  ActiveListener(event::Dispatcher& dispatcher, ListenerConfigConstSharedPtr config, int fd,
+                 ConnectionLimits& limits);
+  ~ActiveListener();
+
+  // Stops accepting (closes the socket); existing connections carry on.
+  void stopListening();
+  size_t connectionCount() const { return connections_.size(); }
+  // Closes every connection now (end of drain).
+  void closeAllConnections();
+  const ListenerConfig& config() const { return *config_; }
+
+private:
+  class ActiveConnection;
+  void onAcceptReady();
+  void newConnection(int fd);
+  void removeConnection(ActiveConnection& c);
+
+  event::Dispatcher& dispatcher_;
+  ListenerConfigConstSharedPtr config_;
+  int fd_;
+  ConnectionLimits& limits_;
+  event::FileEventPtr accept_event_;
+  std::list<std::unique_ptr<ActiveConnection>> connections_;
+};
+
+} // namespace legate::network

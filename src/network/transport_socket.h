@@ -1,0 +1,48 @@
+#pragma once
+
+// The transport-socket seam: how a connection moves bytes to and from its fd.
+// Raw sockets now; TLS plugs in here later with the same interface.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/buffer.h"
+
+namespace legate::network {
+
+enum class PostIoAction { KeepOpen, Close };
+
+struct IoResult {
+  PostIoAction action = PostIoAction::KeepOpen;
+  uint64_t bytes_processed = 0;
+  bool end_stream_read = false; // the peer half-closed (read returned 0)
+};
+
+class TransportSocket {
+public:
+  virtual ~TransportSocket() = default;
+  // Reads what is available (edge-triggered: until EAGAIN or max_bytes).
+  virtual IoResult doRead(int fd, Buffer& buffer, uint64_t max_bytes) = 0;
+  // Writes as much of buffer as the peer takes; end_stream half-closes the
+  // write side once buffer is empty.
+  virtual IoResult doWrite(int fd, Buffer& buffer, bool end_stream) = 0;
+  virtual std::string protocol() const { return ""; }
+  // "" or a short reason for the last failure (access logs).
+  virtual std::string failureReason() const { return failure_reason_; }
+
+protected:
+  std::string failure_reason_;
+};
+using TransportSocketPtr = std::unique_ptr<TransportSocket>;
+
+class RawBufferSocket : public TransportSocket {
+public:
+  IoResult doRead(int fd, Buffer& buffer, uint64_t max_bytes) override;
+  IoResult doWrite(int fd, Buffer& buffer, bool end_stream) override;
+
+private:
+  bool shutdown_write_ = false;
+};
+
+} // namespace legate::network

@@ -1,0 +1,91 @@
+#pragma once
+
+// The server: owns the configuration, the stats, the clusters, the listeners'
+// sockets, the workers and the admin server, and runs the main thread's loop
+// (admin, signals, drain, stats refresh).
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "admin/admin.h"
+#include "event/dispatcher.h"
+#include "network/listener.h"
+#include "server/instance.h"
+#include "server/options.h"
+#include "server/worker.h"
+#include "upstream/cluster_manager.h"
+
+namespace legate::server {
+
+// Everything the bootstrap describes, built and checked but not yet bound:
+// what --mode validate builds, and what serving starts from.
+struct ConfigModel {
+  std::unique_ptr<upstream::ClusterManager> cluster_manager;
+  struct Listener {
+    std::string name;
+    network::Address address;
+    const envoy::config::listener::v3::Listener* proto;
+    std::unique_ptr<network::FilterChainManager> chains;
+    uint32_t buffer_limit;
+    uint32_t max_accept;
+    uint32_t backlog;
+    bool reuse_port;
+  };
+  std::vector<Listener> listeners;
+  uint64_t global_max_connections = UINT64_MAX;
+};
+
+absl::StatusOr<std::unique_ptr<ConfigModel>>
+buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats::Store& store,
+                 uint32_t workers);
+
+class Server : public Instance {
+public:
+  Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap);
+  ~Server() override;
+
+  // Builds, binds and serves until shutdown; returns the process exit code.
+  int run();
+
+  // Instance
+  stats::Store& stats() override { return store_; }
+  const envoy::config::bootstrap::v3::Bootstrap& bootstrap() const override { return bootstrap_; }
+  const Options& options() const override { return options_; }
+  ServerState state() const override;
+  std::chrono::seconds uptime() const override;
+  std::vector<ListenerInfo> listeners() const override;
+  std::vector<ClusterInfo> clusters() const override;
+  void setHealthCheckFailed(bool failed) override { health_check_failed_ = failed; }
+  bool healthCheckFailed() const override { return health_check_failed_; }
+  void shutdown() override;
+
+private:
+  absl::Status initialize();
+  void startDrain();
+  void onDrainTick();
+  void refreshServerStats();
+  uint64_t activeConnections() const;
+
+  Options options_;
+  envoy::config::bootstrap::v3::Bootstrap bootstrap_;
+  stats::Store store_;
+  event::Dispatcher dispatcher_{"main"};
+  std::unique_ptr<ConfigModel> model_;
+  std::vector<network::ListenerConfigConstSharedPtr> listener_configs_;
+  network::ConnectionLimits limits_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::vector<::event*> signal_events_;
+  event::TimerPtr stats_timer_;
+  event::TimerPtr drain_timer_;
+  std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point drain_deadline_;
+  bool draining_ = false;
+  bool health_check_failed_ = false;
+  bool shutting_down_ = false;
+  uint32_t concurrency_ = 1;
+};
+
+} // namespace legate::server

@@ -1,0 +1,50 @@
+#include "server/worker.h"
+
+#include <pthread.h>
+
+#include "common/logger.h"
+#include "upstream/cluster_manager.h"
+
+namespace legate::server {
+
+Worker::Worker(uint32_t index, network::ConnectionLimits& limits)
+    : index_(index), limits_(limits), dispatcher_("worker_" + std::to_string(index)) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start(std::vector<ListenerSocket> sockets) {
+  thread_ = std::thread([this, sockets = std::move(sockets)] {
+    const std::string name = "wrk:" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.c_str());
+    upstream::setCurrentWorkerIndex(index_);
+    for (const auto& s : sockets) {
+      listeners_.push_back(
+          std::make_unique<network::ActiveListener>(dispatcher_, s.config, s.fd, limits_));
+    }
+    dispatcher_.run();
+    // Shutting down: connections first (their filters reference the
+    // listeners' configs), then whatever they deferred.
+    for (auto& l : listeners_) {
+      l->stopListening();
+      l->closeAllConnections();
+    }
+    listeners_.clear();
+  });
+}
+
+void Worker::stopListeners() {
+  dispatcher_.post([this] {
+    for (auto& l : listeners_) {
+      l->stopListening();
+    }
+  });
+}
+
+void Worker::stop() {
+  if (thread_.joinable()) {
+    dispatcher_.exit();
+    thread_.join();
+  }
+}
+
+} // namespace legate::server

@@ -1,0 +1,40 @@
+#pragma once
+
+// A worker: one thread, one dispatcher, and the ActiveListeners it accepts on.
+// Everything a worker owns is touched only on its thread; the main thread talks
+// to it by posting.
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "event/dispatcher.h"
+#include "network/listener.h"
+
+namespace legate::server {
+
+class Worker {
+public:
+  Worker(uint32_t index, network::ConnectionLimits& limits);
+  ~Worker();
+
+  struct ListenerSocket {
+    network::ListenerConfigConstSharedPtr config;
+    int fd;
+  };
+  // Starts the thread, which begins accepting on the given sockets.
+  void start(std::vector<ListenerSocket> sockets);
+  // Stops accepting; existing connections carry on (drain).
+  void stopListeners();
+  // Closes every connection and stops the thread; joins it.
+  void stop();
+
+private:
+  const uint32_t index_;
+  network::ConnectionLimits& limits_;
+  event::Dispatcher dispatcher_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<network::ActiveListener>> listeners_;
+};
+
+} // namespace legate::server

@@ -1,0 +1,124 @@
+#pragma once
+
+// Upstream clusters: hosts, load balancing, circuit breakers and stats.
+//
+// Threading: a Cluster is built on the main thread from its proto and then
+// shared immutably (shared_ptr<const>) with every worker. What changes at run
+// time is counted with atomics (stats, circuit-breaker counts) or kept per
+// worker (load-balancer state, indexed by the worker's index), so choosing a
+// host takes no lock.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "network/address.h"
+#include "stats/stats.h"
+
+namespace envoy::config::cluster::v3 {
+class Cluster;
+}
+
+namespace legate::upstream {
+
+struct HostStats {
+  std::atomic<uint64_t> cx_total{0};
+  std::atomic<int64_t> cx_active{0};
+  std::atomic<uint64_t> cx_connect_fail{0};
+};
+
+class Host {
+public:
+  Host(network::Address address, uint32_t weight) : address_(std::move(address)), weight_(weight) {}
+  const network::Address& address() const { return address_; }
+  uint32_t weight() const { return weight_; }
+  HostStats& stats() const { return stats_; }
+
+private:
+  const network::Address address_;
+  const uint32_t weight_;
+  mutable HostStats stats_;
+};
+using HostConstSharedPtr = std::shared_ptr<const Host>;
+
+// Envoy's cluster.<name>.* stats that legate maintains.
+struct ClusterStats {
+  explicit ClusterStats(stats::Scope scope);
+  stats::Counter& upstream_cx_total;
+  stats::Gauge& upstream_cx_active;
+  stats::Counter& upstream_cx_connect_fail;
+  stats::Counter& upstream_cx_connect_timeout;
+  stats::Counter& upstream_cx_connect_attempts_exceeded;
+  stats::Counter& upstream_cx_overflow;
+  stats::Counter& upstream_cx_none_healthy;
+  stats::Counter& upstream_cx_destroy;
+  stats::Counter& upstream_cx_destroy_local;
+  stats::Counter& upstream_cx_destroy_remote;
+  stats::Counter& upstream_cx_rx_bytes_total;
+  stats::Gauge& upstream_cx_rx_bytes_buffered;
+  stats::Counter& upstream_cx_tx_bytes_total;
+  stats::Gauge& upstream_cx_tx_bytes_buffered;
+  stats::Counter& upstream_flow_control_paused_reading_total;
+  stats::Counter& upstream_flow_control_resumed_reading_total;
+  stats::Histogram& upstream_cx_connect_ms;
+  stats::Histogram& upstream_cx_length_ms;
+  stats::Gauge& membership_total;
+  stats::Gauge& membership_healthy;
+  stats::Gauge& cx_open; // circuit_breakers.default.cx_open
+};
+
+enum class LbPolicy { RoundRobin, Random, LeastRequest };
+
+class Cluster {
+public:
+  // Validates what legate supports of the proto; errors name the cluster and field.
+  static absl::StatusOr<std::shared_ptr<Cluster>>
+  create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store, uint32_t workers);
+
+  const std::string& name() const { return name_; }
+  std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
+  uint32_t perConnectionBufferLimit() const { return buffer_limit_; }
+  const std::vector<HostConstSharedPtr>& hosts() const { return hosts_; }
+  ClusterStats& stats() const { return *stats_; }
+  LbPolicy lbPolicy() const { return lb_policy_; }
+
+  // Picks a host for a new upstream connection on worker `worker`; nullptr if
+  // the cluster has no hosts.
+  HostConstSharedPtr chooseHost(uint32_t worker) const;
+
+  // Circuit breaker (default priority): max_connections. tryAcquire counts the
+  // connection when under the limit.
+  bool tryAcquireConnection() const;
+  void releaseConnection() const;
+  uint32_t maxConnections() const { return max_connections_; }
+
+private:
+  Cluster() = default;
+
+  // Per-worker load-balancer state, padded to its own cache line.
+  struct alignas(64) WorkerLbState {
+    uint64_t rr_index = 0;
+    std::vector<int64_t> current_weights; // smooth weighted round robin
+    std::minstd_rand rng{std::random_device{}()};
+  };
+
+  std::string name_;
+  std::chrono::milliseconds connect_timeout_{5000};
+  uint32_t buffer_limit_ = 1024 * 1024;
+  std::vector<HostConstSharedPtr> hosts_;
+  bool weighted_ = false;
+  int64_t total_weight_ = 0;
+  LbPolicy lb_policy_ = LbPolicy::RoundRobin;
+  std::unique_ptr<ClusterStats> stats_;
+  uint32_t max_connections_ = 1024;
+  mutable std::atomic<uint32_t> open_connections_{0};
+  mutable std::vector<WorkerLbState> lb_state_;
+};
+using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
+
+} // namespace legate::upstream
