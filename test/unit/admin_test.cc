@@ -328,6 +328,18 @@ TEST_F(AdminTest, ConfigDump) {
   EXPECT_EQ(bootstrap.bootstrap().node().id(), "node-1");
 }
 
+TEST_F(AdminTest, ConfigDumpResource) {
+  auto r = get("/config_dump?resource=static_clusters");
+  ASSERT_EQ(r.code, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("\"@type\": \"type.googleapis.com/"
+                                "envoy.admin.v3.ClustersConfigDump.StaticCluster\""));
+  EXPECT_THAT(r.body, Not(HasSubstr("BootstrapConfigDump")));
+  EXPECT_THAT(r.body, Not(HasSubstr("static_listeners")));
+  r = get("/config_dump?resource=nothing_like_this");
+  EXPECT_EQ(r.code, 404);
+  EXPECT_THAT(r.body, HasSubstr("nothing_like_this"));
+}
+
 TEST_F(AdminTest, Listeners) {
   auto r = get("/listeners");
   EXPECT_EQ(r.code, 200);
