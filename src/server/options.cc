@@ -33,6 +33,7 @@ Options (Envoy's names):
   --component-log-level C:L,... per-component levels, e.g. upstream:debug,connection:trace
   --log-format FORMAT           log line format (default "[%Y-%m-%d %T.%e][%t][%l][%n] %v")
   --log-path FILE               write logs to FILE instead of stderr
+  --admin-address-path FILE     write the admin's bound address (ip:port) to FILE
   --drain-time-s N              on SIGTERM/SIGINT, how long connections may finish (default 600)
   --parent-shutdown-time-s N    accepted for compatibility (no hot restart)
   --service-cluster NAME        node.cluster, if the bootstrap sets none
@@ -59,6 +60,7 @@ absl::StatusOr<Options> parseOptions(int argc, const char* const* argv) {
       {"--service-cluster", "service-cluster"}, {"--service-node", "service-node"},
       {"--service-zone", "service-zone"}, {"--drain-strategy", "drain-strategy"},
       {"--restart-epoch", "restart-epoch"}, {"--base-id", "base-id"},
+      {"--admin-address-path", "admin-address-path"},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -142,6 +144,8 @@ absl::StatusOr<Options> parseOptions(int argc, const char* const* argv) {
       if (value != "0") {
         return absl::InvalidArgumentError("--restart-epoch: legate does not hot-restart; only 0");
       }
+    } else if (name == "admin-address-path") {
+      o.admin_address_path = value;
     } else if (name == "base-id") {
       // Only meaningful for hot restart, which legate does not do.
     }

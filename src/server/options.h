@@ -21,6 +21,7 @@ struct Options {
   std::string component_log_level; // --component-log-level "upstream:debug,connection:trace"
   std::string log_format;          // --log-format (spdlog pattern, Envoy's default if empty)
   std::string log_path;            // --log-path
+  std::string admin_address_path;  // --admin-address-path: where to write the admin's "ip:port"
   uint32_t drain_time_s = 600;     // --drain-time-s
   uint32_t parent_shutdown_time_s = 900;
   std::string service_cluster;     // --service-cluster

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <set>
 
 #include "common/logger.h"
@@ -229,6 +230,18 @@ absl::Status Server::initialize() {
     }
     admin_ = std::move(*admin);
     mainLog().info("admin on {}:{}", sa.address(), admin_->port());
+    if (!options_.admin_address_path.empty()) {
+      // Written after binding, so a reader that sees the file can connect.
+      const std::string tmp = options_.admin_address_path + ".tmp";
+      std::FILE* f = std::fopen(tmp.c_str(), "w");
+      const bool v6 = sa.address().find(':') != std::string::npos;
+      if (f == nullptr ||
+          std::fprintf(f, v6 ? "[%s]:%u\n" : "%s:%u\n", sa.address().c_str(), admin_->port()) < 0 ||
+          std::fclose(f) != 0 || std::rename(tmp.c_str(), options_.admin_address_path.c_str()) != 0) {
+        return absl::FailedPreconditionError("--admin-address-path: cannot write '" +
+                                             options_.admin_address_path + "'");
+      }
+    }
   }
 
   for (uint32_t w = 0; w < concurrency_; ++w) {
