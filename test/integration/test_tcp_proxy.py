@@ -1,0 +1,400 @@
+"""tcp_proxy end to end: bytes intact, half-close, load balancing, connect failures
+and retries, timeouts, listener/cluster stats, filter chain match, connection limit."""
+
+import os
+import random
+import socket
+import threading
+import time
+import unittest
+
+from harness import (BlackholeServer, EchoServer, HoldServer, LegateTestCase, SinkServer,
+                     bootstrap, closed_by_peer, connect, free_port, recv_all, recv_exact,
+                     refused_port, sha256, socket_address, static_cluster, tcp_listener,
+                     tcp_proxy_filter, wait_until)
+
+MIB = 1 << 20
+
+
+def send_all_then_shutdown(sock, data, chunk=1 << 20):
+    view = memoryview(data)
+    for off in range(0, len(view), chunk):
+        sock.sendall(view[off:off + chunk])
+    sock.shutdown(socket.SHUT_WR)
+
+
+class TcpProxyData(LegateTestCase):
+    """Payload integrity through the proxy."""
+
+    def proxy_to(self, upstream_port, **tcp_extra):
+        return self.start_legate(bootstrap(
+            [tcp_listener("l", "up", stat_prefix="data", **tcp_extra)],
+            [static_cluster("up", [upstream_port])]))
+
+    def test_32mib_client_to_upstream(self):
+        sink = self.server(SinkServer, keep=False)
+        lg = self.proxy_to(sink.port)
+        payload = random.randbytes(32 * MIB)
+        c = self.client(lg.port("l"), timeout=30)
+        send_all_then_shutdown(c, payload)
+        # The sink closes after EOF; the client then sees EOF too.
+        self.assertEqual(recv_all(c)[1], 0)
+        wait_until(lambda: 0 in sink.digests, 30, what="upstream EOF")
+        self.assertEqual(sink.lengths[0], len(payload))
+        self.assertEqual(sink.digests[0], sha256(payload))
+        lg.wait_for_stat("tcp.data.downstream_cx_rx_bytes_total", lambda v: v == len(payload))
+        lg.wait_for_stat("cluster.up.upstream_cx_tx_bytes_total", lambda v: v == len(payload))
+
+    def test_32mib_upstream_to_client(self):
+        payload = random.randbytes(32 * MIB)
+        sink = self.server(SinkServer, greeting=payload, keep=False, close_after_greeting=True)
+        lg = self.proxy_to(sink.port)
+        c = self.client(lg.port("l"), timeout=30)
+        digest, length, _ = recv_all(c)
+        self.assertEqual(length, len(payload))
+        self.assertEqual(digest, sha256(payload))
+        lg.wait_for_stat("tcp.data.downstream_cx_tx_bytes_total", lambda v: v == len(payload))
+        lg.wait_for_stat("cluster.up.upstream_cx_rx_bytes_total", lambda v: v == len(payload))
+
+    def test_32mib_echo_both_directions_at_once(self):
+        echo = self.server(EchoServer)
+        lg = self.proxy_to(echo.port)
+        payload = random.randbytes(32 * MIB)
+        c = self.client(lg.port("l"), timeout=30)
+        sender = self.thread(send_all_then_shutdown, c, payload)
+        digest, length, _ = recv_all(c)
+        sender.get()
+        self.assertEqual(length, len(payload))
+        self.assertEqual(digest, sha256(payload))
+
+    def test_50_concurrent_connections_through_echo(self):
+        echo = self.server(EchoServer)
+        lg = self.proxy_to(echo.port)
+        port = lg.port("l")
+        n, size = 50, 2 * MIB
+        base = random.randbytes(size)
+
+        def one(i):
+            payload = i.to_bytes(4, "big") + base[4:]
+            s = connect(port, timeout=60)
+            try:
+                t = threading.Thread(target=send_all_then_shutdown, args=(s, payload, 256 * 1024))
+                t.start()
+                digest, length, _ = recv_all(s)
+                t.join(60)
+                return digest == sha256(payload) and length == size
+            finally:
+                s.close()
+
+        workers = [self.thread(one, i) for i in range(n)]
+        results = [w.get(timeout=120) for w in workers]
+        self.assertEqual(results.count(True), n, "connections with corrupted or short data")
+        lg.wait_for_stat("tcp.data.downstream_cx_total", lambda v: v == n)
+        lg.wait_for_stat("tcp.data.downstream_cx_rx_bytes_total", lambda v: v == n * size)
+        lg.wait_for_stat("tcp.data.downstream_cx_tx_bytes_total", lambda v: v == n * size)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+
+    def test_half_close_both_ways(self):
+        sink = self.server(SinkServer, reply=b"reply-after-eof")
+        lg = self.proxy_to(sink.port)
+        c = self.client(lg.port("l"))
+        c.sendall(b"request")
+        sink.wait_accepted(1)
+        c.shutdown(socket.SHUT_WR)
+        # The upstream sees EOF, with everything the client sent before it.
+        wait_until(lambda: 0 in sink.eof, 5, what="upstream EOF after client half-close")
+        self.assertEqual(bytes(sink.received[0]), b"request")
+        # Its reply still flows back on the half-open connection, then EOF.
+        digest, length, head = recv_all(c)
+        self.assertEqual(head, b"reply-after-eof")
+        wait_until(lambda: 0 in sink.finished, 5, what="upstream close")
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+        lg.wait_for_stat(lg.listener_stat_prefix("l") + "downstream_cx_active", lambda v: v == 0)
+
+    def test_upstream_half_close_keeps_client_to_upstream_direction(self):
+        # The upstream says its piece and shuts down its write side first; the client
+        # still gets to send afterwards.
+        sink = self.server(SinkServer, greeting=b"banner", close_after_greeting=True)
+        lg = self.proxy_to(sink.port)
+        c = self.client(lg.port("l"))
+        self.assertEqual(recv_exact(c, 6), b"banner")
+        c.settimeout(5)
+        self.assertEqual(c.recv(10), b"", "client should see the upstream's EOF")
+        c.sendall(b"late data")
+        c.shutdown(socket.SHUT_WR)
+        wait_until(lambda: 0 in sink.eof, 5, what="upstream EOF")
+        self.assertEqual(bytes(sink.received[0]), b"late data")
+
+
+class TcpProxyBalancing(LegateTestCase):
+
+    def test_weighted_clusters_spread_by_weight(self):
+        a = self.server(EchoServer)
+        b = self.server(EchoServer)
+        listener = {"name": "l", "address": socket_address(0), "filter_chains": [{"filters": [
+            tcp_proxy_filter(stat_prefix="w", weighted_clusters={"clusters": [
+                {"name": "a", "weight": 3}, {"name": "b", "weight": 1}]})]}]}
+        lg = self.start_legate(bootstrap([listener], [static_cluster("a", [a.port]),
+                                                      static_cluster("b", [b.port])]))
+        total = 200
+        for i in range(total):
+            s = connect(lg.port("l"))
+            s.sendall(b"x")
+            self.assertEqual(recv_exact(s, 1), b"x")
+            s.close()
+        wait_until(lambda: a.accepted + b.accepted == total, 10, what="all upstream accepts")
+        st = lg.stats()
+        self.assertEqual(st["cluster.a.upstream_cx_total"], a.accepted)
+        self.assertEqual(st["cluster.b.upstream_cx_total"], b.accepted)
+        # Expected 150/50; the bounds are ~6 standard deviations wide.
+        self.assertTrue(110 <= a.accepted <= 185, "a got %d of %d" % (a.accepted, total))
+        self.assertTrue(15 <= b.accepted <= 90, "b got %d of %d" % (b.accepted, total))
+
+    def test_round_robin_over_three_endpoints(self):
+        servers = [self.server(EchoServer) for _ in range(3)]
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "rr")],
+            [static_cluster("rr", [s.port for s in servers], lb_policy="ROUND_ROBIN")]))
+        for i in range(30):
+            s = connect(lg.port("l"))
+            s.sendall(b"%d" % i)
+            recv_exact(s, len(b"%d" % i))
+            s.close()
+        wait_until(lambda: sum(s.accepted for s in servers) == 30, 10, what="30 upstream accepts")
+        self.assertEqual([s.accepted for s in servers], [10, 10, 10])
+        status, body = lg.admin_get("/clusters")
+        self.assertEqual(status, 200)
+        for s in servers:
+            self.assertIn("rr::127.0.0.1:%d::cx_total::10" % s.port, body)
+
+
+class TcpProxyFailures(LegateTestCase):
+
+    def read_log_lines(self, path, n, timeout=5.0):
+        def lines():
+            try:
+                with open(path) as f:
+                    got = [l for l in f.read().splitlines() if l.strip()]
+            except OSError:
+                return None
+            return got if len(got) >= n else None
+        return wait_until(lines, timeout, what="%d access log line(s) in %s" % (n, path))
+
+    def test_refused_upstream_closes_downstream_and_logs_uf(self):
+        port = refused_port()
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "dead", stat_prefix="r", access_log_path=log_path)],
+            [static_cluster("dead", [port])]))
+        c = self.client(lg.port("l"))
+        c.sendall(b"hello?")
+        self.assertTrue(closed_by_peer(c, 5), "downstream was not closed")
+        lg.wait_for_stat("cluster.dead.upstream_cx_connect_fail", lambda v: v == 1)
+        lg.wait_for_stat("cluster.dead.upstream_cx_connect_attempts_exceeded", lambda v: v == 1)
+        self.assertEqual(lg.stat("cluster.dead.upstream_cx_active"), 0)
+        (line,) = self.read_log_lines(log_path, 1)
+        flags, host, received = line.split(" ")
+        self.assertEqual(set(flags.split(",")), {"UF", "URX"}, line)
+        self.assertEqual(host, "127.0.0.1:%d" % port, line)
+        self.assertEqual(received, "0", line)
+
+    def test_max_connect_attempts_retries_to_the_good_endpoint(self):
+        good = self.server(EchoServer)
+        bad = refused_port()
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "mixed", max_connect_attempts=3)],
+            [static_cluster("mixed", [bad, good.port])]))
+        # Round robin starts at the refusing endpoint, so each of these fails once.
+        for i in range(4):
+            c = connect(lg.port("l"))
+            c.sendall(b"ping%d" % i)
+            self.assertEqual(recv_exact(c, 5), b"ping%d" % i)
+            c.close()
+        st = lg.stats()
+        fails = st["cluster.mixed.upstream_cx_connect_fail"]
+        self.assertGreaterEqual(fails, 1)
+        self.assertLessEqual(fails, 4)
+        self.assertEqual(st["cluster.mixed.upstream_cx_connect_attempts_exceeded"], 0)
+        self.assertEqual(good.accepted, 4)
+        self.assertEqual(st["cluster.mixed.upstream_cx_total"], 4 + fails)
+
+    def test_max_connect_attempts_all_refusing(self):
+        ports = [refused_port() for _ in range(2)]
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "dead", stat_prefix="r", access_log_path=log_path,
+                          max_connect_attempts=3)],
+            [static_cluster("dead", ports)]))
+        c = self.client(lg.port("l"))
+        self.assertTrue(closed_by_peer(c, 5), "downstream was not closed")
+        lg.wait_for_stat("cluster.dead.upstream_cx_connect_attempts_exceeded", lambda v: v == 1)
+        st = lg.stats()
+        self.assertEqual(st["cluster.dead.upstream_cx_connect_fail"], 3)
+        self.assertEqual(st["cluster.dead.upstream_cx_total"], 3)
+        (line,) = self.read_log_lines(log_path, 1)
+        self.assertEqual(set(line.split(" ")[0].split(",")), {"UF", "URX"}, line)
+
+    def test_connect_timeout(self):
+        hole = BlackholeServer()
+        self.addCleanup(hole.close)
+        if not hole.works or not hole.probe(0.5):
+            self.skipTest("cannot make a loopback endpoint that never completes the handshake "
+                          "(accept queue overflow did not drop SYNs here)")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "slow")],
+            [static_cluster("slow", [hole.port], connect_timeout="0.25s")]))
+        start = time.monotonic()
+        c = self.client(lg.port("l"))
+        self.assertTrue(closed_by_peer(c, 5), "downstream was not closed after connect timeout")
+        elapsed = time.monotonic() - start
+        self.assertGreaterEqual(elapsed, 0.2)
+        self.assertLess(elapsed, 4.0)
+        lg.wait_for_stat("cluster.slow.upstream_cx_connect_timeout", lambda v: v == 1)
+        self.assertEqual(lg.stat("cluster.slow.upstream_cx_connect_fail"), 0)
+        self.assertEqual(lg.stat("cluster.slow.upstream_cx_active"), 0)
+
+    def test_idle_timeout(self):
+        echo = self.server(EchoServer)
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "up", stat_prefix="idle", idle_timeout="0.5s")],
+            [static_cluster("up", [echo.port])]))
+        c = self.client(lg.port("l"))
+        # Activity keeps it open past the timeout...
+        for i in range(4):
+            c.sendall(b"k")
+            self.assertEqual(recv_exact(c, 1), b"k")
+            time.sleep(0.2)
+        self.assertEqual(lg.stat("tcp.idle.idle_timeout"), 0)
+        # ...and silence closes it.
+        start = time.monotonic()
+        self.assertTrue(closed_by_peer(c, 5), "idle connection was not closed")
+        self.assertLess(time.monotonic() - start, 3.0)
+        lg.wait_for_stat("tcp.idle.idle_timeout", lambda v: v == 1)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+
+
+class TcpProxyStatsAndMatching(LegateTestCase):
+
+    def test_listener_and_cluster_counters(self):
+        echo = self.server(EchoServer)
+        lg = self.start_legate(bootstrap([tcp_listener("l", "up", stat_prefix="s")],
+                                         [static_cluster("up", [echo.port])]))
+        lp = lg.listener_stat_prefix("l")
+        self.assertEqual(lg.stat(lp + "downstream_cx_total", None), 0)
+        clients = []
+        for i in range(3):
+            c = self.client(lg.port("l"))
+            c.sendall(b"abc")
+            self.assertEqual(recv_exact(c, 3), b"abc")
+            clients.append(c)
+        st = lg.stats()
+        self.assertEqual(st[lp + "downstream_cx_total"], 3)
+        self.assertEqual(st[lp + "downstream_cx_active"], 3)
+        self.assertEqual(st["cluster.up.upstream_cx_total"], 3)
+        self.assertEqual(st["cluster.up.upstream_cx_active"], 3)
+        self.assertEqual(st["tcp.s.downstream_cx_total"], 3)
+        clients[0].close()
+        lg.wait_for_stat(lp + "downstream_cx_active", lambda v: v == 2)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 2)
+        for c in clients[1:]:
+            c.close()
+        lg.wait_for_stat(lp + "downstream_cx_active", lambda v: v == 0)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+        st = lg.stats()
+        self.assertEqual(st[lp + "downstream_cx_total"], 3)
+        self.assertEqual(st[lp + "downstream_cx_destroy"], 3)
+        self.assertEqual(st["cluster.up.upstream_cx_total"], 3)
+        self.assertEqual(st["cluster.up.upstream_cx_destroy"], 3)
+
+    def test_filter_chain_match_source_prefix(self):
+        special = self.server(SinkServer, greeting=b"special", close_after_greeting=True)
+        default = self.server(SinkServer, greeting=b"default", close_after_greeting=True)
+        listener = {"name": "l", "address": socket_address(0), "filter_chains": [
+            {"filter_chain_match": {"source_prefix_ranges": [
+                {"address_prefix": "127.0.0.2", "prefix_len": 32}]},
+             "filters": [tcp_proxy_filter("special", "fc_special")]},
+            {"filters": [tcp_proxy_filter("default", "fc_default")]},
+        ]}
+        lg = self.start_legate(bootstrap([listener], [
+            static_cluster("special", [special.port]), static_cluster("default", [default.port])]))
+
+        def greeting(source):
+            s = connect(lg.port("l"), source=source)
+            try:
+                s.shutdown(socket.SHUT_WR)
+                return recv_all(s)[2]
+            finally:
+                s.close()
+
+        try:
+            from_2 = greeting("127.0.0.2")
+        except OSError as e:
+            self.skipTest("cannot bind a client socket to 127.0.0.2: %s" % e)
+        self.assertEqual(from_2, b"special")
+        self.assertEqual(greeting("127.0.0.1"), b"default")
+        self.assertEqual(greeting(None), b"default")
+        st = lg.stats()
+        self.assertEqual(st["tcp.fc_special.downstream_cx_total"], 1)
+        self.assertEqual(st["tcp.fc_default.downstream_cx_total"], 2)
+
+    def test_filter_chain_match_destination_port(self):
+        a = self.server(SinkServer, greeting=b"a", close_after_greeting=True)
+        b = self.server(SinkServer, greeting=b"b", close_after_greeting=True)
+        port = free_port()
+        listener = {"name": "l", "address": socket_address(port), "filter_chains": [
+            {"filter_chain_match": {"destination_port": port + 1 if port < 65535 else port - 1},
+             "filters": [tcp_proxy_filter("b", "dp_other")]},
+            {"filter_chain_match": {"destination_port": port},
+             "filters": [tcp_proxy_filter("a", "dp_this")]},
+        ]}
+        lg = self.start_legate(bootstrap([listener], [static_cluster("a", [a.port]),
+                                                      static_cluster("b", [b.port])]))
+        self.assertEqual(lg.port("l"), port)
+        s = self.client(port)
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(recv_all(s)[2], b"a")
+        self.assertEqual(lg.stat("tcp.dp_this.downstream_cx_total"), 1)
+        self.assertEqual(lg.stat("tcp.dp_other.downstream_cx_total"), 0)
+
+    def test_no_matching_filter_chain_closes(self):
+        echo = self.server(EchoServer)
+        listener = {"name": "l", "address": socket_address(0), "filter_chains": [
+            {"filter_chain_match": {"source_prefix_ranges": [
+                {"address_prefix": "127.0.0.2", "prefix_len": 32}]},
+             "filters": [tcp_proxy_filter("up", "nomatch")]}]}
+        lg = self.start_legate(bootstrap([listener], [static_cluster("up", [echo.port])]))
+        c = self.client(lg.port("l"), source="127.0.0.1")
+        self.assertTrue(closed_by_peer(c, 5))
+        lg.wait_for_stat(lg.listener_stat_prefix("l") + "no_filter_chain_match", lambda v: v == 1)
+        self.assertEqual(echo.accepted, 0)
+
+    def test_listener_connection_limit(self):
+        echo = self.server(EchoServer)
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("limited", "up")], [static_cluster("up", [echo.port])],
+            layered_runtime={"layers": [{"name": "static", "static_layer": {
+                "envoy.resource_limits.listener.limited.connection_limit": 2}}]}))
+        lp = lg.listener_stat_prefix("limited")
+        held = []
+        for i in range(2):
+            c = self.client(lg.port("limited"))
+            c.sendall(b"ok")
+            self.assertEqual(recv_exact(c, 2), b"ok")
+            held.append(c)
+        third = self.client(lg.port("limited"))
+        self.assertTrue(closed_by_peer(third, 5), "third connection over the limit was served")
+        lg.wait_for_stat(lp + "downstream_cx_overflow", lambda v: v == 1)
+        self.assertEqual(lg.stat(lp + "downstream_cx_active"), 2)
+        self.assertEqual(echo.accepted, 2)
+        # The held ones still work, and a slot frees when one closes.
+        held[1].sendall(b"still")
+        self.assertEqual(recv_exact(held[1], 5), b"still")
+        held[0].close()
+        lg.wait_for_stat(lp + "downstream_cx_active", lambda v: v == 1)
+        fourth = self.client(lg.port("limited"))
+        fourth.sendall(b"again")
+        self.assertEqual(recv_exact(fourth, 5), b"again")
+
+
+if __name__ == "__main__":
+    unittest.main()
