@@ -98,7 +98,8 @@ Dispatcher::~Dispatcher() {
 
 void Dispatcher::run() {
   thread_id_ = std::this_thread::get_id();
-  runPosted();
+  // Callbacks posted before run() (exit() included) are picked up by the wake
+  // event on the first iteration, inside the loop, where loopbreak works.
   event_base_loop(base_, 0);
   runDeferredDeletes();
 }

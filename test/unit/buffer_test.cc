@@ -1,0 +1,113 @@
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "common/buffer.h"
+#include "gtest/gtest.h"
+
+namespace legate {
+namespace {
+
+std::string pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7) % 26);
+  return s;
+}
+
+TEST(BufferTest, EmptyBufferOwnsNoSlices) {
+  Buffer b;
+  EXPECT_EQ(b.length(), 0u);
+  EXPECT_EQ(b.sliceCount(), 0u);
+  b.add("hello");
+  b.drain(5);
+  EXPECT_EQ(b.sliceCount(), 0u) << "a drained buffer must give its memory back";
+}
+
+TEST(BufferTest, AddSpansSlicesAndRoundTrips) {
+  Buffer b;
+  const std::string data = pattern(3 * Buffer::kSliceSize + 123);
+  b.add(data.substr(0, 100));
+  b.add(data.substr(100));
+  EXPECT_EQ(b.length(), data.size());
+  EXPECT_EQ(b.toString(), data);
+}
+
+TEST(BufferTest, MoveAllIsZeroCopyOfSlices) {
+  Buffer a, b;
+  const std::string data = pattern(2 * Buffer::kSliceSize + 5);
+  a.add(data);
+  const size_t slices = a.sliceCount();
+  b.add("x");
+  b.move(a);
+  EXPECT_EQ(a.length(), 0u);
+  EXPECT_EQ(a.sliceCount(), 0u);
+  EXPECT_EQ(b.sliceCount(), slices + 1) << "whole slices move, nothing is merged";
+  EXPECT_EQ(b.toString(), "x" + data);
+}
+
+TEST(BufferTest, PartialMoveSplitsOneSlice) {
+  Buffer a, b;
+  const std::string data = pattern(Buffer::kSliceSize + 1000);
+  a.add(data);
+  b.move(a, 10);
+  EXPECT_EQ(b.toString(), data.substr(0, 10));
+  EXPECT_EQ(a.toString(), data.substr(10));
+  b.move(a, Buffer::kSliceSize);
+  EXPECT_EQ(b.toString(), data.substr(0, 10 + Buffer::kSliceSize));
+  EXPECT_EQ(a.length(), data.size() - 10 - Buffer::kSliceSize);
+}
+
+TEST(BufferTest, DrainAcrossSlices) {
+  Buffer b;
+  const std::string data = pattern(3 * Buffer::kSliceSize);
+  b.add(data);
+  b.drain(Buffer::kSliceSize + 7);
+  EXPECT_EQ(b.toString(), data.substr(Buffer::kSliceSize + 7));
+  b.drain(1u << 30);
+  EXPECT_TRUE(b.empty());
+}
+
+TEST(BufferTest, CopyOutDoesNotDrain) {
+  Buffer b;
+  b.add("abcdef");
+  char out[4];
+  EXPECT_EQ(b.copyOut(out, 4), 4u);
+  EXPECT_EQ(std::string(out, 4), "abcd");
+  EXPECT_EQ(b.length(), 6u);
+}
+
+TEST(BufferTest, ReadFromAndWriteToThroughASocketPair) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  const std::string data = pattern(100000);
+  Buffer out;
+  out.add(data);
+  Buffer in;
+  size_t received = 0;
+  for (int i = 0; i < 1000 && (received < data.size()); ++i) {
+    if (!out.empty()) {
+      ssize_t w = out.writeTo(fds[0]);
+      ASSERT_TRUE(w > 0 || errno == EAGAIN);
+    }
+    ssize_t r = in.readFrom(fds[1], 1 << 20);
+    if (r > 0) received += static_cast<size_t>(r);
+  }
+  EXPECT_EQ(in.toString(), data);
+  // Budgeted read: never more than asked for.
+  Buffer small;
+  ASSERT_EQ(::write(fds[0], data.data(), 5000), 5000);
+  EXPECT_EQ(small.readFrom(fds[1], 100), 100);
+  EXPECT_EQ(small.length(), 100u);
+  // EOF reads as 0.
+  ::close(fds[0]);
+  Buffer rest;
+  while (rest.readFrom(fds[1], 1 << 20) > 0) {
+  }
+  EXPECT_EQ(rest.readFrom(fds[1], 1 << 20), 0);
+  ::close(fds[1]);
+}
+
+} // namespace
+} // namespace legate

@@ -1,0 +1,101 @@
+#include "config/bootstrap_loader.h"
+#include "config/extension_registry.h"
+#include "gtest/gtest.h"
+#include "server/options.h"
+#include "server/server.h"
+
+namespace legate::server {
+namespace {
+
+absl::StatusOr<Options> parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "legate");
+  return parseOptions(static_cast<int>(args.size()), args.data());
+}
+
+TEST(OptionsTest, EnvoyFlagNamesInBothSpellings) {
+  auto o = parse({"-c", "a.yaml", "--config-yaml", "x: 1", "--mode", "validate", "--concurrency=3",
+                  "-l", "debug", "--component-log-level", "upstream:trace", "--drain-time-s", "5",
+                  "--log-path", "/tmp/x.log", "--disable-hot-restart"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->config_path, "a.yaml");
+  EXPECT_EQ(o->config_yaml, "x: 1");
+  EXPECT_EQ(o->mode, Mode::Validate);
+  EXPECT_EQ(o->concurrency, 3u);
+  EXPECT_EQ(o->log_level, "debug");
+  EXPECT_EQ(o->component_log_level, "upstream:trace");
+  EXPECT_EQ(o->drain_time_s, 5u);
+  EXPECT_EQ(o->log_path, "/tmp/x.log");
+  EXPECT_EQ(parse({"--config-path=b.json"})->config_path, "b.json");
+}
+
+TEST(OptionsTest, BadFlagsSayWhatIsWrong) {
+  auto unknown = parse({"--frobnicate"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown option '--frobnicate'"), std::string::npos);
+  auto bad = parse({"--concurrency", "abc"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--concurrency: 'abc'"), std::string::npos);
+  EXPECT_FALSE(parse({"--concurrency", "0"}).ok());
+  EXPECT_FALSE(parse({"--mode", "nope"}).ok());
+  EXPECT_FALSE(parse({"-c"}).ok());
+  EXPECT_FALSE(parse({"--restart-epoch", "1"}).ok());
+}
+
+TEST(OptionsTest, AvailableCpusIsAtLeastOne) { EXPECT_GE(availableCpus(), 1u); }
+
+class ConfigModelTest : public ::testing::Test {
+protected:
+  void SetUp() override { config::registerBuiltinExtensions(config::ExtensionRegistry::get()); }
+  absl::Status build(const std::string& yaml) {
+    envoy::config::bootstrap::v3::Bootstrap b;
+    auto st = config::loadMessageFromYaml(yaml, "test.yaml", b);
+    if (!st.ok()) return st;
+    stats::Store store;
+    auto model = buildConfigModel(b, store, 1);
+    return model.status();
+  }
+  static constexpr const char* kCluster = R"(
+  clusters:
+  - name: backend
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }
+)";
+  std::string listener(const std::string& cluster, const std::string& extra = "") {
+    return std::string(R"(
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 10000 } }
+)") + extra + R"(
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: t
+          cluster: )" + cluster + "\n" + kCluster;
+  }
+};
+
+TEST_F(ConfigModelTest, ValidTcpProxyBuilds) { EXPECT_TRUE(build(listener("backend")).ok()); }
+
+TEST_F(ConfigModelTest, UnknownClusterIsNamed) {
+  auto st = build(listener("nope"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("static_resources.listeners[0].filter_chains[0].filters[0]"
+                              ".typed_config.cluster: unknown cluster 'nope'"),
+            std::string::npos)
+      << st;
+}
+
+TEST_F(ConfigModelTest, UnsupportedListenerFieldIsRefused) {
+  auto st = build(listener("backend", "    listener_filters:\n    - name: x\n"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("listener_filters"), std::string::npos) << st;
+}
+
+} // namespace
+} // namespace legate::server
