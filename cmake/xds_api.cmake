@@ -83,7 +83,10 @@ set(LEGATE_API_ROOTS
     envoy/extensions/access_loggers/file/v3/file.proto
     envoy/extensions/access_loggers/stream/v3/stream.proto
     envoy/admin/v3/config_dump.proto
-    envoy/admin/v3/server_info.proto)
+    envoy/admin/v3/server_info.proto
+    envoy/config/route/v3/route.proto
+    envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto
+    envoy/extensions/filters/http/router/v3/router.proto)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 execute_process(
