@@ -575,10 +575,14 @@ def connect(port, host="127.0.0.1", source=None, timeout=10.0, rcvbuf=None, sndb
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     if sndbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    if source:
-        s.bind((source, 0))
-    s.settimeout(timeout)
-    s.connect((host, port))
+    try:
+        if source:
+            s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
