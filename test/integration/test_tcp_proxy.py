@@ -4,6 +4,7 @@ and retries, timeouts, listener/cluster stats, filter chain match, connection li
 import os
 import random
 import socket
+import struct
 import threading
 import time
 import unittest
@@ -271,6 +272,114 @@ class TcpProxyFailures(LegateTestCase):
         self.assertLess(time.monotonic() - start, 3.0)
         lg.wait_for_stat("tcp.idle.idle_timeout", lambda v: v == 1)
         lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+
+
+class TcpProxyLifecycle(LegateTestCase):
+    """Access log contents, duration limit, resets, empty clusters, circuit breakers."""
+
+    def read_log_lines(self, path, n, timeout=5.0):
+        return TcpProxyFailures.read_log_lines(self, path, n, timeout)
+
+    def test_access_log_for_a_good_connection(self):
+        echo = self.server(EchoServer)
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "up", access_log_path=log_path,
+                          log_format="%RESPONSE_FLAGS% %UPSTREAM_HOST% %BYTES_RECEIVED% "
+                                     "%BYTES_SENT% %UPSTREAM_CLUSTER%\n")],
+            [static_cluster("up", [echo.port])]))
+        c = self.client(lg.port("l"))
+        payload = random.randbytes(1000)
+        send_all_then_shutdown(c, payload)
+        self.assertEqual(recv_all(c)[1], 1000)
+        (line,) = self.read_log_lines(log_path, 1)
+        self.assertEqual(line, "- 127.0.0.1:%d 1000 1000 up" % echo.port)
+
+    def test_max_downstream_connection_duration(self):
+        echo = self.server(EchoServer)
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "up", stat_prefix="dur", access_log_path=log_path,
+                          max_downstream_connection_duration="0.5s")],
+            [static_cluster("up", [echo.port])]))
+        c = self.client(lg.port("l"))
+        start = time.monotonic()
+        # Busy, but not for longer than the limit.
+        while time.monotonic() - start < 3:
+            try:
+                c.sendall(b"z")
+                if c.recv(1) == b"":
+                    break
+            except OSError:
+                break
+            time.sleep(0.05)
+        self.assertLess(time.monotonic() - start, 2.5, "connection outlived its duration limit")
+        lg.wait_for_stat("tcp.dur.max_downstream_connection_duration", lambda v: v == 1)
+        (line,) = self.read_log_lines(log_path, 1)
+        self.assertEqual(line.split(" ")[0], "DT", line)
+
+    def test_client_reset_mid_transfer(self):
+        sink = self.server(SinkServer, keep=False)
+        lg = self.start_legate(bootstrap([tcp_listener("l", "up")],
+                                         [static_cluster("up", [sink.port])]))
+        c = connect(lg.port("l"))
+        c.sendall(random.randbytes(256 * 1024))
+        sink.wait_accepted(1)
+        wait_until(lambda: sink.lengths.get(0, 0) > 0, 5, what="upstream receiving")
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # RST
+        wait_until(lambda: 0 in sink.finished, 5, what="upstream closed after the client's reset")
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+        lg.wait_for_stat(lg.listener_stat_prefix("l") + "downstream_cx_active", lambda v: v == 0)
+        # Still serving.
+        c2 = self.client(lg.port("l"))
+        c2.sendall(b"after")
+        c2.shutdown(socket.SHUT_WR)
+        wait_until(lambda: 1 in sink.eof, 5, what="second connection")
+
+    def test_upstream_reset_closes_downstream(self):
+        up = self.server(HoldServer)
+        lg = self.start_legate(bootstrap([tcp_listener("l", "up")],
+                                         [static_cluster("up", [up.port])]))
+        c = self.client(lg.port("l"))
+        u = up.take()
+        u.sendall(b"partial")
+        self.assertEqual(recv_exact(c, 7), b"partial")
+        u.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        u.close()
+        self.assertTrue(closed_by_peer(c, 5), "downstream not closed after upstream reset")
+        lg.wait_for_stat("cluster.up.upstream_cx_destroy_remote", lambda v: v == 1)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+
+    def test_cluster_without_endpoints(self):
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "empty", access_log_path=log_path)],
+            [static_cluster("empty", [])]))
+        c = self.client(lg.port("l"))
+        self.assertTrue(closed_by_peer(c, 5))
+        lg.wait_for_stat("cluster.empty.upstream_cx_none_healthy", lambda v: v == 1)
+        (line,) = self.read_log_lines(log_path, 1)
+        self.assertEqual(line.split(" ")[0], "UH", line)
+
+    def test_circuit_breaker_max_connections(self):
+        echo = self.server(EchoServer)
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "up", access_log_path=log_path)],
+            [static_cluster("up", [echo.port], circuit_breakers={
+                "thresholds": [{"priority": "DEFAULT", "max_connections": 1}]})]))
+        first = self.client(lg.port("l"))
+        first.sendall(b"1")
+        self.assertEqual(recv_exact(first, 1), b"1")
+        second = self.client(lg.port("l"))
+        self.assertTrue(closed_by_peer(second, 5), "second connection passed the breaker")
+        lg.wait_for_stat("cluster.up.upstream_cx_overflow", lambda v: v == 1)
+        self.assertEqual(lg.stat("cluster.up.circuit_breakers.default.cx_open"), 1)
+        (line,) = self.read_log_lines(log_path, 1)
+        self.assertEqual(line.split(" ")[0], "UO", line)
+        first.close()
+        lg.wait_for_stat("cluster.up.circuit_breakers.default.cx_open", lambda v: v == 0)
 
 
 class TcpProxyStatsAndMatching(LegateTestCase):
