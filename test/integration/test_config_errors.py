@@ -223,6 +223,42 @@ class BadConfigs(ConfigErrorCase):
         self.assertLocated(err, path, self.line_of(text, "STRICT_DNS"),
                            "static_resources.clusters[0].type")
 
+    def two_listeners(self, name_a, name_b, port_b):
+        text = good_yaml(self.listener_port, self.admin_port)
+        head, sep, tail = text.partition("  clusters:\n")
+        first = head[head.index("  - name: main"):]
+        second = first.replace("name: main", "name: " + name_b).replace(
+            "port_value: %d }" % self.listener_port, "port_value: %d }" % port_b).replace(
+            "stat_prefix: main", "stat_prefix: second")
+        return head.replace("name: main", "name: " + name_a) + second + sep + tail
+
+    def test_duplicate_listener_name(self):
+        text = self.two_listeners("same", "same", free_port())
+        path = self.write(text)
+        err = self.run_both_modes(path)
+        self.assertIn("static_resources.listeners[1].name", err)
+        self.assertIn("duplicate", err)
+
+    @unittest.expectedFailure  # legate bug: two listeners on one address both bind (SO_REUSEPORT)
+    def test_duplicate_listener_address(self):
+        text = self.two_listeners("first", "second", self.listener_port)
+        path = self.write(text)
+        err = self.run_both_modes(path)
+        self.assertIn("127.0.0.1:%d" % self.listener_port, err)
+        self.assertIn("second", err)
+
+    def test_unwritable_access_log_path(self):
+        bad = os.path.join(self.dir, "no-such-dir", "access.log")
+        text = good_yaml(self.listener_port, self.admin_port).replace(
+            "          cluster: backend\n",
+            "          cluster: backend\n          access_log:\n          - name: envoy.access_loggers.file\n"
+            "            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions."
+            "access_loggers.file.v3.FileAccessLog\n              path: %s\n" % bad)
+        path = self.write(text)
+        err = self.run_both_modes(path)
+        self.assertIn("access_log[0].typed_config.path", err)
+        self.assertIn(bad, err)
+
     def test_missing_config_file(self):
         missing = os.path.join(self.dir, "does-not-exist.yaml")
         code, _, err = run_legate(["-c", missing, "--mode", "validate"])
