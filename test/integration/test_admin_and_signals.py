@@ -235,7 +235,12 @@ class Signals(LegateTestCase):
         self.assertEqual(lg.wait_exit(5), 0, lg.stderr_tail())
 
     def test_sigterm_drains_in_flight_connection(self):
-        lg = self.start("--drain-time-s", "5")
+        for concurrency in (1, 2):
+            with self.subTest(concurrency=concurrency):
+                self.check_drain_in_flight(concurrency)
+
+    def check_drain_in_flight(self, concurrency):
+        lg = self.start("--drain-time-s", "5", concurrency=concurrency)
         port = lg.port("l")
         c = self.client(port)
         c.sendall(b"before")

@@ -112,6 +112,21 @@ class TcpProxyData(LegateTestCase):
         lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
         lg.wait_for_stat(lg.listener_stat_prefix("l") + "downstream_cx_active", lambda v: v == 0)
 
+    def test_data_and_fin_before_upstream_connects(self):
+        # The client's bytes and FIN arrive while legate is still connecting upstream;
+        # both must be delivered once the upstream is there.
+        sink = self.server(SinkServer, reply=b"got it")
+        lg = self.proxy_to(sink.port)
+        for i in range(20):
+            c = connect(lg.port("l"))
+            c.sendall(b"early-%02d" % i)
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(recv_all(c)[2], b"got it")
+            c.close()
+        wait_until(lambda: len(sink.finished) == 20, 5, what="20 upstream connections done")
+        for i in range(20):
+            self.assertEqual(bytes(sink.received[i]), b"early-%02d" % i)
+
     def test_upstream_half_close_keeps_client_to_upstream_direction(self):
         # The upstream says its piece and shuts down its write side first; the client
         # still gets to send afterwards.
