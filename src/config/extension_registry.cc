@@ -6,8 +6,12 @@ std::string_view categoryName(ExtensionCategory c) {
   switch (c) {
   case ExtensionCategory::NetworkFilter:
     return "network filter";
+  case ExtensionCategory::HttpFilter:
+    return "HTTP filter";
   case ExtensionCategory::AccessLogger:
     return "access logger";
+  case ExtensionCategory::UpstreamProtocolOptions:
+    return "upstream protocol options";
   }
   return "extension";
 }

@@ -17,7 +17,10 @@ namespace legate::config {
 
 enum class ExtensionCategory {
   NetworkFilter,
+  HttpFilter,
   AccessLogger,
+  // Typed options attached to clusters (typed_extension_protocol_options).
+  UpstreamProtocolOptions,
 };
 
 std::string_view categoryName(ExtensionCategory c);

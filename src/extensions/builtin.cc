@@ -63,6 +63,10 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
     r.add({ExtensionCategory::NetworkFilter,
            "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
            "envoy.filters.network.tcp_proxy", &tcp_proxy});
+    // Read by upstream::Cluster (typed_extension_protocol_options).
+    r.add({ExtensionCategory::UpstreamProtocolOptions,
+           "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+           "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", nullptr});
     // Access loggers are built by accesslog::create(), keyed by these types.
     r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",
            "envoy.access_loggers.file", nullptr});

@@ -13,6 +13,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "extensions/factory.h"
+#include "network/drain.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace legate::server {
@@ -301,6 +302,7 @@ void Server::startDrain() {
     return;
   }
   draining_ = true;
+  network::setDraining(true);
   for (auto& w : workers_) {
     w->stopListeners();
   }

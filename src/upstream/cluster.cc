@@ -1,9 +1,14 @@
 #include "upstream/cluster.h"
 
+#include "config/extension_registry.h"
 #include "config/unsupported.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
+
+// Envoy still accepts the deprecated per-cluster HTTP option fields; so do we.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
 namespace legate::upstream {
 
@@ -30,16 +35,85 @@ ClusterStats::ClusterStats(stats::Scope s)
       upstream_cx_length_ms(s.histogram("upstream_cx_length_ms")),
       membership_total(s.gauge("membership_total")),
       membership_healthy(s.gauge("membership_healthy")),
-      cx_open(s.gauge("circuit_breakers.default.cx_open")) {}
+      cx_open(s.gauge("circuit_breakers.default.cx_open")),
+      upstream_cx_http1_total(s.counter("upstream_cx_http1_total")),
+      upstream_cx_idle_timeout(s.counter("upstream_cx_idle_timeout")),
+      upstream_cx_max_requests(s.counter("upstream_cx_max_requests")),
+      upstream_cx_destroy_with_active_rq(s.counter("upstream_cx_destroy_with_active_rq")),
+      upstream_rq_total(s.counter("upstream_rq_total")),
+      upstream_rq_active(s.gauge("upstream_rq_active")),
+      upstream_rq_completed(s.counter("upstream_rq_completed")),
+      upstream_rq_pending_total(s.counter("upstream_rq_pending_total")),
+      upstream_rq_pending_active(s.gauge("upstream_rq_pending_active")),
+      upstream_rq_pending_overflow(s.counter("upstream_rq_pending_overflow")),
+      upstream_rq_pending_failure_eject(s.counter("upstream_rq_pending_failure_eject")),
+      upstream_rq_timeout(s.counter("upstream_rq_timeout")),
+      upstream_rq_rx_reset(s.counter("upstream_rq_rx_reset")),
+      upstream_rq_tx_reset(s.counter("upstream_rq_tx_reset")),
+      upstream_rq_1xx(s.counter("upstream_rq_1xx")),
+      upstream_rq_2xx(s.counter("upstream_rq_2xx")),
+      upstream_rq_3xx(s.counter("upstream_rq_3xx")),
+      upstream_rq_4xx(s.counter("upstream_rq_4xx")),
+      upstream_rq_5xx(s.counter("upstream_rq_5xx")),
+      upstream_rq_time(s.histogram("upstream_rq_time")),
+      rq_pending_open(s.gauge("circuit_breakers.default.rq_pending_open")),
+      rq_open(s.gauge("circuit_breakers.default.rq_open")) {}
 
 namespace {
-using ClusterProto = envoy::config::cluster::v3::Cluster;
+using ClusterProto = upstream::Cluster::ClusterProto;
 using envoy::config::core::v3::HealthStatus;
 
 int64_t toMillis(const google::protobuf::Duration& d) {
   return google::protobuf::util::TimeUtil::DurationToMilliseconds(d);
 }
 } // namespace
+
+absl::Status upstream::Cluster::parseHttpProtocolOptions(const ClusterProto& proto,
+                                                         const std::string& where, Cluster& c) {
+  using envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+  auto apply_common = [&c](const envoy::config::core::v3::HttpProtocolOptions& common) {
+    if (common.has_idle_timeout()) {
+      c.idle_timeout_ = std::chrono::milliseconds(toMillis(common.idle_timeout()));
+    }
+    if (common.has_max_requests_per_connection()) {
+      c.max_requests_per_connection_ = common.max_requests_per_connection().value();
+    }
+  };
+  if (proto.has_max_requests_per_connection()) {
+    c.max_requests_per_connection_ = proto.max_requests_per_connection().value();
+  }
+  if (proto.has_common_http_protocol_options()) {
+    apply_common(proto.common_http_protocol_options());
+  }
+  if (proto.has_http2_protocol_options()) {
+    return absl::InvalidArgumentError(where + ": http2_protocol_options: HTTP/2 upstreams are not "
+                                              "implemented by legate yet");
+  }
+  static const std::string kHttpOptions =
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+  for (const auto& [key, any] : proto.typed_extension_protocol_options()) {
+    const std::string path = where + ": typed_extension_protocol_options[\"" + key + "\"]";
+    if (std::string(config::typeNameFromUrl(any.type_url())) != kHttpOptions) {
+      return absl::InvalidArgumentError(path + ": '" + any.type_url() +
+                                        "' is not implemented by legate");
+    }
+    HttpProtocolOptions opts;
+    if (!any.UnpackTo(&opts)) {
+      return absl::InvalidArgumentError(path + ": cannot decode HttpProtocolOptions");
+    }
+    if (opts.has_use_downstream_protocol_config() || opts.has_auto_config() ||
+        (opts.has_explicit_http_config() && !opts.explicit_http_config().has_http_protocol_options())) {
+      return absl::InvalidArgumentError(path + ": only explicit_http_config.http_protocol_options "
+                                               "(HTTP/1.1 upstreams) is implemented by legate yet");
+    }
+    if (opts.http_filters_size() > 0 || opts.has_header_validation_config()) {
+      return absl::InvalidArgumentError(path + ": upstream http_filters and header_validation_config "
+                                               "are not implemented by legate yet");
+    }
+    apply_common(opts.common_http_protocol_options());
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::shared_ptr<upstream::Cluster>>
 upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store,
@@ -58,7 +132,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   if (auto st = config::rejectUnsupportedFields(
           proto,
           {"eds_cluster_config", "health_checks", "outlier_detection", "transport_socket",
-           "transport_socket_matches", "typed_extension_protocol_options", "lb_subset_config",
+           "transport_socket_matches", "lb_subset_config",
            "ring_hash_lb_config", "maglev_lb_config", "original_dst_lb_config",
            "least_request_lb_config", "round_robin_lb_config", "load_balancing_policy",
            "upstream_bind_config", "filters", "upstream_connection_options",
@@ -92,9 +166,13 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
                                       "LEAST_REQUEST are)");
   }
   for (const auto& t : proto.circuit_breakers().thresholds()) {
-    if (t.priority() == envoy::config::core::v3::DEFAULT && t.has_max_connections()) {
-      c->max_connections_ = t.max_connections().value();
-    }
+    if (t.priority() != envoy::config::core::v3::DEFAULT) continue;
+    if (t.has_max_connections()) c->max_connections_ = t.max_connections().value();
+    if (t.has_max_pending_requests()) c->max_pending_ = t.max_pending_requests().value();
+    if (t.has_max_requests()) c->max_requests_ = t.max_requests().value();
+  }
+  if (auto st = parseHttpProtocolOptions(proto, where, *c); !st.ok()) {
+    return st;
   }
 
   const auto& la = proto.load_assignment();
@@ -182,6 +260,38 @@ HostConstSharedPtr upstream::Cluster::chooseHost(uint32_t worker) const {
   }
   st.current_weights[best] -= total_weight_;
   return hosts_[best];
+}
+
+namespace {
+// Acquires one unit of a circuit-breaker resource if under max.
+bool acquire(std::atomic<uint32_t>& open, uint32_t max, stats::Gauge& gauge) {
+  uint32_t cur = open.load(std::memory_order_relaxed);
+  while (cur < max) {
+    if (open.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) {
+      gauge.set(cur + 1 >= max ? 1 : 0);
+      return true;
+    }
+  }
+  gauge.set(1);
+  return false;
+}
+void release(std::atomic<uint32_t>& open, uint32_t max, stats::Gauge& gauge) {
+  const uint32_t now = open.fetch_sub(1, std::memory_order_relaxed) - 1;
+  if (now < max) gauge.set(0);
+}
+} // namespace
+
+bool upstream::Cluster::tryAcquirePending() const {
+  return acquire(open_pending_, max_pending_, stats_->rq_pending_open);
+}
+void upstream::Cluster::releasePending() const {
+  release(open_pending_, max_pending_, stats_->rq_pending_open);
+}
+bool upstream::Cluster::tryAcquireRequest() const {
+  return acquire(open_requests_, max_requests_, stats_->rq_open);
+}
+void upstream::Cluster::releaseRequest() const {
+  release(open_requests_, max_requests_, stats_->rq_open);
 }
 
 bool upstream::Cluster::tryAcquireConnection() const {

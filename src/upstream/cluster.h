@@ -70,12 +70,36 @@ struct ClusterStats {
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
   stats::Gauge& cx_open; // circuit_breakers.default.cx_open
+  // HTTP.
+  stats::Counter& upstream_cx_http1_total;
+  stats::Counter& upstream_cx_idle_timeout;
+  stats::Counter& upstream_cx_max_requests;
+  stats::Counter& upstream_cx_destroy_with_active_rq;
+  stats::Counter& upstream_rq_total;
+  stats::Gauge& upstream_rq_active;
+  stats::Counter& upstream_rq_completed;
+  stats::Counter& upstream_rq_pending_total;
+  stats::Gauge& upstream_rq_pending_active;
+  stats::Counter& upstream_rq_pending_overflow;
+  stats::Counter& upstream_rq_pending_failure_eject;
+  stats::Counter& upstream_rq_timeout;
+  stats::Counter& upstream_rq_rx_reset;
+  stats::Counter& upstream_rq_tx_reset;
+  stats::Counter& upstream_rq_1xx;
+  stats::Counter& upstream_rq_2xx;
+  stats::Counter& upstream_rq_3xx;
+  stats::Counter& upstream_rq_4xx;
+  stats::Counter& upstream_rq_5xx;
+  stats::Histogram& upstream_rq_time;
+  stats::Gauge& rq_pending_open; // circuit_breakers.default.rq_pending_open
+  stats::Gauge& rq_open;         // circuit_breakers.default.rq_open
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };
 
 class Cluster {
 public:
+  using ClusterProto = envoy::config::cluster::v3::Cluster;
   // Validates what legate supports of the proto; errors name the cluster and field.
   static absl::StatusOr<std::shared_ptr<Cluster>>
   create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store, uint32_t workers);
@@ -96,9 +120,20 @@ public:
   bool tryAcquireConnection() const;
   void releaseConnection() const;
   uint32_t maxConnections() const { return max_connections_; }
+  // max_pending_requests and max_requests, the same way.
+  bool tryAcquirePending() const;
+  void releasePending() const;
+  bool tryAcquireRequest() const;
+  void releaseRequest() const;
+
+  // HTTP/1 upstream settings.
+  uint32_t maxRequestsPerConnection() const { return max_requests_per_connection_; } // 0 = no limit
+  std::chrono::milliseconds idleTimeout() const { return idle_timeout_; }            // 0 = none
 
 private:
   Cluster() = default;
+  static absl::Status parseHttpProtocolOptions(const ClusterProto& proto, const std::string& where,
+                                               Cluster& c);
 
   // Per-worker load-balancer state, padded to its own cache line.
   struct alignas(64) WorkerLbState {
@@ -116,7 +151,13 @@ private:
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;
   std::unique_ptr<ClusterStats> stats_;
   uint32_t max_connections_ = 1024;
+  uint32_t max_pending_ = 1024;
+  uint32_t max_requests_ = 1024;
+  uint32_t max_requests_per_connection_ = 0;
+  std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
   mutable std::atomic<uint32_t> open_connections_{0};
+  mutable std::atomic<uint32_t> open_pending_{0};
+  mutable std::atomic<uint32_t> open_requests_{0};
   mutable std::vector<WorkerLbState> lb_state_;
 };
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
