@@ -1,0 +1,226 @@
+#include "http/http1/encoder.h"
+
+#include <algorithm>
+
+#include "http/http1/chars.h"
+
+namespace legate::http::http1 {
+
+std::string_view reasonPhrase(uint32_t status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 102: return "Processing";
+  case 103: return "Early Hints";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 203: return "Non-Authoritative Information";
+  case 204: return "No Content";
+  case 205: return "Reset Content";
+  case 206: return "Partial Content";
+  case 300: return "Multiple Choices";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 406: return "Not Acceptable";
+  case 407: return "Proxy Authentication Required";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 411: return "Length Required";
+  case 412: return "Precondition Failed";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 416: return "Range Not Satisfiable";
+  case 417: return "Expectation Failed";
+  case 421: return "Misdirected Request";
+  case 422: return "Unprocessable Content";
+  case 425: return "Too Early";
+  case 426: return "Upgrade Required";
+  case 428: return "Precondition Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
+  default: return "";
+  }
+}
+
+HeaderFacts scanHeaders(const HeaderMap& headers) {
+  HeaderFacts facts;
+  for (const auto& [name, value] : headers.entries()) {
+    if (name == headers::kContentLength) {
+      facts.has_content_length = true;
+    } else if (name == headers::kConnection) {
+      forEachListElement(value, [&](std::string_view element) {
+        if (equalsIgnoreCase(element, "close")) {
+          facts.connection_close = true;
+        }
+        return true;
+      });
+    }
+  }
+  return facts;
+}
+
+void StreamEncoderBase::resetEncoder() {
+  framing_ = Framing::None;
+  headers_encoded_ = false;
+  complete_ = false;
+  callbacks_.clear();
+}
+
+void StreamEncoderBase::appendField(std::string& out, std::string_view name,
+                                    std::string_view value) const {
+  if (settings_.proper_case_headers) {
+    bool upper = true;
+    for (char c : name) {
+      if (upper && c >= 'a' && c <= 'z') {
+        c = static_cast<char>(c - ('a' - 'A'));
+      }
+      upper = c == '-';
+      out.push_back(c);
+    }
+  } else {
+    out.append(name);
+  }
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+void StreamEncoderBase::appendHeaders(std::string& out, const HeaderMap& headers,
+                                      bool skip_content_length, bool skip_host) const {
+  for (const auto& [name, value] : headers.entries()) {
+    if (name.empty() || name[0] == ':') {
+      continue;
+    }
+    // Hop-by-hop fields the codec manages itself.
+    if (name == headers::kTransferEncoding || name == headers::kConnection ||
+        name == headers::kKeepAlive || name == headers::kProxyConnection) {
+      continue;
+    }
+    if ((skip_content_length && name == headers::kContentLength) ||
+        (skip_host && name == headers::kHost)) {
+      continue;
+    }
+    if (!isToken(name) || !isFieldValue(value)) {
+      continue; // would corrupt or split the message
+    }
+    appendField(out, name, value);
+  }
+}
+
+void StreamEncoderBase::finishHead(std::string& head, bool end_stream) {
+  head.append("\r\n");
+  headers_encoded_ = true;
+  if (end_stream) {
+    complete_ = true;
+  }
+  Buffer out;
+  out.add(head);
+  write(out, end_stream);
+}
+
+void StreamEncoderBase::encodeData(Buffer& data, bool end_stream) {
+  if (complete_ || !headers_encoded_) {
+    data.drain(data.length());
+    return;
+  }
+  Buffer out;
+  switch (framing_) {
+  case Framing::None:
+    data.drain(data.length()); // HEAD / 204 / 304: no body on the wire
+    break;
+  case Framing::ContentLength:
+  case Framing::CloseDelimited:
+    out.move(data);
+    break;
+  case Framing::Chunked:
+    if (!data.empty()) {
+      char hex[24];
+      size_t len = 0;
+      size_t n = data.length();
+      char digits[16];
+      size_t d = 0;
+      do {
+        digits[d++] = "0123456789abcdef"[n & 0xf];
+        n >>= 4;
+      } while (n != 0);
+      while (d > 0) {
+        hex[len++] = digits[--d];
+      }
+      hex[len++] = '\r';
+      hex[len++] = '\n';
+      out.add(hex, len);
+      out.move(data);
+      out.add("\r\n");
+    }
+    if (end_stream) {
+      out.add("0\r\n\r\n");
+    }
+    break;
+  }
+  if (end_stream) {
+    complete_ = true;
+  }
+  if (!out.empty() || end_stream) {
+    write(out, end_stream);
+  }
+}
+
+void StreamEncoderBase::encodeTrailers(const HeaderMap& trailers) {
+  if (complete_ || !headers_encoded_) {
+    return;
+  }
+  complete_ = true;
+  Buffer out;
+  if (framing_ == Framing::Chunked) {
+    // Trailers exist only in the chunked coding; otherwise they end the body.
+    std::string block = "0\r\n";
+    appendHeaders(block, trailers, true, true);
+    block.append("\r\n");
+    out.add(block);
+  }
+  write(out, true);
+}
+
+void StreamEncoderBase::readDisable(bool disable) {
+  if (read_disable_) {
+    read_disable_(disable);
+  }
+}
+
+void StreamEncoderBase::addCallbacks(StreamCallbacks& callbacks) {
+  callbacks_.push_back(&callbacks);
+}
+
+void StreamEncoderBase::removeCallbacks(StreamCallbacks& callbacks) {
+  callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), &callbacks),
+                   callbacks_.end());
+}
+
+void StreamEncoderBase::notifyReset(StreamResetReason reason, std::string_view details) {
+  // Callbacks may remove themselves while being notified: iterate a copy.
+  const std::vector<StreamCallbacks*> callbacks = std::move(callbacks_);
+  callbacks_.clear();
+  for (StreamCallbacks* cb : callbacks) {
+    cb->onResetStream(reason, details);
+  }
+}
+
+} // namespace legate::http::http1
