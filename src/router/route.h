@@ -1,0 +1,221 @@
+#pragma once
+
+// One route of the route table (envoy.config.route.v3.Route): its match and
+// its action, as plain data plus the helpers the router filter needs.
+//
+// Thread and lifetime: built on the main thread as part of a RouteConfig and
+// owned by it; immutable afterwards, so workers use it without locks for as
+// long as they hold the RouteConfig's shared_ptr.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "accesslog/stream_info.h"
+#include "google/protobuf/any.pb.h"
+#include "http/header_map.h"
+#include "router/header_mutation.h"
+#include "router/matchers.h"
+
+namespace legate::router {
+
+class VirtualHost;
+class RouteConfig;
+
+// typed_per_filter_config: kept for the filters that will read it, keyed by
+// filter name.
+using TypedPerFilterConfig = std::map<std::string, google::protobuf::Any, std::less<>>;
+
+// How a matched route rewrites the path: prefix_rewrite replaces the part of
+// the path the route matched (the prefix for prefix and path_separated_prefix
+// routes, the whole path for path and safe_regex routes); regex_rewrite
+// substitutes every match of the pattern (RE2::GlobalReplace) in the path.
+// Both work on the path without its query, which is kept.
+class PathRewriter {
+public:
+  bool active() const { return has_prefix_ || regex_ != nullptr; }
+  // The new ":path" for full_path ("/a/b?x=1").
+  std::string rewrite(std::string_view full_path) const;
+
+  bool has_prefix_ = false;
+  std::string prefix_;
+  size_t matched_len_ = 0;  // prefix routes: length of the matched prefix
+  bool whole_path_ = false; // path / regex routes: the whole path is replaced
+  std::shared_ptr<const re2::RE2> regex_;
+  std::string substitution_;
+};
+
+// One entry of weighted_clusters.
+struct WeightedClusterEntry {
+  std::string name;           // or
+  std::string cluster_header; // the cluster is read from this request header
+  uint32_t weight = 0;
+};
+
+// RouteAction: forward to a cluster.
+class RouteAction {
+public:
+  enum class HostRewrite { kNone, kLiteral, kAuto, kHeader, kPathRegex };
+
+  // The cluster for this request: the fixed cluster; the value of
+  // cluster_header ("" when the header is missing); or a weighted pick
+  // (random % total weight, over the entries in order; the random value comes
+  // from weighted_clusters.header_name when that header holds a valid uint64).
+  std::string pickCluster(const http::HeaderMap& headers, uint64_t random) const;
+
+  const std::string& cluster() const { return cluster_; }
+  const std::string& clusterHeader() const { return cluster_header_; }
+  const std::vector<WeightedClusterEntry>& weightedClusters() const { return weighted_; }
+  uint64_t totalWeight() const { return total_weight_; }
+  // cluster_not_found_response_code as an HTTP status (503 by default).
+  uint32_t clusterNotFoundResponseCode() const { return cluster_not_found_code_; }
+
+  // Upstream timeout: 15 s unless configured; zero means none.
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  // idle_timeout: nullopt when unset (the connection manager's stream idle
+  // timeout applies); zero disables it.
+  std::optional<std::chrono::milliseconds> idleTimeout() const { return idle_timeout_; }
+
+  HostRewrite hostRewrite() const { return host_rewrite_; }
+  const std::string& hostRewriteLiteral() const { return host_literal_; }
+  const std::string& hostRewriteHeader() const { return host_header_; }
+  // auto_host_rewrite needs the chosen upstream host, so the router filter
+  // applies it after load balancing (rewritePathAndHost does not).
+  bool autoHostRewrite() const { return host_rewrite_ == HostRewrite::kAuto; }
+  bool appendXForwardedHost() const { return append_x_forwarded_host_; }
+  const PathRewriter& pathRewriter() const { return path_rewriter_; }
+
+private:
+  friend class RouteBuilder;
+  std::string cluster_;
+  std::string cluster_header_;
+  std::vector<WeightedClusterEntry> weighted_;
+  uint64_t total_weight_ = 0;
+  std::string random_header_; // weighted_clusters.header_name
+  uint32_t cluster_not_found_code_ = 503;
+  std::chrono::milliseconds timeout_{15000};
+  std::optional<std::chrono::milliseconds> idle_timeout_;
+  HostRewrite host_rewrite_ = HostRewrite::kNone;
+  std::string host_literal_;
+  std::string host_header_;
+  std::shared_ptr<const re2::RE2> host_regex_;
+  std::string host_regex_substitution_;
+  bool append_x_forwarded_host_ = false;
+  PathRewriter path_rewriter_;
+
+  friend class Route;
+};
+
+// RedirectAction: answer with a redirect.
+class RedirectAction {
+public:
+  // The Location for this request, as Envoy builds it: scheme (scheme_redirect,
+  // https_redirect, else the request's x-forwarded-proto / :scheme), host
+  // (host_redirect, else the request's :authority, without its port when
+  // port_redirect is set or when the scheme changes and the port was the old
+  // scheme's default), port_redirect,
+  // then the path: path_redirect (its own query wins; otherwise the request's
+  // query is kept unless strip_query), prefix/regex rewrite of the request
+  // path, or the request path.
+  std::string location(const http::HeaderMap& request) const;
+  // 301 (default), 302, 303, 307 or 308.
+  uint32_t responseCode() const { return response_code_; }
+
+private:
+  friend class RouteBuilder;
+  friend class VirtualHost;
+  std::string scheme_; // "" keeps the request's
+  std::string host_;
+  std::string port_; // ":8443" or ""
+  std::string path_;
+  bool has_path_ = false;
+  bool path_has_query_ = false;
+  PathRewriter rewriter_;
+  bool strip_query_ = false;
+  uint32_t response_code_ = 301;
+  // The require_tls redirect: "https://" + :authority + :path, unchanged.
+  bool tls_redirect_ = false;
+};
+
+// DirectResponseAction: answer locally.
+struct DirectResponse {
+  uint32_t status = 200;
+  std::string body;
+};
+
+class Route {
+public:
+  const std::string& name() const { return name_; }
+  // Where this route is in the configuration
+  // ("route_config.virtual_hosts[0].routes[3]"), for errors and debugging.
+  const std::string& configPath() const { return config_path_; }
+  const VirtualHost& virtualHost() const { return *vhost_; }
+
+  // Exactly one of these is non-null.
+  const RouteAction* routeAction() const { return route_action_.get(); }
+  const RedirectAction* redirect() const { return redirect_.get(); }
+  const DirectResponse* directResponse() const { return direct_response_.get(); }
+
+  const TypedPerFilterConfig& typedPerFilterConfig() const { return typed_per_filter_config_; }
+
+  // Whether this route matches. path/query: the :path split by splitPath.
+  bool matches(const http::HeaderMap& headers, std::string_view path, std::string_view query,
+               uint64_t random_value) const;
+
+  // For a RouteAction: rewrites :authority (host_rewrite_literal,
+  // host_rewrite_header, host_rewrite_path_regex; appending the old value to
+  // x-forwarded-host when append_x_forwarded_host), then :path (prefix_rewrite
+  // or regex_rewrite, keeping the query; the original :path is saved in
+  // x-envoy-original-path when insert_original_path, as Envoy does unless
+  // suppress_envoy_headers). Envoy applies it after finalizeRequestHeaders.
+  void rewritePathAndHost(http::HeaderMap& headers, bool insert_original_path = true) const;
+
+  // request_headers_to_add/_remove of the route, its virtual host and the
+  // route configuration: most specific first (route, virtual host, route
+  // configuration; later levels may overwrite earlier ones), or the reverse
+  // with most_specific_header_mutations_wins.
+  void finalizeRequestHeaders(http::HeaderMap& headers, const accesslog::StreamInfo& info) const;
+  // The same for response_headers_to_add/_remove.
+  void finalizeResponseHeaders(http::HeaderMap& headers, const accesslog::StreamInfo& info) const;
+
+  // Match kind, for the route index.
+  enum class PathMatch { kPrefix, kPath, kRegex, kPathSeparatedPrefix };
+  PathMatch pathMatch() const { return path_match_; }
+  const std::string& pathMatchValue() const { return match_value_; }
+  bool caseSensitive() const { return case_sensitive_; }
+
+private:
+  friend class RouteBuilder;
+  friend class VirtualHost;
+
+  bool pathMatches(std::string_view path) const;
+
+  std::string name_;
+  std::string config_path_;
+  const VirtualHost* vhost_ = nullptr;
+  bool tls_redirect_route_ = false; // require_tls: no header mutations
+
+  PathMatch path_match_ = PathMatch::kPrefix;
+  std::string match_value_; // lower-cased when !case_sensitive_
+  bool case_sensitive_ = true;
+  std::shared_ptr<const re2::RE2> path_regex_;
+  bool has_runtime_fraction_ = false;
+  uint64_t fraction_numerator_ = 0;
+  uint64_t fraction_denominator_ = 100;
+  std::vector<HeaderMatcher> header_matchers_;
+  std::vector<QueryParameterMatcher> query_matchers_;
+
+  std::unique_ptr<RouteAction> route_action_;
+  std::unique_ptr<RedirectAction> redirect_;
+  std::unique_ptr<DirectResponse> direct_response_;
+
+  HeaderMutationLevel mutations_;
+  TypedPerFilterConfig typed_per_filter_config_;
+};
+
+} // namespace legate::router
