@@ -19,7 +19,7 @@ bool isModifiable(const std::string& lower_name) {
   return !lower_name.empty() && lower_name[0] != ':' && lower_name != "host";
 }
 
-} // namespace
+}  // namespace
 
 absl::StatusOr<HeaderMutations> HeaderMutations::create(const AddList& add,
                                                         const std::string& add_path,
@@ -44,7 +44,8 @@ absl::StatusOr<HeaderMutations> HeaderMutations::create(const AddList& add,
     } else {
       auto f = accesslog::parseTextFormat(value);
       if (!f.ok()) {
-        return absl::InvalidArgumentError(path + ".header.value: " + std::string(f.status().message()));
+        return absl::InvalidArgumentError(path +
+                                          ".header.value: " + std::string(f.status().message()));
       }
       a.formatter = std::shared_ptr<const accesslog::Formatter>(std::move(*f));
     }
@@ -53,8 +54,8 @@ absl::StatusOr<HeaderMutations> HeaderMutations::create(const AddList& add,
         return absl::InvalidArgumentError(
             path + ": both append and append_action are set; use append_action only");
       }
-      a.action = opt.append().value() ? Action::kAppendIfExistsOrAdd
-                                      : Action::kOverwriteIfExistsOrAdd;
+      a.action =
+          opt.append().value() ? Action::kAppendIfExistsOrAdd : Action::kOverwriteIfExistsOrAdd;
     } else {
       switch (opt.append_action()) {
       case HVO::ADD_IF_ABSENT:
@@ -87,8 +88,10 @@ absl::StatusOr<HeaderMutations> HeaderMutations::create(const AddList& add,
 }
 
 void HeaderMutations::apply(http::HeaderMap& headers, const accesslog::StreamInfo& info) const {
-  for (const auto& name : remove_) headers.remove(name);
-  if (add_.empty()) return;
+  for (const auto& name : remove_)
+    headers.remove(name);
+  if (add_.empty())
+    return;
 
   // Evaluate every value first, so each formatter and each existence test
   // sees the headers as they were before this level's additions.
@@ -96,24 +99,29 @@ void HeaderMutations::apply(http::HeaderMap& headers, const accesslog::StreamInf
   std::vector<std::pair<const std::string*, std::string>> append;
   for (const auto& a : add_) {
     std::string value = a.formatter ? a.formatter->format(info) : a.literal;
-    if (value.empty() && !a.keep_empty) continue;
+    if (value.empty() && !a.keep_empty)
+      continue;
     switch (a.action) {
     case Action::kAppendIfExistsOrAdd:
       append.emplace_back(&a.name, std::move(value));
       break;
     case Action::kAddIfAbsent:
-      if (!headers.has(a.name)) append.emplace_back(&a.name, std::move(value));
+      if (!headers.has(a.name))
+        append.emplace_back(&a.name, std::move(value));
       break;
     case Action::kOverwriteIfExists:
-      if (headers.has(a.name)) overwrite.emplace_back(&a.name, std::move(value));
+      if (headers.has(a.name))
+        overwrite.emplace_back(&a.name, std::move(value));
       break;
     case Action::kOverwriteIfExistsOrAdd:
       overwrite.emplace_back(&a.name, std::move(value));
       break;
     }
   }
-  for (const auto& [name, value] : overwrite) headers.set(*name, value);
-  for (const auto& [name, value] : append) headers.add(*name, value);
+  for (const auto& [name, value] : overwrite)
+    headers.set(*name, value);
+  for (const auto& [name, value] : append)
+    headers.add(*name, value);
 }
 
-} // namespace legate::router
+}  // namespace legate::router

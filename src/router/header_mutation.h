@@ -21,7 +21,7 @@ class HeaderValueOption;
 namespace legate::router {
 
 class HeaderMutations {
-public:
+ public:
   using AddList = google::protobuf::RepeatedPtrField<envoy::config::core::v3::HeaderValueOption>;
   using RemoveList = google::protobuf::RepeatedPtrField<std::string>;
 
@@ -41,12 +41,17 @@ public:
 
   bool empty() const { return add_.empty() && remove_.empty(); }
 
-private:
-  enum class Action { kAppendIfExistsOrAdd, kAddIfAbsent, kOverwriteIfExistsOrAdd, kOverwriteIfExists };
+ private:
+  enum class Action {
+    kAppendIfExistsOrAdd,
+    kAddIfAbsent,
+    kOverwriteIfExistsOrAdd,
+    kOverwriteIfExists
+  };
   struct Add {
-    std::string name; // lower-case
-    std::string literal;                 // used when formatter is null
-    std::shared_ptr<const accesslog::Formatter> formatter; // values containing '%'
+    std::string name;                                       // lower-case
+    std::string literal;                                    // used when formatter is null
+    std::shared_ptr<const accesslog::Formatter> formatter;  // values containing '%'
     Action action = Action::kAppendIfExistsOrAdd;
     bool keep_empty = false;
   };
@@ -64,16 +69,19 @@ struct HeaderMutationLevel {
 // (request_headers_to_add, request_headers_to_remove, response_headers_to_add,
 // response_headers_to_remove): Route, VirtualHost and RouteConfiguration.
 template <class Proto>
-absl::StatusOr<HeaderMutationLevel> buildHeaderMutations(const Proto& proto, const std::string& path) {
-  auto req = HeaderMutations::create(proto.request_headers_to_add(), path + ".request_headers_to_add",
-                                     proto.request_headers_to_remove(),
-                                     path + ".request_headers_to_remove");
-  if (!req.ok()) return req.status();
+absl::StatusOr<HeaderMutationLevel> buildHeaderMutations(const Proto& proto,
+                                                         const std::string& path) {
+  auto req = HeaderMutations::create(
+      proto.request_headers_to_add(), path + ".request_headers_to_add",
+      proto.request_headers_to_remove(), path + ".request_headers_to_remove");
+  if (!req.ok())
+    return req.status();
   auto resp = HeaderMutations::create(
       proto.response_headers_to_add(), path + ".response_headers_to_add",
       proto.response_headers_to_remove(), path + ".response_headers_to_remove");
-  if (!resp.ok()) return resp.status();
+  if (!resp.ok())
+    return resp.status();
   return HeaderMutationLevel{std::move(*req), std::move(*resp)};
 }
 
-} // namespace legate::router
+}  // namespace legate::router

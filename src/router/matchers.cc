@@ -15,24 +15,31 @@ namespace legate::router {
 
 namespace {
 
-re2::StringPiece piece(std::string_view s) { return re2::StringPiece(s.data(), s.size()); }
+re2::StringPiece piece(std::string_view s) {
+  return re2::StringPiece(s.data(), s.size());
+}
 
 // Whole-string base-10 int64 with an optional sign, as Envoy's range_match.
 std::optional<int64_t> parseInt64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
+  if (s.empty())
+    return std::nullopt;
   size_t start = 0;
-  if (s[0] == '+') start = 1; // from_chars accepts '-' but not '+'
-  if (start == s.size()) return std::nullopt;
+  if (s[0] == '+')
+    start = 1;  // from_chars accepts '-' but not '+'
+  if (start == s.size())
+    return std::nullopt;
   int64_t v = 0;
   const char* first = s.data() + start;
   const char* last = s.data() + s.size();
   auto [ptr, ec] = std::from_chars(first, last, v);
-  if (ec != std::errc() || ptr != last) return std::nullopt;
-  if (start == 1 && s.size() > 1 && s[1] == '-') return std::nullopt; // "+-1"
+  if (ec != std::errc() || ptr != last)
+    return std::nullopt;
+  if (start == 1 && s.size() > 1 && s[1] == '-')
+    return std::nullopt;  // "+-1"
   return v;
 }
 
-} // namespace
+}  // namespace
 
 std::string toLower(std::string_view s) {
   std::string out(s);
@@ -49,8 +56,8 @@ bool endsWithIgnoreCase(std::string_view s, std::string_view suffix) {
          http::equalsIgnoreCase(s.substr(s.size() - suffix.size()), suffix);
 }
 
-absl::StatusOr<std::shared_ptr<const re2::RE2>>
-compileRegex(const envoy::type::matcher::v3::RegexMatcher& proto, const std::string& path) {
+absl::StatusOr<std::shared_ptr<const re2::RE2>> compileRegex(
+    const envoy::type::matcher::v3::RegexMatcher& proto, const std::string& path) {
   re2::RE2::Options options(re2::RE2::Quiet);
   auto re = std::make_shared<const re2::RE2>(piece(proto.regex()), options);
   if (!re->ok()) {
@@ -84,9 +91,8 @@ std::string regexReplaceAll(const re2::RE2& re, std::string_view text,
 
 // ---- StringMatcher ----
 
-absl::StatusOr<StringMatcher>
-StringMatcher::create(const envoy::type::matcher::v3::StringMatcher& proto,
-                      const std::string& path) {
+absl::StatusOr<StringMatcher> StringMatcher::create(
+    const envoy::type::matcher::v3::StringMatcher& proto, const std::string& path) {
   using P = envoy::type::matcher::v3::StringMatcher;
   StringMatcher m;
   m.ignore_case_ = proto.ignore_case();
@@ -110,7 +116,8 @@ StringMatcher::create(const envoy::type::matcher::v3::StringMatcher& proto,
   case P::kSafeRegex: {
     m.kind_ = Kind::kRegex;
     auto re = compileRegex(proto.safe_regex(), path + ".safe_regex");
-    if (!re.ok()) return re.status();
+    if (!re.ok())
+      return re.status();
     m.regex_ = std::move(*re);
     m.ignore_case_ = false;
     break;
@@ -124,7 +131,8 @@ StringMatcher::create(const envoy::type::matcher::v3::StringMatcher& proto,
     return absl::InvalidArgumentError(
         path + ": one of exact, prefix, suffix, contains or safe_regex is required");
   }
-  if (m.ignore_case_) http::toLowerInPlace(m.value_);
+  if (m.ignore_case_)
+    http::toLowerInPlace(m.value_);
   return m;
 }
 
@@ -137,7 +145,8 @@ bool StringMatcher::match(std::string_view value) const {
   case Kind::kSuffix:
     return ignore_case_ ? endsWithIgnoreCase(value, value_) : value.ends_with(value_);
   case Kind::kContains:
-    if (!ignore_case_) return value.find(value_) != std::string_view::npos;
+    if (!ignore_case_)
+      return value.find(value_) != std::string_view::npos;
     return toLower(value).find(value_) != std::string::npos;
   case Kind::kRegex:
     return regexFullMatch(*regex_, value);
@@ -147,13 +156,13 @@ bool StringMatcher::match(std::string_view value) const {
 
 // ---- HeaderMatcher ----
 
-absl::StatusOr<HeaderMatcher>
-HeaderMatcher::create(const envoy::config::route::v3::HeaderMatcher& proto,
-                      const std::string& path) {
+absl::StatusOr<HeaderMatcher> HeaderMatcher::create(
+    const envoy::config::route::v3::HeaderMatcher& proto, const std::string& path) {
   using P = envoy::config::route::v3::HeaderMatcher;
   HeaderMatcher m;
   m.name_ = toLower(proto.name());
-  if (m.name_.empty()) return absl::InvalidArgumentError(path + ".name: must not be empty");
+  if (m.name_.empty())
+    return absl::InvalidArgumentError(path + ".name: must not be empty");
   m.invert_ = proto.invert_match();
   m.treat_missing_as_empty_ = proto.treat_missing_header_as_empty();
 
@@ -161,7 +170,8 @@ HeaderMatcher::create(const envoy::config::route::v3::HeaderMatcher& proto,
   auto fromString = [&](envoy::type::matcher::v3::StringMatcher sm,
                         const std::string& field) -> absl::Status {
     auto s = StringMatcher::create(sm, path + "." + field);
-    if (!s.ok()) return s.status();
+    if (!s.ok())
+      return s.status();
     m.kind_ = Kind::kString;
     m.string_ = std::move(*s);
     return absl::OkStatus();
@@ -177,7 +187,8 @@ HeaderMatcher::create(const envoy::config::route::v3::HeaderMatcher& proto,
     // Compile under the field's own name so errors point at it.
     {
       auto re = compileRegex(proto.safe_regex_match(), path + ".safe_regex_match");
-      if (!re.ok()) return re.status();
+      if (!re.ok())
+        return re.status();
     }
     *sm.mutable_safe_regex() = proto.safe_regex_match();
     st = fromString(sm, "safe_regex_match");
@@ -215,7 +226,8 @@ HeaderMatcher::create(const envoy::config::route::v3::HeaderMatcher& proto,
     m.present_ = true;
     break;
   }
-  if (!st.ok()) return st;
+  if (!st.ok())
+    return st;
   return m;
 }
 
@@ -223,7 +235,8 @@ bool HeaderMatcher::match(const http::HeaderMap& headers) const {
   std::optional<std::string> joined;
   bool found = false;
   for (const auto& e : headers.entries()) {
-    if (e.first != name_) continue;
+    if (e.first != name_)
+      continue;
     if (!found) {
       joined = e.second;
       found = true;
@@ -238,7 +251,8 @@ bool HeaderMatcher::match(const http::HeaderMap& headers) const {
     return (found == present_) != invert_;
   }
   if (!found) {
-    if (!treat_missing_as_empty_) return false;
+    if (!treat_missing_as_empty_)
+      return false;
     joined.emplace();
   }
   bool result = false;
@@ -258,7 +272,8 @@ std::vector<QueryParam> parseQueryString(std::string_view query) {
   size_t start = 0;
   while (start <= query.size()) {
     size_t end = query.find('&', start);
-    if (end == std::string_view::npos) end = query.size();
+    if (end == std::string_view::npos)
+      end = query.size();
     std::string_view item = query.substr(start, end - start);
     if (!item.empty()) {
       const size_t eq = item.find('=');
@@ -273,15 +288,16 @@ std::vector<QueryParam> parseQueryString(std::string_view query) {
   return out;
 }
 
-absl::StatusOr<QueryParameterMatcher>
-QueryParameterMatcher::create(const envoy::config::route::v3::QueryParameterMatcher& proto,
-                              const std::string& path) {
+absl::StatusOr<QueryParameterMatcher> QueryParameterMatcher::create(
+    const envoy::config::route::v3::QueryParameterMatcher& proto, const std::string& path) {
   QueryParameterMatcher m;
   m.name_ = proto.name();
-  if (m.name_.empty()) return absl::InvalidArgumentError(path + ".name: must not be empty");
+  if (m.name_.empty())
+    return absl::InvalidArgumentError(path + ".name: must not be empty");
   if (proto.has_string_match()) {
     auto s = StringMatcher::create(proto.string_match(), path + ".string_match");
-    if (!s.ok()) return s.status();
+    if (!s.ok())
+      return s.status();
     m.string_ = std::move(*s);
     m.present_only_ = false;
   }
@@ -290,7 +306,8 @@ QueryParameterMatcher::create(const envoy::config::route::v3::QueryParameterMatc
 
 bool QueryParameterMatcher::match(const std::vector<QueryParam>& params) const {
   for (const auto& p : params) {
-    if (p.name != name_) continue;
+    if (p.name != name_)
+      continue;
     // Only the first occurrence counts.
     return present_only_ || string_->match(p.value);
   }
@@ -313,4 +330,4 @@ SplitPath splitPath(std::string_view full_path) {
   return out;
 }
 
-} // namespace legate::router
+}  // namespace legate::router

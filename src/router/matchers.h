@@ -21,11 +21,11 @@ class RE2;
 namespace envoy::type::matcher::v3 {
 class RegexMatcher;
 class StringMatcher;
-} // namespace envoy::type::matcher::v3
+}  // namespace envoy::type::matcher::v3
 namespace envoy::config::route::v3 {
 class HeaderMatcher;
 class QueryParameterMatcher;
-} // namespace envoy::config::route::v3
+}  // namespace envoy::config::route::v3
 
 namespace legate::router {
 
@@ -35,8 +35,8 @@ inline constexpr int kMaxRegexProgramSize = 100;
 
 // Compiles a RegexMatcher with RE2. Errors are prefixed with path:
 // "PATH: invalid regex: ..." or "PATH: regex ... is too complex ...".
-absl::StatusOr<std::shared_ptr<const re2::RE2>>
-compileRegex(const envoy::type::matcher::v3::RegexMatcher& proto, const std::string& path);
+absl::StatusOr<std::shared_ptr<const re2::RE2>> compileRegex(
+    const envoy::type::matcher::v3::RegexMatcher& proto, const std::string& path);
 
 // RE2 full match of the whole text.
 bool regexFullMatch(const re2::RE2& re, std::string_view text);
@@ -53,16 +53,16 @@ std::string toLower(std::string_view s);
 // (optionally ignoring ASCII case) or safe_regex (full match; ignore_case has
 // no effect on it, as in Envoy).
 class StringMatcher {
-public:
+ public:
   static absl::StatusOr<StringMatcher> create(const envoy::type::matcher::v3::StringMatcher& proto,
                                               const std::string& path);
   bool match(std::string_view value) const;
 
-private:
+ private:
   enum class Kind { kExact, kPrefix, kSuffix, kContains, kRegex };
   Kind kind_ = Kind::kExact;
   bool ignore_case_ = false;
-  std::string value_; // lower-cased when ignore_case_
+  std::string value_;  // lower-cased when ignore_case_
   std::shared_ptr<const re2::RE2> regex_;
 };
 
@@ -71,18 +71,18 @@ private:
 // never matches (even inverted) unless treat_missing_header_as_empty, except
 // for present_match, which tests presence itself.
 class HeaderMatcher {
-public:
+ public:
   static absl::StatusOr<HeaderMatcher> create(const envoy::config::route::v3::HeaderMatcher& proto,
                                               const std::string& path);
   bool match(const http::HeaderMap& headers) const;
 
-private:
+ private:
   enum class Kind { kString, kRange, kPresent };
-  std::string name_; // lower-case
+  std::string name_;  // lower-case
   Kind kind_ = Kind::kPresent;
   std::optional<StringMatcher> string_;
   int64_t range_start_ = 0;
-  int64_t range_end_ = 0; // exclusive
+  int64_t range_end_ = 0;  // exclusive
   bool present_ = true;
   bool invert_ = false;
   bool treat_missing_as_empty_ = false;
@@ -101,12 +101,12 @@ std::vector<QueryParam> parseQueryString(std::string_view query);
 // named parameter must satisfy string_match; with present_match (or no
 // specifier) the parameter only has to be present.
 class QueryParameterMatcher {
-public:
-  static absl::StatusOr<QueryParameterMatcher>
-  create(const envoy::config::route::v3::QueryParameterMatcher& proto, const std::string& path);
+ public:
+  static absl::StatusOr<QueryParameterMatcher> create(
+      const envoy::config::route::v3::QueryParameterMatcher& proto, const std::string& path);
   bool match(const std::vector<QueryParam>& params) const;
 
-private:
+ private:
   std::string name_;
   std::optional<StringMatcher> string_;
   bool present_only_ = true;
@@ -120,4 +120,4 @@ struct SplitPath {
 };
 SplitPath splitPath(std::string_view full_path);
 
-} // namespace legate::router
+}  // namespace legate::router

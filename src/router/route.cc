@@ -37,7 +37,7 @@ void setAuthority(http::HeaderMap& headers, std::string_view host, bool append_x
   headers.set(http::headers::kAuthority, host);
 }
 
-} // namespace
+}  // namespace
 
 std::string PathRewriter::rewrite(std::string_view full_path) const {
   const size_t q = full_path.find_first_of("?#");
@@ -59,14 +59,18 @@ std::string PathRewriter::rewrite(std::string_view full_path) const {
 }
 
 std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t random) const {
-  if (!cluster_.empty()) return cluster_;
-  if (!cluster_header_.empty()) return std::string(headers.get(cluster_header_).value_or(""));
-  if (weighted_.empty() || total_weight_ == 0) return "";
+  if (!cluster_.empty())
+    return cluster_;
+  if (!cluster_header_.empty())
+    return std::string(headers.get(cluster_header_).value_or(""));
+  if (weighted_.empty() || total_weight_ == 0)
+    return "";
   if (!random_header_.empty()) {
     if (auto v = headers.get(random_header_); v && !v->empty()) {
       uint64_t parsed = 0;
       auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), parsed);
-      if (ec == std::errc() && ptr == v->data() + v->size()) random = parsed;
+      if (ec == std::errc() && ptr == v->data() + v->size())
+        random = parsed;
     }
   }
   const uint64_t selected = random % total_weight_;
@@ -74,11 +78,12 @@ std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t ra
   for (const auto& w : weighted_) {
     end += w.weight;
     if (selected < end) {
-      if (!w.name.empty()) return w.name;
+      if (!w.name.empty())
+        return w.name;
       return std::string(headers.get(w.cluster_header).value_or(""));
     }
   }
-  return ""; // unreachable: selected < total_weight_
+  return "";  // unreachable: selected < total_weight_
 }
 
 std::string RedirectAction::location(const http::HeaderMap& request) const {
@@ -89,7 +94,8 @@ std::string RedirectAction::location(const http::HeaderMap& request) const {
   // manager), else :scheme.
   const std::string request_scheme(request.get("x-forwarded-proto").value_or(request.scheme()));
   std::string scheme = scheme_.empty() ? request_scheme : scheme_;
-  if (scheme.empty()) scheme = "http";
+  if (scheme.empty())
+    scheme = "http";
   std::string host = host_;
   if (host.empty()) {
     host = std::string(request.authority());
@@ -104,7 +110,8 @@ std::string RedirectAction::location(const http::HeaderMap& request) const {
         strip = strip || (request_scheme == "http" && port == ":80") ||
                 (request_scheme == "https" && port == ":443");
       }
-      if (strip) host.resize(colon);
+      if (strip)
+        host.resize(colon);
     }
   }
   const std::string_view full = request.path();
@@ -113,13 +120,15 @@ std::string RedirectAction::location(const http::HeaderMap& request) const {
     path = path_;
     if (!path_has_query_ && !strip_query_) {
       const size_t q = full.find('?');
-      if (q != std::string_view::npos) path.append(full.substr(q));
+      if (q != std::string_view::npos)
+        path.append(full.substr(q));
     }
   } else {
     path = rewriter_.active() ? rewriter_.rewrite(full) : std::string(full);
     if (strip_query_) {
       const size_t q = path.find('?');
-      if (q != std::string::npos) path.resize(q);
+      if (q != std::string::npos)
+        path.resize(q);
     }
   }
   return scheme + "://" + host + port_ + path;
@@ -135,8 +144,8 @@ bool Route::pathMatches(std::string_view path) const {
   case PathMatch::kRegex:
     return regexFullMatch(*path_regex_, path);
   case PathMatch::kPathSeparatedPrefix: {
-    const bool prefix = case_sensitive_ ? path.starts_with(match_value_)
-                                        : startsWithIgnoreCase(path, match_value_);
+    const bool prefix =
+        case_sensitive_ ? path.starts_with(match_value_) : startsWithIgnoreCase(path, match_value_);
     return prefix && (path.size() == match_value_.size() || path[match_value_.size()] == '/');
   }
   }
@@ -145,25 +154,29 @@ bool Route::pathMatches(std::string_view path) const {
 
 bool Route::matches(const http::HeaderMap& headers, std::string_view path, std::string_view query,
                     uint64_t random_value) const {
-  if (!pathMatches(path)) return false;
+  if (!pathMatches(path))
+    return false;
   // Envoy: the route takes the request when random % denominator < numerator.
   if (has_runtime_fraction_ && random_value % fraction_denominator_ >= fraction_numerator_) {
     return false;
   }
   for (const auto& m : header_matchers_) {
-    if (!m.match(headers)) return false;
+    if (!m.match(headers))
+      return false;
   }
   if (!query_matchers_.empty()) {
     const auto params = parseQueryString(query);
     for (const auto& m : query_matchers_) {
-      if (!m.match(params)) return false;
+      if (!m.match(params))
+        return false;
     }
   }
   return true;
 }
 
 void Route::rewritePathAndHost(http::HeaderMap& headers, bool insert_original_path) const {
-  if (route_action_ == nullptr) return;
+  if (route_action_ == nullptr)
+    return;
   const RouteAction& a = *route_action_;
   switch (a.host_rewrite_) {
   case RouteAction::HostRewrite::kLiteral:
@@ -171,13 +184,15 @@ void Route::rewritePathAndHost(http::HeaderMap& headers, bool insert_original_pa
     break;
   case RouteAction::HostRewrite::kHeader: {
     auto v = headers.get(a.host_header_);
-    if (v && !v->empty()) setAuthority(headers, std::string(*v), a.append_x_forwarded_host_);
+    if (v && !v->empty())
+      setAuthority(headers, std::string(*v), a.append_x_forwarded_host_);
     break;
   }
   case RouteAction::HostRewrite::kPathRegex: {
     const SplitPath sp = splitPath(headers.path());
     const std::string host = regexReplaceAll(*a.host_regex_, sp.path, a.host_regex_substitution_);
-    if (!host.empty()) setAuthority(headers, host, a.append_x_forwarded_host_);
+    if (!host.empty())
+      setAuthority(headers, host, a.append_x_forwarded_host_);
     break;
   }
   case RouteAction::HostRewrite::kAuto:
@@ -187,29 +202,36 @@ void Route::rewritePathAndHost(http::HeaderMap& headers, bool insert_original_pa
   if (a.path_rewriter_.active()) {
     const std::string original(headers.path());
     const std::string rewritten = a.path_rewriter_.rewrite(original);
-    if (insert_original_path) headers.set(kOriginalPath, original);
+    if (insert_original_path)
+      headers.set(kOriginalPath, original);
     headers.set(http::headers::kPath, rewritten);
   }
 }
 
 void Route::finalizeRequestHeaders(http::HeaderMap& headers,
                                    const accesslog::StreamInfo& info) const {
-  if (tls_redirect_route_) return;
+  if (tls_redirect_route_)
+    return;
   const RouteConfig& config = vhost_->routeConfig();
   const HeaderMutations* levels[3] = {&mutations_.request, &vhost_->headerMutations().request,
                                       &config.headerMutations().request};
-  if (config.mostSpecificHeaderMutationsWins()) std::swap(levels[0], levels[2]);
-  for (const auto* level : levels) level->apply(headers, info);
+  if (config.mostSpecificHeaderMutationsWins())
+    std::swap(levels[0], levels[2]);
+  for (const auto* level : levels)
+    level->apply(headers, info);
 }
 
 void Route::finalizeResponseHeaders(http::HeaderMap& headers,
                                     const accesslog::StreamInfo& info) const {
-  if (tls_redirect_route_) return;
+  if (tls_redirect_route_)
+    return;
   const RouteConfig& config = vhost_->routeConfig();
   const HeaderMutations* levels[3] = {&mutations_.response, &vhost_->headerMutations().response,
                                       &config.headerMutations().response};
-  if (config.mostSpecificHeaderMutationsWins()) std::swap(levels[0], levels[2]);
-  for (const auto* level : levels) level->apply(headers, info);
+  if (config.mostSpecificHeaderMutationsWins())
+    std::swap(levels[0], levels[2]);
+  for (const auto* level : levels)
+    level->apply(headers, info);
 }
 
-} // namespace legate::router
+}  // namespace legate::router

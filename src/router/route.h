@@ -37,29 +37,29 @@ using TypedPerFilterConfig = std::map<std::string, google::protobuf::Any, std::l
 // substitutes every match of the pattern (RE2::GlobalReplace) in the path.
 // Both work on the path without its query, which is kept.
 class PathRewriter {
-public:
+ public:
   bool active() const { return has_prefix_ || regex_ != nullptr; }
   // The new ":path" for full_path ("/a/b?x=1").
   std::string rewrite(std::string_view full_path) const;
 
   bool has_prefix_ = false;
   std::string prefix_;
-  size_t matched_len_ = 0;  // prefix routes: length of the matched prefix
-  bool whole_path_ = false; // path / regex routes: the whole path is replaced
+  size_t matched_len_ = 0;   // prefix routes: length of the matched prefix
+  bool whole_path_ = false;  // path / regex routes: the whole path is replaced
   std::shared_ptr<const re2::RE2> regex_;
   std::string substitution_;
 };
 
 // One entry of weighted_clusters.
 struct WeightedClusterEntry {
-  std::string name;           // or
-  std::string cluster_header; // the cluster is read from this request header
+  std::string name;            // or
+  std::string cluster_header;  // the cluster is read from this request header
   uint32_t weight = 0;
 };
 
 // RouteAction: forward to a cluster.
 class RouteAction {
-public:
+ public:
   enum class HostRewrite { kNone, kLiteral, kAuto, kHeader, kPathRegex };
 
   // The cluster for this request: the fixed cluster; the value of
@@ -90,13 +90,13 @@ public:
   bool appendXForwardedHost() const { return append_x_forwarded_host_; }
   const PathRewriter& pathRewriter() const { return path_rewriter_; }
 
-private:
+ private:
   friend class RouteBuilder;
   std::string cluster_;
   std::string cluster_header_;
   std::vector<WeightedClusterEntry> weighted_;
   uint64_t total_weight_ = 0;
-  std::string random_header_; // weighted_clusters.header_name
+  std::string random_header_;  // weighted_clusters.header_name
   uint32_t cluster_not_found_code_ = 503;
   std::chrono::milliseconds timeout_{15000};
   std::optional<std::chrono::milliseconds> idle_timeout_;
@@ -113,7 +113,7 @@ private:
 
 // RedirectAction: answer with a redirect.
 class RedirectAction {
-public:
+ public:
   // The Location for this request, as Envoy builds it: scheme (scheme_redirect,
   // https_redirect, else the request's x-forwarded-proto / :scheme), host
   // (host_redirect, else the request's :authority, without its port when
@@ -126,12 +126,12 @@ public:
   // 301 (default), 302, 303, 307 or 308.
   uint32_t responseCode() const { return response_code_; }
 
-private:
+ private:
   friend class RouteBuilder;
   friend class VirtualHost;
-  std::string scheme_; // "" keeps the request's
+  std::string scheme_;  // "" keeps the request's
   std::string host_;
-  std::string port_; // ":8443" or ""
+  std::string port_;  // ":8443" or ""
   std::string path_;
   bool has_path_ = false;
   bool path_has_query_ = false;
@@ -149,7 +149,7 @@ struct DirectResponse {
 };
 
 class Route {
-public:
+ public:
   const std::string& name() const { return name_; }
   // Where this route is in the configuration
   // ("route_config.virtual_hosts[0].routes[3]"), for errors and debugging.
@@ -189,7 +189,7 @@ public:
   const std::string& pathMatchValue() const { return match_value_; }
   bool caseSensitive() const { return case_sensitive_; }
 
-private:
+ private:
   friend class RouteBuilder;
   friend class VirtualHost;
 
@@ -198,10 +198,10 @@ private:
   std::string name_;
   std::string config_path_;
   const VirtualHost* vhost_ = nullptr;
-  bool tls_redirect_route_ = false; // require_tls: no header mutations
+  bool tls_redirect_route_ = false;  // require_tls: no header mutations
 
   PathMatch path_match_ = PathMatch::kPrefix;
-  std::string match_value_; // lower-cased when !case_sensitive_
+  std::string match_value_;  // lower-cased when !case_sensitive_
   bool case_sensitive_ = true;
   std::shared_ptr<const re2::RE2> path_regex_;
   bool has_runtime_fraction_ = false;
@@ -218,4 +218,4 @@ private:
   TypedPerFilterConfig typed_per_filter_config_;
 };
 
-} // namespace legate::router
+}  // namespace legate::router

@@ -52,14 +52,15 @@ absl::Status buildRewriter(bool has_prefix, const std::string& prefix,
   }
   if (regex != nullptr) {
     auto re = compileRegex(regex->pattern(), regex_path + ".pattern");
-    if (!re.ok()) return re.status();
+    if (!re.ok())
+      return re.status();
     out.regex_ = std::move(*re);
     out.substitution_ = regex->substitution();
   }
   return absl::OkStatus();
 }
 
-} // namespace
+}  // namespace
 
 absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string& path,
                                       Route& route) {
@@ -91,9 +92,10 @@ absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string
   case MatchProto::kSafeRegex: {
     route.path_match_ = Route::PathMatch::kRegex;
     auto re = compileRegex(proto.safe_regex(), path + ".safe_regex");
-    if (!re.ok()) return re.status();
+    if (!re.ok())
+      return re.status();
     route.path_regex_ = std::move(*re);
-    route.case_sensitive_ = true; // case_sensitive is ignored for regexes, as in Envoy
+    route.case_sensitive_ = true;  // case_sensitive is ignored for regexes, as in Envoy
     break;
   }
   case MatchProto::kPathSeparatedPrefix: {
@@ -109,7 +111,8 @@ absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string
   default:
     return invalid(path, "one of prefix, path, safe_regex or path_separated_prefix is required");
   }
-  if (!route.case_sensitive_) http::toLowerInPlace(route.match_value_);
+  if (!route.case_sensitive_)
+    http::toLowerInPlace(route.match_value_);
 
   if (proto.has_runtime_fraction()) {
     // The runtime key is not consulted yet (legate has no runtime layer): the
@@ -122,48 +125,66 @@ absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string
   }
   for (int i = 0; i < proto.headers_size(); ++i) {
     auto m = HeaderMatcher::create(proto.headers(i), path + ".headers[" + std::to_string(i) + "]");
-    if (!m.ok()) return m.status();
+    if (!m.ok())
+      return m.status();
     route.header_matchers_.push_back(std::move(*m));
   }
   for (int i = 0; i < proto.query_parameters_size(); ++i) {
     auto m = QueryParameterMatcher::create(proto.query_parameters(i),
                                            path + ".query_parameters[" + std::to_string(i) + "]");
-    if (!m.ok()) return m.status();
+    if (!m.ok())
+      return m.status();
     route.query_matchers_.push_back(std::move(*m));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<RouteAction>>
-RouteBuilder::buildRouteAction(const ActionProto& proto, const std::string& path,
-                               const Route& route) {
-  if (auto st = config::rejectUnsupportedFields(
-          proto,
-          {"cluster_specifier_plugin", "inline_cluster_specifier_plugin", "metadata_match",
-           "path_rewrite_policy", "early_data_policy", "retry_policy", "retry_policy_typed_config",
-           "request_mirror_policies", "priority", "rate_limits", "include_vh_rate_limits",
-           "hash_policy", "cors", "max_grpc_timeout", "grpc_timeout_offset", "upgrade_configs",
-           "internal_redirect_policy", "internal_redirect_action", "max_internal_redirects",
-           "hedge_policy", "max_stream_duration"},
-          path);
+absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
+    const ActionProto& proto, const std::string& path, const Route& route) {
+  if (auto st = config::rejectUnsupportedFields(proto,
+                                                {"cluster_specifier_plugin",
+                                                 "inline_cluster_specifier_plugin",
+                                                 "metadata_match",
+                                                 "path_rewrite_policy",
+                                                 "early_data_policy",
+                                                 "retry_policy",
+                                                 "retry_policy_typed_config",
+                                                 "request_mirror_policies",
+                                                 "priority",
+                                                 "rate_limits",
+                                                 "include_vh_rate_limits",
+                                                 "hash_policy",
+                                                 "cors",
+                                                 "max_grpc_timeout",
+                                                 "grpc_timeout_offset",
+                                                 "upgrade_configs",
+                                                 "internal_redirect_policy",
+                                                 "internal_redirect_action",
+                                                 "max_internal_redirects",
+                                                 "hedge_policy",
+                                                 "max_stream_duration"},
+                                                path);
       !st.ok()) {
     return st;
   }
   auto a = std::make_unique<RouteAction>();
   switch (proto.cluster_specifier_case()) {
   case ActionProto::kCluster:
-    if (proto.cluster().empty()) return invalid(path + ".cluster", "must not be empty");
+    if (proto.cluster().empty())
+      return invalid(path + ".cluster", "must not be empty");
     a->cluster_ = proto.cluster();
     break;
   case ActionProto::kClusterHeader:
     a->cluster_header_ = proto.cluster_header();
     http::toLowerInPlace(a->cluster_header_);
-    if (a->cluster_header_.empty()) return invalid(path + ".cluster_header", "must not be empty");
+    if (a->cluster_header_.empty())
+      return invalid(path + ".cluster_header", "must not be empty");
     break;
   case ActionProto::kWeightedClusters: {
     const auto& wc = proto.weighted_clusters();
     const std::string wpath = path + ".weighted_clusters";
-    if (wc.clusters_size() == 0) return invalid(wpath + ".clusters", "at least one is required");
+    if (wc.clusters_size() == 0)
+      return invalid(wpath + ".clusters", "at least one is required");
     for (int i = 0; i < wc.clusters_size(); ++i) {
       const auto& c = wc.clusters(i);
       const std::string cpath = wpath + ".clusters[" + std::to_string(i) + "]";
@@ -197,9 +218,9 @@ RouteBuilder::buildRouteAction(const ActionProto& proto, const std::string& path
     }
     if (wc.has_total_weight() && wc.total_weight().value() > 0 &&
         wc.total_weight().value() != a->total_weight_) {
-      return invalid(wpath + ".total_weight",
-                     "is " + std::to_string(wc.total_weight().value()) +
-                         " but the cluster weights add up to " + std::to_string(a->total_weight_));
+      return invalid(wpath + ".total_weight", "is " + std::to_string(wc.total_weight().value()) +
+                                                  " but the cluster weights add up to " +
+                                                  std::to_string(a->total_weight_));
     }
     // runtime_key_prefix: no runtime layer yet, so the configured weights
     // apply (Envoy's behaviour when the keys are absent).
@@ -239,7 +260,8 @@ RouteBuilder::buildRouteAction(const ActionProto& proto, const std::string& path
     a->host_literal_ = proto.host_rewrite_literal();
     break;
   case ActionProto::kAutoHostRewrite:
-    if (proto.auto_host_rewrite().value()) a->host_rewrite_ = RouteAction::HostRewrite::kAuto;
+    if (proto.auto_host_rewrite().value())
+      a->host_rewrite_ = RouteAction::HostRewrite::kAuto;
     break;
   case ActionProto::kHostRewriteHeader:
     a->host_rewrite_ = RouteAction::HostRewrite::kHeader;
@@ -250,7 +272,8 @@ RouteBuilder::buildRouteAction(const ActionProto& proto, const std::string& path
     a->host_rewrite_ = RouteAction::HostRewrite::kPathRegex;
     auto re = compileRegex(proto.host_rewrite_path_regex().pattern(),
                            path + ".host_rewrite_path_regex.pattern");
-    if (!re.ok()) return re.status();
+    if (!re.ok())
+      return re.status();
     a->host_regex_ = std::move(*re);
     a->host_regex_substitution_ = proto.host_rewrite_path_regex().substitution();
     break;
@@ -260,17 +283,19 @@ RouteBuilder::buildRouteAction(const ActionProto& proto, const std::string& path
   }
   a->append_x_forwarded_host_ = proto.append_x_forwarded_host();
 
-  if (proto.has_timeout()) a->timeout_ = toMillis(proto.timeout());
-  if (proto.has_idle_timeout()) a->idle_timeout_ = toMillis(proto.idle_timeout());
+  if (proto.has_timeout())
+    a->timeout_ = toMillis(proto.timeout());
+  if (proto.has_idle_timeout())
+    a->idle_timeout_ = toMillis(proto.idle_timeout());
   return a;
 }
 
-absl::StatusOr<std::unique_ptr<RedirectAction>>
-RouteBuilder::buildRedirect(const RedirectProto& proto, const std::string& path,
-                            const Route& route) {
+absl::StatusOr<std::unique_ptr<RedirectAction>> RouteBuilder::buildRedirect(
+    const RedirectProto& proto, const std::string& path, const Route& route) {
   auto r = std::make_unique<RedirectAction>();
   if (proto.scheme_rewrite_specifier_case() == RedirectProto::kHttpsRedirect) {
-    if (proto.https_redirect()) r->scheme_ = "https";
+    if (proto.https_redirect())
+      r->scheme_ = "https";
   } else if (proto.scheme_rewrite_specifier_case() == RedirectProto::kSchemeRedirect) {
     r->scheme_ = proto.scheme_redirect();
     http::toLowerInPlace(r->scheme_);
@@ -325,9 +350,9 @@ RouteBuilder::buildRedirect(const RedirectProto& proto, const std::string& path,
   return r;
 }
 
-absl::StatusOr<std::unique_ptr<DirectResponse>>
-RouteBuilder::buildDirectResponse(const envoy::config::route::v3::DirectResponseAction& proto,
-                                  const std::string& path, uint32_t max_body) {
+absl::StatusOr<std::unique_ptr<DirectResponse>> RouteBuilder::buildDirectResponse(
+    const envoy::config::route::v3::DirectResponseAction& proto, const std::string& path,
+    uint32_t max_body) {
   auto d = std::make_unique<DirectResponse>();
   if (proto.status() < 200 || proto.status() >= 600) {
     return invalid(path + ".status", "must be in [200, 600)");
@@ -378,25 +403,30 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   route->name_ = proto.name();
   route->config_path_ = path;
   route->vhost_ = vhost;
-  if (!proto.has_match()) return invalid(path + ".match", "is required");
-  if (auto st = buildMatch(proto.match(), path + ".match", *route); !st.ok()) return st;
+  if (!proto.has_match())
+    return invalid(path + ".match", "is required");
+  if (auto st = buildMatch(proto.match(), path + ".match", *route); !st.ok())
+    return st;
 
   switch (proto.action_case()) {
   case RouteProto::kRoute: {
     auto a = buildRouteAction(proto.route(), path + ".route", *route);
-    if (!a.ok()) return a.status();
+    if (!a.ok())
+      return a.status();
     route->route_action_ = std::move(*a);
     break;
   }
   case RouteProto::kRedirect: {
     auto r = buildRedirect(proto.redirect(), path + ".redirect", *route);
-    if (!r.ok()) return r.status();
+    if (!r.ok())
+      return r.status();
     route->redirect_ = std::move(*r);
     break;
   }
   case RouteProto::kDirectResponse: {
     auto d = buildDirectResponse(proto.direct_response(), path + ".direct_response", max_body);
-    if (!d.ok()) return d.status();
+    if (!d.ok())
+      return d.status();
     route->direct_response_ = std::move(*d);
     break;
   }
@@ -405,7 +435,8 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   }
 
   auto mutations = buildHeaderMutations(proto, path);
-  if (!mutations.ok()) return mutations.status();
+  if (!mutations.ok())
+    return mutations.status();
   route->mutations_ = std::move(*mutations);
   route->typed_per_filter_config_ = copyTypedConfig(proto.typed_per_filter_config());
   return route;
@@ -424,4 +455,4 @@ std::unique_ptr<Route> RouteBuilder::tlsRedirect(const VirtualHost* vhost,
   return route;
 }
 
-} // namespace legate::router
+}  // namespace legate::router

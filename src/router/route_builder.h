@@ -15,12 +15,12 @@ class RouteMatch;
 class RouteAction;
 class RedirectAction;
 class DirectResponseAction;
-} // namespace envoy::config::route::v3
+}  // namespace envoy::config::route::v3
 
 namespace legate::router {
 
 class RouteBuilder {
-public:
+ public:
   // path: "route_config.virtual_hosts[0].routes[3]". max_body: the route
   // configuration's max_direct_response_body_size_bytes.
   static absl::StatusOr<std::unique_ptr<Route>> build(const envoy::config::route::v3::Route& proto,
@@ -30,24 +30,26 @@ public:
   static std::unique_ptr<Route> tlsRedirect(const VirtualHost* vhost, const std::string& path);
 
   // Copies a typed_per_filter_config map.
-  template <class Map> static TypedPerFilterConfig copyTypedConfig(const Map& m) {
+  template <class Map>
+  static TypedPerFilterConfig copyTypedConfig(const Map& m) {
     TypedPerFilterConfig out;
-    for (const auto& [k, v] : m) out.emplace(k, v);
+    for (const auto& [k, v] : m)
+      out.emplace(k, v);
     return out;
   }
 
-private:
+ private:
   static absl::Status buildMatch(const envoy::config::route::v3::RouteMatch& proto,
                                  const std::string& path, Route& route);
-  static absl::StatusOr<std::unique_ptr<RouteAction>>
-  buildRouteAction(const envoy::config::route::v3::RouteAction& proto, const std::string& path,
-                   const Route& route);
-  static absl::StatusOr<std::unique_ptr<RedirectAction>>
-  buildRedirect(const envoy::config::route::v3::RedirectAction& proto, const std::string& path,
-                const Route& route);
-  static absl::StatusOr<std::unique_ptr<DirectResponse>>
-  buildDirectResponse(const envoy::config::route::v3::DirectResponseAction& proto,
-                      const std::string& path, uint32_t max_body);
+  static absl::StatusOr<std::unique_ptr<RouteAction>> buildRouteAction(
+      const envoy::config::route::v3::RouteAction& proto, const std::string& path,
+      const Route& route);
+  static absl::StatusOr<std::unique_ptr<RedirectAction>> buildRedirect(
+      const envoy::config::route::v3::RedirectAction& proto, const std::string& path,
+      const Route& route);
+  static absl::StatusOr<std::unique_ptr<DirectResponse>> buildDirectResponse(
+      const envoy::config::route::v3::DirectResponseAction& proto, const std::string& path,
+      uint32_t max_body);
 };
 
-} // namespace legate::router
+}  // namespace legate::router

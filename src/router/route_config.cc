@@ -17,16 +17,20 @@ std::string_view stripPort(std::string_view host) {
   size_t colon;
   if (!host.empty() && host[0] == '[') {
     const size_t close = host.rfind("]:");
-    if (close == std::string_view::npos) return host;
+    if (close == std::string_view::npos)
+      return host;
     colon = close + 1;
   } else {
     colon = host.rfind(':');
-    if (colon == std::string_view::npos) return host;
+    if (colon == std::string_view::npos)
+      return host;
   }
   const std::string_view port = host.substr(colon + 1);
-  if (port.empty()) return host;
+  if (port.empty())
+    return host;
   for (char c : port) {
-    if (c < '0' || c > '9') return host;
+    if (c < '0' || c > '9')
+      return host;
   }
   return host.substr(0, colon);
 }
@@ -36,12 +40,13 @@ bool isHttps(const http::HeaderMap& headers) {
   return http::equalsIgnoreCase(xfp ? *xfp : headers.scheme(), "https");
 }
 
-} // namespace
+}  // namespace
 
 const Route* VirtualHost::route(const http::HeaderMap& headers, uint64_t random_value) const {
   if (require_tls_ != TlsRequirement::kNone && !isHttps(headers)) {
     const bool internal = headers.get("x-envoy-internal").value_or("") == "true";
-    if (require_tls_ == TlsRequirement::kAll || !internal) return tls_redirect_route_.get();
+    if (require_tls_ == TlsRequirement::kAll || !internal)
+      return tls_redirect_route_.get();
   }
   const SplitPath sp = splitPath(headers.path());
   auto idx = index_.findFirst(sp.path, [&](uint32_t i) {
@@ -50,9 +55,8 @@ const Route* VirtualHost::route(const http::HeaderMap& headers, uint64_t random_
   return idx ? routes_[*idx].get() : nullptr;
 }
 
-absl::StatusOr<std::shared_ptr<const RouteConfig>>
-RouteConfig::create(const envoy::config::route::v3::RouteConfiguration& proto,
-                    const std::string& path) {
+absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
+    const envoy::config::route::v3::RouteConfiguration& proto, const std::string& path) {
   if (auto st = config::rejectUnsupportedFields(
           proto,
           {"vhds", "internal_only_headers", "cluster_specifier_plugins", "request_mirror_policies",
@@ -65,13 +69,15 @@ RouteConfig::create(const envoy::config::route::v3::RouteConfiguration& proto,
   config->name_ = proto.name();
   config->ignore_port_ = proto.ignore_port_in_host_matching();
   config->most_specific_wins_ = proto.most_specific_header_mutations_wins();
-  if (proto.has_validate_clusters()) config->validate_clusters_ = proto.validate_clusters().value();
+  if (proto.has_validate_clusters())
+    config->validate_clusters_ = proto.validate_clusters().value();
   config->typed_per_filter_config_ = RouteBuilder::copyTypedConfig(proto.typed_per_filter_config());
   const uint32_t max_body = proto.has_max_direct_response_body_size_bytes()
                                 ? proto.max_direct_response_body_size_bytes().value()
                                 : kDefaultMaxDirectResponseBody;
   auto mutations = buildHeaderMutations(proto, path);
-  if (!mutations.ok()) return mutations.status();
+  if (!mutations.ok())
+    return mutations.status();
   config->mutations_ = std::move(*mutations);
 
   // Domain -> the virtual host that declared it, for duplicate errors.
@@ -106,7 +112,8 @@ RouteConfig::create(const envoy::config::route::v3::RouteConfiguration& proto,
       vh->tls_redirect_route_ = RouteBuilder::tlsRedirect(vh.get(), vpath);
     }
     auto vmut = buildHeaderMutations(vp, vpath);
-    if (!vmut.ok()) return vmut.status();
+    if (!vmut.ok())
+      return vmut.status();
     vh->mutations_ = std::move(*vmut);
     vh->typed_per_filter_config_ = RouteBuilder::copyTypedConfig(vp.typed_per_filter_config());
 
@@ -117,7 +124,8 @@ RouteConfig::create(const envoy::config::route::v3::RouteConfiguration& proto,
       std::string domain = vp.domains(d);
       http::toLowerInPlace(domain);
       const std::string dpath = vpath + ".domains[" + std::to_string(d) + "]";
-      if (domain.empty()) return absl::InvalidArgumentError(dpath + ": must not be empty");
+      if (domain.empty())
+        return absl::InvalidArgumentError(dpath + ": must not be empty");
       auto [it, inserted] = seen_domains.emplace(domain, vh->name_);
       if (!inserted) {
         return absl::InvalidArgumentError(dpath + ": duplicate domain '" + vp.domains(d) +
@@ -142,7 +150,8 @@ RouteConfig::create(const envoy::config::route::v3::RouteConfiguration& proto,
     for (int r = 0; r < vp.routes_size(); ++r) {
       const std::string rpath = vpath + ".routes[" + std::to_string(r) + "]";
       auto route = RouteBuilder::build(vp.routes(r), rpath, vh.get(), max_body);
-      if (!route.ok()) return route.status();
+      if (!route.ok())
+        return route.status();
       const auto idx = static_cast<uint32_t>(vh->routes_.size());
       const Route& rt = **route;
       switch (rt.pathMatch()) {
@@ -169,18 +178,23 @@ const VirtualHost* RouteConfig::findVirtualHost(std::string_view authority) cons
   http::toLowerInPlace(host);
   if (!exact_domains_.empty()) {
     auto it = exact_domains_.find(host);
-    if (it != exact_domains_.end()) return it->second;
+    if (it != exact_domains_.end())
+      return it->second;
   }
   const absl::string_view h(host.data(), host.size());
   for (const auto& [len, domains] : suffix_domains_) {
-    if (len >= host.size()) continue; // the wildcard matches at least one character
+    if (len >= host.size())
+      continue;  // the wildcard matches at least one character
     auto it = domains.find(h.substr(host.size() - len));
-    if (it != domains.end()) return it->second;
+    if (it != domains.end())
+      return it->second;
   }
   for (const auto& [len, domains] : prefix_domains_) {
-    if (len >= host.size()) continue;
+    if (len >= host.size())
+      continue;
     auto it = domains.find(h.substr(0, len));
-    if (it != domains.end()) return it->second;
+    if (it != domains.end())
+      return it->second;
   }
   return default_vhost_;
 }
@@ -191,23 +205,23 @@ const Route* RouteConfig::route(const http::HeaderMap& request_headers,
   return vh == nullptr ? nullptr : vh->route(request_headers, random_value);
 }
 
-absl::Status
-RouteConfig::validateClusters(const std::function<bool(std::string_view)>& exists) const {
+absl::Status RouteConfig::validateClusters(
+    const std::function<bool(std::string_view)>& exists) const {
   for (const auto& vh : vhosts_) {
     for (const auto& route : vh->routes()) {
       const RouteAction* a = route->routeAction();
-      if (a == nullptr) continue;
+      if (a == nullptr)
+        continue;
       if (!a->cluster().empty() && !exists(a->cluster())) {
-        return absl::InvalidArgumentError(route->configPath() + ".route.cluster: unknown cluster '" +
-                                          a->cluster() + "'");
+        return absl::InvalidArgumentError(route->configPath() +
+                                          ".route.cluster: unknown cluster '" + a->cluster() + "'");
       }
       for (size_t i = 0; i < a->weightedClusters().size(); ++i) {
         const auto& w = a->weightedClusters()[i];
         if (!w.name.empty() && !exists(w.name)) {
-          return absl::InvalidArgumentError(route->configPath() +
-                                            ".route.weighted_clusters.clusters[" +
-                                            std::to_string(i) + "].name: unknown cluster '" +
-                                            w.name + "'");
+          return absl::InvalidArgumentError(
+              route->configPath() + ".route.weighted_clusters.clusters[" + std::to_string(i) +
+              "].name: unknown cluster '" + w.name + "'");
         }
       }
     }
@@ -215,4 +229,4 @@ RouteConfig::validateClusters(const std::function<bool(std::string_view)>& exist
   return absl::OkStatus();
 }
 
-} // namespace legate::router
+}  // namespace legate::router

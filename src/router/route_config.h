@@ -30,12 +30,12 @@
 namespace envoy::config::route::v3 {
 class RouteConfiguration;
 class VirtualHost;
-} // namespace envoy::config::route::v3
+}  // namespace envoy::config::route::v3
 
 namespace legate::router {
 
 class VirtualHost {
-public:
+ public:
   enum class TlsRequirement { kNone, kExternalOnly, kAll };
 
   const std::string& name() const { return name_; }
@@ -50,7 +50,7 @@ public:
   // the first matching route in order; nullptr when none matches.
   const Route* route(const http::HeaderMap& headers, uint64_t random_value) const;
 
-private:
+ private:
   friend class RouteConfig;
   std::string name_;
   const RouteConfig* config_ = nullptr;
@@ -63,11 +63,11 @@ private:
 };
 
 class RouteConfig {
-public:
+ public:
   // path: how errors name the message, e.g. "route_config" gives
   // "route_config.virtual_hosts[0].routes[3].match.safe_regex: invalid regex ...".
-  static absl::StatusOr<std::shared_ptr<const RouteConfig>>
-  create(const envoy::config::route::v3::RouteConfiguration& proto, const std::string& path);
+  static absl::StatusOr<std::shared_ptr<const RouteConfig>> create(
+      const envoy::config::route::v3::RouteConfiguration& proto, const std::string& path);
 
   // The virtual host for :authority, then its first matching route; nullptr
   // when no virtual host or no route matches (Envoy's NR).
@@ -96,7 +96,7 @@ public:
   // per request.
   absl::Status validateClusters(const std::function<bool(std::string_view)>& exists) const;
 
-private:
+ private:
   std::string name_;
   std::vector<std::unique_ptr<VirtualHost>> vhosts_;
   absl::flat_hash_map<std::string, const VirtualHost*> exact_domains_;
@@ -113,4 +113,4 @@ private:
   TypedPerFilterConfig typed_per_filter_config_;
 };
 
-} // namespace legate::router
+}  // namespace legate::router

@@ -19,7 +19,7 @@ void RouteIndex::Trie::insert(std::string_view key, uint32_t idx) {
     }
     const auto child = static_cast<uint32_t>(nodes.size());
     children.insert(it, {c, child});
-    // children is a reference into nodes: take it before growing the vector.
+    // children refers into nodes: it must not be used after nodes grows.
     nodes.emplace_back();
     node = child;
   }
@@ -32,11 +32,13 @@ void RouteIndex::Trie::collect(std::string_view key, std::vector<uint32_t>& out)
   while (true) {
     const auto& n = nodes[node];
     out.insert(out.end(), n.routes.begin(), n.routes.end());
-    if (i == key.size()) return;
+    if (i == key.size())
+      return;
     const auto c = static_cast<unsigned char>(key[i++]);
     auto it = std::lower_bound(n.children.begin(), n.children.end(), c,
                                [](const auto& p, unsigned char v) { return p.first < v; });
-    if (it == n.children.end() || it->first != c) return;
+    if (it == n.children.end() || it->first != c)
+      return;
     node = it->second;
   }
 }
@@ -61,7 +63,9 @@ void RouteIndex::addPrefix(std::string_view prefix, bool case_sensitive, uint32_
   }
 }
 
-void RouteIndex::addUnindexed(uint32_t idx) { unindexed_.push_back(idx); }
+void RouteIndex::addUnindexed(uint32_t idx) {
+  unindexed_.push_back(idx);
+}
 
 std::optional<uint32_t> RouteIndex::findFirst(std::string_view path,
                                               const std::function<bool(uint32_t)>& matches) const {
@@ -69,7 +73,8 @@ std::optional<uint32_t> RouteIndex::findFirst(std::string_view path,
   if (!exact_.empty()) {
     // absl's flat_hash_map with std::string keys accepts absl::string_view.
     auto it = exact_.find(absl::string_view(path.data(), path.size()));
-    if (it != exact_.end()) candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+    if (it != exact_.end())
+      candidates.insert(candidates.end(), it->second.begin(), it->second.end());
   }
   prefix_.collect(path, candidates);
   if (!exact_nocase_.empty() || !prefix_nocase_.empty()) {
@@ -93,9 +98,10 @@ std::optional<uint32_t> RouteIndex::findFirst(std::string_view path,
     } else {
       idx = unindexed_[b++];
     }
-    if (matches(idx)) return idx;
+    if (matches(idx))
+      return idx;
   }
   return std::nullopt;
 }
 
-} // namespace legate::router
+}  // namespace legate::router

@@ -31,7 +31,7 @@
 namespace legate::router {
 
 class RouteIndex {
-public:
+ public:
   // idx must be added in ascending order within each kind (the builder adds
   // routes in configuration order).
   void addExactPath(std::string_view path, bool case_sensitive, uint32_t idx);
@@ -45,10 +45,10 @@ public:
 
   size_t unindexedCount() const { return unindexed_.size(); }
 
-private:
+ private:
   struct Trie {
     struct Node {
-      std::vector<std::pair<unsigned char, uint32_t>> children; // sorted by byte
+      std::vector<std::pair<unsigned char, uint32_t>> children;  // sorted by byte
       std::vector<uint32_t> routes;
     };
     std::vector<Node> nodes{Node{}};
@@ -65,4 +65,4 @@ private:
   std::vector<uint32_t> unindexed_;
 };
 
-} // namespace legate::router
+}  // namespace legate::router

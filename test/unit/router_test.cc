@@ -2,13 +2,13 @@
 // match kind, every action, rewrites, redirects, header mutations, config
 // errors with field paths, and the route index against first-match order.
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "config/bootstrap_loader.h"
 #include "envoy/config/route/v3/route.pb.h"
@@ -48,8 +48,8 @@ std::string buildError(const std::string& yaml) {
       err.find("not implemented") != std::string::npos) {
     return ::testing::AssertionSuccess();
   }
-  return ::testing::AssertionFailure() << "error '" << err << "' does not refuse '" << field
-                                       << "' at '" << where << "'";
+  return ::testing::AssertionFailure()
+         << "error '" << err << "' does not refuse '" << field << "' at '" << where << "'";
 }
 
 http::HeaderMap request(const std::string& authority, const std::string& path,
@@ -59,7 +59,8 @@ http::HeaderMap request(const std::string& authority, const std::string& path,
   h.add(":scheme", "http");
   h.add(":authority", authority);
   h.add(":path", path);
-  for (auto& [k, v] : extra) h.add(k, v);
+  for (auto& [k, v] : extra)
+    h.add(k, v);
   return h;
 }
 
@@ -206,14 +207,14 @@ virtual_hosts:
   ASSERT_NE(rc, nullptr);
   auto name = [&](const std::string& path) { return routeName(*rc, request("h", path)); };
   EXPECT_EQ(name("/exact"), "exact");
-  EXPECT_EQ(name("/exact?x=1"), "exact"); // the query is not part of the path
+  EXPECT_EQ(name("/exact?x=1"), "exact");  // the query is not part of the path
   EXPECT_EQ(name("/exact/"), "fallback");
-  EXPECT_EQ(name("/EXACT"), "fallback"); // case-sensitive by default
+  EXPECT_EQ(name("/EXACT"), "fallback");  // case-sensitive by default
   EXPECT_EQ(name("/nocase"), "exact_nocase");
   EXPECT_EQ(name("/NOCASE?q"), "exact_nocase");
   EXPECT_EQ(name("/re/123"), "regex");
   EXPECT_EQ(name("/re/123?a=b"), "regex");
-  EXPECT_EQ(name("/re/123x"), "fallback"); // full match only
+  EXPECT_EQ(name("/re/123x"), "fallback");  // full match only
   EXPECT_EQ(name("/x/re/1"), "fallback");
   EXPECT_EQ(name("/api/dev"), "sep");
   EXPECT_EQ(name("/api/dev/"), "sep");
@@ -361,7 +362,7 @@ virtual_hosts:
   EXPECT_EQ(name("/?a=Xy&b=12"), "both");
   EXPECT_EQ(name("/?a=Xy&b=1a"), "<none>");
   EXPECT_EQ(name("/?a=Xy"), "<none>");
-  EXPECT_EQ(name("/debug=1"), "<none>"); // not a query
+  EXPECT_EQ(name("/debug=1"), "<none>");  // not a query
   EXPECT_EQ(name("/?debug=1#frag"), "string");
 }
 
@@ -386,9 +387,10 @@ virtual_hosts:
   EXPECT_EQ(routeName(*rc, h, 24), "canary");
   EXPECT_EQ(routeName(*rc, h, 25), "stable");
   EXPECT_EQ(routeName(*rc, h, 99), "stable");
-  EXPECT_EQ(routeName(*rc, h, 124), "canary"); // random % 100
+  EXPECT_EQ(routeName(*rc, h, 124), "canary");  // random % 100
   int canary = 0;
-  for (uint64_t r = 0; r < 1000; ++r) canary += routeName(*rc, h, r) == "canary";
+  for (uint64_t r = 0; r < 1000; ++r)
+    canary += routeName(*rc, h, r) == "canary";
   EXPECT_EQ(canary, 250);
 }
 
@@ -400,7 +402,8 @@ virtual_hosts:
   domains: ["*"]
   routes:
   - {name: ok, match: {prefix: "/"}, route: {cluster: c}}
-  - {match: )" + match + R"(, route: {cluster: c}}
+  - {match: )" +
+           match + R"(, route: {cluster: c}}
 )";
   };
   const std::string where = "route_config.virtual_hosts[0].routes[1].match";
@@ -510,7 +513,7 @@ virtual_hosts:
 
   const Route* w = rc->route(request("h", "/weighted"), 0);
   ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->routeAction()->timeout(), std::chrono::milliseconds(15000)); // Envoy's default
+  EXPECT_EQ(w->routeAction()->timeout(), std::chrono::milliseconds(15000));  // Envoy's default
   EXPECT_EQ(w->routeAction()->totalWeight(), 5u);
   auto h = request("h", "/weighted", {{"x-pick", "picked"}});
   EXPECT_EQ(w->routeAction()->pickCluster(h, 0), "a");
@@ -565,13 +568,14 @@ virtual_hosts:
     route: {cluster: c, )" +
            extra + "}\n";
   };
-  for (const char* f : {"retry_policy: {retry_on: 5xx}", "hash_policy: [{header: {header_name: x}}]",
-                        "upgrade_configs: [{upgrade_type: websocket}]",
-                        "request_mirror_policies: [{cluster: m}]", "priority: HIGH",
-                        "max_grpc_timeout: 1s", "internal_redirect_policy: {}",
-                        "hedge_policy: {initial_requests: 2}", "rate_limits: [{actions: "
-                                                               "[{generic_key: {descriptor_value: "
-                                                               "x}}]}]"}) {
+  for (const char* f :
+       {"retry_policy: {retry_on: 5xx}", "hash_policy: [{header: {header_name: x}}]",
+        "upgrade_configs: [{upgrade_type: websocket}]", "request_mirror_policies: [{cluster: m}]",
+        "priority: HIGH", "max_grpc_timeout: 1s", "internal_redirect_policy: {}",
+        "hedge_policy: {initial_requests: 2}",
+        "rate_limits: [{actions: "
+        "[{generic_key: {descriptor_value: "
+        "x}}]}]"}) {
     const std::string field = std::string(f).substr(0, std::string(f).find(':'));
     EXPECT_TRUE(refused(buildError(cfg(f)), "route_config.virtual_hosts[0].routes[0].route", field))
         << f;
@@ -652,8 +656,9 @@ virtual_hosts:
   ASSERT_NE(rc, nullptr);
   EXPECT_EQ(rc->validateClustersSetting(), true);
   auto st = rc->validateClusters([](std::string_view n) { return n == "known"; });
-  EXPECT_EQ(st.message(), "route_config.virtual_hosts[0].routes[2].route.weighted_clusters."
-                          "clusters[1].name: unknown cluster 'missing'");
+  EXPECT_EQ(st.message(),
+            "route_config.virtual_hosts[0].routes[2].route.weighted_clusters."
+            "clusters[1].name: unknown cluster 'missing'");
   EXPECT_TRUE(rc->validateClusters([](std::string_view) { return true; }).ok());
 }
 
@@ -677,7 +682,8 @@ virtual_hosts:
     auto h = request("h", path);
     const Route* r = rc->route(h, 0);
     EXPECT_NE(r, nullptr);
-    if (r == nullptr) return std::pair<std::string, std::string>();
+    if (r == nullptr)
+      return std::pair<std::string, std::string>();
     r->rewritePathAndHost(h, with_original);
     return std::pair(std::string(h.path()), header(h, "x-envoy-original-path"));
   };
@@ -719,7 +725,8 @@ virtual_hosts:
     auto h = request("h", path);
     const Route* r = rc->route(h, 0);
     EXPECT_NE(r, nullptr);
-    if (r != nullptr) r->rewritePathAndHost(h);
+    if (r != nullptr)
+      r->rewritePathAndHost(h);
     return std::string(h.path());
   };
   EXPECT_EQ(rewrite("/service/foo/v1/api"), "/v1/api/instance/foo");
@@ -761,7 +768,8 @@ virtual_hosts:
   auto apply = [&](http::HeaderMap h) {
     const Route* r = rc->route(h, 0);
     EXPECT_NE(r, nullptr);
-    if (r != nullptr) r->rewritePathAndHost(h);
+    if (r != nullptr)
+      r->rewritePathAndHost(h);
     return h;
   };
   auto h = apply(request("orig", "/literal"));
@@ -775,7 +783,7 @@ virtual_hosts:
   h = apply(request("orig", "/header"));
   EXPECT_EQ(h.authority(), "orig");
   h = apply(request("orig", "/auto"));
-  EXPECT_EQ(h.authority(), "orig"); // applied by the router after load balancing
+  EXPECT_EQ(h.authority(), "orig");  // applied by the router after load balancing
   EXPECT_TRUE(rc->route(request("orig", "/auto"), 0)->routeAction()->autoHostRewrite());
   h = apply(request("orig", "/regex/tenant/x?q"));
   EXPECT_EQ(h.authority(), "tenant.svc");
@@ -807,7 +815,8 @@ virtual_hosts:
     auto h = request(authority, path, std::move(extra));
     const Route* r = rc->route(h, 0);
     EXPECT_TRUE(r != nullptr && r->redirect() != nullptr);
-    if (r == nullptr || r->redirect() == nullptr) return std::pair<uint32_t, std::string>();
+    if (r == nullptr || r->redirect() == nullptr)
+      return std::pair<uint32_t, std::string>();
     return std::pair(r->redirect()->responseCode(), r->redirect()->location(h));
   };
   using P = std::pair<uint32_t, std::string>;
@@ -820,7 +829,7 @@ virtual_hosts:
   EXPECT_EQ(loc("h.com:8080", "/https"), P(301, "https://h.com:8080/https"));
   EXPECT_EQ(loc("h.com:443", "/scheme", {{"x-forwarded-proto", "https"}}),
             P(302, "http://h.com/scheme"));
-  EXPECT_EQ(loc("h.com:80", "/scheme"), P(302, "http://h.com:80/scheme")); // same scheme
+  EXPECT_EQ(loc("h.com:80", "/scheme"), P(302, "http://h.com:80/scheme"));  // same scheme
   EXPECT_EQ(loc("h.com:80", "/host?q"), P(303, "http://other.com/host?q"));
   EXPECT_EQ(loc("h.com:80", "/port"), P(307, "http://h.com:8443/port"));
   EXPECT_EQ(loc("[::1]:80", "/port"), P(307, "http://[::1]:8443/port"));
@@ -945,13 +954,14 @@ virtual_hosts:
 TEST(RouterHeaders, RequestOrderAndAppendActions) {
   auto rc = build(kMutations);
   ASSERT_NE(rc, nullptr);
-  auto h = request("h", "/", {{"x-append", "orig"},
-                              {"x-if-absent", "orig"},
-                              {"x-overwrite-if-exists", "orig"},
-                              {"x-legacy-append", "one"},
-                              {"x-legacy-overwrite", "one"},
-                              {"x-remove-route", "1"},
-                              {"x-remove-config", "1"}});
+  auto h = request("h", "/",
+                   {{"x-append", "orig"},
+                    {"x-if-absent", "orig"},
+                    {"x-overwrite-if-exists", "orig"},
+                    {"x-legacy-append", "one"},
+                    {"x-legacy-overwrite", "one"},
+                    {"x-remove-route", "1"},
+                    {"x-remove-config", "1"}});
   const Route* r = rc->route(h, 0);
   ASSERT_NE(r, nullptr);
   accesslog::StreamInfo info;
@@ -1059,7 +1069,8 @@ RouteConfiguration bigConfig() {
     r->mutable_route()->set_cluster("c");
     return r->mutable_match();
   };
-  for (int i = 0; i < 2000; ++i) add("exact" + std::to_string(i))->set_path("/svc" + std::to_string(i) + "/x");
+  for (int i = 0; i < 2000; ++i)
+    add("exact" + std::to_string(i))->set_path("/svc" + std::to_string(i) + "/x");
   // A prefix that shadows the later exact route "/shadowed/exact".
   add("shadowing_prefix")->set_prefix("/shadowed/");
   for (int i = 0; i < 2000; ++i) {
@@ -1107,7 +1118,8 @@ RouteConfiguration bigConfig() {
 const Route* linearScan(const VirtualHost& vh, const http::HeaderMap& h, uint64_t random) {
   const SplitPath sp = splitPath(h.path());
   for (const auto& r : vh.routes()) {
-    if (r->matches(h, sp.path, sp.query, random)) return r.get();
+    if (r->matches(h, sp.path, sp.query, random))
+      return r.get();
   }
   return nullptr;
 }
@@ -1146,9 +1158,9 @@ TEST(RouterIndex, TenThousandRoutesKeepFirstMatchOrder) {
 
   // Every answer agrees with a linear scan.
   const VirtualHost& vh = *config.virtualHosts()[0];
-  std::vector<std::string> paths = {"/", "/svc5/x", "/p5/", "/p55/x", "/CI7/", "/ci77/a",
-                                    "/sep12", "/sep12/", "/sep123x", "/tail/5", "/rx/9/",
-                                    "/hdr/", "/shadowed/exact", "/Dual", "/p1/late"};
+  std::vector<std::string> paths = {
+      "/",        "/svc5/x", "/p5/",   "/p55/x", "/CI7/",           "/ci77/a", "/sep12",  "/sep12/",
+      "/sep123x", "/tail/5", "/rx/9/", "/hdr/",  "/shadowed/exact", "/Dual",   "/p1/late"};
   for (int i = 0; i < 2000; i += 37) {
     paths.push_back("/svc" + std::to_string(i) + "/x");
     paths.push_back("/P" + std::to_string(i) + "/y");
@@ -1185,5 +1197,5 @@ TEST(RouterIndex, HundredThousandLookups) {
               elapsed.count() / 1000.0, elapsed.count() * 1000.0 / 100000);
 }
 
-} // namespace
-} // namespace legate::router
+}  // namespace
+}  // namespace legate::router
