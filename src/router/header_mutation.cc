@@ -19,7 +19,87 @@ bool isModifiable(const std::string& lower_name) {
   return !lower_name.empty() && lower_name[0] != ':' && lower_name != "host";
 }
 
+// One %OPERATOR% / %OPERATOR(arg)% / %OPERATOR(arg):N% at value[start]
+// (which is '%'); returns its length, or 0 if it is not well formed.
+size_t operatorLength(const std::string& value, size_t start) {
+  size_t i = start + 1;
+  while (i < value.size() && ((value[i] >= 'A' && value[i] <= 'Z') ||
+                              (value[i] >= '0' && value[i] <= '9') || value[i] == '_')) {
+    ++i;
+  }
+  if (i == start + 1)
+    return 0;
+  if (i < value.size() && value[i] == '(') {
+    const size_t close = value.find(')', i);
+    if (close == std::string::npos)
+      return 0;
+    i = close + 1;
+  }
+  if (i < value.size() && value[i] == ':') {
+    ++i;
+    while (i < value.size() && value[i] >= '0' && value[i] <= '9')
+      ++i;
+  }
+  if (i >= value.size() || value[i] != '%')
+    return 0;
+  return i + 1 - start;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<HeaderMutations::Part>> HeaderMutations::parseHeaderValue(
+    const std::string& value) {
+  std::vector<Part> parts;
+  std::string literal;
+  size_t i = 0;
+  while (i < value.size()) {
+    if (value[i] != '%') {
+      literal.push_back(value[i++]);
+      continue;
+    }
+    if (i + 1 < value.size() && value[i + 1] == '%') {  // "%%" is a literal '%'
+      literal.push_back('%');
+      i += 2;
+      continue;
+    }
+    const size_t len = operatorLength(value, i);
+    if (len == 0) {
+      return absl::InvalidArgumentError("'" + value + "': a '%' at offset " + std::to_string(i) +
+                                        " does not start a %OPERATOR% (write %% for a literal %)");
+    }
+    // Each operator gets its own formatter, so that an empty result can be
+    // told apart from text (the access-log formatter prints it as "-").
+    auto f = accesslog::parseTextFormat(value.substr(i, len));
+    if (!f.ok())
+      return f.status();
+    if (!literal.empty())
+      parts.push_back(Part{std::move(literal), nullptr});
+    literal.clear();
+    parts.push_back(Part{"", std::shared_ptr<const accesslog::Formatter>(std::move(*f))});
+    i += len;
+  }
+  if (!literal.empty() || parts.empty())
+    parts.push_back(Part{std::move(literal), nullptr});
+  return parts;
+}
+
+std::string HeaderMutations::Add::format(const accesslog::StreamInfo& info) const {
+  if (parts.size() == 1 && parts[0].op == nullptr)
+    return parts[0].literal;
+  std::string out;
+  for (const auto& p : parts) {
+    if (p.op == nullptr) {
+      out += p.literal;
+      continue;
+    }
+    std::string v = p.op->format(info);
+    // An operator with no value contributes nothing to a header, as in Envoy
+    // (so keep_empty_value decides whether the header is added at all).
+    if (v != "-")
+      out += v;
+  }
+  return out;
+}
 
 absl::StatusOr<HeaderMutations> HeaderMutations::create(const AddList& add,
                                                         const std::string& add_path,
@@ -39,16 +119,12 @@ absl::StatusOr<HeaderMutations> HeaderMutations::create(const AddList& add,
     }
     const std::string& value =
         opt.header().raw_value().empty() ? opt.header().value() : opt.header().raw_value();
-    if (value.find('%') == std::string::npos) {
-      a.literal = value;
-    } else {
-      auto f = accesslog::parseTextFormat(value);
-      if (!f.ok()) {
-        return absl::InvalidArgumentError(path +
-                                          ".header.value: " + std::string(f.status().message()));
-      }
-      a.formatter = std::shared_ptr<const accesslog::Formatter>(std::move(*f));
+    auto parts = parseHeaderValue(value);
+    if (!parts.ok()) {
+      return absl::InvalidArgumentError(path +
+                                        ".header.value: " + std::string(parts.status().message()));
     }
+    a.parts = std::move(*parts);
     if (opt.has_append()) {
       if (opt.append_action() != HVO::APPEND_IF_EXISTS_OR_ADD) {
         return absl::InvalidArgumentError(
@@ -98,7 +174,7 @@ void HeaderMutations::apply(http::HeaderMap& headers, const accesslog::StreamInf
   std::vector<std::pair<const std::string*, std::string>> overwrite;
   std::vector<std::pair<const std::string*, std::string>> append;
   for (const auto& a : add_) {
-    std::string value = a.formatter ? a.formatter->format(info) : a.literal;
+    std::string value = a.format(info);
     if (value.empty() && !a.keep_empty)
       continue;
     switch (a.action) {

@@ -48,10 +48,17 @@ class HeaderMutations {
     kOverwriteIfExistsOrAdd,
     kOverwriteIfExists
   };
+  struct Part {
+    std::string literal;                             // when op is null
+    std::shared_ptr<const accesslog::Formatter> op;  // one %OPERATOR%
+  };
+  // Envoy's header value syntax: text with %OPERATOR%s; "%%" is a literal '%'.
+  static absl::StatusOr<std::vector<Part>> parseHeaderValue(const std::string& value);
+
   struct Add {
-    std::string name;                                       // lower-case
-    std::string literal;                                    // used when formatter is null
-    std::shared_ptr<const accesslog::Formatter> formatter;  // values containing '%'
+    std::string name;         // lower-case
+    std::vector<Part> parts;  // literal text and %OPERATOR%s, in order
+    std::string format(const accesslog::StreamInfo& info) const;
     Action action = Action::kAppendIfExistsOrAdd;
     bool keep_empty = false;
   };

@@ -946,6 +946,9 @@ virtual_hosts:
     - header: {key: x-empty-kept, value: ""}
       keep_empty_value: true
     - header: {key: x-code, value: "code=%RESPONSE_CODE%"}
+    - header: {key: x-pct, value: "100%% of %START_TIME(%Y)%"}
+    - header: {key: x-up-empty, value: "%UPSTREAM_CLUSTER%"}
+    - header: {key: x-up-mixed, value: "[%UPSTREAM_CLUSTER%]"}
     request_headers_to_remove: [x-remove-route]
     response_headers_to_add:
     - header: {key: x-resp, value: route}
@@ -980,6 +983,10 @@ TEST(RouterHeaders, RequestOrderAndAppendActions) {
   EXPECT_EQ(header(h, "x-empty"), "<absent>");
   EXPECT_EQ(header(h, "x-empty-kept"), "");
   EXPECT_EQ(header(h, "x-code"), "code=201");
+  EXPECT_EQ(header(h, "x-pct").substr(0, 10), "100% of 20") << header(h, "x-pct");
+  // An operator without a value adds nothing (not the access log's "-").
+  EXPECT_EQ(header(h, "x-up-empty"), "<absent>");
+  EXPECT_EQ(header(h, "x-up-mixed"), "[]");
   EXPECT_EQ(header(h, "x-remove-route"), "<absent>");
   EXPECT_EQ(header(h, "x-remove-config"), "<absent>");
   EXPECT_EQ(header(h, "x-vhost"), "v");
@@ -1043,6 +1050,14 @@ virtual_hosts:
 )")
                 .find("route_config.virtual_hosts[0].request_headers_to_add[0].header.value: "),
             std::string::npos);
+  EXPECT_EQ(buildError(R"(
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  request_headers_to_add: [{header: {key: x, value: "50% off"}}]
+)"),
+            "route_config.virtual_hosts[0].request_headers_to_add[0].header.value: '50% off': a "
+            "'%' at offset 2 does not start a %OPERATOR% (write %% for a literal %)");
   EXPECT_EQ(buildError(R"(
 virtual_hosts:
 - name: vh
