@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "config/source_map.h"
 #include "config/validation.h"
 #include "config/yaml_to_proto.h"
@@ -94,7 +95,8 @@ absl::StatusOr<std::string> readConfigFile(const std::string& path) {
   return contents.str();
 }
 
-absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const LoadOptions& options) {
+absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const LoadOptions& options,
+                                                                      SourceMap* marks_out) {
   if (options.path.empty() && options.config_yaml.empty()) {
     return absl::InvalidArgumentError("no configuration: pass -c FILE or --config-yaml");
   }
@@ -130,7 +132,34 @@ absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const Load
   if (!errors.empty()) return errors.toStatus();
   validateMessage(bootstrap, "", &marks, errors);
   if (!errors.empty()) return errors.toStatus();
+  if (marks_out != nullptr) *marks_out = std::move(marks);
   return bootstrap;
+}
+
+std::string locateErrors(const SourceMap& marks, std::string_view message) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(absl::string_view(message.data(), message.size()), '\n')) {
+    if (!out.empty()) out += '\n';
+    // A line that starts with a field path ("a.b[0].c: ...") gets the position
+    // of the longest prefix of that path the source map knows.
+    const size_t colon = line.find(": ");
+    const SourceLocation* where = nullptr;
+    if (colon != absl::string_view::npos) {
+      std::string path(line.substr(0, colon));
+      while (!path.empty() && where == nullptr) {
+        where = marks.find(path);
+        if (where != nullptr) break;
+        const size_t cut = path.find_last_of(".[");
+        if (cut == std::string::npos) break;
+        path.resize(cut);
+      }
+    }
+    if (where != nullptr) {
+      absl::StrAppend(&out, where->source, ":", where->line, ":", where->column, ": ");
+    }
+    absl::StrAppend(&out, line);
+  }
+  return out;
 }
 
 absl::Status loadMessageFromYaml(std::string_view text, std::string_view source_label,

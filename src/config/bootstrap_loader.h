@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "config/source_map.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 
 namespace legate::config {
@@ -26,7 +27,15 @@ struct LoadOptions {
   std::string config_yaml; // --config-yaml STRING, merged over the file with proto MergeFrom
 };
 
-absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const LoadOptions& options);
+// marks_out, if given, receives where each field path came from, so that
+// errors found later (by the server, building listeners and clusters) can be
+// located too (see locateErrors).
+absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const LoadOptions& options,
+                                                                      SourceMap* marks_out = nullptr);
+
+// Prefixes each line of message that starts with a field path
+// ("static_resources.clusters[0].type: ...") with "FILE:LINE:COL: " from marks.
+std::string locateErrors(const SourceMap& marks, std::string_view message);
 
 // Generic: YAML/JSON text -> any message, validated. source_label is used in
 // errors (a file name or "--config-yaml"). out is cleared first.

@@ -17,10 +17,11 @@ absl::Status rejectUnsupportedFields(const google::protobuf::Message& msg,
     }
     const bool set = field->is_repeated() ? refl->FieldSize(msg, field) > 0 : refl->HasField(msg, field);
     if (set) {
-      return absl::InvalidArgumentError(std::string(where) + ": field '" + std::string(name) +
-                                        "' (" + desc->full_name() +
-                                        ") is not implemented by legate yet; remove it or "
-                                        "see docs/architecture.md for what is supported");
+      const std::string path =
+          where.empty() ? std::string(name) : std::string(where) + "." + std::string(name);
+      return absl::InvalidArgumentError(path + ": " + desc->full_name() + "." + std::string(name) +
+                                        " is not implemented by legate yet; remove it (see "
+                                        "docs/architecture.md for what is supported)");
     }
   }
   return absl::OkStatus();

@@ -12,8 +12,9 @@
 
 namespace legate::config {
 
-// Error if any of the named fields of msg is set (non-default). where: a
-// human label such as "cluster 'backend'".
+// Error if any of the named fields of msg is set (non-default). where: the
+// field path of msg ("static_resources.clusters[0]"; "" for the root); the
+// error starts with the offending field's path so it can be located.
 absl::Status rejectUnsupportedFields(const google::protobuf::Message& msg,
                                      std::initializer_list<std::string_view> fields,
                                      std::string_view where);

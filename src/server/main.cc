@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto bootstrap = config::loadBootstrap({options->config_path, options->config_yaml});
+  config::SourceMap marks;
+  auto bootstrap = config::loadBootstrap({options->config_path, options->config_yaml}, &marks);
   if (!bootstrap.ok()) {
     std::fprintf(stderr, "legate: configuration error:\n%s\n",
                  std::string(bootstrap.status().message()).c_str());
@@ -47,13 +48,13 @@ int main(int argc, char** argv) {
     auto model = server::buildConfigModel(*bootstrap, scratch, 1);
     if (!model.ok()) {
       std::fprintf(stderr, "legate: configuration error:\n%s\n",
-                   std::string(model.status().message()).c_str());
+                   config::locateErrors(marks, std::string(model.status().message())).c_str());
       return 1;
     }
     std::printf("configuration '%s' OK\n",
                 options->config_path.empty() ? "--config-yaml" : options->config_path.c_str());
     return 0;
   }
-  server::Server server(std::move(*options), std::move(*bootstrap));
+  server::Server server(std::move(*options), std::move(*bootstrap), std::move(marks));
   return server.run();
 }

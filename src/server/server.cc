@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/logger.h"
+#include "config/bootstrap_loader.h"
 #include "config/unsupported.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
@@ -73,7 +74,7 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
            "typed_dns_resolver_config", "inline_headers", "default_regex_engine",
            "xds_delegate_extension", "xds_config_tracker_extension", "listener_manager",
            "application_log_config", "certificate_provider_instances", "node_context_params"},
-          "bootstrap");
+          "");
       !st.ok()) {
     return st;
   }
@@ -120,6 +121,17 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
     if (!names.insert(l.name).second) {
       return absl::InvalidArgumentError(where + ".name: duplicate listener name '" + l.name + "'");
     }
+    // SO_REUSEPORT would let two listeners share an address and split its
+    // connections between them; refuse that, as Envoy does.
+    if (addr->port() != 0) {
+      for (const auto& other : model->listeners) {
+        if (other.address == *addr) {
+          return absl::InvalidArgumentError(where + ".address: listener '" + l.name +
+                                            "' has the same address " + addr->asString() +
+                                            " as listener '" + other.name + "'");
+        }
+      }
+    }
     l.address = *addr;
     l.proto = &proto;
     l.buffer_limit = proto.has_per_connection_buffer_limit_bytes()
@@ -144,8 +156,9 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
   return model;
 }
 
-Server::Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap)
-    : options_(std::move(options)), bootstrap_(std::move(bootstrap)) {
+Server::Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap,
+               config::SourceMap marks)
+    : options_(std::move(options)), bootstrap_(std::move(bootstrap)), marks_(std::move(marks)) {
   // --service-* fill in what the bootstrap's node leaves empty, as in Envoy.
   auto* node = bootstrap_.mutable_node();
   if (node->cluster().empty() && !options_.service_cluster.empty()) {
@@ -174,7 +187,8 @@ absl::Status Server::initialize() {
   concurrency_ = options_.concurrency != 0 ? options_.concurrency : availableCpus();
   auto model = buildConfigModel(bootstrap_, store_, concurrency_);
   if (!model.ok()) {
-    return model.status();
+    config_error_ = true;
+    return absl::InvalidArgumentError(config::locateErrors(marks_, std::string(model.status().message())));
   }
   model_ = std::move(*model);
   limits_.global_max = model_->global_max_connections;
@@ -257,8 +271,12 @@ int Server::run() {
   upstream::setCurrentWorkerIndex(options_.concurrency != 0 ? options_.concurrency
                                                             : availableCpus());
   if (auto st = initialize(); !st.ok()) {
-    mainLog().critical("{}", std::string(st.message()));
-    std::fprintf(stderr, "legate: %s\n", std::string(st.message()).c_str());
+    if (config_error_) {
+      std::fprintf(stderr, "legate: configuration error:\n%s\n", std::string(st.message()).c_str());
+    } else {
+      mainLog().critical("{}", std::string(st.message()));
+      std::fprintf(stderr, "legate: %s\n", std::string(st.message()).c_str());
+    }
     return 1;
   }
   for (int sig : {SIGTERM, SIGINT}) {

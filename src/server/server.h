@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "admin/admin.h"
+#include "config/source_map.h"
 #include "event/dispatcher.h"
 #include "network/listener.h"
 #include "server/instance.h"
@@ -43,7 +44,9 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
 
 class Server : public Instance {
 public:
-  Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap);
+  // marks: where each field of the bootstrap came from (to locate errors).
+  Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap,
+         config::SourceMap marks = {});
   ~Server() override;
 
   // Builds, binds and serves until shutdown; returns the process exit code.
@@ -70,6 +73,8 @@ private:
 
   Options options_;
   envoy::config::bootstrap::v3::Bootstrap bootstrap_;
+  config::SourceMap marks_;
+  bool config_error_ = false;
   stats::Store store_;
   event::Dispatcher dispatcher_{"main"};
   std::unique_ptr<ConfigModel> model_;

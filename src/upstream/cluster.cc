@@ -86,13 +86,13 @@ absl::Status upstream::Cluster::parseHttpProtocolOptions(const ClusterProto& pro
     apply_common(proto.common_http_protocol_options());
   }
   if (proto.has_http2_protocol_options()) {
-    return absl::InvalidArgumentError(where + ": http2_protocol_options: HTTP/2 upstreams are not "
+    return absl::InvalidArgumentError(where + ".http2_protocol_options: HTTP/2 upstreams are not "
                                               "implemented by legate yet");
   }
   static const std::string kHttpOptions =
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
   for (const auto& [key, any] : proto.typed_extension_protocol_options()) {
-    const std::string path = where + ": typed_extension_protocol_options[\"" + key + "\"]";
+    const std::string path = where + ".typed_extension_protocol_options[\"" + key + "\"]";
     if (std::string(config::typeNameFromUrl(any.type_url())) != kHttpOptions) {
       return absl::InvalidArgumentError(path + ": '" + any.type_url() +
                                         "' is not implemented by legate");
@@ -117,15 +117,14 @@ absl::Status upstream::Cluster::parseHttpProtocolOptions(const ClusterProto& pro
 
 absl::StatusOr<std::shared_ptr<upstream::Cluster>>
 upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store,
-                          uint32_t workers) {
-  const std::string where = "cluster '" + proto.name() + "'";
+                          uint32_t workers, const std::string& where) {
   if (proto.cluster_discovery_type_case() == ClusterProto::kClusterType) {
-    return absl::InvalidArgumentError(where + ": custom cluster_type '" +
+    return absl::InvalidArgumentError(where + ".cluster_type: custom cluster type '" +
                                       proto.cluster_type().name() +
                                       "' is not implemented by legate");
   }
   if (proto.type() != ClusterProto::STATIC) {
-    return absl::InvalidArgumentError(where + ": cluster type " +
+    return absl::InvalidArgumentError(where + ".type: cluster type " +
                                       ClusterProto::DiscoveryType_Name(proto.type()) +
                                       " is not implemented by legate yet (STATIC is)");
   }
@@ -160,7 +159,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     c->lb_policy_ = LbPolicy::LeastRequest;
     break;
   default:
-    return absl::InvalidArgumentError(where + ": lb_policy " +
+    return absl::InvalidArgumentError(where + ".lb_policy: " +
                                       ClusterProto::LbPolicy_Name(proto.lb_policy()) +
                                       " is not implemented by legate yet (ROUND_ROBIN, RANDOM and "
                                       "LEAST_REQUEST are)");
@@ -180,16 +179,16 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   for (int i = 0; i < la.endpoints_size(); ++i) {
     const auto& locality = la.endpoints(i);
     if (locality.priority() != 0) {
-      return absl::InvalidArgumentError(where + ": load_assignment.endpoints[" + std::to_string(i) +
-                                        "].priority " + std::to_string(locality.priority()) +
-                                        ": only priority 0 is implemented by legate yet");
+      return absl::InvalidArgumentError(where + ".load_assignment.endpoints[" + std::to_string(i) +
+                                        "].priority: priority " + std::to_string(locality.priority()) +
+                                        " given; only priority 0 is implemented by legate yet");
     }
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lbe = locality.lb_endpoints(j);
-      const std::string path = where + ": load_assignment.endpoints[" + std::to_string(i) +
+      const std::string path = where + ".load_assignment.endpoints[" + std::to_string(i) +
                                "].lb_endpoints[" + std::to_string(j) + "]";
       if (lbe.has_endpoint_name()) {
-        return absl::InvalidArgumentError(path + ": endpoint_name is not implemented by legate");
+        return absl::InvalidArgumentError(path + ".endpoint_name: not implemented by legate");
       }
       const auto& addr = lbe.endpoint().address();
       if (!addr.has_socket_address()) {

@@ -100,9 +100,11 @@ enum class LbPolicy { RoundRobin, Random, LeastRequest };
 class Cluster {
 public:
   using ClusterProto = envoy::config::cluster::v3::Cluster;
-  // Validates what legate supports of the proto; errors name the cluster and field.
+  // Validates what legate supports of the proto; errors start with the field
+  // path under `where` (the cluster's own path, e.g. "static_resources.clusters[0]").
   static absl::StatusOr<std::shared_ptr<Cluster>>
-  create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store, uint32_t workers);
+  create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store, uint32_t workers,
+         const std::string& where = "cluster");
 
   const std::string& name() const { return name_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }

@@ -20,12 +20,12 @@ ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
     const auto& proto = clusters[i];
     if (cm->clusters_.count(proto.name()) != 0) {
       return absl::InvalidArgumentError("static_resources.clusters[" + std::to_string(i) +
-                                        "]: duplicate cluster name '" + proto.name() + "'");
+                                        "].name: duplicate cluster name '" + proto.name() + "'");
     }
-    auto cluster = Cluster::create(proto, store, workers);
+    auto cluster = Cluster::create(proto, store, workers,
+                                   "static_resources.clusters[" + std::to_string(i) + "]");
     if (!cluster.ok()) {
-      return absl::InvalidArgumentError("static_resources.clusters[" + std::to_string(i) + "]: " +
-                                        std::string(cluster.status().message()));
+      return cluster.status();
     }
     cm->clusters_.emplace(proto.name(), std::move(*cluster));
   }

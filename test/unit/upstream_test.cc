@@ -130,7 +130,7 @@ TEST(ClusterManagerTest, DuplicateNamesAreRefused) {
   *b.mutable_static_resources()->add_clusters() = makeCluster("same", {{2, 0}});
   auto cm = ClusterManager::create(b, store, 1);
   ASSERT_FALSE(cm.ok());
-  EXPECT_NE(cm.status().message().find("static_resources.clusters[1]: duplicate cluster name 'same'"),
+  EXPECT_NE(cm.status().message().find("static_resources.clusters[1].name: duplicate cluster name 'same'"),
             std::string::npos)
       << cm.status();
 }
