@@ -24,6 +24,8 @@ enum ResponseFlag : uint32_t {
   kUpstreamConnectionTermination = 1u << 7,   // UC
   kStreamIdleTimeout = 1u << 8,           // SI
   kDurationTimeout = 1u << 9,             // DT
+  kUpstreamRequestTimeout = 1u << 10,     // UT
+  kUpstreamRemoteReset = 1u << 11,        // UR
 };
 
 // "UF,URX" for the flags set, "-" for none.

@@ -8,6 +8,9 @@
 #include "extensions/factory.h"
 #include "extensions/filters/network/tcp_proxy/config.h"
 #include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "extensions/filters/network/http_connection_manager/config.h"
+#include "http/conn_manager.h"
 
 namespace legate {
 namespace extensions {
@@ -29,6 +32,25 @@ public:
     }
     return [config = std::move(*config)](network::Connection& conn) {
       conn.addReadFilter(std::make_shared<tcp_proxy::TcpProxyFilter>(config));
+    };
+  }
+};
+
+class HttpConnectionManagerFactory : public NetworkFilterFactory {
+public:
+  absl::StatusOr<network::NetworkFilterFactoryCb> create(const google::protobuf::Any& typed_config,
+                                                         const std::string& path,
+                                                         FactoryContext& context) const override {
+    envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager proto;
+    if (!typed_config.UnpackTo(&proto)) {
+      return absl::InvalidArgumentError(path + ": cannot decode HttpConnectionManager config");
+    }
+    auto config = http_connection_manager::createConfig(proto, path, context);
+    if (!config.ok()) {
+      return config.status();
+    }
+    return [config = std::move(*config)](network::Connection& conn) {
+      conn.addReadFilter(std::make_shared<http::ConnectionManager>(config));
     };
   }
 };
@@ -63,6 +85,13 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
     r.add({ExtensionCategory::NetworkFilter,
            "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
            "envoy.filters.network.tcp_proxy", &tcp_proxy});
+    static const extensions::HttpConnectionManagerFactory hcm;
+    r.add({ExtensionCategory::NetworkFilter,
+           "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "envoy.filters.network.http_connection_manager", &hcm});
+    // HTTP filters are built by the connection manager's config, keyed by these types.
+    r.add({ExtensionCategory::HttpFilter, "envoy.extensions.filters.http.router.v3.Router",
+           "envoy.filters.http.router", nullptr});
     // Read by upstream::Cluster (typed_extension_protocol_options).
     r.add({ExtensionCategory::UpstreamProtocolOptions,
            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

@@ -106,11 +106,11 @@ void Connection::runReadFilters(size_t start) {
     }
     ActiveReadFilter& f = read_filters_[i];
     if (!f.initialized) {
+      // A filter sees onNewConnection before its first data.
       f.initialized = true;
       if (f.filter->onNewConnection() == FilterStatus::StopIteration) {
         return;
       }
-      continue;
     }
     const bool end = read_end_stream_;
     if (read_buffer_.empty() && !(end && !read_end_delivered_)) {

@@ -1,0 +1,1077 @@
+#include "http/conn_manager.h"
+
+#include <random>
+
+#include "common/logger.h"
+#include "http/http1/server_connection.h"
+#include "http/path_utility.h"
+#include "http/utility.h"
+#include "network/drain.h"
+#include "router/route_config.h"
+
+namespace legate::http {
+namespace {
+
+spdlog::logger& hcmLog() {
+  static spdlog::logger& l = log::get("http");
+  return l;
+}
+
+uint64_t nextRandom() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+} // namespace
+
+ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
+    : downstream_cx_total(s.counter("downstream_cx_total")),
+      downstream_cx_active(s.gauge("downstream_cx_active")),
+      downstream_cx_http1_total(s.counter("downstream_cx_http1_total")),
+      downstream_cx_http1_active(s.gauge("downstream_cx_http1_active")),
+      downstream_cx_destroy(s.counter("downstream_cx_destroy")),
+      downstream_cx_destroy_remote(s.counter("downstream_cx_destroy_remote")),
+      downstream_cx_destroy_local(s.counter("downstream_cx_destroy_local")),
+      downstream_cx_destroy_active_rq(s.counter("downstream_cx_destroy_active_rq")),
+      downstream_cx_protocol_error(s.counter("downstream_cx_protocol_error")),
+      downstream_cx_idle_timeout(s.counter("downstream_cx_idle_timeout")),
+      downstream_cx_max_duration_reached(s.counter("downstream_cx_max_duration_reached")),
+      downstream_cx_max_requests_reached(s.counter("downstream_cx_max_requests_reached")),
+      downstream_cx_drain_close(s.counter("downstream_cx_drain_close")),
+      downstream_cx_rx_bytes_total(s.counter("downstream_cx_rx_bytes_total")),
+      downstream_cx_rx_bytes_buffered(s.gauge("downstream_cx_rx_bytes_buffered")),
+      downstream_cx_tx_bytes_total(s.counter("downstream_cx_tx_bytes_total")),
+      downstream_cx_tx_bytes_buffered(s.gauge("downstream_cx_tx_bytes_buffered")),
+      downstream_cx_length_ms(s.histogram("downstream_cx_length_ms")),
+      downstream_rq_total(s.counter("downstream_rq_total")),
+      downstream_rq_http1_total(s.counter("downstream_rq_http1_total")),
+      downstream_rq_active(s.gauge("downstream_rq_active")),
+      downstream_rq_completed(s.counter("downstream_rq_completed")),
+      downstream_rq_1xx(s.counter("downstream_rq_1xx")),
+      downstream_rq_2xx(s.counter("downstream_rq_2xx")),
+      downstream_rq_3xx(s.counter("downstream_rq_3xx")),
+      downstream_rq_4xx(s.counter("downstream_rq_4xx")),
+      downstream_rq_5xx(s.counter("downstream_rq_5xx")),
+      downstream_rq_rx_reset(s.counter("downstream_rq_rx_reset")),
+      downstream_rq_tx_reset(s.counter("downstream_rq_tx_reset")),
+      downstream_rq_timeout(s.counter("downstream_rq_timeout")),
+      downstream_rq_idle_timeout(s.counter("downstream_rq_idle_timeout")),
+      downstream_rq_header_timeout(s.counter("downstream_rq_header_timeout")),
+      downstream_rq_too_large(s.counter("downstream_rq_too_large")),
+      downstream_rq_response_before_rq_complete(
+          s.counter("downstream_rq_response_before_rq_complete")),
+      downstream_flow_control_paused_reading_total(
+          s.counter("downstream_flow_control_paused_reading_total")),
+      downstream_flow_control_resumed_reading_total(
+          s.counter("downstream_flow_control_resumed_reading_total")),
+      downstream_rq_rejected_via_ip_detection(s.counter("downstream_rq_rejected_via_ip_detection")),
+      downstream_rq_time(s.histogram("downstream_rq_time")),
+      no_route(s.counter("no_route")), no_cluster(s.counter("no_cluster")),
+      rq_redirect(s.counter("rq_redirect")), rq_direct_response(s.counter("rq_direct_response")),
+      rq_total(s.counter("rq_total")),
+      rq_reset_after_downstream_response_started(
+          s.counter("rq_reset_after_downstream_response_started")) {}
+
+// ---------------------------------------------------------------------------
+// ActiveStream: one request/response exchange and its filter chain.
+
+class ConnectionManager::ActiveStream : public StreamDecoder,
+                                        public StreamCallbacks,
+                                        public FilterChainBuilder,
+                                        public event::DeferredDeletable {
+public:
+  ActiveStream(ConnectionManager& parent, StreamEncoder& encoder);
+  ~ActiveStream() override;
+
+  // StreamDecoder (from the codec)
+  void decodeHeaders(HeaderMapPtr headers, bool end_stream) override;
+  void decodeData(Buffer& data, bool end_stream) override;
+  void decodeTrailers(HeaderMapPtr trailers) override;
+
+  // StreamCallbacks (from the codec)
+  void onResetStream(StreamResetReason reason, std::string_view details) override;
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
+
+  // FilterChainBuilder
+  void addStreamDecoderFilter(StreamDecoderFilterSharedPtr filter) override;
+  void addStreamEncoderFilter(StreamEncoderFilterSharedPtr filter) override;
+
+  void onDownstreamAboveHigh();
+  void onDownstreamBelowLow();
+  // The connection is going away: end the stream without a response.
+  void resetFromConnection(const char* details);
+  bool done() const { return done_; }
+
+private:
+  struct DecoderEntry;
+  struct EncoderEntry;
+  enum class Phase { Headers, Data, Trailers };
+
+  // Request side.
+  bool prepareRequest();
+  void runDecodeHeaders(size_t start);
+  void runDecodeData(size_t start, Buffer& data, bool end_stream);
+  void runDecodeTrailers(size_t start);
+  void continueDecodingFrom(size_t index);
+  bool headersEndStream() const;
+
+  // Response side (index counts encoder filters in encode order).
+  void encodeHeadersFrom(size_t start, HeaderMapPtr headers, bool end_stream, std::string_view details);
+  void runEncodeHeaders(size_t start);
+  void runEncodeData(size_t start, Buffer& data, bool end_stream);
+  void runEncodeTrailers(size_t start);
+  void continueEncodingFrom(size_t index);
+  void finalizeResponseHeaders(HeaderMap& headers);
+  void writeHeaders(bool end_stream);
+  void writeData(Buffer& data, bool end_stream);
+  void writeTrailers();
+  void sendLocalReplyImpl(uint32_t code, std::string_view body,
+                          const std::function<void(HeaderMap&)>& modify, std::string_view details,
+                          size_t encoder_start);
+  void onEncodeComplete();
+  void finish();
+  // The first encoder (in encode order) a response made by decoder filter
+  // `decoder_index` goes through: the encoder sides of filters configured
+  // before it.
+  size_t encoderStartFor(size_t decoder_index) const {
+    for (size_t i = 0; i < encoders_.size(); ++i) {
+      if (encoder_positions_[i] <= decoder_index) return i;
+    }
+    return encoders_.size();
+  }
+  void resetStreamTimer();
+  void onStreamIdleTimeout();
+  void onRequestTimeout();
+
+  ConnectionManager& parent_;
+  StreamEncoder& encoder_;
+  const uint64_t id_;
+  accesslog::StreamInfo info_;
+  std::vector<std::unique_ptr<DecoderEntry>> decoders_;
+  std::vector<std::unique_ptr<EncoderEntry>> encoders_; // in encode order
+  std::vector<size_t> encoder_positions_;               // config position of each
+  std::vector<DownstreamWatermarkCallbacks*> watermark_callbacks_;
+  HeaderMapPtr request_headers_;
+  HeaderMapPtr request_trailers_;
+  HeaderMapPtr response_headers_;
+  HeaderMapPtr response_trailers_;
+  const router::Route* cached_route_ = nullptr;
+  bool route_cached_ = false;
+  uint64_t random_ = nextRandom();
+
+  // Decode iteration: where it stopped and what waits behind it.
+  bool decode_stopped_ = false;
+  size_t decode_stop_index_ = 0;
+  Phase decode_stop_phase_ = Phase::Headers;
+  bool decode_stop_buffers_ = true;
+  Buffer decode_buffer_;
+  bool decode_trailers_pending_ = false;
+  bool remote_complete_ = false;
+
+  bool encode_stopped_ = false;
+  size_t encode_stop_index_ = 0;
+  Phase encode_stop_phase_ = Phase::Headers;
+  bool encode_stop_buffers_ = true;
+  Buffer encode_buffer_;
+  bool encode_end_pending_ = false;
+  bool encode_trailers_pending_ = false;
+  bool response_started_ = false; // headers went to the codec
+  bool local_complete_ = false;
+  bool local_reply_sent_ = false;
+  bool done_ = false;
+  bool destroyed_filters_ = false;
+  uint32_t read_disables_ = 0;
+
+  event::TimerPtr idle_timer_;
+  event::TimerPtr request_timer_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// The callbacks a decoder filter sees; knows the filter's position.
+struct ConnectionManager::ActiveStream::DecoderEntry : public DecoderFilterCallbacks {
+  DecoderEntry(ActiveStream& s, StreamDecoderFilterSharedPtr f, size_t i)
+      : stream(s), filter(std::move(f)), index(i) {}
+  event::Dispatcher& dispatcher() override { return stream.parent_.connection_->dispatcher(); }
+  const network::Connection& connection() override { return *stream.parent_.connection_; }
+  const router::Route* route() override {
+    if (!stream.route_cached_ && stream.request_headers_) {
+      stream.route_cached_ = true;
+      stream.cached_route_ =
+          stream.parent_.config_->route_config
+              ? stream.parent_.config_->route_config->route(*stream.request_headers_, stream.random_)
+              : nullptr;
+    }
+    return stream.cached_route_;
+  }
+  void clearRouteCache() override {
+    stream.route_cached_ = false;
+    stream.cached_route_ = nullptr;
+  }
+  accesslog::StreamInfo& streamInfo() override { return stream.info_; }
+  uint64_t streamId() const override { return stream.id_; }
+  void resetStream() override { stream.encoder_.resetStream(StreamResetReason::LocalReset); }
+  uint32_t bufferLimit() const override { return stream.parent_.connection_->bufferLimit(); }
+  void continueDecoding() override { stream.continueDecodingFrom(index); }
+  const Buffer* decodingBuffer() override { return &stream.decode_buffer_; }
+  void sendLocalReply(uint32_t code, std::string_view body,
+                      const std::function<void(HeaderMap&)>& modify,
+                      std::string_view details) override {
+    // The reply goes through the encoder filters that came before this one.
+    stream.sendLocalReplyImpl(code, body, modify, details, stream.encoderStartFor(index));
+  }
+  void encode1xxHeaders(HeaderMapPtr headers) override {
+    if (stream.parent_.config_->proxy_100_continue) {
+      stream.encoder_.encode1xxHeaders(*headers);
+    }
+  }
+  void encodeHeaders(HeaderMapPtr headers, bool end_stream, std::string_view details) override {
+    stream.encodeHeadersFrom(stream.encoderStartFor(index), std::move(headers), end_stream, details);
+  }
+  void encodeData(Buffer& data, bool end_stream) override {
+    stream.runEncodeData(stream.encoderStartFor(index), data, end_stream);
+  }
+  void encodeTrailers(HeaderMapPtr trailers) override {
+    stream.response_trailers_ = std::move(trailers);
+    stream.runEncodeTrailers(stream.encoderStartFor(index));
+  }
+  void onDecoderFilterAboveWriteBufferHighWatermark() override {
+    ++stream.read_disables_;
+    stream.parent_.stats_.downstream_flow_control_paused_reading_total.inc();
+    stream.encoder_.readDisable(true);
+  }
+  void onDecoderFilterBelowWriteBufferLowWatermark() override {
+    if (stream.read_disables_ > 0) {
+      --stream.read_disables_;
+      stream.parent_.stats_.downstream_flow_control_resumed_reading_total.inc();
+      stream.encoder_.readDisable(false);
+    }
+  }
+  void addDownstreamWatermarkCallbacks(DownstreamWatermarkCallbacks& cb) override {
+    stream.watermark_callbacks_.push_back(&cb);
+    if (stream.parent_.above_high_watermark_) cb.onAboveWriteBufferHighWatermark();
+  }
+  void removeDownstreamWatermarkCallbacks(DownstreamWatermarkCallbacks& cb) override {
+    std::erase(stream.watermark_callbacks_, &cb);
+  }
+  HeaderMap* requestHeaders() override { return stream.request_headers_.get(); }
+
+  ActiveStream& stream;
+  StreamDecoderFilterSharedPtr filter;
+  size_t index;
+};
+
+struct ConnectionManager::ActiveStream::EncoderEntry : public EncoderFilterCallbacks {
+  EncoderEntry(ActiveStream& s, StreamEncoderFilterSharedPtr f, size_t i)
+      : stream(s), filter(std::move(f)), index(i) {}
+  event::Dispatcher& dispatcher() override { return stream.parent_.connection_->dispatcher(); }
+  const network::Connection& connection() override { return *stream.parent_.connection_; }
+  const router::Route* route() override { return stream.cached_route_; }
+  void clearRouteCache() override {}
+  accesslog::StreamInfo& streamInfo() override { return stream.info_; }
+  uint64_t streamId() const override { return stream.id_; }
+  void resetStream() override { stream.encoder_.resetStream(StreamResetReason::LocalReset); }
+  uint32_t bufferLimit() const override { return stream.parent_.connection_->bufferLimit(); }
+  void continueEncoding() override { stream.continueEncodingFrom(index); }
+  const Buffer* encodingBuffer() override { return &stream.encode_buffer_; }
+
+  ActiveStream& stream;
+  StreamEncoderFilterSharedPtr filter;
+  size_t index;
+};
+
+// ---------------------------------------------------------------------------
+
+ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamEncoder& encoder)
+    : parent_(parent), encoder_(encoder), id_(nextRandom()) {
+  encoder_.addCallbacks(*this);
+  info_.connection_id = parent_.connection_->id();
+  info_.downstream_local = parent_.connection_->localAddress();
+  info_.downstream_remote = parent_.connection_->remoteAddress();
+  ConnectionManagerStats& st = parent_.stats_;
+  st.downstream_rq_total.inc();
+  st.downstream_rq_http1_total.inc();
+  st.downstream_rq_active.inc();
+  const auto& cfg = *parent_.config_;
+  if (cfg.stream_idle_timeout.count() > 0) {
+    idle_timer_ = parent_.connection_->dispatcher().createTimer([this] { onStreamIdleTimeout(); });
+    idle_timer_->enableTimer(cfg.stream_idle_timeout);
+  }
+  if (cfg.request_timeout.count() > 0) {
+    request_timer_ = parent_.connection_->dispatcher().createTimer([this] { onRequestTimeout(); });
+    request_timer_->enableTimer(cfg.request_timeout);
+  }
+}
+
+ConnectionManager::ActiveStream::~ActiveStream() {
+  if (!destroyed_filters_) {
+    for (auto& d : decoders_) d->filter->onDestroy();
+    for (auto& e : encoders_) e->filter->onDestroy();
+  }
+}
+
+void ConnectionManager::ActiveStream::addStreamDecoderFilter(StreamDecoderFilterSharedPtr filter) {
+  auto entry = std::make_unique<DecoderEntry>(*this, std::move(filter), decoders_.size());
+  entry->filter->setDecoderFilterCallbacks(*entry);
+  decoders_.push_back(std::move(entry));
+}
+
+void ConnectionManager::ActiveStream::addStreamEncoderFilter(StreamEncoderFilterSharedPtr filter) {
+  // Encode order is the reverse of configuration order.
+  auto entry = std::make_unique<EncoderEntry>(*this, std::move(filter), 0);
+  entry->filter->setEncoderFilterCallbacks(*entry);
+  encoders_.insert(encoders_.begin(), std::move(entry));
+  encoder_positions_.insert(encoder_positions_.begin(), decoders_.size());
+  for (size_t i = 0; i < encoders_.size(); ++i) encoders_[i]->index = i;
+}
+
+void ConnectionManager::ActiveStream::resetStreamTimer() {
+  if (idle_timer_) idle_timer_->enableTimer(parent_.config_->stream_idle_timeout);
+}
+
+bool ConnectionManager::ActiveStream::prepareRequest() {
+  const ConnectionManagerConfig& cfg = *parent_.config_;
+  HeaderMap& h = *request_headers_;
+  info_.protocol = "HTTP/1.1";
+  if (h.method() == "CONNECT") {
+    sendLocalReplyImpl(403, "", nullptr, "connect_not_supported", 0);
+    return false;
+  }
+  std::string path_value(h.path());
+  if (path_value.empty() || (path_value[0] != '/' && path_value != "*")) {
+    sendLocalReplyImpl(400, "", nullptr, "invalid_path", 0);
+    return false;
+  }
+  if (path_value != "*") {
+    if (cfg.escaped_slashes != ConnectionManagerConfig::EscapedSlashesAction::KeepUnchanged &&
+        path::hasEscapedSlashes(path_value)) {
+      if (cfg.escaped_slashes == ConnectionManagerConfig::EscapedSlashesAction::RejectRequest) {
+        sendLocalReplyImpl(400, "", nullptr, "escaped_slashes_not_allowed", 0);
+        return false;
+      }
+      path_value = path::unescapeSlashes(path_value);
+    }
+    if (cfg.normalize_path) {
+      auto normalized = path::normalize(path_value);
+      if (!normalized) {
+        sendLocalReplyImpl(400, "", nullptr, "path_normalization_failed", 0);
+        return false;
+      }
+      path_value = std::move(*normalized);
+    }
+    if (cfg.merge_slashes) {
+      path_value = path::mergeSlashes(path_value);
+    }
+    if (path_value != h.path()) {
+      h.set(headers::kPath, path_value);
+    }
+  }
+  if (h.scheme().empty()) {
+    h.set(headers::kScheme, "http");
+  }
+
+  // Who is the client, and is the request internal? (x-forwarded-for)
+  const network::Address& remote = parent_.connection_->remoteAddress();
+  bool internal;
+  if (cfg.use_remote_address) {
+    internal = utility::isInternalAddress(remote);
+    if (!cfg.skip_xff_append) {
+      utility::appendXff(h, remote.ip());
+    }
+    h.set(headers::kXForwardedProto, "http");
+    if (!internal) {
+      // External requests may not steer legate with x-envoy-* headers.
+      h.removePrefix("x-envoy-");
+      h.set("x-envoy-external-address", remote.ip());
+    }
+  } else {
+    auto client = utility::clientFromXff(h, cfg.xff_num_trusted_hops);
+    internal = client ? utility::isInternalIp(*client) : utility::isInternalAddress(remote);
+    if (!h.has(headers::kXForwardedProto)) {
+      h.set(headers::kXForwardedProto, "http");
+    }
+  }
+  if (cfg.generate_request_id) {
+    const bool keep = h.has(headers::kXRequestId) && (internal || cfg.preserve_external_request_id);
+    if (!keep) {
+      h.set(headers::kXRequestId, utility::makeUuid());
+    }
+  }
+  if (!cfg.via.empty()) {
+    utility::appendVia(h, cfg.via);
+  }
+  return true;
+}
+
+void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool end_stream) {
+  request_headers_ = std::move(headers);
+  remote_complete_ = end_stream;
+  resetStreamTimer();
+  parent_.headers_timer_.reset();
+  if (!prepareRequest()) {
+    return;
+  }
+  // Expect: 100-continue is answered here unless it is to be proxied.
+  if (!parent_.config_->proxy_100_continue) {
+    auto expect = request_headers_->get(headers::kExpect);
+    if (expect && equalsIgnoreCase(*expect, "100-continue")) {
+      request_headers_->remove(headers::kExpect);
+      HeaderMap cont;
+      cont.set(headers::kStatus, "100");
+      encoder_.encode1xxHeaders(cont);
+    }
+  }
+  for (const auto& factory : parent_.config_->filter_factories) {
+    factory(*this);
+  }
+  if (remote_complete_ && request_timer_) request_timer_.reset();
+  runDecodeHeaders(0);
+}
+
+bool ConnectionManager::ActiveStream::headersEndStream() const {
+  return remote_complete_ && decode_buffer_.empty() && !decode_trailers_pending_;
+}
+
+void ConnectionManager::ActiveStream::runDecodeHeaders(size_t start) {
+  for (size_t i = start; i < decoders_.size(); ++i) {
+    if (local_reply_sent_ || done_) return;
+    if (decoders_[i]->filter->decodeHeaders(*request_headers_, headersEndStream()) ==
+        FilterHeadersStatus::StopIteration) {
+      decode_stopped_ = true;
+      decode_stop_index_ = i;
+      decode_stop_phase_ = Phase::Headers;
+      decode_stop_buffers_ = true;
+      return;
+    }
+  }
+}
+
+void ConnectionManager::ActiveStream::decodeData(Buffer& data, bool end_stream) {
+  remote_complete_ |= end_stream;
+  resetStreamTimer();
+  if (remote_complete_ && request_timer_) request_timer_.reset();
+  if (local_reply_sent_ || done_) {
+    data.drain(data.length());
+    if (done_ || local_complete_) {
+      if (remote_complete_) onEncodeComplete();
+    }
+    return;
+  }
+  if (decode_stopped_) {
+    if (decode_stop_phase_ == Phase::Data && !decode_stop_buffers_) {
+      // The stopped filter takes further data itself.
+      runDecodeData(decode_stop_index_, data, end_stream);
+      return;
+    }
+    decode_buffer_.move(data);
+    if (decode_buffer_.length() > parent_.connection_->bufferLimit()) {
+      parent_.stats_.downstream_rq_too_large.inc();
+      sendLocalReplyImpl(413, "", nullptr, "request_payload_too_large", 0);
+      return;
+    }
+    if (decode_stop_phase_ == Phase::Data) {
+      // Let the buffering filter look again (it may now have all it needs).
+      Buffer empty;
+      const size_t idx = decode_stop_index_;
+      if (decoders_[idx]->filter->decodeData(decode_buffer_, end_stream) ==
+          FilterDataStatus::Continue) {
+        continueDecodingFrom(idx);
+      }
+    }
+    return;
+  }
+  runDecodeData(0, data, end_stream);
+}
+
+void ConnectionManager::ActiveStream::runDecodeData(size_t start, Buffer& data, bool end_stream) {
+  for (size_t i = start; i < decoders_.size(); ++i) {
+    if (local_reply_sent_ || done_) return;
+    const FilterDataStatus st = decoders_[i]->filter->decodeData(data, end_stream);
+    if (st == FilterDataStatus::Continue) continue;
+    decode_stopped_ = true;
+    decode_stop_index_ = i;
+    decode_stop_phase_ = Phase::Data;
+    decode_stop_buffers_ = st == FilterDataStatus::StopIterationAndBuffer;
+    if (decode_stop_buffers_) {
+      decode_buffer_.move(data);
+      if (decode_buffer_.length() > parent_.connection_->bufferLimit()) {
+        parent_.stats_.downstream_rq_too_large.inc();
+        sendLocalReplyImpl(413, "", nullptr, "request_payload_too_large", 0);
+      }
+    }
+    return;
+  }
+}
+
+void ConnectionManager::ActiveStream::decodeTrailers(HeaderMapPtr trailers) {
+  request_trailers_ = std::move(trailers);
+  remote_complete_ = true;
+  resetStreamTimer();
+  if (request_timer_) request_timer_.reset();
+  if (local_reply_sent_ || done_) {
+    if (local_complete_) onEncodeComplete();
+    return;
+  }
+  if (decode_stopped_) {
+    decode_trailers_pending_ = true;
+    return;
+  }
+  runDecodeTrailers(0);
+}
+
+void ConnectionManager::ActiveStream::runDecodeTrailers(size_t start) {
+  for (size_t i = start; i < decoders_.size(); ++i) {
+    if (local_reply_sent_ || done_) return;
+    if (decoders_[i]->filter->decodeTrailers(*request_trailers_) ==
+        FilterTrailersStatus::StopIteration) {
+      decode_stopped_ = true;
+      decode_stop_index_ = i;
+      decode_stop_phase_ = Phase::Trailers;
+      return;
+    }
+  }
+}
+
+void ConnectionManager::ActiveStream::continueDecodingFrom(size_t index) {
+  if (!decode_stopped_ || decode_stop_index_ != index || done_ || local_reply_sent_) {
+    return;
+  }
+  decode_stopped_ = false;
+  const Phase phase = decode_stop_phase_;
+  size_t next = index + 1;
+  if (phase == Phase::Headers) {
+    runDecodeHeaders(next);
+    if (decode_stopped_ || done_ || local_reply_sent_) return;
+  }
+  if (phase != Phase::Trailers && (!decode_buffer_.empty() ||
+                                   (remote_complete_ && !decode_trailers_pending_ &&
+                                    phase == Phase::Data))) {
+    Buffer data;
+    data.move(decode_buffer_);
+    const size_t from = phase == Phase::Headers ? next : next;
+    runDecodeData(from, data, remote_complete_ && !decode_trailers_pending_);
+    if (decode_stopped_ || done_ || local_reply_sent_) return;
+  }
+  if (decode_trailers_pending_) {
+    decode_trailers_pending_ = false;
+    runDecodeTrailers(phase == Phase::Trailers ? next : next);
+  }
+}
+
+// --- response side ---------------------------------------------------------
+
+void ConnectionManager::ActiveStream::encodeHeadersFrom(size_t start, HeaderMapPtr headers,
+                                                        bool end_stream,
+                                                        std::string_view details) {
+  if (response_started_ || done_) {
+    return;
+  }
+  response_headers_ = std::move(headers);
+  encode_end_pending_ = end_stream;
+  if (!details.empty() && info_.termination_details.empty()) {
+    info_.termination_details = std::string(details);
+  }
+  runEncodeHeaders(start);
+}
+
+void ConnectionManager::ActiveStream::runEncodeHeaders(size_t start) {
+  for (size_t i = start; i < encoders_.size(); ++i) {
+    if (encoders_[i]->filter->encodeHeaders(*response_headers_, encode_end_pending_) ==
+        FilterHeadersStatus::StopIteration) {
+      encode_stopped_ = true;
+      encode_stop_index_ = i;
+      encode_stop_phase_ = Phase::Headers;
+      encode_stop_buffers_ = true;
+      return;
+    }
+  }
+  writeHeaders(encode_end_pending_);
+}
+
+void ConnectionManager::ActiveStream::runEncodeData(size_t start, Buffer& data, bool end_stream) {
+  if (done_) {
+    data.drain(data.length());
+    return;
+  }
+  resetStreamTimer();
+  if (encode_stopped_) {
+    encode_buffer_.move(data);
+    encode_end_pending_ = end_stream;
+    if (encode_buffer_.length() > parent_.connection_->bufferLimit() && !response_started_) {
+      // An encoder filter buffered more than allowed: 500, as Envoy.
+      encode_stopped_ = false;
+      encode_buffer_.drain(encode_buffer_.length());
+      response_headers_.reset();
+      sendLocalReplyImpl(500, "", nullptr, "response_payload_too_large", encoders_.size());
+    }
+    return;
+  }
+  for (size_t i = start; i < encoders_.size(); ++i) {
+    const FilterDataStatus st = encoders_[i]->filter->encodeData(data, end_stream);
+    if (st == FilterDataStatus::Continue) continue;
+    encode_stopped_ = true;
+    encode_stop_index_ = i;
+    encode_stop_phase_ = Phase::Data;
+    encode_stop_buffers_ = st == FilterDataStatus::StopIterationAndBuffer;
+    encode_end_pending_ = end_stream;
+    if (encode_stop_buffers_) encode_buffer_.move(data);
+    return;
+  }
+  writeData(data, end_stream);
+}
+
+void ConnectionManager::ActiveStream::runEncodeTrailers(size_t start) {
+  if (done_) return;
+  if (encode_stopped_) {
+    encode_trailers_pending_ = true;
+    return;
+  }
+  for (size_t i = start; i < encoders_.size(); ++i) {
+    if (encoders_[i]->filter->encodeTrailers(*response_trailers_) ==
+        FilterTrailersStatus::StopIteration) {
+      encode_stopped_ = true;
+      encode_stop_index_ = i;
+      encode_stop_phase_ = Phase::Trailers;
+      return;
+    }
+  }
+  writeTrailers();
+}
+
+void ConnectionManager::ActiveStream::continueEncodingFrom(size_t index) {
+  if (!encode_stopped_ || encode_stop_index_ != index || done_) return;
+  encode_stopped_ = false;
+  const Phase phase = encode_stop_phase_;
+  const size_t next = index + 1;
+  if (phase == Phase::Headers) {
+    const bool end = encode_end_pending_ && encode_buffer_.empty() && !encode_trailers_pending_;
+    for (size_t i = next; i < encoders_.size(); ++i) {
+      if (encoders_[i]->filter->encodeHeaders(*response_headers_, end) ==
+          FilterHeadersStatus::StopIteration) {
+        encode_stopped_ = true;
+        encode_stop_index_ = i;
+        return;
+      }
+    }
+    writeHeaders(end);
+  }
+  if (phase != Phase::Trailers && (!encode_buffer_.empty() || phase == Phase::Data)) {
+    Buffer data;
+    data.move(encode_buffer_);
+    const bool end = encode_end_pending_ && !encode_trailers_pending_;
+    runEncodeData(next, data, end);
+    if (encode_stopped_ || done_) return;
+  }
+  if (encode_trailers_pending_) {
+    encode_trailers_pending_ = false;
+    runEncodeTrailers(next);
+  }
+}
+
+void ConnectionManager::ActiveStream::finalizeResponseHeaders(HeaderMap& h) {
+  const ConnectionManagerConfig& cfg = *parent_.config_;
+  // Hop-by-hop headers belong to the upstream connection, not this one.
+  h.remove(headers::kConnection);
+  h.remove(headers::kKeepAlive);
+  h.remove(headers::kProxyConnection);
+  h.remove(headers::kTransferEncoding);
+  h.remove(headers::kUpgrade);
+  switch (cfg.server_header_transformation) {
+  case ConnectionManagerConfig::ServerHeaderTransformation::Overwrite:
+    h.set(headers::kServer, cfg.server_name);
+    break;
+  case ConnectionManagerConfig::ServerHeaderTransformation::AppendIfAbsent:
+    if (!h.has(headers::kServer)) h.set(headers::kServer, cfg.server_name);
+    break;
+  case ConnectionManagerConfig::ServerHeaderTransformation::PassThrough:
+    break;
+  }
+  if (!h.has(headers::kDate)) {
+    h.set(headers::kDate, utility::httpDate());
+  }
+  if (cfg.always_set_request_id_in_response && request_headers_) {
+    if (auto id = request_headers_->get(headers::kXRequestId)) {
+      h.set(headers::kXRequestId, *id);
+    }
+  }
+  if (!cfg.via.empty()) {
+    utility::appendVia(h, cfg.via);
+  }
+  // This connection ends after the response: draining, request limits, or an
+  // unfinished request body (HTTP/1 cannot resynchronise).
+  if (!remote_complete_ && encode_end_pending_) {
+    parent_.close_after_stream_ = true;
+  }
+  if (network::isDraining() && !parent_.close_after_stream_) {
+    parent_.stats_.downstream_cx_drain_close.inc();
+    parent_.close_after_stream_ = true;
+  }
+  if (parent_.close_after_stream_) {
+    h.set(headers::kConnection, "close");
+  }
+  const uint32_t code = h.status();
+  info_.response_code = code;
+  ConnectionManagerStats& st = parent_.stats_;
+  if (code >= 500) st.downstream_rq_5xx.inc();
+  else if (code >= 400) st.downstream_rq_4xx.inc();
+  else if (code >= 300) st.downstream_rq_3xx.inc();
+  else if (code >= 200) st.downstream_rq_2xx.inc();
+  else st.downstream_rq_1xx.inc();
+}
+
+void ConnectionManager::ActiveStream::writeHeaders(bool end_stream) {
+  finalizeResponseHeaders(*response_headers_);
+  response_started_ = true;
+  if (end_stream) local_complete_ = true;
+  encoder_.encodeHeaders(*response_headers_, end_stream);
+  if (end_stream) onEncodeComplete();
+}
+
+void ConnectionManager::ActiveStream::writeData(Buffer& data, bool end_stream) {
+  if (!response_started_) {
+    // Data without headers cannot happen through the filter chain; be safe.
+    data.drain(data.length());
+    return;
+  }
+  if (end_stream) local_complete_ = true;
+  encoder_.encodeData(data, end_stream);
+  if (end_stream) onEncodeComplete();
+}
+
+void ConnectionManager::ActiveStream::writeTrailers() {
+  local_complete_ = true;
+  encoder_.encodeTrailers(*response_trailers_);
+  onEncodeComplete();
+}
+
+void ConnectionManager::ActiveStream::sendLocalReplyImpl(
+    uint32_t code, std::string_view body, const std::function<void(HeaderMap&)>& modify,
+    std::string_view details, size_t encoder_start) {
+  if (done_) return;
+  if (info_.termination_details.empty()) {
+    info_.termination_details = std::string(details);
+  }
+  if (response_started_) {
+    // Too late for a reply: the client already has headers. Reset instead.
+    parent_.stats_.rq_reset_after_downstream_response_started.inc();
+    encoder_.resetStream(StreamResetReason::LocalReset);
+    return;
+  }
+  local_reply_sent_ = true;
+  decode_stopped_ = false;
+  decode_buffer_.drain(decode_buffer_.length());
+  encode_stopped_ = false;
+  encode_buffer_.drain(encode_buffer_.length());
+  auto headers = std::make_unique<HeaderMap>();
+  headers->set(headers::kStatus, std::to_string(code));
+  std::string text(body.empty() ? utility::statusText(code) : std::string(body));
+  const bool is_head = request_headers_ && request_headers_->method() == "HEAD";
+  if (!text.empty()) {
+    headers->set(headers::kContentLength, std::to_string(text.size()));
+    headers->set(headers::kContentType, "text/plain");
+  }
+  if (modify) modify(*headers);
+  const bool has_body = !text.empty() && !is_head;
+  response_headers_ = std::move(headers);
+  encode_end_pending_ = !has_body;
+  runEncodeHeaders(encoder_start);
+  if (has_body && !done_) {
+    Buffer b;
+    b.add(text);
+    runEncodeData(encoder_start, b, true);
+  }
+}
+
+void ConnectionManager::ActiveStream::onEncodeComplete() {
+  if (done_) return;
+  if (!remote_complete_) {
+    // HTTP/1: the rest of the request can't be skipped reliably; the
+    // connection closes after this response (connection: close was set).
+    parent_.stats_.downstream_rq_response_before_rq_complete.inc();
+    parent_.close_after_stream_ = true;
+  }
+  finish();
+}
+
+void ConnectionManager::ActiveStream::finish() {
+  if (done_) return;
+  done_ = true;
+  idle_timer_.reset();
+  request_timer_.reset();
+  info_.end_steady = std::chrono::steady_clock::now();
+  ConnectionManagerStats& st = parent_.stats_;
+  st.downstream_rq_active.dec();
+  st.downstream_rq_completed.inc();
+  st.downstream_rq_time.record(static_cast<uint64_t>(info_.duration().count()));
+  for (auto& d : decoders_) d->filter->onDestroy();
+  for (auto& e : encoders_) e->filter->onDestroy();
+  destroyed_filters_ = true;
+  for (const auto& log : parent_.config_->access_logs) {
+    log->log(info_);
+  }
+  encoder_.removeCallbacks(*this);
+  parent_.onStreamDone(*this);
+}
+
+void ConnectionManager::ActiveStream::onResetStream(StreamResetReason reason,
+                                                    std::string_view details) {
+  if (done_) return;
+  if (reason == StreamResetReason::LocalReset) {
+    parent_.stats_.downstream_rq_tx_reset.inc();
+  } else {
+    parent_.stats_.downstream_rq_rx_reset.inc();
+    info_.setResponseFlag(accesslog::kDownstreamConnectionTermination);
+  }
+  if (info_.termination_details.empty()) info_.termination_details = std::string(details);
+  parent_.close_after_stream_ = true;
+  finish();
+}
+
+void ConnectionManager::ActiveStream::resetFromConnection(const char* details) {
+  if (done_) return;
+  parent_.stats_.downstream_rq_rx_reset.inc();
+  info_.setResponseFlag(accesslog::kDownstreamConnectionTermination);
+  if (info_.termination_details.empty()) info_.termination_details = details;
+  finish();
+}
+
+void ConnectionManager::ActiveStream::onAboveWriteBufferHighWatermark() { onDownstreamAboveHigh(); }
+void ConnectionManager::ActiveStream::onBelowWriteBufferLowWatermark() { onDownstreamBelowLow(); }
+
+void ConnectionManager::ActiveStream::onDownstreamAboveHigh() {
+  for (auto* cb : watermark_callbacks_) cb->onAboveWriteBufferHighWatermark();
+}
+void ConnectionManager::ActiveStream::onDownstreamBelowLow() {
+  for (auto* cb : watermark_callbacks_) cb->onBelowWriteBufferLowWatermark();
+}
+
+void ConnectionManager::ActiveStream::onStreamIdleTimeout() {
+  parent_.stats_.downstream_rq_idle_timeout.inc();
+  info_.setResponseFlag(accesslog::kStreamIdleTimeout);
+  if (response_started_) {
+    encoder_.resetStream(StreamResetReason::LocalReset);
+  } else {
+    sendLocalReplyImpl(408, "stream timeout", nullptr, "stream_idle_timeout", encoders_.size());
+  }
+}
+
+void ConnectionManager::ActiveStream::onRequestTimeout() {
+  parent_.stats_.downstream_rq_timeout.inc();
+  if (response_started_) {
+    encoder_.resetStream(StreamResetReason::LocalReset);
+  } else {
+    sendLocalReplyImpl(408, "request timeout", nullptr, "request_overall_timeout",
+                       encoders_.size());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// ConnectionManager
+
+ConnectionManager::ConnectionManager(std::shared_ptr<const ConnectionManagerConfig> config)
+    : config_(std::move(config)), stats_(*config_->stats) {}
+
+ConnectionManager::~ConnectionManager() {
+  closed_ = true;
+  resetAllStreams();
+}
+
+void ConnectionManager::resetAllStreams() {
+  // Finishing a stream removes it from streams_.
+  while (!streams_.empty()) {
+    ActiveStream* s = streams_.front().get();
+    if (s->done()) {
+      connection_->dispatcher().deferredDelete(std::move(streams_.front()));
+      streams_.pop_front();
+      continue;
+    }
+    s->resetFromConnection("downstream_connection_closed");
+  }
+}
+
+void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) {
+  read_callbacks_ = &callbacks;
+  connection_ = &callbacks.connection();
+  connection_->addConnectionCallbacks(*this);
+  connection_->setConnectionStats({&stats_.downstream_cx_rx_bytes_total,
+                                   &stats_.downstream_cx_rx_bytes_buffered,
+                                   &stats_.downstream_cx_tx_bytes_total,
+                                   &stats_.downstream_cx_tx_bytes_buffered});
+}
+
+network::FilterStatus ConnectionManager::onNewConnection() {
+  start_ = std::chrono::steady_clock::now();
+  stats_.downstream_cx_total.inc();
+  stats_.downstream_cx_active.inc();
+  stats_.downstream_cx_http1_total.inc();
+  stats_.downstream_cx_http1_active.inc();
+  auto& dispatcher = connection_->dispatcher();
+  if (config_->idle_timeout.count() > 0) {
+    idle_timer_ = dispatcher.createTimer([this] { onIdleTimeout(); });
+    idle_timer_->enableTimer(config_->idle_timeout);
+  }
+  if (config_->max_connection_duration.count() > 0) {
+    duration_timer_ = dispatcher.createTimer([this] {
+      stats_.downstream_cx_max_duration_reached.inc();
+      if (streams_.empty()) {
+        closeConnection(network::ConnectionCloseType::FlushWrite);
+      } else {
+        close_after_stream_ = true;
+      }
+    });
+    duration_timer_->enableTimer(config_->max_connection_duration);
+  }
+  if (config_->request_headers_timeout.count() > 0) {
+    headers_timer_ = dispatcher.createTimer([this] {
+      stats_.downstream_rq_header_timeout.inc();
+      closeConnection(network::ConnectionCloseType::FlushWrite);
+    });
+    headers_timer_->enableTimer(config_->request_headers_timeout);
+  }
+  createCodec();
+  return network::FilterStatus::Continue;
+}
+
+void ConnectionManager::createCodec() {
+  codec_ = std::make_unique<http1::Http1ServerConnection>(
+      [this](Buffer& data, bool end_stream) {
+        connection_->write(data, false);
+        if (end_stream) {
+          close_after_stream_ = true;
+          if (streams_.empty() || (streams_.size() == 1 && streams_.front()->done())) {
+            closeConnection(network::ConnectionCloseType::FlushWrite);
+          }
+        }
+      },
+      *this, config_->codec_settings,
+      [this](bool disable) { connection_->readDisable(disable); });
+}
+
+StreamDecoder& ConnectionManager::newStream(StreamEncoder& response_encoder) {
+  if (idle_timer_) idle_timer_->disableTimer();
+  ++requests_;
+  if (config_->max_requests_per_connection > 0 &&
+      requests_ >= config_->max_requests_per_connection) {
+    stats_.downstream_cx_max_requests_reached.inc();
+    close_after_stream_ = true;
+  }
+  auto stream = std::make_unique<ActiveStream>(*this, response_encoder);
+  ActiveStream& ref = *stream;
+  streams_.push_back(std::move(stream));
+  return ref;
+}
+
+network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
+  if (closed_ || codec_error_) {
+    data.drain(data.length());
+    return network::FilterStatus::StopIteration;
+  }
+  dispatching_ = true;
+  const absl::Status st = codec_->dispatch(data);
+  dispatching_ = false;
+  if (!st.ok()) {
+    codec_error_ = true;
+    stats_.downstream_cx_protocol_error.inc();
+    const std::string details(st.message());
+    hcmLog().debug("[C{}] protocol error: {}", connection_->id(), details);
+    // A 400 for the request in progress (unless its response already started).
+    ActiveStream* active = streams_.empty() ? nullptr : streams_.back().get();
+    if (active == nullptr || active->done()) {
+      // Nothing to answer on: send a minimal reply ourselves.
+      Buffer reply;
+      const uint32_t code = details == "http1.headers_too_large" ? 431 : 400;
+      const std::string text = utility::statusText(code);
+      reply.add("HTTP/1.1 " + std::to_string(code) + " " + text +
+                "\r\ncontent-length: " + std::to_string(text.size()) +
+                "\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n" + text);
+      connection_->write(reply, false);
+      stats_.downstream_rq_4xx.inc();
+    }
+    data.drain(data.length());
+    close_after_stream_ = true;
+    closeConnection(network::ConnectionCloseType::FlushWrite);
+    return network::FilterStatus::StopIteration;
+  }
+  if (!data.empty() && !read_disabled_for_pipelining_ && !closed_) {
+    // A pipelined request waits for the current response; stop reading so it
+    // cannot grow without bound meanwhile.
+    read_disabled_for_pipelining_ = true;
+    connection_->readDisable(true);
+  }
+  if (end_stream && !closed_) {
+    codec_->onRemoteClose();
+  }
+  return network::FilterStatus::StopIteration;
+}
+
+void ConnectionManager::onStreamDone(ActiveStream& stream) {
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->get() == &stream) {
+      connection_->dispatcher().deferredDelete(std::move(*it));
+      streams_.erase(it);
+      break;
+    }
+  }
+  if (closed_) return;
+  if (close_after_stream_) {
+    closeConnection(network::ConnectionCloseType::FlushWrite);
+    return;
+  }
+  if (streams_.empty() && idle_timer_) {
+    idle_timer_->enableTimer(config_->idle_timeout);
+  }
+  if (read_disabled_for_pipelining_) {
+    // The next pipelined request is in the read buffer; resuming reads
+    // delivers it to onData on the next loop iteration.
+    read_disabled_for_pipelining_ = false;
+    connection_->readDisable(false);
+  }
+}
+
+void ConnectionManager::onIdleTimeout() {
+  if (!streams_.empty()) return;
+  stats_.downstream_cx_idle_timeout.inc();
+  closeConnection(network::ConnectionCloseType::FlushWrite);
+}
+
+void ConnectionManager::closeConnection(network::ConnectionCloseType type) {
+  if (closed_) return;
+  connection_->close(type);
+}
+
+void ConnectionManager::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::Connected || closed_) return;
+  closed_ = true;
+  idle_timer_.reset();
+  duration_timer_.reset();
+  headers_timer_.reset();
+  if (!streams_.empty()) {
+    stats_.downstream_cx_destroy_active_rq.inc();
+  }
+  // Streams still running lose their connection.
+  resetAllStreams();
+  stats_.downstream_cx_destroy.inc();
+  if (event == network::ConnectionEvent::RemoteClose) {
+    stats_.downstream_cx_destroy_remote.inc();
+  } else {
+    stats_.downstream_cx_destroy_local.inc();
+  }
+  stats_.downstream_cx_active.dec();
+  stats_.downstream_cx_http1_active.dec();
+  stats_.downstream_cx_length_ms.record(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                            start_)
+          .count()));
+}
+
+void ConnectionManager::onAboveWriteBufferHighWatermark() {
+  above_high_watermark_ = true;
+  for (auto& s : streams_) s->onDownstreamAboveHigh();
+}
+
+void ConnectionManager::onBelowWriteBufferLowWatermark() {
+  above_high_watermark_ = false;
+  for (auto& s : streams_) s->onDownstreamBelowLow();
+}
+
+} // namespace legate::http

@@ -1,0 +1,112 @@
+#pragma once
+
+// The http_connection_manager's configuration: built once on the main thread
+// from envoy.extensions.filters.network.http_connection_manager.v3
+// .HttpConnectionManager, shared immutably by every connection.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "accesslog/access_log.h"
+#include "http/codec.h"
+#include "http/filter.h"
+#include "stats/stats.h"
+
+namespace legate::router {
+class RouteConfig;
+}
+
+namespace legate::http {
+
+// Envoy's http.<stat_prefix>.* stats.
+struct ConnectionManagerStats {
+  explicit ConnectionManagerStats(stats::Scope scope);
+  stats::Counter& downstream_cx_total;
+  stats::Gauge& downstream_cx_active;
+  stats::Counter& downstream_cx_http1_total;
+  stats::Gauge& downstream_cx_http1_active;
+  stats::Counter& downstream_cx_destroy;
+  stats::Counter& downstream_cx_destroy_remote;
+  stats::Counter& downstream_cx_destroy_local;
+  stats::Counter& downstream_cx_destroy_active_rq;
+  stats::Counter& downstream_cx_protocol_error;
+  stats::Counter& downstream_cx_idle_timeout;
+  stats::Counter& downstream_cx_max_duration_reached;
+  stats::Counter& downstream_cx_max_requests_reached;
+  stats::Counter& downstream_cx_drain_close;
+  stats::Counter& downstream_cx_rx_bytes_total;
+  stats::Gauge& downstream_cx_rx_bytes_buffered;
+  stats::Counter& downstream_cx_tx_bytes_total;
+  stats::Gauge& downstream_cx_tx_bytes_buffered;
+  stats::Histogram& downstream_cx_length_ms;
+  stats::Counter& downstream_rq_total;
+  stats::Counter& downstream_rq_http1_total;
+  stats::Gauge& downstream_rq_active;
+  stats::Counter& downstream_rq_completed;
+  stats::Counter& downstream_rq_1xx;
+  stats::Counter& downstream_rq_2xx;
+  stats::Counter& downstream_rq_3xx;
+  stats::Counter& downstream_rq_4xx;
+  stats::Counter& downstream_rq_5xx;
+  stats::Counter& downstream_rq_rx_reset;
+  stats::Counter& downstream_rq_tx_reset;
+  stats::Counter& downstream_rq_timeout;
+  stats::Counter& downstream_rq_idle_timeout;
+  stats::Counter& downstream_rq_header_timeout;
+  stats::Counter& downstream_rq_too_large;
+  stats::Counter& downstream_rq_response_before_rq_complete;
+  stats::Counter& downstream_flow_control_paused_reading_total;
+  stats::Counter& downstream_flow_control_resumed_reading_total;
+  stats::Counter& downstream_rq_rejected_via_ip_detection;
+  stats::Histogram& downstream_rq_time;
+  // Router stats share the prefix in Envoy (http.<prefix>.no_route, ...).
+  stats::Counter& no_route;
+  stats::Counter& no_cluster;
+  stats::Counter& rq_redirect;
+  stats::Counter& rq_direct_response;
+  stats::Counter& rq_total;
+  stats::Counter& rq_reset_after_downstream_response_started;
+};
+
+struct ConnectionManagerConfig {
+  enum class CodecType { Auto, Http1 };
+  enum class ServerHeaderTransformation { Overwrite, AppendIfAbsent, PassThrough };
+  enum class EscapedSlashesAction { KeepUnchanged, RejectRequest, UnescapeAndRedirect, UnescapeAndForward };
+
+  std::string stat_prefix;
+  std::unique_ptr<ConnectionManagerStats> stats;
+  CodecType codec_type = CodecType::Auto;
+  CodecSettings codec_settings;
+  std::shared_ptr<const router::RouteConfig> route_config;
+  std::vector<HttpFilterFactoryCb> filter_factories;
+  std::vector<accesslog::AccessLogSharedPtr> access_logs;
+
+  std::string server_name = "legate";
+  ServerHeaderTransformation server_header_transformation = ServerHeaderTransformation::Overwrite;
+  bool generate_request_id = true;
+  bool preserve_external_request_id = false;
+  bool always_set_request_id_in_response = false;
+  bool use_remote_address = false;
+  uint32_t xff_num_trusted_hops = 0;
+  bool skip_xff_append = false;
+  std::string via;
+  bool proxy_100_continue = false;
+  // Safe default (DESIGN.md §9): normalize unless the config says otherwise.
+  bool normalize_path = true;
+  bool merge_slashes = false;
+  EscapedSlashesAction escaped_slashes = EscapedSlashesAction::KeepUnchanged;
+
+  std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
+  std::chrono::milliseconds request_timeout{0};
+  std::chrono::milliseconds request_headers_timeout{0};
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
+  std::chrono::milliseconds max_connection_duration{0};
+  std::chrono::milliseconds drain_timeout{5000};
+  uint32_t max_requests_per_connection = 0;
+
+  // Local replies: text/plain bodies as Envoy's defaults.
+};
+
+} // namespace legate::http

@@ -1,0 +1,121 @@
+#include "http/utility.h"
+
+#include <ctime>
+#include <random>
+
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace legate::http::utility {
+
+bool isInternalIp(std::string_view ip) {
+  auto a = network::Address::fromIpPort(ip, 0);
+  return a.ok() && isInternalAddress(*a);
+}
+
+bool isInternalAddress(const network::Address& addr) {
+  static const network::CidrRange kRanges[] = {
+      *network::CidrRange::parse("10.0.0.0", 8),    *network::CidrRange::parse("172.16.0.0", 12),
+      *network::CidrRange::parse("192.168.0.0", 16), *network::CidrRange::parse("127.0.0.0", 8),
+      *network::CidrRange::parse("fd00::", 8),       *network::CidrRange::parse("::1", 128),
+  };
+  for (const auto& r : kRanges) {
+    if (r.contains(addr)) return true;
+  }
+  return false;
+}
+
+void appendXff(HeaderMap& headers, std::string_view ip) {
+  auto existing = headers.get(headers::kXForwardedFor);
+  if (existing && !existing->empty()) {
+    headers.set(headers::kXForwardedFor, std::string(*existing) + ", " + std::string(ip));
+  } else {
+    headers.set(headers::kXForwardedFor, ip);
+  }
+}
+
+std::optional<std::string> clientFromXff(const HeaderMap& headers, uint32_t num_trusted_hops) {
+  auto xff = headers.get(headers::kXForwardedFor);
+  if (!xff) return std::nullopt;
+  std::vector<std::string> parts;
+  for (absl::string_view p : absl::StrSplit(absl::string_view(xff->data(), xff->size()), ',')) {
+    parts.emplace_back(absl::StripAsciiWhitespace(p));
+  }
+  if (parts.size() < static_cast<size_t>(num_trusted_hops) + 1) return std::nullopt;
+  return parts[parts.size() - 1 - num_trusted_hops];
+}
+
+void appendVia(HeaderMap& headers, std::string_view via) {
+  auto existing = headers.get(headers::kVia);
+  if (existing && !existing->empty()) {
+    headers.set(headers::kVia, std::string(*existing) + ", " + std::string(via));
+  } else {
+    headers.set(headers::kVia, via);
+  }
+}
+
+std::string makeUuid() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL; // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; // variant 10
+  char buf[37];
+  snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+           static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+           static_cast<unsigned>(lo >> 48),
+           static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+std::string httpDate() {
+  thread_local time_t cached_at = 0;
+  thread_local std::string cached;
+  const time_t now = time(nullptr);
+  if (now != cached_at) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char buf[64];
+    strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = buf;
+    cached_at = now;
+  }
+  return cached;
+}
+
+std::string statusText(uint32_t code) {
+  switch (code) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 411: return "Length Required";
+  case 413: return "Payload Too Large";
+  case 414: return "URI Too Long";
+  case 421: return "Misdirected Request";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Unknown";
+  }
+}
+
+} // namespace legate::http::utility
