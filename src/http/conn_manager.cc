@@ -99,6 +99,14 @@ public:
 
   void onDownstreamAboveHigh();
   void onDownstreamBelowLow();
+  // The codec rejected the request: reply (if nothing was sent yet), end.
+  void sendProtocolErrorReply(uint32_t code, std::string_view details) {
+    remote_complete_ = true; // nothing more will be read for this request
+    sendLocalReplyImpl(code, "", nullptr, details, encoders_.size());
+    if (!done_) {
+      resetFromConnection("protocol_error");
+    }
+  }
   // The connection is going away: end the stream without a response.
   void resetFromConnection(const char* details);
   bool done() const { return done_; }
@@ -974,18 +982,15 @@ network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
     stats_.downstream_cx_protocol_error.inc();
     const std::string details(st.message());
     hcmLog().debug("[C{}] protocol error: {}", connection_->id(), details);
-    // A 400 for the request in progress (unless its response already started).
+    // The codec opened a stream for the request it rejected: answer on it
+    // (the codec closes the connection after that reply).
+    const uint32_t code = (details == "http1.headers_too_large" ||
+                           details == "http1.too_many_headers" || details == "http1.line_too_long")
+                              ? 431
+                              : (details == "http1.http10_not_accepted" ? 426 : 400);
     ActiveStream* active = streams_.empty() ? nullptr : streams_.back().get();
-    if (active == nullptr || active->done()) {
-      // Nothing to answer on: send a minimal reply ourselves.
-      Buffer reply;
-      const uint32_t code = details == "http1.headers_too_large" ? 431 : 400;
-      const std::string text = utility::statusText(code);
-      reply.add("HTTP/1.1 " + std::to_string(code) + " " + text +
-                "\r\ncontent-length: " + std::to_string(text.size()) +
-                "\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n" + text);
-      connection_->write(reply, false);
-      stats_.downstream_rq_4xx.inc();
+    if (active != nullptr && !active->done()) {
+      active->sendProtocolErrorReply(code, details);
     }
     data.drain(data.length());
     close_after_stream_ = true;

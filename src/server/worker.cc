@@ -4,6 +4,7 @@
 
 #include "common/logger.h"
 #include "upstream/cluster_manager.h"
+#include "upstream/http_conn_pool.h"
 
 namespace legate::server {
 
@@ -29,6 +30,8 @@ void Worker::start(std::vector<ListenerSocket> sockets) {
       l->closeAllConnections();
     }
     listeners_.clear();
+    // Upstream pools (and their connections) belong to this thread.
+    upstream::PoolRegistry::clearForThread();
   });
 }
 
