@@ -25,7 +25,8 @@ run: build
 	@echo "legate is starting on $(CONFIG). In another terminal try:"
 	@echo "  curl -s localhost:9901/ready                 # admin: readiness"
 	@echo "  curl -s localhost:9901/stats/prometheus      # admin: stats"
-	@echo "  curl -s localhost:10000/server_info          # the listener, tcp_proxy'd to the admin port"
+	@echo "  curl -s localhost:10000/                     # the HTTP listener: a direct response"
+	@echo "  curl -s localhost:10000/admin/server_info    # proxied over HTTP/1.1 to the admin port"
 	@echo "Stop it with Ctrl-C."
 	@echo
 	@build/release/legate -c $(CONFIG) $(LEGATE_ARGS)

@@ -125,12 +125,29 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
     p.op = [fmt](SI i) { return formatTime(i.start_time, fmt); };
     return p;
   }
-  // HTTP operators: no value on a TCP connection (HTTP streams fill them later).
+  // HTTP headers: %REQ(name)%, %REQ(name?alternative)%, %RESP(...)%, %TRAILER(...)%.
+  // No value on a TCP connection.
   if (name == "REQ" || name == "RESP" || name == "TRAILER") {
     if (!has_arg || arg.empty()) {
       return absl::InvalidArgumentError("%" + name + "(...)% needs a header name");
     }
-    p.op = [](SI) { return std::string(); };
+    std::string main_name = arg;
+    std::string alt_name;
+    if (const size_t q = arg.find('?'); q != std::string::npos) {
+      main_name = arg.substr(0, q);
+      alt_name = arg.substr(q + 1);
+    }
+    http::toLowerInPlace(main_name);
+    http::toLowerInPlace(alt_name);
+    const int which = name == "REQ" ? 0 : (name == "RESP" ? 1 : 2);
+    p.op = [which, main_name, alt_name](SI i) {
+      const http::HeaderMap* h =
+          which == 0 ? i.request_headers : (which == 1 ? i.response_headers : i.response_trailers);
+      if (h == nullptr) return std::string();
+      auto v = h->get(main_name);
+      if (!v && !alt_name.empty()) v = h->get(alt_name);
+      return v ? std::string(*v) : std::string();
+    };
     return p;
   }
   auto it = kSimple.find(name);

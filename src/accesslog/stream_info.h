@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "http/header_map.h"
 #include "network/address.h"
 
 namespace legate::accesslog {
@@ -48,6 +49,11 @@ struct StreamInfo {
   uint64_t bytes_sent = 0;     // to downstream
   uint32_t response_flags = 0;
   std::string termination_details;
+  // HTTP streams: the headers as they are when the stream ends (owned by the
+  // stream, valid while it logs). Null for TCP connections.
+  const http::HeaderMap* request_headers = nullptr;
+  const http::HeaderMap* response_headers = nullptr;
+  const http::HeaderMap* response_trailers = nullptr;
   std::string upstream_transport_failure_reason;
 
   void setResponseFlag(ResponseFlag f) { response_flags |= f; }

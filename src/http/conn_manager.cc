@@ -456,6 +456,7 @@ void ConnectionManager::ActiveStream::runDecodeHeaders(size_t start) {
 
 void ConnectionManager::ActiveStream::decodeData(Buffer& data, bool end_stream) {
   remote_complete_ |= end_stream;
+  info_.bytes_received += data.length();
   resetStreamTimer();
   if (remote_complete_ && request_timer_) request_timer_.reset();
   if (local_reply_sent_ || done_) {
@@ -742,6 +743,7 @@ void ConnectionManager::ActiveStream::writeData(Buffer& data, bool end_stream) {
     return;
   }
   if (end_stream) local_complete_ = true;
+  info_.bytes_sent += data.length();
   encoder_.encodeData(data, end_stream);
   if (end_stream) onEncodeComplete();
 }
@@ -814,6 +816,9 @@ void ConnectionManager::ActiveStream::finish() {
   for (auto& d : decoders_) d->filter->onDestroy();
   for (auto& e : encoders_) e->filter->onDestroy();
   destroyed_filters_ = true;
+  info_.request_headers = request_headers_.get();
+  info_.response_headers = response_headers_.get();
+  info_.response_trailers = response_trailers_.get();
   for (const auto& log : parent_.config_->access_logs) {
     log->log(info_);
   }

@@ -85,3 +85,28 @@ TEST(FormatterTest, JsonFormatTypesNumbersAndEscapes) {
 
 } // namespace
 } // namespace legate::accesslog
+
+namespace legate::accesslog {
+namespace {
+
+TEST(FormatterTest, HttpHeaderOperatorsWithAlternatives) {
+  StreamInfo i = sample();
+  http::HeaderMap req;
+  req.add(":path", "/now");
+  req.add("x-envoy-original-path", "/before");
+  req.add("User-Agent", "curl");
+  http::HeaderMap resp;
+  resp.add(":status", "200");
+  resp.add("x-served-by", "b1");
+  i.request_headers = &req;
+  i.response_headers = &resp;
+  EXPECT_EQ(fmt("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(user-agent)% %RESP(X-Served-By)% "
+                "%REQ(missing)% %TRAILER(grpc-status)%",
+                i),
+            "/before curl b1 - -");
+  req.remove("x-envoy-original-path");
+  EXPECT_EQ(fmt("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", i), "/now");
+}
+
+} // namespace
+} // namespace legate::accesslog
