@@ -1,0 +1,89 @@
+#include "gtest/gtest.h"
+#include "http/header_map.h"
+#include "http/path_utility.h"
+#include "http/utility.h"
+
+namespace legate::http {
+namespace {
+
+TEST(HeaderMapTest, LowerCasesKeepsOrderAndPseudoHeadersFirst) {
+  HeaderMap h;
+  h.add("Content-Type", "text/plain");
+  h.add(":path", "/x");
+  h.add("X-A", "1");
+  h.add("x-a", "2");
+  h.add(":method", "GET");
+  ASSERT_EQ(h.size(), 5u);
+  EXPECT_EQ(h.entries()[0].first, ":path");
+  EXPECT_EQ(h.entries()[1].first, ":method");
+  EXPECT_EQ(h.entries()[2].first, "content-type");
+  EXPECT_EQ(h.getAll("x-a"), (std::vector<std::string_view>{"1", "2"}));
+  EXPECT_EQ(h.path(), "/x");
+  EXPECT_EQ(h.method(), "GET");
+}
+
+TEST(HeaderMapTest, SetRemoveAndByteSize) {
+  HeaderMap h;
+  h.add("a", "1");
+  h.add("a", "22");
+  h.add("b", "3");
+  EXPECT_EQ(h.byteSize(), 1u + 1 + 1 + 2 + 1 + 1);
+  h.set("A", "x");
+  EXPECT_EQ(h.getAll("a"), (std::vector<std::string_view>{"x"}));
+  EXPECT_EQ(h.byteSize(), 2u + 2);
+  EXPECT_EQ(h.remove("b"), 1u);
+  EXPECT_EQ(h.byteSize(), 2u);
+  h.add("x-envoy-a", "1");
+  h.add("x-envoy-b", "1");
+  EXPECT_EQ(h.removePrefix("x-envoy-"), 2u);
+  EXPECT_EQ(h.size(), 1u);
+  h.set(":status", "204");
+  EXPECT_EQ(h.status(), 204u);
+  h.set(":status", "2x4");
+  EXPECT_EQ(h.status(), 0u);
+}
+
+TEST(PathTest, NormalizeRemovesDotSegmentsAndDecodesUnreserved) {
+  EXPECT_EQ(path::normalize("/a/./b/../c"), "/a/c");
+  EXPECT_EQ(path::normalize("/../../x"), "/x");
+  EXPECT_EQ(path::normalize("/a/b/.."), "/a/");
+  EXPECT_EQ(path::normalize("/%61%62c?q=/../x"), "/abc?q=/../x") << "query untouched";
+  EXPECT_EQ(path::normalize("/a%2fb"), "/a%2Fb") << "reserved stays encoded, hex upper-cased";
+  EXPECT_EQ(path::normalize("/%2e%2e/secret"), "/secret") << "encoded dots are dots";
+  EXPECT_FALSE(path::normalize("a/b").has_value());
+  EXPECT_FALSE(path::normalize("/a%zz").has_value());
+  EXPECT_FALSE(path::normalize("/a%2").has_value());
+}
+
+TEST(PathTest, MergeSlashesAndEscapedSlashes) {
+  EXPECT_EQ(path::mergeSlashes("//a///b/?x=//"), "/a/b/?x=//");
+  EXPECT_TRUE(path::hasEscapedSlashes("/a%2Fb"));
+  EXPECT_TRUE(path::hasEscapedSlashes("/a%5cb"));
+  EXPECT_FALSE(path::hasEscapedSlashes("/a?x=%2F"));
+  EXPECT_EQ(path::unescapeSlashes("/a%2fb%5Cc"), "/a/b\\c");
+}
+
+TEST(UtilityTest, XffAndInternalAddresses) {
+  HeaderMap h;
+  utility::appendXff(h, "10.0.0.1");
+  utility::appendXff(h, "127.0.0.1");
+  EXPECT_EQ(h.get("x-forwarded-for"), "10.0.0.1, 127.0.0.1");
+  EXPECT_EQ(utility::clientFromXff(h, 0), "127.0.0.1");
+  EXPECT_EQ(utility::clientFromXff(h, 1), "10.0.0.1");
+  EXPECT_FALSE(utility::clientFromXff(h, 2).has_value());
+  EXPECT_TRUE(utility::isInternalIp("192.168.1.1"));
+  EXPECT_TRUE(utility::isInternalIp("::1"));
+  EXPECT_FALSE(utility::isInternalIp("8.8.8.8"));
+}
+
+TEST(UtilityTest, UuidIsVersion4) {
+  const std::string a = utility::makeUuid();
+  const std::string b = utility::makeUuid();
+  EXPECT_EQ(a.size(), 36u);
+  EXPECT_EQ(a[14], '4');
+  EXPECT_TRUE(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b');
+  EXPECT_NE(a, b);
+}
+
+} // namespace
+} // namespace legate::http
