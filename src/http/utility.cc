@@ -107,6 +107,7 @@ std::string statusText(uint32_t code) {
   case 413: return "Payload Too Large";
   case 414: return "URI Too Long";
   case 421: return "Misdirected Request";
+  case 426: return "Upgrade Required";
   case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";

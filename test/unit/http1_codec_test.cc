@@ -319,7 +319,7 @@ TEST(Http1Server, Http10KeepAliveAndClose) {
     CodecSettings settings;
     settings.accept_http_10 = false;
     ServerHarness s(settings);
-    EXPECT_EQ(statusDetail(s.feed("GET / HTTP/1.0\r\n\r\n")), "http1.invalid_version");
+    EXPECT_EQ(statusDetail(s.feed("GET / HTTP/1.0\r\n\r\n")), "http1.http10_not_accepted");
   }
 }
 

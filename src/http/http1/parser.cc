@@ -251,7 +251,11 @@ absl::Status Parser::parseRequestLine(std::string_view line) {
   }
   if (version == "HTTP/1.1") {
     head_.version = Protocol::Http11;
-  } else if (version == "HTTP/1.0" && settings_.accept_http_10) {
+  } else if (version == "HTTP/1.0") {
+    if (!settings_.accept_http_10) {
+      // Envoy's default: HTTP/1.0 only with accept_http_10 (426 otherwise).
+      return reject(details::kHttp10NotAccepted);
+    }
     head_.version = Protocol::Http10;
   } else {
     return reject(details::kInvalidVersion);

@@ -45,6 +45,7 @@ inline constexpr std::string_view kInvalidChunkSize = "http1.invalid_chunk_size"
 inline constexpr std::string_view kInvalidUrl = "http1.invalid_url";
 inline constexpr std::string_view kInvalidMethod = "http1.invalid_method";
 inline constexpr std::string_view kInvalidVersion = "http1.invalid_version";
+inline constexpr std::string_view kHttp10NotAccepted = "http1.http10_not_accepted";
 inline constexpr std::string_view kInvalidStatus = "http1.invalid_status";
 inline constexpr std::string_view kInvalidHost = "http1.invalid_host";
 inline constexpr std::string_view kMissingHost = "http1.missing_host_header";
