@@ -717,3 +717,485 @@ class ThreadResult(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.result
+
+
+# ---------------------------------------------------------------- HTTP (additive)
+
+HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+            "HttpConnectionManager")
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+def route_config(virtual_hosts=None, cluster=None, **extra):
+    """A RouteConfiguration: the given virtual hosts, or one vhost "*" with a single
+    prefix "/" route to `cluster`."""
+    if virtual_hosts is None:
+        virtual_hosts = [virtual_host("default", ["*"], [route({"prefix": "/"}, cluster=cluster)])]
+    rc = {"name": "local", "virtual_hosts": list(virtual_hosts)}
+    rc.update(extra)
+    return rc
+
+
+def virtual_host(name, domains, routes, **extra):
+    vh = {"name": name, "domains": list(domains), "routes": list(routes)}
+    vh.update(extra)
+    return vh
+
+
+def route(match, cluster=None, route_extra=None, **extra):
+    """A route with `match`; `cluster` (with route_extra merged into the RouteAction) or
+    whatever action `extra` gives (redirect, direct_response, route)."""
+    r = {"match": match}
+    if cluster is not None:
+        action = {"cluster": cluster}
+        action.update(route_extra or {})
+        r["route"] = action
+    elif route_extra is not None:
+        r["route"] = dict(route_extra)
+    r.update(extra)
+    return r
+
+
+def http_filter(route_cfg, stat_prefix="ingress", router=None, access_log_path=None,
+                log_format=None, **extra):
+    """An envoy.filters.network.http_connection_manager network filter with the router."""
+    cfg = {
+        "@type": HCM_TYPE,
+        "stat_prefix": stat_prefix,
+        "route_config": route_cfg,
+        "http_filters": [{"name": "envoy.filters.http.router",
+                          "typed_config": dict({"@type": ROUTER_TYPE}, **(router or {}))}],
+    }
+    if access_log_path:
+        fmt = log_format or "%RESPONSE_CODE% %RESPONSE_FLAGS%\n"
+        cfg["access_log"] = [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": FILE_LOG_TYPE,
+                "path": access_log_path,
+                "log_format": {"text_format_source": {"inline_string": fmt}},
+            },
+        }]
+    cfg.update(extra)
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": cfg}
+
+
+def http_listener(name, route_cfg, port=0, stat_prefix="ingress", **hcm_extra):
+    return {"name": name, "address": socket_address(port),
+            "filter_chains": [{"filters": [http_filter(route_cfg, stat_prefix, **hcm_extra)]}]}
+
+
+def http_bootstrap(clusters, route_cfg=None, cluster=None, listener="http", stat_prefix="ingress",
+                   **hcm_extra):
+    """One HTTP listener named `listener` in front of `clusters` (dicts from static_cluster)."""
+    if route_cfg is None:
+        route_cfg = route_config(cluster=cluster or clusters[0]["name"])
+    return bootstrap([http_listener(listener, route_cfg, stat_prefix=stat_prefix, **hcm_extra)],
+                     list(clusters))
+
+
+class HttpProtocolError(Exception):
+    pass
+
+
+class SockReader:
+    """Buffered reads from a socket: lines, exact counts, to EOF."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.eof = False
+
+    def _fill(self):
+        if self.eof:
+            return False
+        data = self.sock.recv(1 << 18)
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def readline(self, limit=1 << 16):
+        """A line with its terminator, b"" at EOF before any byte."""
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
+                return line
+            if len(self.buf) > limit:
+                raise HttpProtocolError("line longer than %d" % limit)
+            if not self._fill():
+                line = bytes(self.buf)
+                self.buf.clear()
+                return line
+
+    def read_exact(self, n, sink=None):
+        """n bytes (returned, or passed to sink(chunk) when given); raises on early EOF."""
+        out = bytearray()
+        while n > 0:
+            if not self.buf and not self._fill():
+                raise HttpProtocolError("EOF with %d bytes to go" % n)
+            take = bytes(self.buf[:n])
+            del self.buf[:len(take)]
+            n -= len(take)
+            if sink:
+                sink(take)
+            else:
+                out += take
+        return bytes(out)
+
+    def read_to_eof(self, sink=None):
+        out = bytearray()
+        while True:
+            if self.buf:
+                chunk = bytes(self.buf)
+                self.buf.clear()
+                if sink:
+                    sink(chunk)
+                else:
+                    out += chunk
+            if not self._fill():
+                return bytes(out)
+
+
+class HttpMessage:
+    """A parsed HTTP/1 request or response. start: (method, target, version) for a request,
+    (version, status, reason) for a response; headers: [(name, value)] in order."""
+
+    def __init__(self):
+        self.start = None
+        self.headers = []
+        self.raw_head = b""
+        self.body = b""
+        self.body_len = 0
+        self.body_sha256 = None
+        self.chunked = False
+        self.trailers = []
+        self.complete = False
+        self.conn_index = None
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def header_names(self):
+        return [k.lower() for k, _ in self.headers]
+
+    # request view
+    @property
+    def method(self):
+        return self.start[0]
+
+    @property
+    def path(self):
+        return self.start[1]
+
+    # response view
+    @property
+    def status(self):
+        return int(self.start[1])
+
+
+def read_http_head(reader, max_head=1 << 20):
+    """Reads a start line and headers; None at a clean EOF before the first byte."""
+    raw = bytearray()
+    line = reader.readline()
+    while line in (b"\r\n", b"\n"):  # tolerate blank lines before a message
+        line = reader.readline()
+    if not line:
+        return None
+    raw += line
+    msg = HttpMessage()
+    parts = line.rstrip(b"\r\n").decode("latin-1").split(" ", 2)
+    if len(parts) < 2:
+        raise HttpProtocolError("bad start line %r" % line)
+    msg.start = tuple(parts) if len(parts) == 3 else (parts[0], parts[1], "")
+    while True:
+        line = reader.readline()
+        if not line:
+            raise HttpProtocolError("EOF in headers")
+        raw += line
+        if len(raw) > max_head:
+            raise HttpProtocolError("head too large")
+        if line in (b"\r\n", b"\n"):
+            break
+        name, sep, value = line.rstrip(b"\r\n").decode("latin-1").partition(":")
+        if not sep:
+            raise HttpProtocolError("bad header line %r" % line)
+        msg.headers.append((name, value.strip(" \t")))
+    msg.raw_head = bytes(raw)
+    return msg
+
+
+def read_http_body(reader, msg, keep=True, no_body=False, to_eof_ok=False):
+    """Reads the body of msg per its framing (content-length, chunked, or to EOF when
+    to_eof_ok); hashes it; keeps it when keep."""
+    h = hashlib.sha256()
+    kept = bytearray()
+    count = [0]
+
+    def sink(chunk):
+        h.update(chunk)
+        count[0] += len(chunk)
+        if keep:
+            kept.extend(chunk)
+
+    te = (msg.header("transfer-encoding") or "").lower()
+    cl = msg.header("content-length")
+    if no_body:
+        pass
+    elif "chunked" in te:
+        msg.chunked = True
+        while True:
+            line = reader.readline()
+            if not line:
+                raise HttpProtocolError("EOF in chunk size")
+            size = int(line.split(b";")[0].strip(), 16)
+            if size == 0:
+                break
+            reader.read_exact(size, sink)
+            if reader.readline() not in (b"\r\n", b"\n"):
+                raise HttpProtocolError("bad chunk end")
+        while True:
+            line = reader.readline()
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise HttpProtocolError("EOF in trailers")
+            name, _, value = line.rstrip(b"\r\n").decode("latin-1").partition(":")
+            msg.trailers.append((name, value.strip()))
+    elif cl is not None:
+        reader.read_exact(int(cl), sink)
+    elif to_eof_ok:
+        reader.read_to_eof(sink)
+    msg.body = bytes(kept)
+    msg.body_len = count[0]
+    msg.body_sha256 = h.hexdigest()
+    msg.complete = True
+    return msg
+
+
+def read_http_response(reader, request_method="GET", keep=True):
+    """One response (skipping nothing: a 1xx comes back as its own message)."""
+    msg = read_http_head(reader)
+    if msg is None:
+        return None
+    status = msg.status
+    no_body = request_method == "HEAD" or status in (204, 304) or 100 <= status < 200
+    return read_http_body(reader, msg, keep=keep, no_body=no_body, to_eof_ok=True)
+
+
+def response_bytes(status, headers=(), body=b"", reason=None):
+    """An HTTP/1.1 response with content-length (unless headers frame it otherwise)."""
+    reason = reason or {200: "OK", 204: "No Content", 304: "Not Modified", 404: "Not Found",
+                        500: "Internal Server Error"}.get(status, "Status")
+    names = [k.lower() for k, _ in headers]
+    lines = ["HTTP/1.1 %d %s" % (status, reason)]
+    lines += ["%s: %s" % (k, v) for k, v in headers]
+    if ("content-length" not in names and "transfer-encoding" not in names
+            and status not in (204, 304) and not 100 <= status < 200):
+        lines.append("content-length: %d" % len(body))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def pattern_bytes(n, seed=0):
+    """n pseudo-random bytes, cheap for large n: a 1 MiB random block (by seed), repeated,
+    each MiB stamped with its index."""
+    import random as _random
+    base = _random.Random(seed).randbytes(min(n, 1 << 20))
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        block = i.to_bytes(8, "big") + base[8:]
+        out += block[:n - len(out)]
+        i += 1
+    return bytes(out)
+
+
+class HttpUpstream(TcpServer):
+    """A keep-alive HTTP/1.1 server on raw sockets that records every request it parses
+    (`requests`, HttpMessage with conn_index) and answers through `handler(req)`, which
+    returns one of:
+      (status, headers, body)  -> sent with content-length unless headers frame it;
+      bytes                    -> sent as they are;
+      a callable(conn)         -> writes what it wants; returns False to close;
+      None                     -> close the connection without answering.
+    The default handler is `default_handler` (see there). `name` is echoed in the
+    x-upstream header of default responses. Bodies above keep_limit are hashed, not kept."""
+
+    def __init__(self, handler=None, name="up", keep_limit=1 << 20, **kw):
+        self.handler = handler or self.default_handler
+        self.name = name
+        self.keep_limit = keep_limit
+        self.requests = []
+        self.request_cv = threading.Condition()
+        self.stop = threading.Event()
+        self.closed_conns = set()  # indexes whose client side closed (EOF seen)
+        super().__init__(**kw)
+
+    # -- helpers for tests
+
+    def count(self):
+        with self.request_cv:
+            return len(self.requests)
+
+    def wait_requests(self, n, timeout=10.0):
+        with self.request_cv:
+            if not self.request_cv.wait_for(lambda: len(self.requests) >= n, timeout):
+                raise AssertionError("upstream %s saw %d of %d requests in %.0fs"
+                                     % (self.name, len(self.requests), n, timeout))
+            return list(self.requests)
+
+    def last(self):
+        with self.request_cv:
+            return self.requests[-1]
+
+    def wait_conn_closed(self, index, timeout=10.0):
+        wait_until(lambda: index in self.closed_conns, timeout,
+                   what="upstream %s connection %d closed" % (self.name, index))
+
+    def close(self):
+        self.stop.set()
+        super().close()
+
+    # -- server
+
+    def default_handler(self, req):
+        """(Under any prefix:) /status/<code>: that status, no body. /bytes/<n>[?seed=s]: n bytes with
+        x-body-sha256. /chunked/<n>: n bytes chunked (64 KiB chunks). /delay/<ms>: 200
+        after ms. Anything else: 200 with a JSON echo of the request (method, path,
+        version, headers, body_len, body_sha256, conn)."""
+        path = req.path.split("?", 1)[0]
+        parts = path.split("/")
+        # The keyword may follow any prefix (/api/delay/100): take the last one.
+        for i in range(len(parts) - 2, 0, -1):
+            if parts[i] in ("status", "bytes", "chunked", "delay") and parts[i + 1].isdigit():
+                parts = [""] + parts[i:]
+                break
+        if len(parts) >= 3 and parts[1] == "status":
+            return (int(parts[2]), [("x-upstream", self.name)], b"")
+        if len(parts) >= 3 and parts[1] == "bytes":
+            body = pattern_bytes(int(parts[2]))
+            return (200, [("x-upstream", self.name), ("content-type", "application/octet-stream"),
+                          ("x-body-sha256", sha256(body))], body)
+        if len(parts) >= 3 and parts[1] == "chunked":
+            body = pattern_bytes(int(parts[2]))
+
+            def send_chunked(conn, body=body):
+                conn.sendall(response_bytes(200, [("x-upstream", self.name),
+                                                  ("transfer-encoding", "chunked"),
+                                                  ("x-body-sha256", sha256(body))]))
+                for off in range(0, len(body), 65536):
+                    piece = body[off:off + 65536]
+                    conn.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                conn.sendall(b"0\r\n\r\n")
+                return True
+            return send_chunked
+        if len(parts) >= 3 and parts[1] == "delay":
+            self.stop.wait(int(parts[2]) / 1000.0)
+            return (200, [("x-upstream", self.name)], b"delayed")
+        return (200, [("x-upstream", self.name), ("content-type", "application/json")],
+                self.echo_body(req))
+
+    @staticmethod
+    def echo_body(req):
+        return json.dumps({"method": req.method, "path": req.path, "version": req.start[2],
+                           "headers": req.headers, "body_len": req.body_len,
+                           "body_sha256": req.body_sha256, "conn": req.conn_index}).encode()
+
+    def handle(self, conn, index):
+        reader = SockReader(conn)
+        try:
+            while not self.closed:
+                try:
+                    req = read_http_head(reader)
+                    if req is None:
+                        with self.lock:
+                            self.closed_conns.add(index)
+                        break
+                    req.conn_index = index
+                    expect = (req.header("expect") or "").lower()
+                    if expect == "100-continue":
+                        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    read_http_body(reader, req, keep=True)
+                    if req.body_len > self.keep_limit:
+                        req.body = b""
+                except (HttpProtocolError, ValueError) as e:
+                    with self.lock:
+                        self.errors.append("parse: %r" % e)
+                        self.closed_conns.add(index)
+                    break
+                except OSError:
+                    with self.lock:
+                        self.closed_conns.add(index)
+                    break
+                with self.request_cv:
+                    self.requests.append(req)
+                    self.request_cv.notify_all()
+                out = self.handler(req)
+                if out is None:
+                    break
+                if callable(out):
+                    if out(conn) is False:
+                        break
+                    continue
+                if isinstance(out, (bytes, bytearray)):
+                    conn.sendall(out)
+                else:
+                    status, headers, body = out
+                    if req.method == "HEAD" and body:
+                        # A HEAD response carries the length a GET would get, no body.
+                        headers = list(headers) + [("content-length", str(len(body)))]
+                        body = b""
+                    conn.sendall(response_bytes(status, headers, body))
+                if (req.header("connection") or "").lower() == "close":
+                    break
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def http_get(port, path="/", method="GET", headers=None, body=None, timeout=10.0,
+             host="127.0.0.1"):
+    """One request on a fresh http.client connection: (status, HTTPResponse headers as a
+    list of pairs, body bytes, the HTTPResponse)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.getheaders(), data, resp
+    finally:
+        conn.close()
+
+
+def raw_request(port, data, timeout=5.0, request_method="GET"):
+    """Sends raw bytes; reads one response (HttpMessage, or None if the connection closed
+    before any response) and reports whether legate then closed the connection:
+    (response, closed)."""
+    s = connect(port, timeout=timeout)
+    try:
+        s.sendall(data)
+        reader = SockReader(s)
+        try:
+            resp = read_http_response(reader, request_method)
+        except (HttpProtocolError, ConnectionResetError):
+            resp = None
+        try:
+            closed = resp is None or reader.eof or closed_by_peer(s, timeout)
+        except OSError:
+            closed = True
+        return resp, closed
+    finally:
+        s.close()
