@@ -1,5 +1,6 @@
 #include "admin/http_util.h"
 
+#include "common/hex.h"
 #include <algorithm>
 #include <charconv>
 
@@ -24,12 +25,6 @@ Response jsonResponse(std::string body) {
 }
 
 namespace {
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 } // namespace
 
 std::string percentDecode(std::string_view s) {
@@ -37,8 +32,8 @@ std::string percentDecode(std::string_view s) {
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = hexValue(s[i + 1]);
-      const int lo = hexValue(s[i + 2]);
+      const int hi = hexDigitValue(s[i + 1]);
+      const int lo = hexDigitValue(s[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;

@@ -62,34 +62,25 @@ void HeaderMap::set(std::string_view name, std::string_view value) {
   add(n, value);
 }
 
-size_t HeaderMap::remove(std::string_view name) {
+template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
   size_t removed = 0;
   auto it = std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) {
-    if (e.first == name) {
-      byte_size_ -= e.first.size() + e.second.size();
-      if (!e.first.empty() && e.first[0] == ':') --pseudo_count_;
-      ++removed;
-      return true;
-    }
-    return false;
+    if (!pred(e.first)) return false;
+    byte_size_ -= e.first.size() + e.second.size();
+    if (!e.first.empty() && e.first[0] == ':') --pseudo_count_;
+    ++removed;
+    return true;
   });
   entries_.erase(it, entries_.end());
   return removed;
 }
 
+size_t HeaderMap::remove(std::string_view name) {
+  return removeIf([name](const std::string& n) { return n == name; });
+}
+
 size_t HeaderMap::removePrefix(std::string_view prefix) {
-  size_t removed = 0;
-  auto it = std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) {
-    if (e.first.compare(0, prefix.size(), prefix) == 0) {
-      byte_size_ -= e.first.size() + e.second.size();
-      if (!e.first.empty() && e.first[0] == ':') --pseudo_count_;
-      ++removed;
-      return true;
-    }
-    return false;
-  });
-  entries_.erase(it, entries_.end());
-  return removed;
+  return removeIf([prefix](const std::string& n) { return n.compare(0, prefix.size(), prefix) == 0; });
 }
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {

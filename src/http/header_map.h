@@ -85,6 +85,8 @@ public:
   bool operator==(const HeaderMap& other) const { return entries_ == other.entries_; }
 
 private:
+  template <class Pred> size_t removeIf(Pred pred);
+
   std::vector<Entry> entries_;
   size_t pseudo_count_ = 0; // entries_[0, pseudo_count_) are pseudo-headers
   size_t byte_size_ = 0;

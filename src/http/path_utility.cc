@@ -1,16 +1,11 @@
 #include "http/path_utility.h"
 
+#include "common/hex.h"
 #include <vector>
 
 namespace legate::http::path {
 namespace {
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool isUnreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -41,8 +36,8 @@ std::optional<std::string> normalize(std::string_view full) {
       continue;
     }
     if (i + 2 >= p.size()) return std::nullopt; // truncated escape
-    const int hi = hexValue(p[i + 1]);
-    const int lo = hexValue(p[i + 2]);
+    const int hi = hexDigitValue(p[i + 1]);
+    const int lo = hexDigitValue(p[i + 2]);
     if (hi < 0 || lo < 0) return std::nullopt;
     const char v = static_cast<char>(hi * 16 + lo);
     if (isUnreserved(v)) {

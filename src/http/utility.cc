@@ -1,5 +1,7 @@
 #include "http/utility.h"
 
+#include "http/http1/encoder.h"
+
 #include <ctime>
 #include <random>
 
@@ -83,40 +85,8 @@ std::string httpDate() {
 }
 
 std::string statusText(uint32_t code) {
-  switch (code) {
-  case 100: return "Continue";
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 206: return "Partial Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 303: return "See Other";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 411: return "Length Required";
-  case 413: return "Payload Too Large";
-  case 414: return "URI Too Long";
-  case 421: return "Misdirected Request";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  default: return "Unknown";
-  }
+  const std::string_view phrase = http1::reasonPhrase(code);
+  return phrase.empty() ? "Unknown" : std::string(phrase);
 }
 
 } // namespace legate::http::utility

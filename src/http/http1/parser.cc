@@ -1,5 +1,6 @@
 #include "http/http1/parser.h"
 
+#include "common/hex.h"
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -37,12 +38,6 @@ bool parseDecimal(std::string_view s, uint64_t& out) {
   return true;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 } // namespace
 
@@ -573,7 +568,7 @@ absl::Status Parser::parseChunkSize(std::string_view line) {
   size_t i = 0;
   uint64_t size = 0;
   while (i < line.size()) {
-    const int d = hexValue(line[i]);
+    const int d = hexDigitValue(line[i]);
     if (d < 0) {
       break;
     }
