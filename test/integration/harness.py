@@ -1180,10 +1180,11 @@ def http_get(port, path="/", method="GET", headers=None, body=None, timeout=10.0
         conn.close()
 
 
-def raw_request(port, data, timeout=5.0, request_method="GET"):
+def raw_request(port, data, timeout=5.0, request_method="GET", close_timeout=None):
     """Sends raw bytes; reads one response (HttpMessage, or None if the connection closed
-    before any response) and reports whether legate then closed the connection:
-    (response, closed)."""
+    before any response) and reports whether legate then closed the connection within
+    close_timeout (default: timeout; 0 to not wait): (response, closed)."""
+    close_timeout = timeout if close_timeout is None else close_timeout
     s = connect(port, timeout=timeout)
     try:
         s.sendall(data)
@@ -1193,7 +1194,8 @@ def raw_request(port, data, timeout=5.0, request_method="GET"):
         except (HttpProtocolError, ConnectionResetError):
             resp = None
         try:
-            closed = resp is None or reader.eof or closed_by_peer(s, timeout)
+            closed = resp is None or reader.eof or (
+                close_timeout > 0 and closed_by_peer(s, close_timeout))
         except OSError:
             closed = True
         return resp, closed
