@@ -2,6 +2,9 @@
 # Both install missing Debian packages first (tools/setup.sh), then build.
 
 JOBS ?= $(shell nproc)
+# ccache: paths relative to the checkout, so clones in other folders share hits.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 CONFIG ?= examples/quickstart.yaml
 LEGATE_ARGS ?=
 
