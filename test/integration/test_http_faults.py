@@ -1,0 +1,322 @@
+"""Upstream and downstream faults through the HTTP proxy: refused connections, resets
+mid-response, garbage responses, stale pooled connections, client aborts, circuit
+breakers, and slow peers on either side (memory must stay bounded)."""
+
+import http.client
+import os
+import socket
+import threading
+import time
+import unittest
+
+from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, connect,
+                     http_bootstrap, http_get, pattern_bytes, read_http_head,
+                     read_http_response, refused_port, response_bytes, sha256,
+                     static_cluster, wait_until)
+
+MIB = 1 << 20
+RSS_SLACK_KIB = 24 * 1024
+LOG_FORMAT = "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)%\n"
+
+
+class FaultCase(LegateTestCase):
+    def proxy(self, handler=None, cluster_extra=None, endpoints=None, **hcm):
+        up = None
+        if endpoints is None:
+            up = self.server(HttpUpstream, handler=handler)
+            endpoints = [up.port]
+        self.log_path = os.path.join(self.tmpdir(), "access.log")
+        lg = self.start_legate(http_bootstrap(
+            [static_cluster("up", endpoints, **(cluster_extra or {}))],
+            access_log_path=self.log_path, log_format=LOG_FORMAT, **hcm))
+        return up, lg, lg.port("http")
+
+    def log_lines(self, n, timeout=10.0):
+        def read():
+            try:
+                with open(self.log_path) as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                return None
+            return lines if len(lines) >= n else None
+        return wait_until(read, timeout, what="%d access log lines" % n)
+
+    def assert_serving(self, port, up):
+        before = up.count()
+        status, _, _, _ = http_get(port, "/after")
+        self.assertEqual(status, 200)
+        self.assertEqual(up.count(), before + 1)
+
+
+class UpstreamFaults(FaultCase):
+    def test_refused_gives_503_uf(self):
+        up, lg, port = self.proxy(endpoints=[refused_port()])
+        status, _, body, _ = http_get(port, "/refused")
+        self.assertEqual(status, 503)
+        self.assertIn(b"upstream connect error", body)
+        self.assertEqual(self.log_lines(1)[0], "503 UF /refused")
+        stats = lg.stats()
+        self.assertGreaterEqual(stats["cluster.up.upstream_cx_connect_fail"], 1)
+        self.assertEqual(stats["http.ingress.downstream_rq_5xx"], 1)
+        self.assertTrue(lg.alive())
+
+    def test_upstream_closes_mid_response(self):
+        def handler(req):
+            if req.path == "/cut":
+                def cut(conn):
+                    conn.sendall(response_bytes(200, [("content-length", "100000")]) + b"x" * 1000)
+                    return False  # close with 99000 bytes owed
+                return cut
+            return (200, [], b"fine")
+        up, lg, port = self.proxy(handler)
+        s = self.client(port)
+        s.sendall(b"GET /cut HTTP/1.1\r\nHost: a\r\n\r\n")
+        reader = SockReader(s)
+        head = read_http_head(reader)
+        self.assertEqual(head.status, 200)
+        self.assertEqual(head.header("content-length"), "100000")
+        got = len(reader.buf)
+        try:
+            got += len(reader.read_to_eof())
+        except ConnectionResetError:
+            pass
+        self.assertLess(got, 100000, "the client must see the response end early")
+        self.assertGreaterEqual(got, 0)
+        lg.wait_for_stat("http.ingress.rq_reset_after_downstream_response_started",
+                         lambda v: v == 1)
+        self.assertTrue(lg.alive())
+        self.assert_serving(port, up)
+        lines = self.log_lines(2)
+        self.assertIn("UC", lines[0].split()[1])
+
+    def test_upstream_sends_garbage(self):
+        def handler(req):
+            if req.path == "/garbage":
+                return b"THIS IS NOT HTTP AT ALL\r\n\r\n"
+            return (200, [], b"fine")
+        up, lg, port = self.proxy(handler)
+        status, _, body, _ = http_get(port, "/garbage")
+        self.garbage_status = status
+        # Envoy answers an upstream protocol error with 502 (legate: see the flags test).
+        self.assertIn(status, (502, 503))
+        self.assertIn(b"upstream connect error or disconnect/reset before headers", body)
+        self.assertTrue(lg.alive())
+        self.assert_serving(port, up)
+        code, flags = self.log_lines(1)[0].split()[:2]
+        self.assertEqual(int(code), status)
+
+    @unittest.expectedFailure  # legate logs UR for an upstream protocol error; Envoy logs UPE
+    def test_upstream_garbage_flag_is_upe(self):
+        up, lg, port = self.proxy(lambda req: b"HTTP/1.1 abc\r\n\r\n")
+        status, _, _, _ = http_get(port, "/garbage")
+        self.assertEqual(status, 502)
+        self.assertEqual(self.log_lines(1)[0], "502 UPE /garbage")
+
+    def test_invalid_upstream_header_gives_5xx(self):
+        up, lg, port = self.proxy(
+            lambda req: b"HTTP/1.1 200 OK\r\nbad header\r\ncontent-length: 2\r\n\r\nok")
+        status, _, _, _ = http_get(port, "/bad-header")
+        self.assertIn(status, (502, 503))
+        self.assertTrue(lg.alive())
+
+    def test_stale_pooled_connection_not_reused_after_fin(self):
+        up, lg, port = self.proxy()
+        self.assertEqual(http_get(port, "/first")[0], 200)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 1)
+        # The upstream closes its idle keep-alive connection.
+        with up.lock:
+            conn = up.conns[0]
+        conn.shutdown(socket.SHUT_RDWR)
+        up.wait_conn_closed(0)
+        lg.wait_for_stat("cluster.up.upstream_cx_destroy", lambda v: v >= 1)
+        status, _, body, _ = http_get(port, "/second")
+        self.assertEqual(status, 200)
+        self.assertEqual(up.last().path, "/second")
+        self.assertEqual(up.last().conn_index, 1)
+        stats = lg.stats()
+        self.assertEqual(stats["cluster.up.upstream_cx_total"], 2)
+        self.assertEqual(stats["http.ingress.downstream_rq_5xx"], 0)
+
+    def test_upstream_connection_close_header_not_reused(self):
+        def handler(req):
+            return (200, [("connection", "close")], b"bye")
+        up, lg, port = self.proxy(handler)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(conn.close)
+        for i in range(3):
+            conn.request("GET", "/c%d" % i)
+            resp = conn.getresponse()
+            self.assertEqual((resp.status, resp.read()), (200, b"bye"))
+        self.assertEqual([r.conn_index for r in up.requests], [0, 1, 2])
+        self.assertEqual(lg.stat("http.ingress.downstream_cx_total"), 1)
+
+
+class DownstreamFaults(FaultCase):
+    def test_client_disconnects_mid_request_body(self):
+        up, lg, port = self.proxy()
+        s = connect(port)
+        s.sendall(b"POST /abort HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n"
+                  + b"y" * 100000)
+        up.wait_accepted(1)
+        s.close()
+        # The upstream side of the aborted request is torn down, not left dangling.
+        up.wait_conn_closed(0)
+        lg.wait_for_stat("http.ingress.downstream_rq_rx_reset", lambda v: v == 1)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+        self.assertEqual(up.count(), 0, "the incomplete request must not complete upstream")
+        self.assertTrue(lg.alive())
+        self.assert_serving(port, up)
+
+    def test_client_disconnects_while_waiting_for_response(self):
+        def handler(req):
+            up.stop.wait(1.0)
+            return (200, [], b"late")
+        up, lg, port = self.proxy(handler)
+        s = connect(port)
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        up.wait_requests(1)
+        s.close()
+        lg.wait_for_stat("http.ingress.downstream_rq_rx_reset", lambda v: v == 1)
+        up.wait_conn_closed(0)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+        self.assertTrue(lg.alive())
+
+
+class CircuitBreakers(FaultCase):
+    def test_pending_and_connection_limits_overflow_with_uo(self):
+        cb = {"circuit_breakers": {"thresholds": [{"max_connections": 1,
+                                                   "max_pending_requests": 1}]}}
+        release = threading.Event()
+
+        def handler(req):
+            release.wait(5)
+            return (200, [], b"ok")
+        up, lg, port = self.proxy(handler, cluster_extra=cb)
+        results = []
+
+        def one(i):
+            st, hd, body, resp = http_get(port, "/cb%d" % i, timeout=15)
+            results.append((st, resp.getheader("x-envoy-overloaded")))
+
+        threads = [self.thread(one, i) for i in range(6)]
+        # One request reaches the upstream; the rest wait or overflow.
+        up.wait_requests(1)
+        lg.wait_for_stat("cluster.up.upstream_rq_pending_overflow", lambda v: v >= 4)
+        release.set()
+        for t in threads:
+            t.get(20)
+        codes = sorted(r[0] for r in results)
+        self.assertIn(200, codes)
+        self.assertIn(503, codes)
+        stats = lg.stats()
+        self.assertEqual(codes.count(503), stats["cluster.up.upstream_rq_pending_overflow"])
+        self.assertEqual(stats["cluster.up.upstream_cx_total"], 1)
+        self.assertLessEqual(codes.count(200), 2)
+        lines = self.log_lines(6)
+        self.assertEqual(sum(1 for l in lines if l.startswith("503 UO ")), codes.count(503))
+        self.overloaded = [r[1] for r in results if r[0] == 503]
+
+    @unittest.expectedFailure  # legate does not set x-envoy-overloaded: true on circuit-breaker 503s
+    def test_overflow_sets_x_envoy_overloaded(self):
+        cb = {"circuit_breakers": {"thresholds": [{"max_connections": 1,
+                                                   "max_pending_requests": 1,
+                                                   "max_requests": 1}]}}
+        release = threading.Event()
+
+        def handler(req):
+            release.wait(5)
+            return (200, [], b"ok")
+        up, lg, port = self.proxy(handler, cluster_extra=cb)
+        first = self.thread(http_get, port, "/hold")
+        up.wait_requests(1)
+        try:
+            status, headers, _, resp = http_get(port, "/over")
+            self.assertEqual(status, 503)
+            self.assertEqual(resp.getheader("x-envoy-overloaded"), "true")
+        finally:
+            release.set()
+            first.get(10)
+
+
+class SlowPeers(FaultCase):
+    def test_slow_client_64mib_response_bounded_memory(self):
+        size = 64 * MIB
+        body = pattern_bytes(size, seed=7)
+        digest = sha256(body)
+
+        def handler(req):
+            return (200, [("content-type", "application/octet-stream")], body)
+        up, lg, port = self.proxy(handler)
+        baseline = lg.rss_kib()
+        s = self.client(port, rcvbuf=64 * 1024, timeout=30)
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        reader = SockReader(s)
+        # Slow phase: 2 s of small reads while legate must hold the upstream back.
+        received = 0
+        peak = baseline
+        deadline = time.monotonic() + 2.0
+        first = s.recv(65536)
+        pending = bytearray(first)
+        while time.monotonic() < deadline:
+            data = s.recv(16384)
+            if not data:
+                break
+            pending += data
+            peak = max(peak, lg.rss_kib())
+            time.sleep(0.02)
+        self.assertLess(len(pending), size // 4, "the slow phase should not drain the body")
+        peak = max(peak, lg.rss_kib())
+        self.assertLess(peak - baseline, RSS_SLACK_KIB,
+                        "legate RSS grew by %d KiB while the client read slowly"
+                        % (peak - baseline))
+        # Then read everything fast and check it.
+        reader.buf = pending
+        resp = read_http_response(reader, keep=False)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.body_len, size)
+        self.assertEqual(resp.body_sha256, digest)
+
+    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
+    def test_slow_upstream_reader_64mib_post_bounded_memory(self):
+        hold = self.server(HoldServer, rcvbuf=64 * 1024)
+        up, lg, port = self.proxy(endpoints=[hold.port])
+        size = 64 * MIB
+        block = os.urandom(MIB)
+        s = self.client(port, sndbuf=64 * 1024, timeout=10)
+        baseline = lg.rss_kib()
+        sent = [0]
+
+        def send():
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size)
+            for _ in range(size // MIB):
+                s.sendall(block)
+                sent[0] += MIB
+        sender = self.thread(send)
+        conn = hold.take()
+        conn.settimeout(5)
+        self.addCleanup(conn.close)
+        reader = SockReader(conn)
+        head = read_http_head(reader)
+        self.assertEqual(head.header("content-length"), str(size))
+        got = len(reader.buf)
+        reader.buf.clear()
+        peak = baseline
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            got += len(conn.recv(16384))
+            peak = max(peak, lg.rss_kib())
+            time.sleep(0.02)
+        self.assertLess(sent[0], size // 2, "the slow upstream should hold the client back")
+        self.assertLess(peak - baseline, RSS_SLACK_KIB)
+        while got < size:
+            data = conn.recv(1 << 20)
+            self.assertTrue(data, "EOF after %d of %d body bytes" % (got, size))
+            got += len(data)
+        sender.get(30)
+        conn.sendall(response_bytes(200, [], b"stored"))
+        resp = read_http_response(SockReader(s))
+        self.assertEqual((resp.status, resp.body), (200, b"stored"))
+
+
+if __name__ == "__main__":
+    unittest.main()
