@@ -414,6 +414,7 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
 void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool end_stream) {
   request_headers_ = std::move(headers);
   remote_complete_ = end_stream;
+  if (end_stream) info_.last_request_rx = std::chrono::steady_clock::now();
   resetStreamTimer();
   parent_.headers_timer_.reset();
   if (!prepareRequest()) {
@@ -457,6 +458,7 @@ void ConnectionManager::ActiveStream::runDecodeHeaders(size_t start) {
 void ConnectionManager::ActiveStream::decodeData(Buffer& data, bool end_stream) {
   remote_complete_ |= end_stream;
   info_.bytes_received += data.length();
+  if (end_stream) info_.last_request_rx = std::chrono::steady_clock::now();
   resetStreamTimer();
   if (remote_complete_ && request_timer_) request_timer_.reset();
   if (local_reply_sent_ || done_) {
@@ -467,25 +469,22 @@ void ConnectionManager::ActiveStream::decodeData(Buffer& data, bool end_stream) 
     return;
   }
   if (decode_stopped_) {
-    if (decode_stop_phase_ == Phase::Data && !decode_stop_buffers_) {
-      // The stopped filter takes further data itself.
-      runDecodeData(decode_stop_index_, data, end_stream);
-      return;
+    // Envoy's semantics: the filter that stopped still sees the data (the
+    // filters after it wait for continueDecoding or a Continue from here).
+    const size_t idx = decode_stop_index_;
+    const FilterDataStatus st = decoders_[idx]->filter->decodeData(data, end_stream);
+    if (done_ || local_reply_sent_) return;
+    if (st == FilterDataStatus::StopIterationNoBuffer) {
+      return; // the filter took the data (or dropped it)
     }
     decode_buffer_.move(data);
+    if (st == FilterDataStatus::Continue) {
+      continueDecodingFrom(idx);
+      return;
+    }
     if (decode_buffer_.length() > parent_.connection_->bufferLimit()) {
       parent_.stats_.downstream_rq_too_large.inc();
       sendLocalReplyImpl(413, "", nullptr, "request_payload_too_large", 0);
-      return;
-    }
-    if (decode_stop_phase_ == Phase::Data) {
-      // Let the buffering filter look again (it may now have all it needs).
-      Buffer empty;
-      const size_t idx = decode_stop_index_;
-      if (decoders_[idx]->filter->decodeData(decode_buffer_, end_stream) ==
-          FilterDataStatus::Continue) {
-        continueDecodingFrom(idx);
-      }
     }
     return;
   }
@@ -515,6 +514,7 @@ void ConnectionManager::ActiveStream::runDecodeData(size_t start, Buffer& data, 
 void ConnectionManager::ActiveStream::decodeTrailers(HeaderMapPtr trailers) {
   request_trailers_ = std::move(trailers);
   remote_complete_ = true;
+  info_.last_request_rx = std::chrono::steady_clock::now();
   resetStreamTimer();
   if (request_timer_) request_timer_.reset();
   if (local_reply_sent_ || done_) {
@@ -522,7 +522,14 @@ void ConnectionManager::ActiveStream::decodeTrailers(HeaderMapPtr trailers) {
     return;
   }
   if (decode_stopped_) {
+    // As with data: the stopped filter sees the trailers; the rest wait.
+    const size_t idx = decode_stop_index_;
     decode_trailers_pending_ = true;
+    if (decoders_[idx]->filter->decodeTrailers(*request_trailers_) ==
+            FilterTrailersStatus::Continue &&
+        !done_ && !local_reply_sent_) {
+      continueDecodingFrom(idx);
+    }
     return;
   }
   runDecodeTrailers(0);
@@ -557,13 +564,12 @@ void ConnectionManager::ActiveStream::continueDecodingFrom(size_t index) {
                                     phase == Phase::Data))) {
     Buffer data;
     data.move(decode_buffer_);
-    const size_t from = phase == Phase::Headers ? next : next;
-    runDecodeData(from, data, remote_complete_ && !decode_trailers_pending_);
+    runDecodeData(next, data, remote_complete_ && !decode_trailers_pending_);
     if (decode_stopped_ || done_ || local_reply_sent_) return;
   }
   if (decode_trailers_pending_) {
     decode_trailers_pending_ = false;
-    runDecodeTrailers(phase == Phase::Trailers ? next : next);
+    runDecodeTrailers(next);
   }
 }
 
@@ -604,8 +610,17 @@ void ConnectionManager::ActiveStream::runEncodeData(size_t start, Buffer& data, 
   }
   resetStreamTimer();
   if (encode_stopped_) {
-    encode_buffer_.move(data);
+    // The encoder filter that stopped still sees the data (as on the
+    // decode side); the ones after it wait.
     encode_end_pending_ = end_stream;
+    const size_t idx = encode_stop_index_;
+    const FilterDataStatus st = encoders_[idx]->filter->encodeData(data, end_stream);
+    if (done_ || st == FilterDataStatus::StopIterationNoBuffer) return;
+    encode_buffer_.move(data);
+    if (st == FilterDataStatus::Continue) {
+      continueEncodingFrom(idx);
+      return;
+    }
     if (encode_buffer_.length() > parent_.connection_->bufferLimit() && !response_started_) {
       // An encoder filter buffered more than allowed: 500, as Envoy.
       encode_stopped_ = false;
@@ -819,6 +834,7 @@ void ConnectionManager::ActiveStream::finish() {
   info_.request_headers = request_headers_.get();
   info_.response_headers = response_headers_.get();
   info_.response_trailers = response_trailers_.get();
+  if (cached_route_ != nullptr) info_.route_name = cached_route_->name();
   for (const auto& log : parent_.config_->access_logs) {
     log->log(info_);
   }
