@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "http/header_map.h"
@@ -36,6 +37,11 @@ struct StreamInfo {
   std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();
   std::chrono::steady_clock::time_point start_steady = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point end_steady{};
+  // HTTP: when the request's end_stream was decoded (set by the connection
+  // manager), when the first upstream response byte arrived (set by the
+  // router), and when the last response byte was sent (end_steady is used).
+  std::optional<std::chrono::steady_clock::time_point> last_request_rx;
+  std::optional<std::chrono::steady_clock::time_point> first_upstream_rx;
   uint64_t connection_id = 0;
   network::Address downstream_local;
   network::Address downstream_remote;
