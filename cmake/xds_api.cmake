@@ -122,7 +122,7 @@ add_custom_command(
   COMMAND "${CMAKE_COMMAND}" -E make_directory "${LEGATE_API_GEN}"
   COMMAND protobuf::protoc --cpp_out=${LEGATE_API_GEN} ${_include_args} ${_closure}
   DEPENDS ${_protos}
-  COMMENT "Generating C++ for ${CMAKE_MATCH_COUNT}the Envoy v3 API closure"
+  COMMENT "Generating C++ for the Envoy v3 API closure"
   VERBATIM)
 
 add_library(legate_api STATIC ${_srcs})
