@@ -63,13 +63,12 @@ class Basics(HttpProxyCase):
         http_get(port, "/", headers={"x-request-id": rid})
         self.assertEqual(up.last().header("x-request-id"), rid)
 
-    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
     def test_post_5mib_body_intact(self):
         up, lg, port = self.proxy()
         body = os.urandom(5 * MIB)
         status, _, resp_body, _ = http_get(port, "/upload", method="POST", body=body,
                                            headers={"content-type": "application/octet-stream"},
-                                           timeout=5)
+                                           timeout=30)
         self.assertEqual(status, 200)
         echoed = self.echo(resp_body)
         self.assertEqual(echoed["method"], "POST")
@@ -84,11 +83,10 @@ class Basics(HttpProxyCase):
         self.assertEqual(sha256(body), resp.getheader("x-body-sha256"))
         self.assertEqual(sha256(body), sha256(pattern_bytes(5 * MIB)))
 
-    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
     def test_chunked_request_body(self):
         up, lg, port = self.proxy()
         pieces = [os.urandom(n) for n in (1, 100, 65536, 300000, 7)]
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         self.addCleanup(conn.close)
         conn.request("POST", "/chunked-upload", body=iter(pieces), encode_chunked=True,
                      headers={"transfer-encoding": "chunked"})
@@ -171,7 +169,6 @@ class Basics(HttpProxyCase):
         self.assertEqual([r.path for r in up.requests[-2:]], ["/one", "/two"])
         self.assertEqual(lg.stat("http.ingress.downstream_cx_total"), 2)
 
-    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
     def test_curl_post_file(self):
         curl = shutil.which("curl")
         if not curl:
@@ -181,7 +178,7 @@ class Basics(HttpProxyCase):
         payload = os.urandom(MIB)
         with open(path, "wb") as f:
             f.write(payload)
-        out = subprocess.run([curl, "-sS", "--max-time", "3", "--data-binary", "@" + path,
+        out = subprocess.run([curl, "-sS", "--max-time", "20", "--data-binary", "@" + path,
                               "http://127.0.0.1:%d/a" % port, "--next",
                               "http://127.0.0.1:%d/b" % port],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
@@ -237,12 +234,11 @@ class Connections(HttpProxyCase):
             self.assertEqual(resp.body, p.encode())
         self.assertEqual([r.path for r in up.requests], paths)
 
-    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
     def test_pipelined_with_bodies(self):
         def handler(req):
             return (200, [], req.body)
         up, lg, port = self.proxy(handler)
-        s = self.client(port, timeout=3)
+        s = self.client(port, timeout=10)
         s.sendall(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
                   b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n"
                   b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -282,10 +278,9 @@ class Connections(HttpProxyCase):
         self.assertTrue(closed)
         self.assertEqual(up.count(), 2)
 
-    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
     def test_expect_100_continue(self):
         up, lg, port = self.proxy()
-        s = self.client(port, timeout=3)
+        s = self.client(port, timeout=10)
         s.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
                   b"Expect: 100-continue\r\n\r\n")
         reader = SockReader(s)
@@ -297,10 +292,9 @@ class Connections(HttpProxyCase):
         self.assertEqual(self.echo(final.body)["body_len"], 5)
         self.assertEqual(up.last().body, b"hello")
 
-    @unittest.expectedFailure  # BUG: request bodies never reach the upstream (HCM buffers data behind the router's StopIteration)
     def test_expect_100_continue_with_http_client(self):
         up, lg, port = self.proxy()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         self.addCleanup(conn.close)
         conn.request("PUT", "/put", body=b"x" * 1000, headers={"Expect": "100-continue"})
         resp = conn.getresponse()  # http.client skips the 100 itself
