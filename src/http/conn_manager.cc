@@ -378,29 +378,41 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     h.set(headers::kScheme, "http");
   }
 
-  // Who is the client, and is the request internal? (x-forwarded-for)
+  // Who is the client, and is the request internal? As Envoy: with
+  // use_remote_address the peer is appended to x-forwarded-for; the request is
+  // internal when x-forwarded-for then holds exactly one address and that
+  // address is internal (RFC 1918, loopback, unique local).
   const network::Address& remote = parent_.connection_->remoteAddress();
-  bool internal;
   if (cfg.use_remote_address) {
-    internal = utility::isInternalAddress(remote);
     if (!cfg.skip_xff_append) {
       utility::appendXff(h, remote.ip());
     }
     h.set(headers::kXForwardedProto, "http");
-    if (!internal) {
+  } else if (!h.has(headers::kXForwardedProto)) {
+    h.set(headers::kXForwardedProto, "http");
+  }
+  bool internal = false;
+  if (cfg.use_remote_address && cfg.skip_xff_append) {
+    internal = utility::isInternalAddress(remote);
+  } else if (auto xff = h.get(headers::kXForwardedFor);
+             xff && xff->find(',') == std::string_view::npos) {
+    internal = utility::isInternalIp(utility::trimmed(*xff));
+  }
+  if (internal) {
+    h.set("x-envoy-internal", "true");
+  } else {
+    h.remove("x-envoy-internal");
+    if (cfg.use_remote_address) {
       // External requests may not steer legate with x-envoy-* headers.
       h.removePrefix("x-envoy-");
       h.set("x-envoy-external-address", remote.ip());
     }
-  } else {
-    auto client = utility::clientFromXff(h, cfg.xff_num_trusted_hops);
-    internal = client ? utility::isInternalIp(*client) : utility::isInternalAddress(remote);
-    if (!h.has(headers::kXForwardedProto)) {
-      h.set(headers::kXForwardedProto, "http");
-    }
   }
   if (cfg.generate_request_id) {
-    const bool keep = h.has(headers::kXRequestId) && (internal || cfg.preserve_external_request_id);
+    // Only an edge request (use_remote_address, from outside) gets a fresh id
+    // in place of the client's, unless preserve_external_request_id (Envoy).
+    const bool edge = cfg.use_remote_address && !internal;
+    const bool keep = h.has(headers::kXRequestId) && (!edge || cfg.preserve_external_request_id);
     if (!keep) {
       h.set(headers::kXRequestId, utility::makeUuid());
     }

@@ -21,6 +21,8 @@ void appendXff(HeaderMap& headers, std::string_view ip);
 // (Envoy's xff_num_trusted_hops); nullopt when the header has too few entries.
 std::optional<std::string> clientFromXff(const HeaderMap& headers, uint32_t num_trusted_hops);
 void appendVia(HeaderMap& headers, std::string_view via);
+// s without leading and trailing spaces and tabs.
+std::string_view trimmed(std::string_view s);
 
 // A random version 4 UUID.
 std::string makeUuid();

@@ -325,7 +325,6 @@ class Headers(HttpProxyCase):
         http_get(port, "/", headers={"x-forwarded-for": "10.1.2.3"})
         self.assertEqual(up.last().header_all("x-forwarded-for"), ["10.1.2.3"])
 
-    @unittest.expectedFailure  # legate never sets x-envoy-internal: true on internal requests
     def test_internal_request_gets_x_envoy_internal(self):
         up, lg, port = self.proxy(use_remote_address=True)
         http_get(port, "/")
