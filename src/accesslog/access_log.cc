@@ -1,13 +1,7 @@
 #include "accesslog/access_log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <map>
-#include <mutex>
-
+#include "accesslog/filter.h"
+#include "accesslog/log_file.h"
 #include "common/logger.h"
 #include "config/extension_registry.h"
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
@@ -21,76 +15,32 @@
 namespace legate::accesslog {
 namespace {
 
-// One open file per path, shared by every log that writes to it. Lines are
-// written with one write(2) each on an O_APPEND fd, so lines from different
-// workers never interleave. A failed write (full disk, ...) is counted and the
-// line dropped: logging never stops the data path.
-class LogFile {
-public:
-  LogFile(int fd, stats::Store& store)
-      : fd_(fd), write_failed_(store.counter("filesystem.write_failed")),
-        write_completed_(store.counter("filesystem.write_completed")) {}
-  ~LogFile() {
-    if (fd_ > 2) ::close(fd_);
-  }
-  void write(const std::string& line) {
-    const ssize_t rc = ::write(fd_, line.data(), line.size());
-    if (rc == static_cast<ssize_t>(line.size())) {
-      write_completed_.inc();
-    } else {
-      write_failed_.inc();
-    }
-  }
-
-private:
-  int fd_;
-  stats::Counter& write_failed_;
-  stats::Counter& write_completed_;
-};
-
-absl::StatusOr<std::shared_ptr<LogFile>> openLogFile(const std::string& path, stats::Store& store) {
-  static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<LogFile>>* files =
-      new std::map<std::string, std::weak_ptr<LogFile>>();
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto existing = (*files)[path].lock()) {
-    return existing;
-  }
-  int fd;
-  if (path == "/dev/stdout") {
-    fd = 1;
-  } else if (path == "/dev/stderr") {
-    fd = 2;
-  } else {
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      return absl::InvalidArgumentError("cannot open access log file '" + path +
-                                        "': " + std::strerror(errno));
-    }
-  }
-  auto f = std::make_shared<LogFile>(fd, store);
-  (*files)[path] = f;
-  return f;
-}
-
+// Immutable after construction; log() runs on any worker. The filter decides
+// before the (costlier) formatting; the line goes to the file's buffer.
 class FileAccessLog : public AccessLog {
 public:
-  FileAccessLog(std::shared_ptr<LogFile> file, FormatterPtr formatter)
-      : file_(std::move(file)), formatter_(std::move(formatter)) {}
-  void log(const StreamInfo& info) override { file_->write(formatter_->format(info)); }
+  FileAccessLog(std::shared_ptr<LogFile> file, FormatterPtr formatter, FilterPtr filter)
+      : file_(std::move(file)), formatter_(std::move(formatter)), filter_(std::move(filter)) {}
+  void log(const StreamInfo& info) override {
+    if (filter_ && !filter_->evaluate(info)) return;
+    file_->write(formatter_->format(info));
+  }
 
 private:
   std::shared_ptr<LogFile> file_;
   FormatterPtr formatter_;
+  FilterPtr filter_;
 };
 
 } // namespace
 
 absl::StatusOr<AccessLogSharedPtr> create(const envoy::config::accesslog::v3::AccessLog& proto,
                                           const std::string& path, stats::Store& store) {
+  FilterPtr filter;
   if (proto.has_filter()) {
-    return absl::InvalidArgumentError(path + ".filter: access log filters are not implemented by "
-                                             "legate yet");
+    auto f = createFilter(proto.filter(), path + ".filter");
+    if (!f.ok()) return f.status();
+    filter = std::move(*f);
   }
   if (!proto.has_typed_config()) {
     return absl::InvalidArgumentError(path + ": typed_config is required (access log '" +
@@ -138,12 +88,13 @@ absl::StatusOr<AccessLogSharedPtr> create(const envoy::config::accesslog::v3::Ac
     return absl::InvalidArgumentError(path + ".typed_config: " +
                                       std::string(formatter.status().message()));
   }
-  auto file = openLogFile(file_path, store);
+  auto file = LogFile::open(file_path, store);
   if (!file.ok()) {
     return absl::InvalidArgumentError(path + ".typed_config.path: " +
                                       std::string(file.status().message()));
   }
-  return std::make_shared<FileAccessLog>(std::move(*file), std::move(*formatter));
+  return std::make_shared<FileAccessLog>(std::move(*file), std::move(*formatter),
+                                         std::move(filter));
 }
 
 absl::StatusOr<std::vector<AccessLogSharedPtr>>

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "envoy/config/core/v3/substitution_format_string.pb.h"
 #include "google/protobuf/struct.pb.h"
@@ -79,6 +80,13 @@ std::string formatTime(std::chrono::system_clock::time_point tp, const std::stri
   return std::string(buf, n);
 }
 
+// Milliseconds from a to b, "" (printed "-") when either is unknown.
+using SteadyTime = std::chrono::steady_clock::time_point;
+std::string msBetween(std::optional<SteadyTime> a, std::optional<SteadyTime> b) {
+  if (!a || !b || *a == SteadyTime{} || *b == SteadyTime{}) return "";
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(*b - *a).count());
+}
+
 absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& arg,
                                    bool has_arg) {
   Part p;
@@ -114,6 +122,21 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
       {"DOWNSTREAM_LOCAL_PORT", {[](SI i) { return portOrEmpty(i.downstream_local); }, true}},
       {"CONNECTION_TERMINATION_DETAILS", {[](SI i) { return i.termination_details; }, false}},
       {"FILTER_CHAIN_NAME", {[](SI i) { return i.filter_chain_name; }, false}},
+      {"REQUEST_DURATION",
+       {[](SI i) { return msBetween(i.start_steady, i.last_request_rx); }, true}},
+      {"RESPONSE_DURATION",
+       {[](SI i) { return msBetween(i.start_steady, i.first_upstream_rx); }, true}},
+      {"RESPONSE_TX_DURATION",
+       {[](SI i) { return msBetween(i.first_upstream_rx, i.end_steady); }, true}},
+      {"RESPONSE_CODE_DETAILS", {[](SI i) { return i.termination_details; }, false}},
+      {"UPSTREAM_REQUEST_ATTEMPT_COUNT", {[](SI i) {
+         const uint32_t n = i.upstream_request_attempt_count != 0
+                                ? i.upstream_request_attempt_count
+                                : (i.upstream_host.valid() ? 1u : 0u);
+         return std::to_string(n);
+       }, true}},
+      {"REQUESTED_SERVER_NAME", {[](SI i) { return i.requested_server_name; }, false}},
+      {"ROUTE_NAME", {[](SI i) { return i.route_name; }, false}},
       {"HOSTNAME", {[](SI) {
          char buf[256] = {};
          ::gethostname(buf, sizeof(buf) - 1);

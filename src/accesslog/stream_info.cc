@@ -1,9 +1,11 @@
 #include "accesslog/stream_info.h"
 
+#include <utility>
+
 namespace legate::accesslog {
 
-std::string responseFlagsString(uint32_t flags) {
-  static const std::pair<uint32_t, const char*> kNames[] = {
+namespace {
+const std::pair<uint32_t, const char*> kFlagNames[] = {
       {kDownstreamConnectionTermination, "DC"},
       {kNoHealthyUpstream, "UH"},
       {kUpstreamConnectionFailure, "UF"},
@@ -16,9 +18,26 @@ std::string responseFlagsString(uint32_t flags) {
       {kNoClusterFound, "NC"},
       {kStreamIdleTimeout, "SI"},
       {kDurationTimeout, "DT"},
-  };
+};
+} // namespace
+
+std::optional<uint32_t> responseFlagFromName(std::string_view name) {
+  for (const auto& [bit, n] : kFlagNames) {
+    if (name == n) return bit;
+  }
+  // Envoy's flags legate does not produce (yet).
+  static const char* const kEnvoyOnly[] = {"LH",  "LR",   "DI",   "FI",   "RL", "UAEX",
+                                           "RLSE", "IH",  "DPE",  "UMSDR", "RFCF", "NFCF",
+                                           "UPE", "OM",   "DF",   "DO",   "DR"};
+  for (const char* n : kEnvoyOnly) {
+    if (name == n) return 0u;
+  }
+  return std::nullopt;
+}
+
+std::string responseFlagsString(uint32_t flags) {
   std::string out;
-  for (const auto& [bit, name] : kNames) {
+  for (const auto& [bit, name] : kFlagNames) {
     if (flags & bit) {
       if (!out.empty()) out += ',';
       out += name;

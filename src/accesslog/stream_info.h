@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "http/header_map.h"
 #include "network/address.h"
@@ -32,6 +33,11 @@ enum ResponseFlag : uint32_t {
 
 // "UF,URX" for the flags set, "-" for none.
 std::string responseFlagsString(uint32_t flags);
+
+// The bit for one of Envoy's response flag short names. Envoy names legate
+// never sets (RL, UAEX, ...) give 0: valid in config, never matched. nullopt
+// for a name Envoy does not know either.
+std::optional<uint32_t> responseFlagFromName(std::string_view name);
 
 struct StreamInfo {
   std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();
@@ -61,6 +67,13 @@ struct StreamInfo {
   const http::HeaderMap* response_headers = nullptr;
   const http::HeaderMap* response_trailers = nullptr;
   std::string upstream_transport_failure_reason;
+  // Name of the route the stream took ("" if none or unnamed).
+  std::string route_name;
+  // SNI from the downstream TLS handshake; "" without TLS.
+  std::string requested_server_name;
+  // Upstream requests made (retries included); 0 = not recorded, in which case
+  // %UPSTREAM_REQUEST_ATTEMPT_COUNT% derives 1/0 from upstream_host.
+  uint32_t upstream_request_attempt_count = 0;
 
   void setResponseFlag(ResponseFlag f) { response_flags |= f; }
   std::chrono::milliseconds duration() const;

@@ -235,6 +235,7 @@ void RouterFilter::onUpstream1xx(http::HeaderMapPtr headers) {
 
 void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream) {
   response_started_ = true;
+  callbacks_->streamInfo().first_upstream_rx = std::chrono::steady_clock::now();
   const uint32_t code = headers->status();
   upstream::ClusterStats& cs = cluster_->stats();
   if (code >= 500) cs.upstream_rq_5xx.inc();
