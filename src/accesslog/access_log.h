@@ -1,8 +1,10 @@
 #pragma once
 
-// Access logs: file, stdout and stderr sinks with a formatter, built from
-// envoy.config.accesslog.v3.AccessLog on the main thread and shared with the
-// workers (log() is thread-safe).
+// Access logs: file, stdout and stderr sinks with a formatter and an optional
+// filter, built from envoy.config.accesslog.v3.AccessLog on the main thread
+// and shared with the workers (log() is thread-safe). log() evaluates the
+// filter, formats, and queues the line on the file's buffered writer
+// (log_file.h): it never waits for the disk. stdout/stderr use the same writer.
 
 #include <memory>
 #include <string>

@@ -12,6 +12,8 @@
 // Lifetime: shared (std::shared_ptr) by every access log writing to the path.
 // The destructor writes what is buffered and joins the flush thread, so no
 // accepted line is lost on clean shutdown. The stats::Store must outlive it.
+// The last owner may be a worker dropping an old config snapshot: that one
+// destruction then waits for the final write, once per file per reload.
 //
 // Failures never stop the data path: when the buffer is over max_buffer the
 // line is dropped and counted (access_log.lines_dropped); a failed write(2)

@@ -69,8 +69,6 @@ struct StreamInfo {
   std::string upstream_transport_failure_reason;
   // Name of the route the stream took ("" if none or unnamed).
   std::string route_name;
-  // Name of the route the stream took ("" if none or unnamed).
-  std::string route_name;
   // SNI from the downstream TLS handshake; "" without TLS.
   std::string requested_server_name;
   // Upstream requests made (retries included); 0 = not recorded, in which case
