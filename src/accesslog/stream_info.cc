@@ -15,6 +15,7 @@ const std::pair<uint32_t, const char*> kFlagNames[] = {
       {kNoRouteFound, "NR"},
       {kUpstreamRetryLimitExceeded, "URX"},
       {kUpstreamRemoteReset, "UR"},
+      {kUpstreamProtocolError, "UPE"},
       {kNoClusterFound, "NC"},
       {kStreamIdleTimeout, "SI"},
       {kDurationTimeout, "DT"},
@@ -28,7 +29,7 @@ std::optional<uint32_t> responseFlagFromName(std::string_view name) {
   // Envoy's flags legate does not produce (yet).
   static const char* const kEnvoyOnly[] = {"LH",  "LR",   "DI",   "FI",   "RL", "UAEX",
                                            "RLSE", "IH",  "DPE",  "UMSDR", "RFCF", "NFCF",
-                                           "UPE", "OM",   "DF",   "DO",   "DR"};
+                                           "OM",   "DF",   "DO",   "DR"};
   for (const char* n : kEnvoyOnly) {
     if (name == n) return 0u;
   }

@@ -29,6 +29,7 @@ enum ResponseFlag : uint32_t {
   kDurationTimeout = 1u << 9,             // DT
   kUpstreamRequestTimeout = 1u << 10,     // UT
   kUpstreamRemoteReset = 1u << 11,        // UR
+  kUpstreamProtocolError = 1u << 12,      // UPE
 };
 
 // "UF,URX" for the flags set, "-" for none.

@@ -105,7 +105,6 @@ class UpstreamFaults(FaultCase):
         code, flags = self.log_lines(1)[0].split()[:2]
         self.assertEqual(int(code), status)
 
-    @unittest.expectedFailure  # legate logs UR for an upstream protocol error; Envoy logs UPE
     def test_upstream_garbage_flag_is_upe(self):
         up, lg, port = self.proxy(lambda req: b"HTTP/1.1 abc\r\n\r\n")
         status, _, _, _ = http_get(port, "/garbage")
@@ -216,7 +215,6 @@ class CircuitBreakers(FaultCase):
         self.assertEqual(sum(1 for l in lines if l.startswith("503 UO ")), codes.count(503))
         self.overloaded = [r[1] for r in results if r[0] == 503]
 
-    @unittest.expectedFailure  # legate does not set x-envoy-overloaded: true on circuit-breaker 503s
     def test_overflow_sets_x_envoy_overloaded(self):
         cb = {"circuit_breakers": {"thresholds": [{"max_connections": 1,
                                                    "max_pending_requests": 1,

@@ -286,7 +286,7 @@ void RouterFilter::onUpstreamReset(http::StreamResetReason reason, std::string_v
   }
   const bool protocol = reason == http::StreamResetReason::ProtocolError;
   sendUpstreamFailure(protocol ? 502 : 503,
-                      protocol ? accesslog::kUpstreamRemoteReset
+                      protocol ? accesslog::kUpstreamProtocolError
                                : accesslog::kUpstreamConnectionTermination,
                       std::string("upstream connect error or disconnect/reset before headers. "
                                   "reset reason: ") +
@@ -312,7 +312,14 @@ void RouterFilter::sendUpstreamFailure(uint32_t code, accesslog::ResponseFlag fl
                                        std::string body, std::string_view details) {
   callbacks_->streamInfo().setResponseFlag(flag);
   cleanup();
-  callbacks_->sendLocalReply(code, body, nullptr, details);
+  // Envoy marks circuit-breaker rejections so clients can back off.
+  const bool overloaded = flag == accesslog::kUpstreamOverflow && !config_->suppress_envoy_headers;
+  callbacks_->sendLocalReply(
+      code, body,
+      [overloaded](http::HeaderMap& h) {
+        if (overloaded) h.set("x-envoy-overloaded", "true");
+      },
+      details);
 }
 
 void RouterFilter::onUpstreamAboveHigh() {
