@@ -249,8 +249,8 @@ private:
     absl::flat_hash_map<std::string, int> seen_keys; // key -> 1-based line
     absl::flat_hash_map<const OneofDescriptor*, const FieldDescriptor*> oneofs_set;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      const YAML::Node key = it->first; // by value: the iterator yields temporaries
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         error(key, path, absl::StrCat("got ", describeNode(key), " as a key; expected a field name"));
         continue;
@@ -335,8 +335,8 @@ private:
     const FieldDescriptor* value_fd = fd->message_type()->map_value();
     absl::flat_hash_map<std::string, int> seen_keys;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      const YAML::Node key = it->first; // by value: the iterator yields temporaries
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         error(key, path, absl::StrCat("got ", describeNode(key), " as a map key; expected a scalar"));
         continue;
@@ -596,7 +596,7 @@ private:
         error(it->first, path, "a non-scalar key; expected a string key");
         continue;
       }
-      const std::string& key = it->first.Scalar();
+      const std::string key = it->first.Scalar();
       const std::string entry_path = fieldPath(path, key);
       if (auto [seen, inserted] = seen_keys.emplace(key, locationOf(it->first).line); !inserted) {
         error(it->first, entry_path,
