@@ -35,8 +35,10 @@ using ::testing::StartsWith;
 
 constexpr char kTcpProxyType[] = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 
+// LEGATE_TESTDATA_DIR comes from CMake (absolute): __FILE__ may be relative to
+// the build directory (ccache's base_dir rewriting), so it can't locate files.
 std::filesystem::path testdata(const std::string& name) {
-  return std::filesystem::path(__FILE__).parent_path() / "testdata" / "config" / name;
+  return std::filesystem::path(LEGATE_TESTDATA_DIR) / "config" / name;
 }
 
 class ConfigTest : public ::testing::Test {
