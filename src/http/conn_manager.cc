@@ -193,6 +193,7 @@ private:
 
   event::TimerPtr idle_timer_;
   event::TimerPtr request_timer_;
+  event::TimerPtr headers_timer_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
@@ -308,6 +309,18 @@ ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamE
   if (cfg.request_timeout.count() > 0) {
     request_timer_ = parent_.connection_->dispatcher().createTimer([this] { onRequestTimeout(); });
     request_timer_->enableTimer(cfg.request_timeout);
+  }
+  // The stream starts at the request's first byte; its headers must be
+  // complete within request_headers_timeout (slowloris).
+  if (cfg.request_headers_timeout.count() > 0) {
+    headers_timer_ = parent_.connection_->dispatcher().createTimer([this] {
+      parent_.stats_.downstream_rq_header_timeout.inc();
+      parent_.close_after_stream_ = true;
+      remote_complete_ = true; // nothing more will be read for this request
+      sendLocalReplyImpl(408, "request header timeout", nullptr, "request_header_timeout",
+                         encoders_.size());
+    });
+    headers_timer_->enableTimer(cfg.request_headers_timeout);
   }
 }
 
@@ -428,7 +441,7 @@ void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool e
   remote_complete_ = end_stream;
   if (end_stream) info_.last_request_rx = std::chrono::steady_clock::now();
   resetStreamTimer();
-  parent_.headers_timer_.reset();
+  headers_timer_.reset();
   if (!prepareRequest()) {
     return;
   }
@@ -835,6 +848,7 @@ void ConnectionManager::ActiveStream::finish() {
   done_ = true;
   idle_timer_.reset();
   request_timer_.reset();
+  headers_timer_.reset();
   info_.end_steady = std::chrono::steady_clock::now();
   ConnectionManagerStats& st = parent_.stats_;
   st.downstream_rq_active.dec();
@@ -962,13 +976,6 @@ network::FilterStatus ConnectionManager::onNewConnection() {
     });
     duration_timer_->enableTimer(config_->max_connection_duration);
   }
-  if (config_->request_headers_timeout.count() > 0) {
-    headers_timer_ = dispatcher.createTimer([this] {
-      stats_.downstream_rq_header_timeout.inc();
-      closeConnection(network::ConnectionCloseType::FlushWrite);
-    });
-    headers_timer_->enableTimer(config_->request_headers_timeout);
-  }
   createCodec();
   return network::FilterStatus::Continue;
 }
@@ -1082,7 +1089,6 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   closed_ = true;
   idle_timer_.reset();
   duration_timer_.reset();
-  headers_timer_.reset();
   if (!streams_.empty()) {
     stats_.downstream_cx_destroy_active_rq.inc();
   }

@@ -67,7 +67,6 @@ private:
   std::list<std::unique_ptr<ActiveStream>> streams_;
   event::TimerPtr idle_timer_;
   event::TimerPtr duration_timer_;
-  event::TimerPtr headers_timer_;
   std::chrono::steady_clock::time_point start_;
   uint64_t requests_ = 0;
   bool close_after_stream_ = false;
