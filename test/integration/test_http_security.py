@@ -153,3 +153,19 @@ class Paths(SecurityCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Slowloris(SecurityCase):
+    """Headers trickled forever end at request_headers_timeout with a 408 and a close."""
+    HCM = dict(SecurityCase.HCM, request_headers_timeout="0.5s")
+
+    def test_incomplete_headers_get_408_and_close(self):
+        # The headers never end (no blank line): only the timeout can answer.
+        resp, was_closed = raw_request(self.port, b"GET /slow HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n",
+                                       timeout=10)
+        self.assertIsNotNone(resp, "no reply: the request headers timeout did not fire")
+        self.assertEqual(resp.status, 408)
+        self.assertTrue(was_closed)
+        self.lg.wait_for_stat(PREFIX + "downstream_rq_header_timeout", lambda v: v == 1)
+        self.assertEqual(self.up.count(), 0)
+        self.assert_still_serving()
