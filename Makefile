@@ -8,7 +8,7 @@ export CCACHE_NOHASHDIR := 1
 CONFIG ?= examples/quickstart.yaml
 LEGATE_ARGS ?=
 
-.PHONY: all setup build build-asan run test test-unit test-asan clean
+.PHONY: all setup build build-asan run test test-unit test-asan bench bench-smoke clean
 
 all: build
 
@@ -39,6 +39,14 @@ run: build
 test: build build-asan
 	@ctest --preset asan -j $(JOBS)
 	@ctest --preset release -j $(JOBS)
+
+# Side-by-side benchmark against nginx and HAProxy (bench/README.md); a few minutes.
+# Results: bench/results/ (JSON + Markdown). bench-smoke: seconds, no thresholds.
+bench: build
+	@python3 bench/run.py $(BENCH_ARGS)
+
+bench-smoke: build
+	@python3 bench/run.py --smoke
 
 clean:
 	rm -rf build

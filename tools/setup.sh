@@ -11,6 +11,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libre2-dev
   # tests
   libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus
+  # benchmarks (bench/run.py: the peers and the load generator)
+  nginx-light haproxy wrk
 )
 
 missing=()
