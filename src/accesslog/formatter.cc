@@ -121,6 +121,7 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
        {[](SI i) { return ipOrEmpty(i.downstream_local); }, false}},
       {"DOWNSTREAM_LOCAL_PORT", {[](SI i) { return portOrEmpty(i.downstream_local); }, true}},
       {"CONNECTION_TERMINATION_DETAILS", {[](SI i) { return i.termination_details; }, false}},
+      {"LOCAL_REPLY_BODY", {[](SI i) { return i.local_reply_body; }, false}},
       {"FILTER_CHAIN_NAME", {[](SI i) { return i.filter_chain_name; }, false}},
       {"REQUEST_DURATION",
        {[](SI i) { return msBetween(i.start_steady, i.last_request_rx); }, true}},

@@ -68,6 +68,9 @@ struct StreamInfo {
   const http::HeaderMap* response_headers = nullptr;
   const http::HeaderMap* response_trailers = nullptr;
   std::string upstream_transport_failure_reason;
+  // The body of a local reply before local_reply_config formats it
+  // (%LOCAL_REPLY_BODY%).
+  std::string local_reply_body;
   // Name of the route the stream took ("" if none or unnamed).
   std::string route_name;
   // SNI from the downstream TLS handshake; "" without TLS.

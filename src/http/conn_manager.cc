@@ -813,12 +813,37 @@ void ConnectionManager::ActiveStream::sendLocalReplyImpl(
   encode_stopped_ = false;
   encode_buffer_.drain(encode_buffer_.length());
   auto headers = std::make_unique<HeaderMap>();
-  headers->set(headers::kStatus, std::to_string(code));
   std::string text(body.empty() ? utility::statusText(code) : std::string(body));
+  std::string content_type = "text/plain";
+  // local_reply_config: the first matching mapper, then the body format.
+  const ConnectionManagerConfig& cfg = *parent_.config_;
+  if (!cfg.local_reply_mappers.empty() || cfg.local_reply_body_format) {
+    info_.response_code = code;
+    info_.request_headers = request_headers_.get();
+    const accesslog::Formatter* format = cfg.local_reply_body_format.get();
+    if (format != nullptr) content_type = cfg.local_reply_content_type;
+    for (const auto& m : cfg.local_reply_mappers) {
+      if (!m.filter->evaluate(info_)) continue;
+      if (m.status) code = *m.status;
+      if (m.body) text = *m.body;
+      for (const auto& [k, v] : m.headers_to_add) headers->add(k, v);
+      if (m.body_format) {
+        format = m.body_format.get();
+        content_type = m.content_type;
+      }
+      break;
+    }
+    if (format != nullptr) {
+      info_.response_code = code;
+      info_.local_reply_body = text;
+      text = format->format(info_);
+    }
+  }
+  headers->set(headers::kStatus, std::to_string(code));
   const bool is_head = request_headers_ && request_headers_->method() == "HEAD";
   if (!text.empty()) {
     headers->set(headers::kContentLength, std::to_string(text.size()));
-    headers->set(headers::kContentType, "text/plain");
+    headers->set(headers::kContentType, content_type);
   }
   if (modify) modify(*headers);
   const bool has_body = !text.empty() && !is_head;

@@ -6,10 +6,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "accesslog/access_log.h"
+#include "accesslog/filter.h"
+#include "accesslog/formatter.h"
 #include "http/codec.h"
 #include "http/filter.h"
 #include "stats/stats.h"
@@ -106,7 +109,19 @@ struct ConnectionManagerConfig {
   std::chrono::milliseconds drain_timeout{5000};
   uint32_t max_requests_per_connection = 0;
 
-  // Local replies: text/plain bodies as Envoy's defaults.
+  // local_reply_config: the first mapper whose filter matches rewrites the
+  // status, body and headers of a local reply; body_format then renders it.
+  struct LocalReplyMapper {
+    accesslog::FilterPtr filter;
+    std::optional<uint32_t> status;
+    std::optional<std::string> body;
+    accesslog::FormatterPtr body_format; // body_format_override
+    std::string content_type;
+    std::vector<std::pair<std::string, std::string>> headers_to_add;
+  };
+  std::vector<LocalReplyMapper> local_reply_mappers;
+  accesslog::FormatterPtr local_reply_body_format; // null: the plain body
+  std::string local_reply_content_type = "text/plain";
 };
 
 } // namespace legate::http

@@ -1,5 +1,7 @@
 #include "extensions/filters/network/http_connection_manager/config.h"
 
+#include "accesslog/filter.h"
+#include "accesslog/formatter.h"
 #include "config/extension_registry.h"
 #include "config/unsupported.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
@@ -40,6 +42,61 @@ routerFactory(const google::protobuf::Any& any, const std::string& path, Factory
   };
 }
 
+// The content type a SubstitutionFormatString renders: its own, or JSON's
+// or text's default.
+std::string contentTypeOf(const envoy::config::core::v3::SubstitutionFormatString& f) {
+  if (!f.content_type().empty()) return f.content_type();
+  return f.has_json_format() ? "application/json" : "text/plain";
+}
+
+absl::Status parseLocalReplyConfig(
+    const envoy::extensions::filters::network::http_connection_manager::v3::LocalReplyConfig& proto, const std::string& path,
+                                   http::ConnectionManagerConfig& cfg) {
+  for (int i = 0; i < proto.mappers_size(); ++i) {
+    const auto& m = proto.mappers(i);
+    const std::string mpath = path + ".mappers[" + std::to_string(i) + "]";
+    http::ConnectionManagerConfig::LocalReplyMapper mapper;
+    auto filter = accesslog::createFilter(m.filter(), mpath + ".filter");
+    if (!filter.ok()) return filter.status();
+    mapper.filter = std::move(*filter);
+    if (m.has_status_code()) mapper.status = m.status_code().value();
+    if (m.has_body()) {
+      if (!m.body().has_inline_string()) {
+        return absl::InvalidArgumentError(mpath + ".body: only inline_string is implemented by "
+                                                  "legate yet");
+      }
+      mapper.body = m.body().inline_string();
+    }
+    if (m.has_body_format_override()) {
+      auto f = accesslog::fromProto(m.body_format_override(), true);
+      if (!f.ok()) {
+        return absl::InvalidArgumentError(mpath + ".body_format_override: " +
+                                          std::string(f.status().message()));
+      }
+      mapper.body_format = std::move(*f);
+      mapper.content_type = contentTypeOf(m.body_format_override());
+    }
+    for (int j = 0; j < m.headers_to_add_size(); ++j) {
+      const auto& h = m.headers_to_add(j);
+      if (h.header().key().empty() || h.header().key()[0] == ':') {
+        return absl::InvalidArgumentError(mpath + ".headers_to_add[" + std::to_string(j) +
+                                          "].header.key: a regular header name is required");
+      }
+      mapper.headers_to_add.emplace_back(h.header().key(), h.header().value());
+    }
+    cfg.local_reply_mappers.push_back(std::move(mapper));
+  }
+  if (proto.has_body_format()) {
+    auto f = accesslog::fromProto(proto.body_format(), true);
+    if (!f.ok()) {
+      return absl::InvalidArgumentError(path + ".body_format: " + std::string(f.status().message()));
+    }
+    cfg.local_reply_body_format = std::move(*f);
+    cfg.local_reply_content_type = contentTypeOf(proto.body_format());
+  }
+  return absl::OkStatus();
+}
+
 } // namespace
 
 absl::StatusOr<std::shared_ptr<const http::ConnectionManagerConfig>>
@@ -51,7 +108,7 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
            "access_log_flush_interval", "flush_access_log_on_new_request", "access_log_options",
            "original_ip_detection_extensions", "early_header_mutation_extensions",
            "internal_address_config", "set_current_client_cert_details", "upgrade_configs",
-           "request_id_extension", "local_reply_config", "strip_matching_host_port",
+           "request_id_extension", "strip_matching_host_port",
            "strip_any_host_port", "stream_error_on_invalid_http_message",
            "path_normalization_options", "strip_trailing_host_dot", "proxy_status_config",
            "typed_header_validation_config", "append_x_forwarded_port", "append_local_overload",
@@ -213,6 +270,13 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
                                                "proper_case_words is implemented by legate yet");
     }
     cfg->codec_settings.proper_case_headers = true;
+  }
+  if (proto.has_local_reply_config()) {
+    if (auto st = parseLocalReplyConfig(proto.local_reply_config(), path + ".local_reply_config",
+                                        *cfg);
+        !st.ok()) {
+      return st;
+    }
   }
   auto logs = accesslog::createAll(proto.access_log(), path + ".access_log", context.store);
   if (!logs.ok()) return logs.status();
