@@ -9,6 +9,7 @@
 
 #include "envoy/config/core/v3/substitution_format_string.pb.h"
 #include "google/protobuf/struct.pb.h"
+#include "stats/json.h"
 
 
 // Envoy still accepts the deprecated v3 format fields; so do we.
@@ -274,28 +275,6 @@ private:
   std::vector<Part> parts_;
 };
 
-void appendJsonString(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
-    default:
-      if (c < 0x20) {
-        char buf[8];
-        snprintf(buf, sizeof(buf), "\\u%04x", c);
-        out += buf;
-      } else {
-        out += static_cast<char>(c);
-      }
-    }
-  }
-  out += '"';
-}
-
 class JsonFormatter : public Formatter {
 public:
   struct Field {
@@ -326,14 +305,14 @@ public:
       }
       if (!first) out += ',';
       first = false;
-      appendJsonString(out, f.key);
+      stats::appendJsonString(out, f.key);
       out += ':';
       if (as_number) {
         out += value;
       } else if (value.empty()) {
         out += "null";
       } else {
-        appendJsonString(out, value);
+        stats::appendJsonString(out, value);
       }
     }
     out += "}\n";
