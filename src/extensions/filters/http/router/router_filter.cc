@@ -148,12 +148,14 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
 
 void RouterFilter::encodeRequestTo(http::StreamEncoder& encoder) {
   const bool headers_only = request_complete_ && buffered_body_.empty() && !buffered_trailers_;
+  upstream_request_complete_ = headers_only;
   encoder.encodeHeaders(*request_headers_, headers_only);
   if (destroyed_ || upstream_ == nullptr) return;
   if (!buffered_body_.empty() || (request_complete_ && !buffered_trailers_ && !headers_only)) {
     Buffer body;
     body.move(buffered_body_);
-    encoder.encodeData(body, request_complete_ && !buffered_trailers_);
+    upstream_request_complete_ = request_complete_ && !buffered_trailers_;
+    encoder.encodeData(body, upstream_request_complete_);
     if (paused_downstream_) {
       paused_downstream_ = false;
       callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
@@ -161,6 +163,7 @@ void RouterFilter::encodeRequestTo(http::StreamEncoder& encoder) {
   }
   if (destroyed_ || upstream_ == nullptr) return;
   if (buffered_trailers_) {
+    upstream_request_complete_ = true;
     encoder.encodeTrailers(*buffered_trailers_);
     buffered_trailers_.reset();
   }
@@ -169,6 +172,7 @@ void RouterFilter::encodeRequestTo(http::StreamEncoder& encoder) {
 http::FilterDataStatus RouterFilter::decodeData(Buffer& data, bool end_stream) {
   request_complete_ |= end_stream;
   if (upstream_ != nullptr) {
+    upstream_request_complete_ = end_stream;
     upstream_->encodeData(data, end_stream);
     return http::FilterDataStatus::StopIterationNoBuffer;
   }
@@ -189,6 +193,7 @@ http::FilterDataStatus RouterFilter::decodeData(Buffer& data, bool end_stream) {
 http::FilterTrailersStatus RouterFilter::decodeTrailers(http::HeaderMap& trailers) {
   request_complete_ = true;
   if (upstream_ != nullptr) {
+    upstream_request_complete_ = true;
     upstream_->encodeTrailers(trailers);
   } else if (cluster_ != nullptr && !response_started_) {
     buffered_trailers_ = std::make_unique<http::HeaderMap>(trailers);
@@ -358,7 +363,10 @@ void RouterFilter::cleanup() {
     http::StreamEncoder* up = upstream_;
     upstream_ = nullptr;
     up->removeCallbacks(upstream_callbacks_);
-    if (!response_complete_) {
+    // A response that ended before the request did (an early 413, say)
+    // leaves the upstream connection mid-request: it cannot be reused, so
+    // the stream is reset (HTTP/1: the connection closes).
+    if (!response_complete_ || !upstream_request_complete_) {
       up->resetStream(http::StreamResetReason::LocalReset);
     } else if (downstream_backed_up_) {
       up->readDisable(false);

@@ -103,6 +103,7 @@ private:
   std::chrono::milliseconds timeout_{0};
   std::chrono::steady_clock::time_point upstream_start_;
   bool request_complete_ = false;
+  bool upstream_request_complete_ = false; // end of stream was encoded upstream
   bool response_started_ = false;
   bool response_complete_ = false;
   bool holds_request_slot_ = false;
