@@ -396,7 +396,7 @@ std::vector<ClusterInfo> Server::clusters() const {
       HostInfo hi;
       hi.address = h->address().asString();
       hi.weight = h->weight();
-      hi.health = "healthy";
+      hi.health = h->healthFlagsString();
       hi.cx_total = h->stats().cx_total.load(std::memory_order_relaxed);
       hi.cx_active = static_cast<uint64_t>(h->stats().cx_active.load(std::memory_order_relaxed));
       hi.cx_connect_fail = h->stats().cx_connect_fail.load(std::memory_order_relaxed);

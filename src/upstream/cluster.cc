@@ -63,6 +63,25 @@ namespace {
 using ClusterProto = upstream::Cluster::ClusterProto;
 using envoy::config::core::v3::HealthStatus;
 
+// An endpoint's health_status as Envoy's EDS health flags.
+void applyEdsHealth(const Host& host, HealthStatus hs) {
+  switch (hs) {
+  case HealthStatus::UNHEALTHY:
+  case HealthStatus::TIMEOUT:
+    host.healthFlagSet(Host::HealthFlag::FAILED_EDS_HEALTH);
+    break;
+  case HealthStatus::DRAINING:
+    host.healthFlagSet(Host::HealthFlag::FAILED_EDS_HEALTH);
+    host.healthFlagSet(Host::HealthFlag::EDS_STATUS_DRAINING);
+    break;
+  case HealthStatus::DEGRADED:
+    host.healthFlagSet(Host::HealthFlag::DEGRADED_EDS_HEALTH);
+    break;
+  default: // UNKNOWN, HEALTHY
+    break;
+  }
+}
+
 int64_t toMillis(const google::protobuf::Duration& d) {
   return google::protobuf::util::TimeUtil::DurationToMilliseconds(d);
 }
@@ -200,16 +219,17 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
                                           std::string(a.status().message()));
       }
       ++total;
-      const auto hs = lbe.health_status();
-      if (hs == HealthStatus::UNHEALTHY || hs == HealthStatus::DRAINING ||
-          hs == HealthStatus::TIMEOUT) {
-        continue;
-      }
       const uint32_t weight =
           lbe.has_load_balancing_weight() ? lbe.load_balancing_weight().value() : 1;
-      c->hosts_.push_back(std::make_shared<Host>(*a, weight));
-      c->total_weight_ += weight;
-      if (weight != c->hosts_.front()->weight()) {
+      auto host = std::make_shared<Host>(*a, weight);
+      applyEdsHealth(*host, lbe.health_status());
+      c->all_hosts_.push_back(host);
+      if (host->health() == Host::Health::Unhealthy) {
+        continue;
+      }
+      c->total_weight_ += host->weight();
+      c->hosts_.push_back(std::move(host));
+      if (c->hosts_.back()->weight() != c->hosts_.front()->weight()) {
         c->weighted_ = true;
       }
     }
@@ -224,7 +244,19 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   return c;
 }
 
-HostConstSharedPtr upstream::Cluster::chooseHost(uint32_t worker) const {
+HostConstSharedPtr upstream::Cluster::chooseHost(uint32_t worker, LoadBalancerContext* ctx) const {
+  HostConstSharedPtr host = pickOnce(worker);
+  if (ctx == nullptr) {
+    return host;
+  }
+  const uint32_t retries = ctx->hostSelectionRetryCount();
+  for (uint32_t i = 0; host != nullptr && i < retries && ctx->shouldSelectAnotherHost(*host); ++i) {
+    host = pickOnce(worker);
+  }
+  return host;
+}
+
+HostConstSharedPtr upstream::Cluster::pickOnce(uint32_t worker) const {
   if (hosts_.empty()) {
     return nullptr;
   }

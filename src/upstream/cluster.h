@@ -19,32 +19,14 @@
 #include "absl/status/statusor.h"
 #include "network/address.h"
 #include "stats/stats.h"
+#include "upstream/host.h"
+#include "upstream/load_balancer.h"
 
 namespace envoy::config::cluster::v3 {
 class Cluster;
 }
 
 namespace legate::upstream {
-
-struct HostStats {
-  std::atomic<uint64_t> cx_total{0};
-  std::atomic<int64_t> cx_active{0};
-  std::atomic<uint64_t> cx_connect_fail{0};
-};
-
-class Host {
-public:
-  Host(network::Address address, uint32_t weight) : address_(std::move(address)), weight_(weight) {}
-  const network::Address& address() const { return address_; }
-  uint32_t weight() const { return weight_; }
-  HostStats& stats() const { return stats_; }
-
-private:
-  const network::Address address_;
-  const uint32_t weight_;
-  mutable HostStats stats_;
-};
-using HostConstSharedPtr = std::shared_ptr<const Host>;
 
 // Envoy's cluster.<name>.* stats that legate maintains.
 struct ClusterStats {
@@ -109,13 +91,16 @@ public:
   const std::string& name() const { return name_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   uint32_t perConnectionBufferLimit() const { return buffer_limit_; }
-  const std::vector<HostConstSharedPtr>& hosts() const { return hosts_; }
+  // Every host of the cluster, whatever its health (admin, main thread).
+  const std::vector<HostConstSharedPtr>& hosts() const { return all_hosts_; }
   ClusterStats& stats() const { return *stats_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
 
-  // Picks a host for a new upstream connection on worker `worker`; nullptr if
-  // the cluster has no hosts.
-  HostConstSharedPtr chooseHost(uint32_t worker) const;
+  // Picks a host for a new upstream request/connection on worker `worker`;
+  // nullptr if the cluster has no usable host. With a context, a pick the
+  // context rejects (shouldSelectAnotherHost) is retried up to
+  // hostSelectionRetryCount() more times; the last pick stands.
+  HostConstSharedPtr chooseHost(uint32_t worker, LoadBalancerContext* ctx = nullptr) const;
 
   // Circuit breaker (default priority): max_connections. tryAcquire counts the
   // connection when under the limit.
@@ -134,6 +119,7 @@ public:
 
 private:
   Cluster() = default;
+  HostConstSharedPtr pickOnce(uint32_t worker) const;
   static absl::Status parseHttpProtocolOptions(const ClusterProto& proto, const std::string& where,
                                                Cluster& c);
 
@@ -147,7 +133,8 @@ private:
   std::string name_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
-  std::vector<HostConstSharedPtr> hosts_;
+  std::vector<HostConstSharedPtr> all_hosts_;
+  std::vector<HostConstSharedPtr> hosts_; // the ones balancers pick from
   bool weighted_ = false;
   int64_t total_weight_ = 0;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
@@ -91,6 +92,80 @@ TEST(ClusterTest, UnhealthyEndpointsAreNotChosen) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ((*c)->chooseHost(0)->address().port(), 2);
   EXPECT_EQ(store.gauge("cluster.h.membership_healthy").value(), 1);
   EXPECT_EQ(store.gauge("cluster.h.membership_total").value(), 2);
+}
+
+TEST(HostTest, HealthFlagsDecideHealth) {
+  Host h(*network::Address::fromIpPort("127.0.0.1", 1), 1);
+  EXPECT_EQ(h.health(), Host::Health::Healthy);
+  EXPECT_EQ(h.healthFlagsString(), "healthy");
+  h.healthFlagSet(Host::HealthFlag::DEGRADED_ACTIVE_HC);
+  EXPECT_EQ(h.health(), Host::Health::Degraded);
+  h.healthFlagSet(Host::HealthFlag::FAILED_OUTLIER_CHECK);
+  EXPECT_EQ(h.health(), Host::Health::Unhealthy);
+  EXPECT_TRUE(h.healthFlagGet(Host::HealthFlag::FAILED_OUTLIER_CHECK));
+  EXPECT_EQ(h.healthFlagsString(), "/failed_outlier_check/degraded_active_hc");
+  h.healthFlagClear(Host::HealthFlag::FAILED_OUTLIER_CHECK);
+  EXPECT_FALSE(h.healthFlagGet(Host::HealthFlag::FAILED_OUTLIER_CHECK));
+  EXPECT_EQ(h.health(), Host::Health::Degraded);
+  h.healthFlagClear(Host::HealthFlag::DEGRADED_ACTIVE_HC);
+  h.healthFlagSet(Host::HealthFlag::PENDING_ACTIVE_HC); // alone it is no verdict
+  EXPECT_EQ(h.health(), Host::Health::Healthy);
+}
+
+TEST(ClusterTest, EndpointHealthStatusSetsEdsFlags) {
+  stats::Store store;
+  auto proto = makeCluster("eds", {{1, 0}, {2, 0}, {3, 0}, {4, 0}});
+  auto* lbes = proto.mutable_load_assignment()->mutable_endpoints(0);
+  lbes->mutable_lb_endpoints(0)->set_health_status(envoy::config::core::v3::HEALTHY);
+  lbes->mutable_lb_endpoints(1)->set_health_status(envoy::config::core::v3::DEGRADED);
+  lbes->mutable_lb_endpoints(2)->set_health_status(envoy::config::core::v3::DRAINING);
+  lbes->mutable_lb_endpoints(3)->set_health_status(envoy::config::core::v3::TIMEOUT);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& hosts = (*c)->hosts();
+  ASSERT_EQ(hosts.size(), 4u);
+  EXPECT_EQ(hosts[0]->health(), Host::Health::Healthy);
+  EXPECT_EQ(hosts[1]->health(), Host::Health::Degraded);
+  EXPECT_TRUE(hosts[1]->healthFlagGet(Host::HealthFlag::DEGRADED_EDS_HEALTH));
+  EXPECT_EQ(hosts[2]->health(), Host::Health::Unhealthy);
+  EXPECT_TRUE(hosts[2]->healthFlagGet(Host::HealthFlag::FAILED_EDS_HEALTH));
+  EXPECT_TRUE(hosts[3]->healthFlagGet(Host::HealthFlag::FAILED_EDS_HEALTH));
+}
+
+// Rejects hosts whose port is in `avoid`, like the previous_hosts predicate.
+struct AvoidPorts : LoadBalancerContext {
+  std::vector<uint16_t> avoid;
+  uint32_t retries = 0;
+  int asked = 0;
+  bool shouldSelectAnotherHost(const Host& h) override {
+    ++asked;
+    return std::find(avoid.begin(), avoid.end(), h.address().port()) != avoid.end();
+  }
+  uint32_t hostSelectionRetryCount() const override { return retries; }
+};
+
+TEST(ClusterTest, ContextRejectionsArePickedAgainUpToTheRetryCount) {
+  stats::Store store;
+  auto c = Cluster::create(makeCluster("sel", {{1, 0}, {2, 0}, {3, 0}}), store, 1);
+  ASSERT_TRUE(c.ok());
+  // Round robin would give 1 next; the context rejects 1 and 2.
+  AvoidPorts ctx;
+  ctx.avoid = {1, 2};
+  ctx.retries = 5;
+  EXPECT_EQ((*c)->chooseHost(0, &ctx)->address().port(), 3);
+  EXPECT_EQ(ctx.asked, 3);
+  // With no retries allowed, the first pick stands even if rejected.
+  AvoidPorts none;
+  none.avoid = {1, 2, 3};
+  const uint16_t first = (*c)->chooseHost(0, &none)->address().port();
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(none.asked, 0);
+  // Retries run out: the last pick is used (three picks: 2, 3, 1).
+  AvoidPorts all;
+  all.avoid = {1, 2, 3};
+  all.retries = 2;
+  EXPECT_EQ((*c)->chooseHost(0, &all)->address().port(), 1);
+  EXPECT_EQ(all.asked, 2);
 }
 
 TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {

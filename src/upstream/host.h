@@ -1,0 +1,96 @@
+#pragma once
+
+// An upstream host: an address with its weight, priority, locality, health
+// flags and per-host counters.
+//
+// Threading: hosts are shared (shared_ptr<const Host>) between the cluster's
+// host-set snapshots and every worker's connection pools. The address, weight,
+// priority and locality never change. Health flags are set and cleared on the
+// main thread (health checker, outlier detector, discovery) and read lock-free
+// by workers; after changing them the main thread asks the cluster to rebuild
+// its snapshots (Cluster::refreshHealth()), which is when balancers see it.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "network/address.h"
+
+namespace legate::upstream {
+
+struct HostStats {
+  std::atomic<uint64_t> cx_total{0};
+  std::atomic<int64_t> cx_active{0};
+  std::atomic<uint64_t> cx_connect_fail{0};
+  std::atomic<int64_t> rq_active{0}; // least-request balancing reads this
+  std::atomic<uint64_t> rq_total{0};
+};
+
+// envoy.config.core.v3.Locality, the parts legate compares.
+struct Locality {
+  std::string region;
+  std::string zone;
+  std::string sub_zone;
+  bool operator==(const Locality&) const = default;
+  auto operator<=>(const Locality&) const = default;
+};
+
+class Host {
+public:
+  // Envoy's host health flags (HostHealthFlag); any "failed" one makes the
+  // host unhealthy, any "degraded" one (without a failed one) degraded.
+  enum class HealthFlag : uint32_t {
+    FAILED_ACTIVE_HC = 1u << 0,
+    FAILED_OUTLIER_CHECK = 1u << 1,
+    FAILED_EDS_HEALTH = 1u << 2,
+    DEGRADED_ACTIVE_HC = 1u << 3,
+    DEGRADED_EDS_HEALTH = 1u << 4,
+    PENDING_DYNAMIC_REMOVAL = 1u << 5,
+    PENDING_ACTIVE_HC = 1u << 6,
+    EXCLUDED_VIA_IMMEDIATE_HC_FAIL = 1u << 7,
+    ACTIVE_HC_TIMEOUT = 1u << 8,
+    EDS_STATUS_DRAINING = 1u << 9,
+  };
+  enum class Health { Unhealthy, Degraded, Healthy };
+
+  Host(network::Address address, uint32_t weight, uint32_t priority = 0, Locality locality = {},
+       std::string hostname = {})
+      : address_(std::move(address)), hostname_(std::move(hostname)),
+        locality_(std::move(locality)), weight_(weight == 0 ? 1 : weight), priority_(priority) {}
+
+  const network::Address& address() const { return address_; }
+  // The DNS name the host came from (STRICT_DNS, LOGICAL_DNS), else empty.
+  const std::string& hostname() const { return hostname_; }
+  const Locality& locality() const { return locality_; }
+  uint32_t weight() const { return weight_; }
+  uint32_t priority() const { return priority_; }
+  HostStats& stats() const { return stats_; }
+
+  // Main thread sets/clears; any thread reads.
+  void healthFlagSet(HealthFlag f) const {
+    health_flags_.fetch_or(static_cast<uint32_t>(f), std::memory_order_relaxed);
+  }
+  void healthFlagClear(HealthFlag f) const {
+    health_flags_.fetch_and(~static_cast<uint32_t>(f), std::memory_order_relaxed);
+  }
+  bool healthFlagGet(HealthFlag f) const {
+    return (health_flags_.load(std::memory_order_relaxed) & static_cast<uint32_t>(f)) != 0;
+  }
+  uint32_t healthFlags() const { return health_flags_.load(std::memory_order_relaxed); }
+  Health health() const { return healthFromFlags(healthFlags()); }
+  static Health healthFromFlags(uint32_t flags);
+  // As Envoy's /clusters prints health_flags: "healthy", or "/failed_active_hc/..." per flag.
+  std::string healthFlagsString() const;
+
+private:
+  const network::Address address_;
+  const std::string hostname_;
+  const Locality locality_;
+  const uint32_t weight_;
+  const uint32_t priority_;
+  mutable std::atomic<uint32_t> health_flags_{0};
+  mutable HostStats stats_;
+};
+using HostConstSharedPtr = std::shared_ptr<const Host>;
+
+} // namespace legate::upstream
