@@ -35,7 +35,6 @@ ClusterStats::ClusterStats(stats::Scope s)
       upstream_cx_length_ms(s.histogram("upstream_cx_length_ms")),
       membership_total(s.gauge("membership_total")),
       membership_healthy(s.gauge("membership_healthy")),
-      cx_open(s.gauge("circuit_breakers.default.cx_open")),
       upstream_cx_http1_total(s.counter("upstream_cx_http1_total")),
       upstream_cx_idle_timeout(s.counter("upstream_cx_idle_timeout")),
       upstream_cx_max_requests(s.counter("upstream_cx_max_requests")),
@@ -55,9 +54,7 @@ ClusterStats::ClusterStats(stats::Scope s)
       upstream_rq_3xx(s.counter("upstream_rq_3xx")),
       upstream_rq_4xx(s.counter("upstream_rq_4xx")),
       upstream_rq_5xx(s.counter("upstream_rq_5xx")),
-      upstream_rq_time(s.histogram("upstream_rq_time")),
-      rq_pending_open(s.gauge("circuit_breakers.default.rq_pending_open")),
-      rq_open(s.gauge("circuit_breakers.default.rq_open")) {}
+      upstream_rq_time(s.histogram("upstream_rq_time")) {}
 
 namespace {
 using ClusterProto = upstream::Cluster::ClusterProto;
@@ -183,11 +180,9 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
                                       " is not implemented by legate yet (ROUND_ROBIN, RANDOM and "
                                       "LEAST_REQUEST are)");
   }
-  for (const auto& t : proto.circuit_breakers().thresholds()) {
-    if (t.priority() != envoy::config::core::v3::DEFAULT) continue;
-    if (t.has_max_connections()) c->max_connections_ = t.max_connections().value();
-    if (t.has_max_pending_requests()) c->max_pending_ = t.max_pending_requests().value();
-    if (t.has_max_requests()) c->max_requests_ = t.max_requests().value();
+  auto thresholds = parseCircuitBreakers(proto.circuit_breakers(), where + ".circuit_breakers");
+  if (!thresholds.ok()) {
+    return thresholds.status();
   }
   if (auto st = parseHttpProtocolOptions(proto, where, *c); !st.ok()) {
     return st;
@@ -235,6 +230,11 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     }
   }
   c->stats_ = std::make_unique<ClusterStats>(stats::Scope(store, "cluster." + c->name_ + "."));
+  for (size_t p = 0; p < c->resource_managers_.size(); ++p) {
+    c->resource_managers_[p] = std::make_unique<ResourceManager>(
+        (*thresholds)[p], stats::Scope(store, "cluster." + c->name_ + "."),
+        static_cast<ResourcePriority>(p));
+  }
   c->stats_->membership_total.set(total);
   c->stats_->membership_healthy.set(static_cast<int64_t>(c->hosts_.size()));
   c->lb_state_.resize(std::max<uint32_t>(workers, 1) + 1);
@@ -291,57 +291,6 @@ HostConstSharedPtr upstream::Cluster::pickOnce(uint32_t worker) const {
   }
   st.current_weights[best] -= total_weight_;
   return hosts_[best];
-}
-
-namespace {
-// Acquires one unit of a circuit-breaker resource if under max.
-bool acquire(std::atomic<uint32_t>& open, uint32_t max, stats::Gauge& gauge) {
-  uint32_t cur = open.load(std::memory_order_relaxed);
-  while (cur < max) {
-    if (open.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) {
-      gauge.set(cur + 1 >= max ? 1 : 0);
-      return true;
-    }
-  }
-  gauge.set(1);
-  return false;
-}
-void release(std::atomic<uint32_t>& open, uint32_t max, stats::Gauge& gauge) {
-  const uint32_t now = open.fetch_sub(1, std::memory_order_relaxed) - 1;
-  if (now < max) gauge.set(0);
-}
-} // namespace
-
-bool upstream::Cluster::tryAcquirePending() const {
-  return acquire(open_pending_, max_pending_, stats_->rq_pending_open);
-}
-void upstream::Cluster::releasePending() const {
-  release(open_pending_, max_pending_, stats_->rq_pending_open);
-}
-bool upstream::Cluster::tryAcquireRequest() const {
-  return acquire(open_requests_, max_requests_, stats_->rq_open);
-}
-void upstream::Cluster::releaseRequest() const {
-  release(open_requests_, max_requests_, stats_->rq_open);
-}
-
-bool upstream::Cluster::tryAcquireConnection() const {
-  uint32_t cur = open_connections_.load(std::memory_order_relaxed);
-  while (cur < max_connections_) {
-    if (open_connections_.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) {
-      stats_->cx_open.set(cur + 1 >= max_connections_ ? 1 : 0);
-      return true;
-    }
-  }
-  stats_->cx_open.set(1);
-  return false;
-}
-
-void upstream::Cluster::releaseConnection() const {
-  const uint32_t now = open_connections_.fetch_sub(1, std::memory_order_relaxed) - 1;
-  if (now < max_connections_) {
-    stats_->cx_open.set(0);
-  }
 }
 
 } // namespace legate::upstream

@@ -8,6 +8,7 @@
 // worker (load-balancer state, indexed by the worker's index), so choosing a
 // host takes no lock.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include "stats/stats.h"
 #include "upstream/host.h"
 #include "upstream/load_balancer.h"
+#include "upstream/resource_manager.h"
 
 namespace envoy::config::cluster::v3 {
 class Cluster;
@@ -51,7 +53,6 @@ struct ClusterStats {
   stats::Histogram& upstream_cx_length_ms;
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
-  stats::Gauge& cx_open; // circuit_breakers.default.cx_open
   // HTTP.
   stats::Counter& upstream_cx_http1_total;
   stats::Counter& upstream_cx_idle_timeout;
@@ -73,8 +74,6 @@ struct ClusterStats {
   stats::Counter& upstream_rq_4xx;
   stats::Counter& upstream_rq_5xx;
   stats::Histogram& upstream_rq_time;
-  stats::Gauge& rq_pending_open; // circuit_breakers.default.rq_pending_open
-  stats::Gauge& rq_open;         // circuit_breakers.default.rq_open
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };
@@ -102,16 +101,19 @@ public:
   // hostSelectionRetryCount() more times; the last pick stands.
   HostConstSharedPtr chooseHost(uint32_t worker, LoadBalancerContext* ctx = nullptr) const;
 
-  // Circuit breaker (default priority): max_connections. tryAcquire counts the
-  // connection when under the limit.
-  bool tryAcquireConnection() const;
-  void releaseConnection() const;
-  uint32_t maxConnections() const { return max_connections_; }
-  // max_pending_requests and max_requests, the same way.
-  bool tryAcquirePending() const;
-  void releasePending() const;
-  bool tryAcquireRequest() const;
-  void releaseRequest() const;
+  // Circuit breakers of a routing priority (see resource_manager.h).
+  ResourceManager& resourceManager(ResourcePriority p = ResourcePriority::Default) const {
+    return *resource_managers_[static_cast<size_t>(p)];
+  }
+  // The default priority's breakers: tryAcquire counts one more when under
+  // the limit.
+  bool tryAcquireConnection() const { return resourceManager().tryAcquireConnection(); }
+  void releaseConnection() const { resourceManager().releaseConnection(); }
+  uint32_t maxConnections() const { return resourceManager().thresholds().max_connections; }
+  bool tryAcquirePending() const { return resourceManager().tryAcquirePending(); }
+  void releasePending() const { resourceManager().releasePending(); }
+  bool tryAcquireRequest() const { return resourceManager().tryAcquireRequest(); }
+  void releaseRequest() const { resourceManager().releaseRequest(); }
 
   // HTTP/1 upstream settings.
   uint32_t maxRequestsPerConnection() const { return max_requests_per_connection_; } // 0 = no limit
@@ -139,14 +141,9 @@ private:
   int64_t total_weight_ = 0;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;
   std::unique_ptr<ClusterStats> stats_;
-  uint32_t max_connections_ = 1024;
-  uint32_t max_pending_ = 1024;
-  uint32_t max_requests_ = 1024;
+  std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;
   uint32_t max_requests_per_connection_ = 0;
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
-  mutable std::atomic<uint32_t> open_connections_{0};
-  mutable std::atomic<uint32_t> open_pending_{0};
-  mutable std::atomic<uint32_t> open_requests_{0};
   mutable std::vector<WorkerLbState> lb_state_;
 };
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
