@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config python3 npm
   # libraries (see docs/architecture.md for why each)
   libevent-dev libprotobuf-dev protobuf-compiler libabsl-dev libyaml-cpp-dev
-  libspdlog-dev libfmt-dev libre2-dev libc-ares-dev
+  libspdlog-dev libfmt-dev libre2-dev libc-ares-dev libxxhash-dev
   # tests
   libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus dnsmasq-base
   # benchmarks (bench/run.py: the peers and the load generator)

@@ -263,6 +263,11 @@ absl::Status Server::initialize() {
     workers_.push_back(std::make_unique<Worker>(w, limits_));
     workers_.back()->start(std::move(per_worker[w]));
   }
+  std::vector<event::Dispatcher*> worker_dispatchers;
+  for (auto& w : workers_) {
+    worker_dispatchers.push_back(&w->dispatcher());
+  }
+  model_->cluster_manager->setWorkerDispatchers(std::move(worker_dispatchers));
   store_.gauge("server.concurrency").set(concurrency_);
   return absl::OkStatus();
 }

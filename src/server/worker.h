@@ -28,6 +28,8 @@ public:
   void stopListeners();
   // Closes every connection and stops the thread; joins it.
   void stop();
+  // For posting work to this worker's thread.
+  event::Dispatcher& dispatcher() { return dispatcher_; }
 
 private:
   const uint32_t index_;

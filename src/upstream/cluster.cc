@@ -1,5 +1,7 @@
 #include "upstream/cluster.h"
 
+#include <algorithm>
+
 #include "config/extension_registry.h"
 #include "config/unsupported.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -35,6 +37,9 @@ ClusterStats::ClusterStats(stats::Scope s)
       upstream_cx_length_ms(s.histogram("upstream_cx_length_ms")),
       membership_total(s.gauge("membership_total")),
       membership_healthy(s.gauge("membership_healthy")),
+      membership_degraded(s.gauge("membership_degraded")),
+      membership_change(s.counter("membership_change")),
+      lb_healthy_panic(s.counter("lb_healthy_panic")),
       upstream_cx_http1_total(s.counter("upstream_cx_http1_total")),
       upstream_cx_idle_timeout(s.counter("upstream_cx_idle_timeout")),
       upstream_cx_max_requests(s.counter("upstream_cx_max_requests")),
@@ -78,6 +83,9 @@ void applyEdsHealth(const Host& host, HealthStatus hs) {
     break;
   }
 }
+
+// Priority levels legate accepts (each is a small vector in every snapshot).
+constexpr uint32_t kMaxPriorities = 128;
 
 int64_t toMillis(const google::protobuf::Duration& d) {
   return google::protobuf::util::TimeUtil::DurationToMilliseconds(d);
@@ -150,8 +158,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
            "transport_socket_matches", "lb_subset_config",
            "ring_hash_lb_config", "maglev_lb_config", "original_dst_lb_config",
            "least_request_lb_config", "round_robin_lb_config", "load_balancing_policy",
-           "upstream_bind_config", "filters", "upstream_connection_options",
-           "common_lb_config", "lrs_server"},
+           "upstream_bind_config", "filters", "upstream_connection_options", "lrs_server"},
           where);
       !st.ok()) {
     return st;
@@ -188,19 +195,74 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     return st;
   }
 
+  if (proto.has_common_lb_config()) {
+    const auto& lb = proto.common_lb_config();
+    if (auto st = config::rejectUnsupportedFields(
+            lb,
+            {"zone_aware_lb_config", "locality_weighted_lb_config", "update_merge_window",
+             "ignore_new_hosts_until_first_hc", "close_connections_on_host_set_change",
+             "consistent_hashing_lb_config", "override_host_status"},
+            where + ".common_lb_config");
+        !st.ok()) {
+      return st;
+    }
+    if (lb.has_healthy_panic_threshold()) {
+      c->panic_threshold_ = std::clamp(lb.healthy_panic_threshold().value(), 0.0, 100.0);
+    }
+  }
+  auto hosts = parseLoadAssignment(proto, where, *c);
+  if (!hosts.ok()) {
+    return hosts.status();
+  }
+  c->stats_ = std::make_unique<ClusterStats>(stats::Scope(store, "cluster." + c->name_ + "."));
+  for (size_t p = 0; p < c->resource_managers_.size(); ++p) {
+    c->resource_managers_[p] = std::make_unique<ResourceManager>(
+        (*thresholds)[p], stats::Scope(store, "cluster." + c->name_ + "."),
+        static_cast<ResourcePriority>(p));
+  }
+  c->lb_state_.resize(std::max<uint32_t>(workers, 1) + 1);
+  c->members_ = std::move(*hosts);
+  c->publish();
+  return c;
+}
+
+absl::StatusOr<std::vector<HostConstSharedPtr>>
+upstream::Cluster::parseLoadAssignment(const ClusterProto& proto, const std::string& where,
+                                       Cluster& c) {
   const auto& la = proto.load_assignment();
-  uint32_t total = 0;
+  const std::string la_path = where + ".load_assignment";
+  if (la.has_policy()) {
+    if (auto st = config::rejectUnsupportedFields(
+            la.policy(), {"drop_overloads", "endpoint_stale_after", "weighted_priority_health"},
+            la_path + ".policy");
+        !st.ok()) {
+      return st;
+    }
+    if (la.policy().has_overprovisioning_factor()) {
+      c.overprovisioning_factor_ = la.policy().overprovisioning_factor().value();
+    }
+  }
+  if (!la.named_endpoints().empty()) {
+    return absl::InvalidArgumentError(la_path + ".named_endpoints: not implemented by legate");
+  }
+  std::vector<HostConstSharedPtr> hosts;
   for (int i = 0; i < la.endpoints_size(); ++i) {
     const auto& locality = la.endpoints(i);
-    if (locality.priority() != 0) {
-      return absl::InvalidArgumentError(where + ".load_assignment.endpoints[" + std::to_string(i) +
-                                        "].priority: priority " + std::to_string(locality.priority()) +
-                                        " given; only priority 0 is implemented by legate yet");
+    const std::string lpath = la_path + ".endpoints[" + std::to_string(i) + "]";
+    if (locality.priority() >= kMaxPriorities) {
+      return absl::InvalidArgumentError(lpath + ".priority: " + std::to_string(locality.priority()) +
+                                        " is above legate's limit of " +
+                                        std::to_string(kMaxPriorities - 1));
     }
+    if (locality.has_leds_cluster_locality_config()) {
+      return absl::InvalidArgumentError(lpath + ".leds_cluster_locality_config: not implemented "
+                                                "by legate");
+    }
+    const Locality loc{locality.locality().region(), locality.locality().zone(),
+                       locality.locality().sub_zone()};
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lbe = locality.lb_endpoints(j);
-      const std::string path = where + ".load_assignment.endpoints[" + std::to_string(i) +
-                               "].lb_endpoints[" + std::to_string(j) + "]";
+      const std::string path = lpath + ".lb_endpoints[" + std::to_string(j) + "]";
       if (lbe.has_endpoint_name()) {
         return absl::InvalidArgumentError(path + ".endpoint_name: not implemented by legate");
       }
@@ -213,62 +275,153 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
         return absl::InvalidArgumentError(path + ".endpoint.address.socket_address: " +
                                           std::string(a.status().message()));
       }
-      ++total;
       const uint32_t weight =
           lbe.has_load_balancing_weight() ? lbe.load_balancing_weight().value() : 1;
-      auto host = std::make_shared<Host>(*a, weight);
+      auto host = std::make_shared<Host>(*a, weight, locality.priority(), loc,
+                                         lbe.endpoint().hostname());
       applyEdsHealth(*host, lbe.health_status());
-      c->all_hosts_.push_back(host);
-      if (host->health() == Host::Health::Unhealthy) {
-        continue;
-      }
-      c->total_weight_ += host->weight();
-      c->hosts_.push_back(std::move(host));
-      if (c->hosts_.back()->weight() != c->hosts_.front()->weight()) {
-        c->weighted_ = true;
-      }
+      hosts.push_back(std::move(host));
     }
   }
-  c->stats_ = std::make_unique<ClusterStats>(stats::Scope(store, "cluster." + c->name_ + "."));
-  for (size_t p = 0; p < c->resource_managers_.size(); ++p) {
-    c->resource_managers_[p] = std::make_unique<ResourceManager>(
-        (*thresholds)[p], stats::Scope(store, "cluster." + c->name_ + "."),
-        static_cast<ResourcePriority>(p));
+  return hosts;
+}
+
+void upstream::Cluster::setHosts(std::vector<HostConstSharedPtr> hosts) {
+  std::vector<HostConstSharedPtr> removed;
+  for (const auto& old : members_) {
+    if (std::find(hosts.begin(), hosts.end(), old) == hosts.end()) {
+      removed.push_back(old);
+    }
   }
-  c->stats_->membership_total.set(total);
-  c->stats_->membership_healthy.set(static_cast<int64_t>(c->hosts_.size()));
-  c->lb_state_.resize(std::max<uint32_t>(workers, 1) + 1);
-  for (auto& s : c->lb_state_) {
-    s.current_weights.assign(c->hosts_.size(), 0);
+  const bool changed = !removed.empty() || hosts.size() != members_.size();
+  members_ = std::move(hosts);
+  if (changed) {
+    stats_->membership_change.inc();
   }
-  return c;
+  publish();
+  if (!removed.empty() && on_removed_) {
+    on_removed_(std::move(removed));
+  }
+}
+
+void upstream::Cluster::refreshHealth() { publish(); }
+
+void upstream::Cluster::publish() {
+  auto snap = std::make_shared<HostSnapshot>();
+  snap->version = next_version_++;
+  uint32_t levels = 1;
+  for (const auto& h : members_) {
+    levels = std::max(levels, h->priority() + 1);
+  }
+  snap->priorities.resize(levels);
+  for (const auto& h : members_) {
+    HostSet& set = snap->priorities[h->priority()];
+    set.all.add(h);
+    switch (h->health()) {
+    case Host::Health::Healthy:
+      set.healthy.add(h);
+      ++snap->healthy;
+      break;
+    case Host::Health::Degraded:
+      set.degraded.add(h);
+      ++snap->degraded;
+      break;
+    case Host::Health::Unhealthy:
+      break;
+    }
+  }
+  snap->total = members_.size();
+  std::vector<HostAvailability> avail;
+  for (const auto& set : snap->priorities) {
+    avail.push_back({set.all.hosts.size(), set.healthy.hosts.size(), set.degraded.hosts.size()});
+  }
+  snap->state = computePriorityState(avail, overprovisioning_factor_, panic_threshold_);
+  stats_->membership_total.set(static_cast<int64_t>(snap->total));
+  stats_->membership_healthy.set(static_cast<int64_t>(snap->healthy));
+  stats_->membership_degraded.set(static_cast<int64_t>(snap->degraded));
+  const uint64_t v = snap->version;
+  snapshot_.store(std::move(snap));
+  version_.store(v, std::memory_order_release);
 }
 
 HostConstSharedPtr upstream::Cluster::chooseHost(uint32_t worker, LoadBalancerContext* ctx) const {
-  HostConstSharedPtr host = pickOnce(worker);
+  WorkerLbState& st = lb_state_[std::min<size_t>(worker, lb_state_.size() - 1)];
+  if (st.version != version_.load(std::memory_order_acquire)) {
+    // Membership or health changed: adopt the new snapshot; per-list state
+    // starts over (it is indexed by the old lists).
+    st.snapshot = snapshot_.load();
+    st.version = st.snapshot->version;
+    st.lists.assign(st.snapshot->priorities.size() * 3, ListState{});
+  }
+  HostConstSharedPtr host = pickOnce(st, ctx);
   if (ctx == nullptr) {
     return host;
   }
   const uint32_t retries = ctx->hostSelectionRetryCount();
   for (uint32_t i = 0; host != nullptr && i < retries && ctx->shouldSelectAnotherHost(*host); ++i) {
-    host = pickOnce(worker);
+    host = pickOnce(st, ctx);
   }
   return host;
 }
 
-HostConstSharedPtr upstream::Cluster::pickOnce(uint32_t worker) const {
-  if (hosts_.empty()) {
+HostConstSharedPtr upstream::Cluster::pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const {
+  const HostSnapshot& snap = *st.snapshot;
+  if (snap.total == 0) {
     return nullptr;
   }
-  WorkerLbState& st = lb_state_[std::min<size_t>(worker, lb_state_.size() - 1)];
-  const size_t n = hosts_.size();
+  // Which priority level, and its healthy or degraded hosts: a draw in
+  // [0, 100) against the priority load (the request's hash when it has one,
+  // so the same key lands on the same level).
+  std::optional<uint64_t> hash = ctx != nullptr ? ctx->computeHashKey() : std::nullopt;
+  uint32_t draw = static_cast<uint32_t>((hash ? *hash : st.rng()) % 100);
+  size_t level = 0;
+  int which = 1; // healthy
+  const auto& ps = snap.state;
+  bool found = false;
+  for (size_t p = 0; p < ps.healthy_load.size() && !found; ++p) {
+    if (draw < ps.healthy_load[p]) {
+      level = p;
+      found = true;
+    } else {
+      draw -= ps.healthy_load[p];
+    }
+  }
+  for (size_t p = 0; p < ps.degraded_load.size() && !found; ++p) {
+    if (draw < ps.degraded_load[p]) {
+      level = p;
+      which = 2;
+      found = true;
+    } else {
+      draw -= ps.degraded_load[p];
+    }
+  }
+  if (level >= snap.priorities.size()) {
+    return nullptr;
+  }
+  const HostSet& set = snap.priorities[level];
+  const HostList* list = which == 1 ? &set.healthy : &set.degraded;
+  if (ps.panic[level]) {
+    stats_->lb_healthy_panic.inc();
+    list = &set.all;
+    which = 0;
+  }
+  if (list->hosts.empty()) {
+    return nullptr;
+  }
+  return pickFromList(*list, st.lists[level * 3 + which], st.rng);
+}
+
+HostConstSharedPtr upstream::Cluster::pickFromList(const HostList& list, ListState& ls,
+                                                   std::minstd_rand& rng) const {
+  const auto& hosts = list.hosts;
+  const size_t n = hosts.size();
   switch (lb_policy_) {
   case LbPolicy::Random:
-    return hosts_[st.rng() % n];
+    return hosts[rng() % n];
   case LbPolicy::LeastRequest: {
     // Power of two choices over active connections.
-    const auto& a = hosts_[st.rng() % n];
-    const auto& b = hosts_[st.rng() % n];
+    const auto& a = hosts[rng() % n];
+    const auto& b = hosts[rng() % n];
     return a->stats().cx_active.load(std::memory_order_relaxed) <=
                    b->stats().cx_active.load(std::memory_order_relaxed)
                ? a
@@ -277,20 +430,23 @@ HostConstSharedPtr upstream::Cluster::pickOnce(uint32_t worker) const {
   case LbPolicy::RoundRobin:
     break;
   }
-  if (!weighted_) {
-    return hosts_[st.rr_index++ % n];
+  if (!list.weighted) {
+    return hosts[ls.rr_index++ % n];
   }
   // Smooth weighted round robin: every pick raises each host by its weight and
   // lowers the winner by the total, which interleaves hosts by weight.
+  if (ls.current_weights.size() != n) {
+    ls.current_weights.assign(n, 0);
+  }
   size_t best = 0;
   for (size_t i = 0; i < n; ++i) {
-    st.current_weights[i] += hosts_[i]->weight();
-    if (st.current_weights[i] > st.current_weights[best]) {
+    ls.current_weights[i] += hosts[i]->weight();
+    if (ls.current_weights[i] > ls.current_weights[best]) {
       best = i;
     }
   }
-  st.current_weights[best] -= total_weight_;
-  return hosts_[best];
+  ls.current_weights[best] -= static_cast<double>(list.total_weight);
+  return hosts[best];
 }
 
 } // namespace legate::upstream

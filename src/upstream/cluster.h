@@ -2,15 +2,18 @@
 
 // Upstream clusters: hosts, load balancing, circuit breakers and stats.
 //
-// Threading: a Cluster is built on the main thread from its proto and then
-// shared immutably (shared_ptr<const>) with every worker. What changes at run
-// time is counted with atomics (stats, circuit-breaker counts) or kept per
-// worker (load-balancer state, indexed by the worker's index), so choosing a
-// host takes no lock.
+// Threading: a Cluster is built on the main thread from its proto and shared
+// (as const) with every worker. Its settings never change. Its membership and
+// host health change only on the main thread (setHosts, refreshHealth), which
+// builds a new immutable HostSnapshot and publishes it; a worker notices the
+// new version on its next pick (one atomic load) and adopts the snapshot, so
+// choosing a host takes no lock. Counts are atomics (stats, circuit
+// breakers); load-balancer state is per worker (indexed by the worker's index).
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -21,6 +24,7 @@
 #include "network/address.h"
 #include "stats/stats.h"
 #include "upstream/host.h"
+#include "upstream/host_set.h"
 #include "upstream/load_balancer.h"
 #include "upstream/resource_manager.h"
 
@@ -53,6 +57,9 @@ struct ClusterStats {
   stats::Histogram& upstream_cx_length_ms;
   stats::Gauge& membership_total;
   stats::Gauge& membership_healthy;
+  stats::Gauge& membership_degraded;
+  stats::Counter& membership_change;
+  stats::Counter& lb_healthy_panic;
   // HTTP.
   stats::Counter& upstream_cx_http1_total;
   stats::Counter& upstream_cx_idle_timeout;
@@ -90,11 +97,27 @@ public:
   const std::string& name() const { return name_; }
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   uint32_t perConnectionBufferLimit() const { return buffer_limit_; }
-  // Every host of the cluster, whatever its health (admin, main thread).
-  const std::vector<HostConstSharedPtr>& hosts() const { return all_hosts_; }
   ClusterStats& stats() const { return *stats_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
 
+  // --- Main thread only ---------------------------------------------------
+  // Every host of the cluster, whatever its health.
+  const std::vector<HostConstSharedPtr>& hosts() const { return members_; }
+  // Replaces the membership. Hosts that stay must be passed as the same Host
+  // objects (their pools, stats and flags carry on). Publishes a new snapshot,
+  // then reports the hosts that left to the removal callback.
+  void setHosts(std::vector<HostConstSharedPtr> hosts);
+  // Rebuilds the snapshot after health flags changed.
+  void refreshHealth();
+  // Called (main thread) with the hosts setHosts() removed; the cluster
+  // manager uses it to drain their pooled connections on every worker.
+  void setHostsRemovedCallback(std::function<void(std::vector<HostConstSharedPtr>)> cb) {
+    on_removed_ = std::move(cb);
+  }
+  // The snapshot balancers use now.
+  std::shared_ptr<const HostSnapshot> snapshot() const { return snapshot_.load(); }
+
+  // --- Any thread -----------------------------------------------------------
   // Picks a host for a new upstream request/connection on worker `worker`;
   // nullptr if the cluster has no usable host. With a context, a pick the
   // context rejects (shouldSelectAnotherHost) is retried up to
@@ -121,31 +144,46 @@ public:
 
 private:
   Cluster() = default;
-  HostConstSharedPtr pickOnce(uint32_t worker) const;
   static absl::Status parseHttpProtocolOptions(const ClusterProto& proto, const std::string& where,
                                                Cluster& c);
+  static absl::StatusOr<std::vector<HostConstSharedPtr>>
+  parseLoadAssignment(const ClusterProto& proto, const std::string& where, Cluster& c);
+  void publish();
 
-  // Per-worker load-balancer state, padded to its own cache line.
-  struct alignas(64) WorkerLbState {
+  // Per-worker load-balancer state, padded to its own cache line. Lists are
+  // indexed priority * 3 + {0: all (panic), 1: healthy, 2: degraded}.
+  struct ListState {
     uint64_t rr_index = 0;
-    std::vector<int64_t> current_weights; // smooth weighted round robin
+    std::vector<double> current_weights; // smooth weighted round robin
+  };
+  struct alignas(64) WorkerLbState {
+    uint64_t version = 0;
+    std::shared_ptr<const HostSnapshot> snapshot;
+    std::vector<ListState> lists;
     std::minstd_rand rng{std::random_device{}()};
   };
+  HostConstSharedPtr pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const;
+  HostConstSharedPtr pickFromList(const HostList& list, ListState& ls, std::minstd_rand& rng) const;
 
   std::string name_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
-  std::vector<HostConstSharedPtr> all_hosts_;
-  std::vector<HostConstSharedPtr> hosts_; // the ones balancers pick from
-  bool weighted_ = false;
-  int64_t total_weight_ = 0;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;
+  uint32_t overprovisioning_factor_ = 140;
+  double panic_threshold_ = 50.0;
   std::unique_ptr<ClusterStats> stats_;
   std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;
   uint32_t max_requests_per_connection_ = 0;
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
+  // Membership (main thread) and what workers see of it.
+  std::vector<HostConstSharedPtr> members_;
+  std::function<void(std::vector<HostConstSharedPtr>)> on_removed_;
+  uint64_t next_version_ = 1;
+  std::atomic<std::shared_ptr<const HostSnapshot>> snapshot_;
+  std::atomic<uint64_t> version_{0};
   mutable std::vector<WorkerLbState> lb_state_;
 };
 using ClusterConstSharedPtr = std::shared_ptr<const Cluster>;
+using ClusterSharedPtr = std::shared_ptr<Cluster>;
 
 } // namespace legate::upstream

@@ -1,6 +1,7 @@
 #include "upstream/cluster_manager.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "upstream/http_conn_pool.h"
 
 namespace legate::upstream {
 
@@ -27,11 +28,30 @@ ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
     if (!cluster.ok()) {
       return cluster.status();
     }
+    ClusterManager* self = cm.get();
+    (*cluster)->setHostsRemovedCallback(
+        [self](std::vector<HostConstSharedPtr> hosts) { self->onHostsRemoved(std::move(hosts)); });
     cm->clusters_.emplace(proto.name(), std::move(*cluster));
   }
   store.gauge("cluster_manager.active_clusters").set(static_cast<int64_t>(cm->clusters_.size()));
   store.counter("cluster_manager.cluster_added").inc(cm->clusters_.size());
   return cm;
+}
+
+void ClusterManager::setWorkerDispatchers(std::vector<event::Dispatcher*> workers) {
+  workers_ = std::move(workers);
+}
+
+void ClusterManager::onHostsRemoved(std::vector<HostConstSharedPtr> hosts) {
+  // The hosts travel with the posts, so they outlive every worker's drain.
+  auto shared = std::make_shared<const std::vector<HostConstSharedPtr>>(std::move(hosts));
+  for (auto* d : workers_) {
+    d->post([shared] {
+      if (auto* registry = PoolRegistry::existingForThread()) {
+        registry->drainHosts(*shared);
+      }
+    });
+  }
 }
 
 const Cluster* ClusterManager::get(std::string_view name) const {

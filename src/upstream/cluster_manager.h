@@ -1,8 +1,10 @@
 #pragma once
 
 // The clusters of a configuration, by name. Built on the main thread from
-// static_resources.clusters, then read-only: workers look clusters up without
-// locks.
+// static_resources.clusters; the set of clusters is then fixed, so workers
+// look clusters up without locks. A cluster's hosts may change (on the main
+// thread); hosts that leave have their pooled connections drained on every
+// worker, through the dispatchers given to setWorkerDispatchers().
 
 #include <map>
 #include <memory>
@@ -10,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "event/dispatcher.h"
 #include "upstream/cluster.h"
 
 namespace envoy::config::bootstrap::v3 {
@@ -25,12 +28,18 @@ public:
          uint32_t workers);
 
   const Cluster* get(std::string_view name) const;
-  const std::map<std::string, ClusterConstSharedPtr, std::less<>>& clusters() const {
+  const std::map<std::string, ClusterSharedPtr, std::less<>>& clusters() const {
     return clusters_;
   }
 
+  // Main thread, once the workers run: where to post pool drains.
+  void setWorkerDispatchers(std::vector<event::Dispatcher*> workers);
+
 private:
-  std::map<std::string, ClusterConstSharedPtr, std::less<>> clusters_;
+  void onHostsRemoved(std::vector<HostConstSharedPtr> hosts);
+
+  std::map<std::string, ClusterSharedPtr, std::less<>> clusters_;
+  std::vector<event::Dispatcher*> workers_;
 };
 
 // The index of the worker running on this thread (0..N-1), or N for the main

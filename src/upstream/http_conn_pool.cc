@@ -342,7 +342,7 @@ void HttpConnPool::onClientConnected(ActiveClient& client) {
 }
 
 void HttpConnPool::onStreamDone(ActiveClient& client, bool reusable) {
-  if (!reusable) {
+  if (!reusable || (draining_ && pending_.empty())) {
     client.connection().close(network::ConnectionCloseType::NoFlush);
     return;
   }
@@ -424,16 +424,45 @@ void HttpConnPool::failPending(PoolFailureReason reason, std::string_view detail
   }
 }
 
+namespace {
+thread_local std::unique_ptr<PoolRegistry> tls_registry;
+}
+
+void HttpConnPool::drain() {
+  draining_ = true;
+  while (!ready_.empty()) {
+    const size_t before = ready_.size();
+    ready_.front()->connection().close(network::ConnectionCloseType::NoFlush);
+    if (ready_.size() == before) ready_.pop_front();
+  }
+}
+
+void PoolRegistry::drainHosts(const std::vector<HostConstSharedPtr>& hosts) {
+  for (const auto& h : hosts) {
+    auto it = pools_.find(h.get());
+    if (it != pools_.end()) {
+      it->second->drain();
+    }
+  }
+  // Pools drained earlier that have nothing left go now (this one's newly
+  // drained ones too, if they had no active request).
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (it->second->draining() && it->second->empty()) {
+      it = pools_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+PoolRegistry* PoolRegistry::existingForThread() { return tls_registry.get(); }
+
 HttpConnPool& PoolRegistry::get(const Cluster& cluster, const HostConstSharedPtr& host) {
   auto& slot = pools_[host.get()];
   if (!slot) {
     slot = std::make_unique<HttpConnPool>(dispatcher_, cluster, host);
   }
   return *slot;
-}
-
-namespace {
-thread_local std::unique_ptr<PoolRegistry> tls_registry;
 }
 
 PoolRegistry& PoolRegistry::forThread(event::Dispatcher& dispatcher) {

@@ -56,6 +56,13 @@ public:
   Cancellable* newStream(http::StreamDecoder& response_decoder, PoolCallbacks& callbacks);
 
   const Host& host() const { return *host_; }
+  // The host left the cluster: idle connections close now, busy ones close
+  // when their request ends (unless a queued request takes them over).
+  void drain();
+  bool draining() const { return draining_; }
+  bool empty() const {
+    return connecting_.empty() && ready_.empty() && busy_.empty() && pending_.empty();
+  }
   size_t idleCount() const { return ready_.size(); }
   size_t busyCount() const { return busy_.size(); }
   size_t pendingCount() const { return pending_.size(); }
@@ -81,6 +88,7 @@ private:
   std::list<std::unique_ptr<ActiveClient>> ready_;
   std::list<std::unique_ptr<ActiveClient>> busy_;
   std::list<std::unique_ptr<PendingRequest>> pending_;
+  bool draining_ = false;
 };
 
 // The pools of one worker, by host. Installed per worker thread.
@@ -89,8 +97,14 @@ public:
   explicit PoolRegistry(event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
   HttpConnPool& get(const Cluster& cluster, const HostConstSharedPtr& host);
 
+  // Hosts that left their cluster: drain their pools; pools drained earlier
+  // that are now empty are dropped.
+  void drainHosts(const std::vector<HostConstSharedPtr>& hosts);
+
   // The registry of the calling worker thread (created on first use).
   static PoolRegistry& forThread(event::Dispatcher& dispatcher);
+  // The calling thread's registry if it has one, else nullptr.
+  static PoolRegistry* existingForThread();
   // Drops the calling thread's pools (worker shutdown, before its dispatcher goes).
   static void clearForThread();
 

@@ -168,6 +168,192 @@ TEST(ClusterTest, ContextRejectionsArePickedAgainUpToTheRetryCount) {
   EXPECT_EQ(all.asked, 2);
 }
 
+TEST(PriorityLoadTest, FollowsEnvoysOverprovisionedFailover) {
+  // All healthy: everything to P0.
+  auto st = computePriorityState({{10, 10, 0}, {10, 10, 0}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(st.panic, (std::vector<bool>{false, false}));
+  // 72% healthy still counts as fully available with the 1.4 factor.
+  st = computePriorityState({{100, 72, 0}, {10, 10, 0}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{100, 0}));
+  // Half healthy: P0 keeps 70%, P1 takes the rest.
+  st = computePriorityState({{10, 5, 0}, {10, 10, 0}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{70, 30}));
+  EXPECT_EQ(st.panic, (std::vector<bool>{false, false})); // total availability is 100
+  // overprovisioning_factor 100: health maps one to one.
+  st = computePriorityState({{10, 8, 0}, {10, 10, 0}}, 100, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{80, 20}));
+  // Both levels weak: load normalized over what there is; both panic.
+  st = computePriorityState({{10, 2, 0}, {10, 2, 0}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{50, 50}));
+  EXPECT_EQ(st.panic, (std::vector<bool>{true, true}));
+  // Only degraded hosts: their load goes to the degraded set.
+  st = computePriorityState({{10, 0, 10}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{0}));
+  EXPECT_EQ(st.degraded_load, (std::vector<uint32_t>{100}));
+  // Healthy P1 is preferred over degraded P0 hosts.
+  st = computePriorityState({{10, 0, 10}, {10, 10, 0}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{0, 100}));
+  EXPECT_EQ(st.degraded_load, (std::vector<uint32_t>{0, 0}));
+  // Nothing usable: P0 takes all and panics; with panic disabled it does not.
+  st = computePriorityState({{10, 0, 0}, {10, 0, 0}}, 140, 50);
+  EXPECT_EQ(st.healthy_load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_TRUE(st.panic[0]);
+  st = computePriorityState({{10, 0, 0}}, 140, 0);
+  EXPECT_FALSE(st.panic[0]);
+  // Loads always sum to 100 whatever the rounding.
+  for (size_t h0 = 0; h0 <= 7; ++h0) {
+    for (size_t d1 = 0; d1 <= 3; ++d1) {
+      st = computePriorityState({{7, h0, 0}, {3, 0, d1}, {5, 1, 0}}, 140, 50);
+      uint32_t sum = 0;
+      for (auto v : st.healthy_load) sum += v;
+      for (auto v : st.degraded_load) sum += v;
+      EXPECT_EQ(sum, 100u) << h0 << " " << d1;
+    }
+  }
+}
+
+envoy::config::cluster::v3::Cluster makePriorityCluster(const std::string& name,
+                                                        const std::vector<std::vector<int>>& levels) {
+  envoy::config::cluster::v3::Cluster c;
+  c.set_name(name);
+  for (size_t p = 0; p < levels.size(); ++p) {
+    auto* loc = c.mutable_load_assignment()->add_endpoints();
+    loc->set_priority(static_cast<uint32_t>(p));
+    for (int port : levels[p]) {
+      auto* sa = loc->add_lb_endpoints()->mutable_endpoint()->mutable_address()
+                     ->mutable_socket_address();
+      sa->set_address("127.0.0.1");
+      sa->set_port_value(port);
+    }
+  }
+  return c;
+}
+
+std::map<uint16_t, int> countPicks(const Cluster& c, int n, uint32_t worker = 0) {
+  std::map<uint16_t, int> counts;
+  for (int i = 0; i < n; ++i) {
+    auto h = c.chooseHost(worker);
+    counts[h ? h->address().port() : 0]++;
+  }
+  return counts;
+}
+
+TEST(ClusterTest, PriorityFailoverFollowsHealth) {
+  stats::Store store;
+  auto c = Cluster::create(makePriorityCluster("prio", {{1, 2}, {3, 4}}), store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto counts = countPicks(**c, 1000);
+  EXPECT_EQ(counts[3] + counts[4], 0); // P0 healthy: P1 idle
+  // One of two P0 hosts fails: P0 keeps 70% of the traffic (1.4 x 50%).
+  (*c)->hosts()[0]->healthFlagSet(Host::HealthFlag::FAILED_ACTIVE_HC);
+  (*c)->refreshHealth();
+  counts = countPicks(**c, 20000);
+  EXPECT_EQ(counts[1], 0);
+  EXPECT_NEAR(counts[2] / 20000.0, 0.70, 0.03);
+  EXPECT_NEAR((counts[3] + counts[4]) / 20000.0, 0.30, 0.03);
+  EXPECT_EQ(store.counter("cluster.prio.lb_healthy_panic").value(), 0u);
+  // It comes back.
+  (*c)->hosts()[0]->healthFlagClear(Host::HealthFlag::FAILED_ACTIVE_HC);
+  (*c)->refreshHealth();
+  counts = countPicks(**c, 1000);
+  EXPECT_EQ(counts[1], 500);
+  EXPECT_EQ(counts[2], 500);
+}
+
+TEST(ClusterTest, PanicBalancesOverAllHostsOfTheLevel) {
+  stats::Store store;
+  auto proto = makeCluster("panic", {{1, 0}, {2, 0}, {3, 0}, {4, 0}});
+  for (int i = 1; i < 4; ++i) {
+    proto.mutable_load_assignment()->mutable_endpoints(0)->mutable_lb_endpoints(i)->set_health_status(
+        envoy::config::core::v3::UNHEALTHY);
+  }
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  // 25% healthy < 50% threshold: all four get traffic.
+  auto counts = countPicks(**c, 400);
+  for (uint16_t p = 1; p <= 4; ++p) EXPECT_EQ(counts[p], 100) << p;
+  EXPECT_EQ(store.counter("cluster.panic.lb_healthy_panic").value(), 400u);
+  EXPECT_EQ(store.gauge("cluster.panic.membership_healthy").value(), 1);
+  EXPECT_EQ(store.gauge("cluster.panic.membership_total").value(), 4);
+
+  // healthy_panic_threshold 0 disables panic: only the healthy host.
+  stats::Store store2;
+  proto.mutable_common_lb_config()->mutable_healthy_panic_threshold()->set_value(0);
+  c = Cluster::create(proto, store2, 1);
+  ASSERT_TRUE(c.ok());
+  counts = countPicks(**c, 100);
+  EXPECT_EQ(counts[1], 100);
+  // A threshold of 20% is not reached by 25% healthy either.
+  stats::Store store3;
+  proto.mutable_common_lb_config()->mutable_healthy_panic_threshold()->set_value(20);
+  c = Cluster::create(proto, store3, 1);
+  ASSERT_TRUE(c.ok());
+  counts = countPicks(**c, 100);
+  EXPECT_EQ(counts[1], 100);
+}
+
+TEST(ClusterTest, DegradedHostsServeOnlyWhenHealthyOnesDoNotSuffice) {
+  stats::Store store;
+  auto proto = makeCluster("deg", {{1, 0}, {2, 0}});
+  proto.mutable_load_assignment()->mutable_endpoints(0)->mutable_lb_endpoints(1)->set_health_status(
+      envoy::config::core::v3::DEGRADED);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(store.gauge("cluster.deg.membership_degraded").value(), 1);
+  // Healthy availability 70%, degraded 70%: 70% healthy, 30% degraded.
+  auto counts = countPicks(**c, 20000);
+  EXPECT_NEAR(counts[1] / 20000.0, 0.70, 0.03);
+  EXPECT_NEAR(counts[2] / 20000.0, 0.30, 0.03);
+}
+
+TEST(ClusterTest, OverprovisioningFactorFromThePolicy) {
+  stats::Store store;
+  auto proto = makePriorityCluster("op", {{1, 2}, {3}});
+  proto.mutable_load_assignment()->mutable_policy()->mutable_overprovisioning_factor()->set_value(200);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  (*c)->hosts()[0]->healthFlagSet(Host::HealthFlag::FAILED_OUTLIER_CHECK);
+  (*c)->refreshHealth();
+  // 50% healthy x 2.0 = fully available: P1 gets nothing.
+  auto counts = countPicks(**c, 1000);
+  EXPECT_EQ(counts[2], 1000);
+}
+
+TEST(ClusterTest, MembershipChangesKeepStayingHostsAndReportRemovedOnes) {
+  stats::Store store;
+  auto c = Cluster::create(makeCluster("m", {{1, 0}, {2, 0}}), store, 2);
+  ASSERT_TRUE(c.ok());
+  std::vector<HostConstSharedPtr> removed;
+  (*c)->setHostsRemovedCallback([&](std::vector<HostConstSharedPtr> r) { removed = r; });
+  auto before = (*c)->hosts();
+  EXPECT_EQ((*c)->chooseHost(1)->address().port(), 1); // worker 1 holds the old snapshot
+  auto h3 = std::make_shared<Host>(*network::Address::fromIpPort("127.0.0.1", 3), 1);
+  (*c)->setHosts({before[1], h3});
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], before[0]);
+  EXPECT_EQ(store.counter("cluster.m.membership_change").value(), 1u);
+  EXPECT_EQ(store.gauge("cluster.m.membership_total").value(), 2);
+  // Both workers see the new membership on their next picks.
+  for (uint32_t w : {0u, 1u}) {
+    auto counts = countPicks(**c, 10, w);
+    EXPECT_EQ(counts[1], 0);
+    EXPECT_EQ(counts[2], 5);
+    EXPECT_EQ(counts[3], 5);
+  }
+  // The host that stayed is the same object (its stats and pools carry on).
+  EXPECT_EQ((*c)->hosts()[0], before[1]);
+  // Same membership again: no change counted, nothing removed.
+  removed.clear();
+  (*c)->setHosts((*c)->hosts());
+  EXPECT_TRUE(removed.empty());
+  EXPECT_EQ(store.counter("cluster.m.membership_change").value(), 1u);
+  // Empty cluster: no host.
+  (*c)->setHosts({});
+  EXPECT_EQ((*c)->chooseHost(0), nullptr);
+  EXPECT_EQ(removed.size(), 2u);
+}
+
 TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {
   stats::Store store;
   auto dns = makeCluster("d", {{1, 0}});
