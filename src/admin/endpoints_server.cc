@@ -1,6 +1,12 @@
 // /ready, /server_info, /quitquitquit, /healthcheck/fail, /healthcheck/ok.
 
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
+#include "stats/json.h"
 #include "admin/http_util.h"
 #include "envoy/admin/v3/server_info.pb.h"
 #include "server/options.h"
@@ -69,6 +75,27 @@ Response serverInfo(server::Instance& server) {
   return jsonResponse(*std::move(json));
 }
 
+// Envoy's admin.v3.Memory from glibc's allocator statistics (uint64 fields are JSON
+// strings, as proto3 maps them). total_physical_bytes is the resident set size.
+Response memory() {
+  const struct mallinfo2 mi = mallinfo2();
+  uint64_t resident_pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    unsigned long long size = 0, resident = 0;
+    if (std::fscanf(f, "%llu %llu", &size, &resident) == 2) resident_pages = resident;
+    std::fclose(f);
+  }
+  stats::Json doc = stats::Json::object();
+  doc.set("allocated", absl::StrCat(mi.uordblks + mi.hblkhd));
+  doc.set("heap_size", absl::StrCat(mi.arena + mi.hblkhd));
+  doc.set("pageheap_unmapped", "0");
+  doc.set("pageheap_free", absl::StrCat(mi.fordblks));
+  doc.set("total_thread_cache", "0");
+  doc.set("total_physical_bytes",
+          absl::StrCat(resident_pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))));
+  return jsonResponse(doc.dump(true));
+}
+
 } // namespace
 
 void addServerEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
@@ -80,6 +107,8 @@ void addServerEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
                  }});
   out.push_back({"/server_info", "print server version/status information", false,
                  [&server](const Request&) { return serverInfo(server); }});
+  out.push_back({"/memory", "print current allocation/heap usage", false,
+                 [](const Request&) { return memory(); }});
   out.push_back({"/quitquitquit", "exit the server", true, [&server](const Request&) {
                    Response r = textResponse(200, "OK\n");
                    // After the reply is written, so the caller learns it worked.

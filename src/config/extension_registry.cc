@@ -12,6 +12,8 @@ std::string_view categoryName(ExtensionCategory c) {
     return "access logger";
   case ExtensionCategory::UpstreamProtocolOptions:
     return "upstream protocol options";
+  case ExtensionCategory::StatsSink:
+    return "stats sink";
   }
   return "extension";
 }

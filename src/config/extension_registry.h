@@ -21,6 +21,8 @@ enum class ExtensionCategory {
   AccessLogger,
   // Typed options attached to clusters (typed_extension_protocol_options).
   UpstreamProtocolOptions,
+  // Bootstrap stats_sinks.
+  StatsSink,
 };
 
 std::string_view categoryName(ExtensionCategory c);

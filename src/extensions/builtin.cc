@@ -105,6 +105,11 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
     r.add({ExtensionCategory::AccessLogger,
            "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
            "envoy.access_loggers.stderr", nullptr});
+    // Stats sinks are built by server::createStatsSinks, keyed by these types.
+    r.add({ExtensionCategory::StatsSink, "envoy.config.metrics.v3.StatsdSink",
+           "envoy.stat_sinks.statsd", nullptr});
+    r.add({ExtensionCategory::StatsSink, "envoy.config.metrics.v3.DogStatsdSink",
+           "envoy.stat_sinks.dog_statsd", nullptr});
   });
 }
 

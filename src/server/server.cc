@@ -15,6 +15,7 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "extensions/factory.h"
 #include "network/drain.h"
+#include "server/stats_config.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace legate::server {
@@ -68,8 +69,8 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
   auto model = std::make_unique<ConfigModel>();
   if (auto st = config::rejectUnsupportedFields(
           bootstrap,
-          {"dynamic_resources", "cluster_manager", "hds_config", "flags_path", "stats_sinks",
-           "stats_config", "watchdog", "watchdogs", "tracing", "overload_manager",
+          {"dynamic_resources", "cluster_manager", "hds_config", "flags_path",
+           "stats_flush_on_admin", "watchdog", "watchdogs", "tracing", "overload_manager",
            "default_socket_interface", "bootstrap_extensions", "fatal_actions", "dns_resolution_config",
            "typed_dns_resolver_config", "inline_headers", "default_regex_engine",
            "xds_delegate_extension", "xds_config_tracker_extension", "listener_manager",
@@ -83,11 +84,25 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
       !st.ok()) {
     return st;
   }
+  // Before any stat exists, so the matcher, tags and buckets apply to all of them.
+  if (auto st = configureStats(bootstrap, store); !st.ok()) {
+    return st;
+  }
   auto cm = upstream::ClusterManager::create(bootstrap, store, workers);
   if (!cm.ok()) {
     return cm.status();
   }
   model->cluster_manager = std::move(*cm);
+  auto sinks = createStatsSinks(bootstrap, store, *model->cluster_manager);
+  if (!sinks.ok()) {
+    return sinks.status();
+  }
+  model->stats_sinks = std::move(*sinks);
+  if (bootstrap.has_stats_flush_interval()) {
+    const auto& d = bootstrap.stats_flush_interval();
+    model->stats_flush_interval =
+        std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+  }
   if (auto n = staticRuntimeNumber(bootstrap, "overload.global_downstream_max_connections")) {
     model->global_max_connections = static_cast<uint64_t>(*n);
   }
@@ -308,6 +323,14 @@ int Server::run() {
   });
   refreshServerStats();
   stats_timer_->enableTimer(std::chrono::seconds(1));
+  if (!model_->stats_sinks.empty()) {
+    flusher_ = std::make_unique<stats::Flusher>(store_, std::move(model_->stats_sinks));
+    flush_timer_ = dispatcher_.createTimer([this] {
+      flusher_->flush();
+      flush_timer_->enableTimer(model_->stats_flush_interval);
+    });
+    flush_timer_->enableTimer(model_->stats_flush_interval);
+  }
   mainLog().info("legate {} started with {} worker(s)", LEGATE_VERSION, concurrency_);
   dispatcher_.run();
   mainLog().info("shutting down");

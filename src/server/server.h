@@ -15,6 +15,7 @@
 #include "network/listener.h"
 #include "server/instance.h"
 #include "server/options.h"
+#include "stats/sink.h"
 #include "server/worker.h"
 #include "upstream/cluster_manager.h"
 
@@ -36,6 +37,8 @@ struct ConfigModel {
   };
   std::vector<Listener> listeners;
   uint64_t global_max_connections = UINT64_MAX;
+  std::vector<std::unique_ptr<stats::Sink>> stats_sinks;
+  std::chrono::milliseconds stats_flush_interval{5000};
 };
 
 absl::StatusOr<std::unique_ptr<ConfigModel>>
@@ -84,6 +87,8 @@ private:
   std::unique_ptr<admin::AdminServer> admin_;
   std::vector<::event*> signal_events_;
   event::TimerPtr stats_timer_;
+  std::unique_ptr<stats::Flusher> flusher_; // stats sinks, flushed every stats_flush_interval
+  event::TimerPtr flush_timer_;
   event::TimerPtr drain_timer_;
   std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point drain_deadline_;

@@ -13,38 +13,6 @@ namespace legate::stats {
 
 namespace {
 
-// One default tag extractor. The pattern's first group is the text cut out of the
-// name; the second group, if any, is the tag value (otherwise the first group is).
-struct TagExtractor {
-  std::string tag;
-  std::unique_ptr<RE2> regex;
-};
-
-const std::vector<TagExtractor>& defaultExtractors() {
-  // Built once, on first use (thread-safe static init); RE2 matching is thread-safe.
-  static const std::vector<TagExtractor>* extractors = [] {
-    auto* v = new std::vector<TagExtractor>();
-    auto add = [v](const char* tag, const char* pattern) {
-      auto re = std::make_unique<RE2>(pattern);
-      v->push_back({tag, std::move(re)});
-    };
-    // Order matters: each extractor runs on the name the previous ones left, so the
-    // listener address goes before the HTTP prefix that may follow it, and vhost
-    // before vcluster.
-    add("envoy.cluster_name", R"(^cluster\.((.*?)\.))");
-    add("envoy.listener_address",
-        R"(^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.))");
-    add("envoy.http_conn_manager_prefix", R"(^(?:listener\.)?http\.((.*?)\.))");
-    add("envoy.tcp_prefix", R"(^tcp\.((.*?)\.))");
-    add("envoy.virtual_host", R"(^vhost\.((.*?)\.))");
-    add("envoy.virtual_cluster", R"(^vhost\.vcluster\.((.*?)\.))");
-    add("envoy.response_code", R"(_rq(_(\d{3}))$)");
-    add("envoy.response_code_class", R"(_rq_(\d)xx$)");
-    return v;
-  }();
-  return *extractors;
-}
-
 std::string formatDouble(double v) {
   char buf[400]; // fixed notation of the largest double fits
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
@@ -119,26 +87,6 @@ std::string braced(const std::string& labels) {
 
 } // namespace
 
-TaggedName extractTags(std::string_view stat_name) {
-  TaggedName result{std::string(stat_name), {}};
-  for (const auto& extractor : defaultExtractors()) {
-    const int groups = extractor.regex->NumberOfCapturingGroups();
-    re2::StringPiece match[3];
-    const re2::StringPiece input(result.name);
-    if (!extractor.regex->Match(input, 0, input.size(), RE2::UNANCHORED, match, groups + 1)) {
-      continue;
-    }
-    const re2::StringPiece removed = match[1];
-    const re2::StringPiece value = groups >= 2 ? match[2] : match[1];
-    if (value.empty()) continue;
-    std::string tag_value(value.data(), value.size());
-    const size_t pos = static_cast<size_t>(removed.data() - input.data());
-    result.name.erase(pos, removed.size());
-    result.tags.emplace_back(extractor.tag, std::move(tag_value));
-  }
-  return result;
-}
-
 std::string sanitizePrometheusName(std::string_view name) {
   std::string out(name);
   for (char& c : out) {
@@ -169,8 +117,9 @@ std::string escapePrometheusLabelValue(std::string_view value) {
 
 std::string renderPrometheus(const Store& store, const StatsQuery& query) {
   Exposition exposition;
+  const TagProducer& tags = store.tagProducer();
   auto addScalar = [&](const std::string& stat_name, Type type, const std::string& value) {
-    const TaggedName tagged = extractTags(stat_name);
+    const TaggedName tagged = tags.produce(stat_name);
     const std::string metric = prometheusMetricName(tagged.name);
     const std::string labels = braced(labelText(tagged));
     Family* family = exposition.family(metric, type);
@@ -191,15 +140,15 @@ std::string renderPrometheus(const Store& store, const StatsQuery& query) {
     if (!query.matches(h.name())) return;
     const Histogram::Snapshot s = h.snapshot();
     if (query.usedOnly() && s.count == 0) return;
-    const TaggedName tagged = extractTags(h.name());
+    const TaggedName tagged = tags.produce(h.name());
     const std::string metric = prometheusMetricName(tagged.name);
     const std::string labels = labelText(tagged);
     Family* family = exposition.family(metric, Type::Histogram);
     if (family == nullptr || !exposition.firstSeries(metric, labels)) return;
     const std::string sep = labels.empty() ? "" : ",";
-    for (size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+    for (size_t i = 0; i < s.bounds->size(); ++i) {
       family->lines.push_back(absl::StrCat(metric, "_bucket{", labels, sep, "le=\"",
-                                           formatDouble(Histogram::kBounds[i]), "\"} ",
+                                           formatDouble((*s.bounds)[i]), "\"} ",
                                            s.cumulative[i]));
     }
     family->lines.push_back(

@@ -13,22 +13,10 @@
 #include <vector>
 
 #include "stats/stats.h"
+#include "stats/tag_extractor.h"
 #include "stats/text_format.h"
 
 namespace legate::stats {
-
-struct TaggedName {
-  // The stat name with every extracted tag value removed ("cluster.upstream_rq").
-  std::string name;
-  // (tag name, value) in extraction order, e.g. ("envoy.cluster_name", "backend").
-  std::vector<std::pair<std::string, std::string>> tags;
-};
-
-// Envoy's default tag extractors: envoy.cluster_name, envoy.listener_address,
-// envoy.http_conn_manager_prefix, envoy.tcp_prefix, envoy.virtual_host,
-// envoy.virtual_cluster, envoy.response_code, envoy.response_code_class.
-// A name no extractor matches comes back unchanged with no tags.
-TaggedName extractTags(std::string_view stat_name);
 
 // "envoy_" + name with every character outside [a-zA-Z0-9_:] replaced by '_'.
 // Also used for label names ("envoy.cluster_name" -> "envoy_cluster_name" without
@@ -39,7 +27,7 @@ std::string sanitizePrometheusName(std::string_view name);
 // Escapes a label value: backslash, double quote and newline.
 std::string escapePrometheusLabelValue(std::string_view value);
 
-// The whole exposition: one `# TYPE` line per metric family (counters, then gauges,
+// The whole exposition, tags from the store's TagProducer: one `# TYPE` line per metric family (counters, then gauges,
 // then histograms, each family in metric-name order), histograms as cumulative
 // `_bucket{le=..}` lines ending with le="+Inf", then `_sum` and `_count`.
 // A stat whose metric name is already taken by a family of another type, or whose

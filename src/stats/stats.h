@@ -8,7 +8,6 @@
 // Updating a stat is lock-free (relaxed atomics) and safe from any thread.
 // References returned by the Store stay valid for the Store's lifetime.
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -49,26 +48,30 @@ private:
   std::atomic<int64_t> value_{0};
 };
 
-// A histogram of non-negative values (milliseconds or bytes) over fixed bucket
-// bounds. Recording is one relaxed atomic add per bucket plus count and sum.
+// A histogram of non-negative values (milliseconds or bytes) over bucket upper
+// bounds (Envoy's defaults, or stats_config.histogram_bucket_settings). Recording is
+// one relaxed atomic add on its bucket plus one on the sum.
+class SampleQueue;
+
 class Histogram {
 public:
   enum class Unit { Milliseconds, Bytes, Unspecified };
+  using Bounds = std::vector<double>; // ascending upper bounds
   // Envoy's default bucket upper bounds.
-  static constexpr std::array<double, 19> kBounds = {
-      0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-      300000, 600000, 1800000, 3600000};
+  static const std::shared_ptr<const Bounds>& defaultBounds();
 
-  Histogram(std::string name, Unit unit) : name_(std::move(name)), unit_(unit) {}
+  Histogram(std::string name, Unit unit, std::shared_ptr<const Bounds> bounds = defaultBounds());
   void record(uint64_t value);
   const std::string& name() const { return name_; }
   Unit unit() const { return unit_; }
+  const Bounds& bounds() const { return *bounds_; }
 
   struct Snapshot {
+    std::shared_ptr<const Bounds> bounds = defaultBounds();
     uint64_t count = 0;
     double sum = 0;
-    // Cumulative counts per kBounds entry (values <= bound).
-    std::array<uint64_t, kBounds.size()> cumulative{};
+    // Cumulative counts per bounds entry (values <= bound).
+    std::vector<uint64_t> cumulative;
     // Estimate of the q-quantile (0..1) by linear interpolation in buckets.
     double quantile(double q) const;
   };
@@ -77,13 +80,39 @@ public:
 private:
   const std::string name_;
   const Unit unit_;
-  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
-  std::atomic<uint64_t> count_{0};
+  const std::shared_ptr<const Bounds> bounds_;
+  // bounds_->size() + 1 buckets: the last one counts values above every bound.
+  const std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
   std::atomic<uint64_t> sum_{0};
+  // Set while a stats sink wants every sample (statsd timers); see sink.h.
+  std::atomic<SampleQueue*> samples_{nullptr};
+  friend class Store;
+};
+
+// A stat name predicate (stats_config.stats_matcher, histogram bucket matches).
+using NameMatcher = std::function<bool(std::string_view)>;
+
+class TagProducer;
+
+// What the bootstrap's stats_config asks of a Store. Applied once, at configuration
+// time, before the stats it affects are created.
+struct StoreConfig {
+  // stats_matcher: a stat whose name this rejects is not stored or exported (its
+  // owner gets a shared stand-in to update). Unset: accept all.
+  NameMatcher accept;
+  // histogram_bucket_settings: the first entry whose matcher accepts a histogram's
+  // name gives its bounds.
+  std::vector<std::pair<NameMatcher, std::shared_ptr<const Histogram::Bounds>>> histogram_buckets;
+  // stats_tags / use_all_default_tags. Unset: Envoy's default extractors.
+  std::shared_ptr<const TagProducer> tags;
 };
 
 class Store {
 public:
+  Store();
+  ~Store();
+  void configure(StoreConfig config);
+
   Counter& counter(std::string_view name);
   Gauge& gauge(std::string_view name);
   Histogram& histogram(std::string_view name, Histogram::Unit unit = Histogram::Unit::Milliseconds);
@@ -96,11 +125,30 @@ public:
   // Admin /reset_counters: every counter back to zero.
   void resetCounters();
 
+  // Sinks that want each histogram sample (sink.h): every histogram, present and
+  // future, also pushes its values to queue. nullptr stops that. The Store keeps
+  // every queue it was given alive, so a racing record() never sees a freed one.
+  void setSampleQueue(std::shared_ptr<SampleQueue> queue);
+
+  // The tag extraction for tagged expositions (Prometheus, DogStatsD).
+  const TagProducer& tagProducer() const { return *tags_; }
+
 private:
+  bool accepted(std::string_view name) const;
+
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Counter>, std::less<>> counters_;
-  std::map<std::string, std::unique_ptr<Gauge>, std::less<>> gauges_;
-  std::map<std::string, std::unique_ptr<Histogram>, std::less<>> histograms_;
+  // Keys view the stat's own name (stats are never removed), so a name is stored once.
+  std::map<std::string_view, std::unique_ptr<Counter>, std::less<>> counters_;
+  std::map<std::string_view, std::unique_ptr<Gauge>, std::less<>> gauges_;
+  std::map<std::string_view, std::unique_ptr<Histogram>, std::less<>> histograms_;
+  // What every stat the matcher rejected shares: updated, never exported.
+  Counter rejected_counter_{""};
+  Gauge rejected_gauge_{""};
+  Histogram rejected_histogram_{"", Histogram::Unit::Unspecified};
+  StoreConfig config_;
+  std::shared_ptr<const TagProducer> tags_;
+  SampleQueue* samples_ = nullptr;
+  std::vector<std::shared_ptr<SampleQueue>> sample_queues_;
 };
 
 // A name prefix over a Store: Scope(store, "cluster.backend.").counter("upstream_cx_total").

@@ -59,6 +59,7 @@ ClusterStats::ClusterStats(stats::Scope s)
       upstream_rq_3xx(s.counter("upstream_rq_3xx")),
       upstream_rq_4xx(s.counter("upstream_rq_4xx")),
       upstream_rq_5xx(s.counter("upstream_rq_5xx")),
+      upstream_rq_code(s.store(), s.prefix() + "upstream_rq_"),
       upstream_rq_time(s.histogram("upstream_rq_time")) {}
 
 namespace {

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "network/address.h"
 #include "stats/stats.h"
+#include "stats/status_code_counters.h"
 #include "upstream/host.h"
 #include "upstream/host_set.h"
 #include "upstream/load_balancer.h"
@@ -80,6 +81,7 @@ struct ClusterStats {
   stats::Counter& upstream_rq_3xx;
   stats::Counter& upstream_rq_4xx;
   stats::Counter& upstream_rq_5xx;
+  stats::StatusCodeCounters upstream_rq_code; // upstream_rq_<code>, made on first use
   stats::Histogram& upstream_rq_time;
 };
 

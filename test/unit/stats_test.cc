@@ -1,11 +1,16 @@
-// Stats core, /stats text and JSON renderings, Prometheus exposition.
+// Stats core, /stats text and JSON renderings, Prometheus exposition, tag
+// extraction, sinks.
 
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stats/json.h"
 #include "stats/prometheus.h"
+#include "stats/sink.h"
+#include "stats/statsd.h"
+#include "stats/status_code_counters.h"
 #include "stats/stats.h"
 #include "stats/text_format.h"
 
@@ -254,6 +259,159 @@ TEST(Prometheus, FilterAndUsedOnly) {
   const std::string out = renderPrometheus(store, query("cluster", true));
   EXPECT_EQ(out, "# TYPE envoy_cluster_upstream_cx_total counter\n"
                  "envoy_cluster_upstream_cx_total{envoy_cluster_name=\"a\"} 1\n");
+}
+
+} // namespace
+} // namespace legate::stats
+
+namespace legate::stats {
+namespace {
+
+TEST(TagProducer, MoreDefaultTags) {
+  auto t = extractTags("vhost.api.vcluster.slow.upstream_rq_503");
+  EXPECT_EQ(t.name, "vhost.vcluster.upstream_rq");
+  ASSERT_EQ(t.tags.size(), 3u);
+  EXPECT_EQ(t.tags[0], (std::pair<std::string, std::string>("envoy.virtual_host", "api")));
+  EXPECT_EQ(t.tags[1], (std::pair<std::string, std::string>("envoy.virtual_cluster", "slow")));
+  EXPECT_EQ(t.tags[2], (std::pair<std::string, std::string>("envoy.response_code", "503")));
+
+  t = extractTags("listener_manager.worker_1.dispatcher.loop_duration_us");
+  EXPECT_EQ(t.name, "listener_manager.dispatcher.loop_duration_us");
+  EXPECT_EQ(t.tags[0], (std::pair<std::string, std::string>("envoy.worker_id", "1")));
+
+  t = extractTags("http.ingress.user_agent.ios.downstream_cx_total");
+  EXPECT_EQ(t.name, "http.user_agent.downstream_cx_total");
+  ASSERT_EQ(t.tags.size(), 2u);
+  EXPECT_EQ(t.tags[1], (std::pair<std::string, std::string>("envoy.http_user_agent", "ios")));
+
+  t = extractTags("listener.127.0.0.1_443.ssl.ciphers.ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(t.name, "listener.ssl.ciphers");
+  EXPECT_EQ(t.tags[1].first, "envoy.ssl_cipher");
+  EXPECT_EQ(t.tags[1].second, "ECDHE-RSA-AES128-GCM-SHA256");
+
+  EXPECT_GE(TagProducer::defaultTagNames().size(), 25u);
+}
+
+TEST(TagProducer, CustomTagsFixedValuesAndNoDefaults) {
+  auto p = TagProducer::create({{"my.shard", R"(\.shard\.((\d+)\.))", "", false},
+                                {"envoy.cluster_name", "", "", false},
+                                {"region", "", "eu", true}},
+                               /*use_default_tags=*/false, "stats_config");
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto t = (*p)->produce("cluster.web.shard.7.upstream_rq_200");
+  // Only the named default (cluster_name) runs: no response_code extraction.
+  EXPECT_EQ(t.name, "cluster.shard.upstream_rq_200");
+  ASSERT_EQ(t.tags.size(), 3u);
+  EXPECT_EQ(t.tags[0], (std::pair<std::string, std::string>("my.shard", "7")));
+  EXPECT_EQ(t.tags[2], (std::pair<std::string, std::string>("region", "eu")));
+
+  auto bad = TagProducer::create({{"x", "(", "", false}}, true, "stats_config");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("stats_config.stats_tags[0].regex"));
+  bad = TagProducer::create({{"not.a.default", "", "", false}}, true, "stats_config");
+  EXPECT_FALSE(bad.ok());
+}
+
+TEST(StoreConfig, MatcherRejectsAndBucketsApply) {
+  Store store;
+  StoreConfig config;
+  config.accept = [](std::string_view n) { return n.find("secret") == std::string_view::npos; };
+  config.histogram_buckets.emplace_back(
+      [](std::string_view n) { return n.starts_with("fast."); },
+      std::make_shared<const Histogram::Bounds>(Histogram::Bounds{1, 2, 3}));
+  store.configure(std::move(config));
+  store.counter("secret.a").inc(5);
+  store.counter("secret.b").inc(1);
+  store.counter("public.a").inc(2);
+  int n = 0;
+  store.forEachCounter([&](const Counter& c) {
+    ++n;
+    EXPECT_EQ(c.name(), "public.a");
+  });
+  EXPECT_EQ(n, 1);
+  Histogram& h = store.histogram("fast.h");
+  EXPECT_EQ(h.bounds().size(), 3u);
+  h.record(2);
+  h.record(9);
+  const std::string prom = renderPrometheus(store, StatsQuery());
+  EXPECT_THAT(prom, HasSubstr("envoy_fast_h_bucket{le=\"2\"} 1\n"));
+  EXPECT_THAT(prom, HasSubstr("envoy_fast_h_bucket{le=\"3\"} 1\n"));
+  EXPECT_THAT(prom, HasSubstr("envoy_fast_h_bucket{le=\"+Inf\"} 2\n"));
+  EXPECT_THAT(prom, HasSubstr("envoy_fast_h_count 2\n"));
+  EXPECT_EQ(store.histogram("slow.h").bounds().size(), Histogram::defaultBounds()->size());
+}
+
+} // namespace
+} // namespace legate::stats
+
+namespace legate::stats {
+namespace {
+
+struct CaptureSink : Sink {
+  std::vector<MetricSnapshot>* out;
+  explicit CaptureSink(std::vector<MetricSnapshot>* o) : out(o) {}
+  void flush(const MetricSnapshot& s) override { out->push_back(s); }
+};
+
+TEST(Flusher, CounterDeltasUsedGaugesAndSamplesFromManyThreads) {
+  Store store;
+  std::vector<MetricSnapshot> got;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::make_unique<CaptureSink>(&got));
+  Counter& c = store.counter("c");
+  store.counter("never");
+  Gauge& g = store.gauge("g");
+  Histogram& h = store.histogram("h");
+  Flusher flusher(store, std::move(sinks));
+  c.inc(5);
+  g.set(3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&h] {
+      for (int i = 0; i < 1000; ++i) h.record(7);
+    });
+  }
+  for (auto& t : threads) t.join();
+  flusher.flush();
+  c.inc(2);
+  g.set(0); // still sent: it was used
+  flusher.flush();
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got[0].counters.size(), 1u);
+  EXPECT_EQ(got[0].counters[0].delta, 5u);
+  EXPECT_EQ(got[1].counters[0].delta, 2u);
+  ASSERT_EQ(got[1].gauges.size(), 1u);
+  EXPECT_EQ(got[0].samples.size(), 4000u);
+  EXPECT_TRUE(got[1].samples.empty());
+}
+
+TEST(Statsd, LineFormats) {
+  auto plain = StatsdSink::udp("127.0.0.1:9", StatsdSink::Flavor::Statsd, "", 0,
+                               *TagProducer::defaultProducer());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->line("cluster.a.upstream_rq_200", "3", "c"), "envoy.cluster.a.upstream_rq_200:3|c");
+  auto dog = StatsdSink::udp("[::1]:9", StatsdSink::Flavor::DogStatsd, "p", 0,
+                             *TagProducer::defaultProducer());
+  ASSERT_TRUE(dog.ok());
+  EXPECT_EQ((*dog)->line("cluster.a.upstream_rq_200", "3", "c"),
+            "p.cluster.upstream_rq:3|c|#envoy.cluster_name:a,envoy.response_code:200");
+  EXPECT_EQ((*dog)->line("server.live", "1", "g"), "p.server.live:1|g");
+  EXPECT_FALSE(StatsdSink::udp("nope", StatsdSink::Flavor::Statsd, "", 0,
+                               *TagProducer::defaultProducer()).ok());
+}
+
+TEST(StatusCodeCounters, MadeOnFirstUse) {
+  Store store;
+  StatusCodeCounters codes(store, "cluster.a.upstream_rq_");
+  codes.inc(200);
+  codes.inc(200);
+  codes.inc(503);
+  codes.inc(42); // ignored
+  EXPECT_EQ(store.counter("cluster.a.upstream_rq_200").value(), 2u);
+  EXPECT_EQ(store.counter("cluster.a.upstream_rq_503").value(), 1u);
+  int n = 0;
+  store.forEachCounter([&](const Counter&) { ++n; });
+  EXPECT_EQ(n, 2);
 }
 
 } // namespace

@@ -248,6 +248,7 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   else if (code >= 300) cs.upstream_rq_3xx.inc();
   else if (code >= 200) cs.upstream_rq_2xx.inc();
   else cs.upstream_rq_1xx.inc();
+  cs.upstream_rq_code.inc(code);
   if (!config_->suppress_envoy_headers) {
     headers->set(kUpstreamServiceTime, std::to_string(msSince(upstream_start_)));
   }

@@ -1,0 +1,40 @@
+#pragma once
+
+// Counters per HTTP status code, named <prefix><code> (Envoy's
+// cluster.<name>.upstream_rq_200), created on a code's first use so that a cluster
+// pays only for the codes it sees.
+//
+// Threading: inc() from any thread. The first use of a code takes the Store's lock
+// once; after that it is a relaxed atomic load and add. Lives as long as its Store.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "stats/stats.h"
+
+namespace legate::stats {
+
+class StatusCodeCounters {
+public:
+  StatusCodeCounters(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+  ~StatusCodeCounters();
+  StatusCodeCounters(const StatusCodeCounters&) = delete;
+  StatusCodeCounters& operator=(const StatusCodeCounters&) = delete;
+
+  // Codes outside 100..599 are not counted (the codecs refuse them anyway).
+  void inc(uint32_t code);
+
+private:
+  static constexpr uint32_t kMin = 100, kMax = 599;
+  using Table = std::array<std::atomic<Counter*>, kMax - kMin + 1>;
+
+  Store& store_;
+  const std::string prefix_;
+  // Allocated on the first inc() (a cluster that never answers costs nothing).
+  std::atomic<Table*> table_{nullptr};
+};
+
+} // namespace legate::stats
