@@ -14,6 +14,8 @@ std::string_view categoryName(ExtensionCategory c) {
     return "upstream protocol options";
   case ExtensionCategory::StatsSink:
     return "stats sink";
+  case ExtensionCategory::DnsResolver:
+    return "DNS resolver";
   }
   return "extension";
 }

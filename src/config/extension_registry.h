@@ -23,6 +23,8 @@ enum class ExtensionCategory {
   UpstreamProtocolOptions,
   // Bootstrap stats_sinks.
   StatsSink,
+  // typed_dns_resolver_config of DNS clusters.
+  DnsResolver,
 };
 
 std::string_view categoryName(ExtensionCategory c);

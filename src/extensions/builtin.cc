@@ -96,6 +96,10 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
     r.add({ExtensionCategory::UpstreamProtocolOptions,
            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", nullptr});
+    // Read by upstream::parseDnsClusterConfig (typed_dns_resolver_config).
+    r.add({ExtensionCategory::DnsResolver,
+           "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+           "envoy.network.dns_resolver.cares", nullptr});
     // Access loggers are built by accesslog::create(), keyed by these types.
     r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",
            "envoy.access_loggers.file", nullptr});

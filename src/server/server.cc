@@ -274,6 +274,22 @@ absl::Status Server::initialize() {
     }
   }
 
+  // Workers start once the clusters have warmed (the first DNS answers), as
+  // Envoy's listeners wait for cluster initialization; sockets are bound, so
+  // early connections wait in the backlog.
+  initializing_ = true;
+  auto per_worker_shared =
+      std::make_shared<std::vector<std::vector<Worker::ListenerSocket>>>(std::move(per_worker));
+  if (auto st = model_->cluster_manager->initialize(
+          dispatcher_, [this, per_worker_shared] { startWorkers(std::move(*per_worker_shared)); });
+      !st.ok()) {
+    return st;
+  }
+  store_.gauge("server.concurrency").set(concurrency_);
+  return absl::OkStatus();
+}
+
+void Server::startWorkers(std::vector<std::vector<Worker::ListenerSocket>> per_worker) {
   for (uint32_t w = 0; w < concurrency_; ++w) {
     workers_.push_back(std::make_unique<Worker>(w, limits_));
     workers_.back()->start(std::move(per_worker[w]));
@@ -283,8 +299,10 @@ absl::Status Server::initialize() {
     worker_dispatchers.push_back(&w->dispatcher());
   }
   model_->cluster_manager->setWorkerDispatchers(std::move(worker_dispatchers));
-  store_.gauge("server.concurrency").set(concurrency_);
-  return absl::OkStatus();
+  initializing_ = false;
+  if (draining_) {
+    for (auto& w : workers_) w->stopListeners();
+  }
 }
 
 int Server::run() {
@@ -381,7 +399,8 @@ void Server::shutdown() {
 }
 
 ServerState Server::state() const {
-  return draining_ || health_check_failed_ ? ServerState::Draining : ServerState::Live;
+  if (draining_ || health_check_failed_) return ServerState::Draining;
+  return initializing_ ? ServerState::Initializing : ServerState::Live;
 }
 
 std::chrono::seconds Server::uptime() const {

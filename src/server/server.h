@@ -69,6 +69,7 @@ public:
 
 private:
   absl::Status initialize();
+  void startWorkers(std::vector<std::vector<Worker::ListenerSocket>> per_worker);
   void startDrain();
   void onDrainTick();
   void refreshServerStats();
@@ -93,6 +94,7 @@ private:
   std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point drain_deadline_;
   bool draining_ = false;
+  bool initializing_ = false;
   bool health_check_failed_ = false;
   bool shutting_down_ = false;
   uint32_t concurrency_ = 1;

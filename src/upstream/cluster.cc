@@ -40,6 +40,10 @@ ClusterStats::ClusterStats(stats::Scope s)
       membership_degraded(s.gauge("membership_degraded")),
       membership_change(s.counter("membership_change")),
       lb_healthy_panic(s.counter("lb_healthy_panic")),
+      update_attempt(s.counter("update_attempt")),
+      update_success(s.counter("update_success")),
+      update_failure(s.counter("update_failure")),
+      update_empty(s.counter("update_empty")),
       upstream_cx_http1_total(s.counter("upstream_cx_http1_total")),
       upstream_cx_idle_timeout(s.counter("upstream_cx_idle_timeout")),
       upstream_cx_max_requests(s.counter("upstream_cx_max_requests")),
@@ -148,10 +152,12 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
                                       proto.cluster_type().name() +
                                       "' is not implemented by legate");
   }
-  if (proto.type() != ClusterProto::STATIC) {
+  if (proto.type() != ClusterProto::STATIC && proto.type() != ClusterProto::STRICT_DNS &&
+      proto.type() != ClusterProto::LOGICAL_DNS) {
     return absl::InvalidArgumentError(where + ".type: cluster type " +
                                       ClusterProto::DiscoveryType_Name(proto.type()) +
-                                      " is not implemented by legate yet (STATIC is)");
+                                      " is not implemented by legate yet (STATIC, STRICT_DNS and "
+                                      "LOGICAL_DNS are)");
   }
   if (auto st = config::rejectUnsupportedFields(
           proto,
@@ -166,6 +172,13 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   }
   std::shared_ptr<upstream::Cluster> c(new upstream::Cluster());
   c->name_ = proto.name();
+  if (proto.type() != ClusterProto::STATIC) {
+    auto dns = parseDnsClusterConfig(proto, where);
+    if (!dns.ok()) {
+      return dns.status();
+    }
+    c->dns_ = std::move(*dns);
+  }
   if (proto.has_connect_timeout()) {
     c->connect_timeout_ = std::chrono::milliseconds(toMillis(proto.connect_timeout()));
   }
@@ -247,6 +260,9 @@ upstream::Cluster::parseLoadAssignment(const ClusterProto& proto, const std::str
     return absl::InvalidArgumentError(la_path + ".named_endpoints: not implemented by legate");
   }
   std::vector<HostConstSharedPtr> hosts;
+  if (c.dns_) {
+    return hosts; // names: DnsDiscovery fills the membership
+  }
   for (int i = 0; i < la.endpoints_size(); ++i) {
     const auto& locality = la.endpoints(i);
     const std::string lpath = la_path + ".endpoints[" + std::to_string(i) + "]";

@@ -24,6 +24,7 @@
 #include "network/address.h"
 #include "stats/stats.h"
 #include "stats/status_code_counters.h"
+#include "upstream/dns_cluster.h"
 #include "upstream/host.h"
 #include "upstream/host_set.h"
 #include "upstream/load_balancer.h"
@@ -61,6 +62,11 @@ struct ClusterStats {
   stats::Gauge& membership_degraded;
   stats::Counter& membership_change;
   stats::Counter& lb_healthy_panic;
+  // DNS discovery.
+  stats::Counter& update_attempt;
+  stats::Counter& update_success;
+  stats::Counter& update_failure;
+  stats::Counter& update_empty;
   // HTTP.
   stats::Counter& upstream_cx_http1_total;
   stats::Counter& upstream_cx_idle_timeout;
@@ -101,6 +107,8 @@ public:
   uint32_t perConnectionBufferLimit() const { return buffer_limit_; }
   ClusterStats& stats() const { return *stats_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
+  // STRICT_DNS / LOGICAL_DNS settings; nullptr for a STATIC cluster.
+  const DnsClusterConfig* dnsConfig() const { return dns_.get(); }
 
   // --- Main thread only ---------------------------------------------------
   // Every host of the cluster, whatever its health.
@@ -168,6 +176,7 @@ private:
   HostConstSharedPtr pickFromList(const HostList& list, ListState& ls, std::minstd_rand& rng) const;
 
   std::string name_;
+  std::unique_ptr<DnsClusterConfig> dns_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;

@@ -54,6 +54,50 @@ void ClusterManager::onHostsRemoved(std::vector<HostConstSharedPtr> hosts) {
   }
 }
 
+absl::Status ClusterManager::initialize(event::Dispatcher& main, std::function<void()> on_ready,
+                                        std::chrono::milliseconds max_wait) {
+  on_ready_ = std::move(on_ready);
+  std::vector<std::pair<DnsDiscovery*, bool>> to_start;
+  for (auto& [name, cluster] : clusters_) {
+    const DnsClusterConfig* dns = cluster->dnsConfig();
+    if (dns == nullptr) continue;
+    auto resolver = DnsResolver::create(main, dns->resolver);
+    if (!resolver.ok()) {
+      return absl::InternalError("cluster '" + name + "': " + std::string(resolver.status().message()));
+    }
+    discoveries_.push_back(
+        std::make_unique<DnsDiscovery>(*cluster, *dns, main, std::move(*resolver)));
+    to_start.emplace_back(discoveries_.back().get(), dns->wait_for_warm);
+    if (dns->wait_for_warm) ++warming_;
+  }
+  // Counted before any starts: a discovery may answer at once.
+  const bool waits = warming_ > 0;
+  if (waits) {
+    warm_timer_ = main.createTimer([this] {
+      warming_ = 0;
+      onClusterWarm();
+    });
+    warm_timer_->enableTimer(max_wait);
+  }
+  for (auto [d, waited] : to_start) {
+    d->start(waited ? std::function<void()>([this] { onClusterWarm(); }) : nullptr);
+  }
+  if (!waits && on_ready_) {
+    auto cb = std::move(on_ready_);
+    cb();
+  }
+  return absl::OkStatus();
+}
+
+void ClusterManager::onClusterWarm() {
+  if (warming_ > 0) --warming_;
+  if (warming_ == 0 && on_ready_) {
+    if (warm_timer_) warm_timer_->disableTimer();
+    auto cb = std::move(on_ready_);
+    cb();
+  }
+}
+
 const Cluster* ClusterManager::get(std::string_view name) const {
   auto it = clusters_.find(name);
   return it == clusters_.end() ? nullptr : it->second.get();

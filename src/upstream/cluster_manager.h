@@ -6,6 +6,8 @@
 // thread); hosts that leave have their pooled connections drained on every
 // worker, through the dispatchers given to setWorkerDispatchers().
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,11 +37,25 @@ public:
   // Main thread, once the workers run: where to post pool drains.
   void setWorkerDispatchers(std::vector<event::Dispatcher*> workers);
 
+  // Main thread, after create() (not in --mode validate): starts discovery
+  // (DNS resolution on `main`). on_ready runs once every cluster that waits
+  // for warming (wait_for_warm_on_init, default true) has its first answer
+  // or failure, or after `max_wait` at the latest; at once if none waits.
+  absl::Status initialize(event::Dispatcher& main, std::function<void()> on_ready,
+                          std::chrono::milliseconds max_wait = std::chrono::seconds(15));
+
 private:
   void onHostsRemoved(std::vector<HostConstSharedPtr> hosts);
 
+  void onClusterWarm();
+
   std::map<std::string, ClusterSharedPtr, std::less<>> clusters_;
   std::vector<event::Dispatcher*> workers_;
+  // Declared after clusters_: destroyed first (they update clusters).
+  std::vector<std::unique_ptr<DnsDiscovery>> discoveries_;
+  std::function<void()> on_ready_;
+  size_t warming_ = 0;
+  event::TimerPtr warm_timer_;
 };
 
 // The index of the worker running on this thread (0..N-1), or N for the main

@@ -365,13 +365,13 @@ class TcpServer:
     """A threaded TCP server on 127.0.0.1:0; one thread per accepted connection runs
     handle(conn, index). Subclasses override handle."""
 
-    def __init__(self, backlog=128, rcvbuf=None, host="127.0.0.1"):
+    def __init__(self, backlog=128, rcvbuf=None, host="127.0.0.1", port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if rcvbuf:
             # Inherited by accepted sockets; must be set before listen to bound the window.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()

@@ -207,19 +207,19 @@ class BadConfigs(ConfigErrorCase):
 
     def test_unsupported_cluster_type(self):
         text = good_yaml(self.listener_port, self.admin_port).replace(
-            "type: STATIC", "type: STRICT_DNS")
+            "type: STATIC", "type: EDS")
         path = self.write(text)
         err = self.run_both_modes(path)
-        self.assertIn("STRICT_DNS", err)
+        self.assertIn("EDS", err)
         self.assertIn("static_resources.clusters[0]", err)
         self.assertIn("not implemented", err)
 
     def test_unsupported_cluster_type_names_file_line_and_field(self):
         text = good_yaml(self.listener_port, self.admin_port).replace(
-            "type: STATIC", "type: STRICT_DNS")
+            "type: STATIC", "type: EDS")
         path = self.write(text)
         err = self.run_both_modes(path)
-        self.assertLocated(err, path, self.line_of(text, "STRICT_DNS"),
+        self.assertLocated(err, path, self.line_of(text, "type: EDS"),
                            "static_resources.clusters[0].type")
 
     def two_listeners(self, name_a, name_b, port_b):
