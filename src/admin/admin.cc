@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -48,6 +50,7 @@ const char* reasonPhrase(int code) {
   case 200: return "OK";
   case 400: return "Bad Request";
   case 404: return "Not Found";
+  case 413: return "Payload Too Large";
   case 405: return "Method Not Allowed";
   case 500: return "Internal Server Error";
   case 503: return "Service Unavailable";
@@ -116,10 +119,9 @@ AdminServer::AdminServer(event_base* base, server::Instance& server)
                         [this](const Request&) { return textResponse(200, helpText(endpoints_)); }});
 }
 
-absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(event_base* base,
-                                                                 const std::string& address,
-                                                                 uint16_t port,
-                                                                 server::Instance& server) {
+absl::StatusOr<std::unique_ptr<AdminServer>>
+AdminServer::create(event_base* base, const std::string& address, uint16_t port,
+                    server::Instance& server, std::vector<accesslog::AccessLogSharedPtr> access_logs) {
   auto fd = listenOn(address, port);
   if (!fd.ok()) {
     return fd.status();
@@ -132,6 +134,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(event_base* bas
     return absl::InternalError(absl::StrCat("admin: getsockname: ", std::strerror(err)));
   }
   std::unique_ptr<AdminServer> self(new AdminServer(base, server));
+  self->access_logs_ = std::move(access_logs);
   self->port_ = ntohs(bound.ss_family == AF_INET6
                           ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                           : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
@@ -186,6 +189,8 @@ void AdminServer::runDeferred() {
 }
 
 void AdminServer::handle(evhttp_request* req) {
+  const auto start = std::chrono::system_clock::now();
+  const auto start_steady = std::chrono::steady_clock::now();
   Request request;
   request.method = methodName(evhttp_request_get_command(req));
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
@@ -205,7 +210,8 @@ void AdminServer::handle(evhttp_request* req) {
     }
   }
   if (request.path == "/") {
-    response = textResponse(200, helpText(endpoints_));
+    response = textResponse(200, indexHtml(endpoints_));
+    response.content_type = kTextHtml;
   } else if (endpoint == nullptr) {
     response = textResponse(404, absl::StrCat("invalid path. ", helpText(endpoints_)));
   } else if (endpoint->mutates && request.method != "POST") {
@@ -213,9 +219,11 @@ void AdminServer::handle(evhttp_request* req) {
     // cannot shut the server down.
     response = textResponse(
         405, absl::StrCat("This endpoint requires POST: ", endpoint->path, "\n"));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
   } else {
     response = endpoint->handler(request);
+  }
+  if (response.code == 405) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
   }
 
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
@@ -228,7 +236,56 @@ void AdminServer::handle(evhttp_request* req) {
     evhttp_request_set_on_complete_cb(req, &AdminServer::onReplyComplete, this);
     evtimer_add(deferred_timer_, &kDeferredGrace);
   }
+  if (!access_logs_.empty()) {
+    logRequest(req, request, response.code, response.body.size(), start_steady, start);
+  }
   evhttp_send_reply(req, response.code, reasonPhrase(response.code), nullptr);
+}
+
+void AdminServer::logRequest(evhttp_request* req, const Request& request, int code,
+                             size_t body_bytes, std::chrono::steady_clock::time_point start_steady,
+                             std::chrono::system_clock::time_point start) {
+  http::HeaderMap request_headers;
+  request_headers.add(":method", request.method);
+  const char* uri = evhttp_request_get_uri(req);
+  request_headers.add(":path", uri != nullptr ? uri : request.path);
+  request_headers.add(":scheme", "http");
+  for (evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr;
+       h = h->next.tqe_next) {
+    std::string name = h->key;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "host") name = ":authority";
+    request_headers.add(name, h->value);
+  }
+  http::HeaderMap response_headers;
+  response_headers.add(":status", std::to_string(code));
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  for (evkeyval* h = out->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    std::string name = h->key;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    response_headers.add(name, h->value);
+  }
+
+  accesslog::StreamInfo info;
+  info.start_time = start;
+  info.start_steady = start_steady;
+  info.end_steady = std::chrono::steady_clock::now();
+  info.protocol = "HTTP/1.1"; // evhttp does not expose the request's version
+  info.response_code = static_cast<uint32_t>(code);
+  info.bytes_sent = body_bytes;
+  info.bytes_received = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+  if (evhttp_connection* conn = evhttp_request_get_connection(req)) {
+    if (bufferevent* bev = evhttp_connection_get_bufferevent(conn)) {
+      const int fd = bufferevent_getfd(bev);
+      if (fd >= 0) {
+        info.downstream_remote = network::Address::fromPeerName(fd);
+        info.downstream_local = network::Address::fromSocketName(fd);
+      }
+    }
+  }
+  info.request_headers = &request_headers;
+  info.response_headers = &response_headers;
+  for (const auto& log : access_logs_) log->log(info);
 }
 
 } // namespace legate::admin

@@ -11,6 +11,7 @@
 // destroyed from inside one of its own handlers: server::Instance::shutdown() is
 // asynchronous by contract (it is called after the /quitquitquit reply is written).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "accesslog/access_log.h"
 #include "server/instance.h"
 
 struct event_base;
@@ -28,16 +30,17 @@ struct event;
 namespace legate::admin {
 
 struct Endpoint;
+struct Request;
 
 class AdminServer {
 public:
   // Binds address:port (port 0 = an ephemeral port) and starts serving on base.
   // address is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]").
   // Errors name the address: "admin: cannot bind 127.0.0.1:9901: Address already in use".
-  static absl::StatusOr<std::unique_ptr<AdminServer>> create(event_base* base,
-                                                             const std::string& address,
-                                                             uint16_t port,
-                                                             server::Instance& server);
+  // access_logs: admin.access_log (and access_log_path), one line per admin request.
+  static absl::StatusOr<std::unique_ptr<AdminServer>>
+  create(event_base* base, const std::string& address, uint16_t port, server::Instance& server,
+         std::vector<accesslog::AccessLogSharedPtr> access_logs = {});
   ~AdminServer(); // unbinds and drops open admin connections
 
   AdminServer(const AdminServer&) = delete;
@@ -51,6 +54,9 @@ private:
   static void onReplyComplete(evhttp_request* req, void* self);
   static void onDeferredTimer(int fd, short what, void* self);
   void handle(evhttp_request* req);
+  void logRequest(evhttp_request* req, const Request& request, int code, size_t body_bytes,
+                  std::chrono::steady_clock::time_point start_steady,
+                  std::chrono::system_clock::time_point start);
   // Runs the actions queued until a reply had been written (at most once each).
   void runDeferred();
 
@@ -61,6 +67,7 @@ private:
   uint16_t port_ = 0;
   std::vector<Endpoint> endpoints_;
   std::vector<std::function<void()>> deferred_;
+  std::vector<accesslog::AccessLogSharedPtr> access_logs_;
 };
 
 } // namespace legate::admin

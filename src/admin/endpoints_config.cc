@@ -1,6 +1,8 @@
 // /config_dump, /listeners, /clusters.
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "admin/http_util.h"
@@ -8,6 +10,10 @@
 #include "envoy/admin/v3/config_dump_shared.pb.h"
 #include "envoy/config/cluster/v3/circuit_breaker.pb.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "google/protobuf/field_mask.pb.h"
+#include "google/protobuf/any.pb.h"
+#include "google/protobuf/util/field_mask_util.h"
 #include "stats/json.h"
 
 namespace legate::admin {
@@ -26,10 +32,70 @@ google::protobuf::Timestamp loadTime(server::Instance& server) {
   return ts;
 }
 
+// Keeps only the fields of message that paths name ("cluster.name": the name of the
+// cluster field). Unlike FieldMaskUtil::TrimMessage this descends into Any fields
+// (unpacking, trimming and repacking them), as Envoy's ?mask= does for packed configs.
+void trimToPaths(google::protobuf::Message& message, const std::vector<std::string>& paths) {
+  using google::protobuf::FieldDescriptor;
+  if (message.GetDescriptor()->full_name() == "google.protobuf.Any") {
+    auto* any = static_cast<google::protobuf::Any*>(&message);
+    const auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
+        std::string(any->type_url().substr(any->type_url().rfind('/') + 1)));
+    if (desc == nullptr) return;
+    std::unique_ptr<google::protobuf::Message> inner(
+        google::protobuf::MessageFactory::generated_factory()->GetPrototype(desc)->New());
+    if (!any->UnpackTo(inner.get())) return;
+    trimToPaths(*inner, paths);
+    any->PackFrom(*inner);
+    return;
+  }
+  // first component -> the rest of each path under it ("" = the whole field).
+  std::map<std::string, std::vector<std::string>> by_field;
+  for (const auto& p : paths) {
+    const size_t dot = p.find('.');
+    by_field[p.substr(0, dot)].push_back(dot == std::string::npos ? "" : p.substr(dot + 1));
+  }
+  const auto* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* f : fields) {
+    auto it = by_field.find(f->name());
+    if (it == by_field.end()) {
+      reflection->ClearField(&message, f);
+      continue;
+    }
+    const auto& rest = it->second;
+    if (std::find(rest.begin(), rest.end(), "") != rest.end() ||
+        f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+      continue; // the whole field
+    }
+    if (f->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(message, f); ++i) {
+        trimToPaths(*reflection->MutableRepeatedMessage(&message, f, i), rest);
+      }
+    } else {
+      trimToPaths(*reflection->MutableMessage(&message, f), rest);
+    }
+  }
+}
+
+// Packs message into out, trimmed to mask's paths when mask has any (Envoy's ?mask=).
+void addConfig(const google::protobuf::Message& message, const google::protobuf::FieldMask& mask,
+               envoy::admin::v3::ConfigDump& out) {
+  if (mask.paths().empty()) {
+    out.add_configs()->PackFrom(message);
+    return;
+  }
+  std::unique_ptr<google::protobuf::Message> trimmed(message.New());
+  trimmed->CopyFrom(message);
+  trimToPaths(*trimmed, {mask.paths().begin(), mask.paths().end()});
+  out.add_configs()->PackFrom(*trimmed);
+}
+
 // Appends to out, as Any, every element of message's repeated message field named
 // resource (Envoy's /config_dump?resource=static_clusters).
 void collectResource(const google::protobuf::Message& message, const std::string& resource,
-                     envoy::admin::v3::ConfigDump& out) {
+                     const google::protobuf::FieldMask& mask, envoy::admin::v3::ConfigDump& out) {
   const auto* field = message.GetDescriptor()->FindFieldByName(resource);
   if (field == nullptr || !field->is_repeated() ||
       field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -37,7 +103,7 @@ void collectResource(const google::protobuf::Message& message, const std::string
   }
   const auto* reflection = message.GetReflection();
   for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
-    out.add_configs()->PackFrom(reflection->GetRepeatedMessage(message, field, i));
+    addConfig(reflection->GetRepeatedMessage(message, field, i), mask, out);
   }
 }
 
@@ -63,14 +129,33 @@ Response configDump(server::Instance& server, const Request& request) {
     *entry->mutable_last_updated() = updated;
   }
 
-  // Envoy's order: bootstrap, clusters, listeners.
-  const google::protobuf::Message* dumps[] = {&bootstrap_dump, &clusters, &listeners};
+  // ?include_eds: the endpoints of static clusters (their load_assignment).
+  envoy::admin::v3::EndpointsConfigDump endpoints;
+  for (const auto& cluster : bootstrap.static_resources().clusters()) {
+    if (!cluster.has_load_assignment()) continue;
+    auto* entry = endpoints.add_static_endpoint_configs();
+    envoy::config::endpoint::v3::ClusterLoadAssignment cla = cluster.load_assignment();
+    if (cla.cluster_name().empty()) cla.set_cluster_name(cluster.name());
+    entry->mutable_endpoint_config()->PackFrom(cla);
+    *entry->mutable_last_updated() = updated;
+  }
+
+  // ?mask=a.b,c: a FieldMask applied to each dumped config (or resource).
+  google::protobuf::FieldMask mask;
+  if (const std::string m = request.param("mask"); !m.empty()) {
+    google::protobuf::util::FieldMaskUtil::FromString(m, &mask);
+  }
+
+  // Envoy's order: bootstrap, clusters, endpoints (only with include_eds), listeners.
+  std::vector<const google::protobuf::Message*> dumps = {&bootstrap_dump, &clusters};
+  if (request.has("include_eds")) dumps.push_back(&endpoints);
+  dumps.push_back(&listeners);
   envoy::admin::v3::ConfigDump dump;
   const std::string resource = request.param("resource");
   if (resource.empty()) {
-    for (const auto* m : dumps) dump.add_configs()->PackFrom(*m);
+    for (const auto* m : dumps) addConfig(*m, mask, dump);
   } else {
-    for (const auto* m : dumps) collectResource(*m, resource, dump);
+    for (const auto* m : dumps) collectResource(*m, resource, mask, dump);
     if (dump.configs().empty()) {
       return textResponse(404, absl::StrCat("no resource '", resource,
                                             "' in the config dump (try static_clusters or "
@@ -156,7 +241,8 @@ struct HostStat {
 std::vector<HostStat> hostStats(const server::HostInfo& h) {
   return {{"cx_active", true, h.cx_active},
           {"cx_connect_fail", false, h.cx_connect_fail},
-          {"cx_total", false, h.cx_total}};
+          {"cx_total", false, h.cx_total},
+          {"rq_active", true, h.rq_active}};
 }
 
 Response clusters(server::Instance& server, const Request& request) {
@@ -179,8 +265,25 @@ Response clusters(server::Instance& server, const Request& request) {
           e.set("value", absl::StrCat(st.value));
           if (st.gauge) e.set("type", "GAUGE");
         }
+        // Envoy's HostHealthStatus from the health flags ("/failed_active_hc/...").
+        auto flag = [&h](const char* name) {
+          return h.health.find(absl::StrCat("/", name)) != std::string::npos;
+        };
         Json& health = hs.set("health_status", Json::object());
-        health.set("eds_health_status", h.health == "healthy" ? "HEALTHY" : "UNHEALTHY");
+        for (const auto& [field, name] :
+             {std::pair{"failed_active_health_check", "failed_active_hc"},
+              std::pair{"failed_outlier_check", "failed_outlier_check"},
+              std::pair{"failed_active_degraded_check", "degraded_active_hc"},
+              std::pair{"pending_dynamic_removal", "pending_dynamic_removal"},
+              std::pair{"pending_active_hc", "pending_active_hc"},
+              std::pair{"excluded_via_immediate_hc_fail", "excluded_via_immediate_hc_fail"},
+              std::pair{"active_hc_timeout", "active_hc_timeout"}}) {
+          if (flag(name)) health.set(field, true);
+        }
+        health.set("eds_health_status", flag("failed_eds_health")     ? "UNHEALTHY"
+                                        : flag("eds_status_draining") ? "DRAINING"
+                                        : flag("degraded_eds_health") ? "DEGRADED"
+                                                                      : "HEALTHY");
         hs.set("weight", h.weight);
       }
       Json& cb = s.set("circuit_breakers", Json::object());
@@ -219,7 +322,8 @@ Response clusters(server::Instance& server, const Request& request) {
 } // namespace
 
 void addConfigEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
-  out.push_back({"/config_dump", "dump current Envoy configs (?resource=static_clusters|...)",
+  out.push_back({"/config_dump",
+                 "dump current Envoy configs (?resource=static_clusters|..., ?mask=, ?include_eds)",
                  false, [&server](const Request& r) { return configDump(server, r); }});
   out.push_back({"/listeners", "print listener info (?format=json)", false,
                  [&server](const Request& r) { return listeners(server, r); }});

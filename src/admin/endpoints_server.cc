@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/logger.h"
 #include "stats/json.h"
 #include "admin/http_util.h"
 #include "envoy/admin/v3/server_info.pb.h"
@@ -96,6 +99,69 @@ Response memory() {
   return jsonResponse(doc.dump(true));
 }
 
+std::string loggingText() {
+  std::string out = "active loggers:\n";
+  for (const auto& [name, level] : log::levels()) {
+    absl::StrAppend(&out, "  ", name, ": ", std::string(log::levelName(level)), "\n");
+  }
+  return out;
+}
+
+Response loggingUsage(std::string problem) {
+  return textResponse(
+      400, absl::StrCat(problem,
+                        "\nusage: POST /logging?level=<level> (every component), "
+                        "/logging?<component>=<level>, or /logging?paths=<component>:<level>,...\n"
+                        "levels: trace debug info warning error critical off\n",
+                        loggingText()));
+}
+
+// GET lists the levels; changing them takes POST (?level=, ?<component>=, ?paths=).
+Response logging(const Request& request) {
+  if (request.query.empty()) {
+    return textResponse(200, loggingText());
+  }
+  if (request.method != "POST") {
+    return textResponse(405, "This endpoint requires POST to change levels: /logging\n");
+  }
+  // Check everything before changing anything.
+  std::vector<std::pair<std::string, spdlog::level::level_enum>> changes;
+  std::optional<spdlog::level::level_enum> all;
+  const auto known = log::levels();
+  auto isComponent = [&known](const std::string& name) {
+    for (const auto& [n, _] : known) {
+      if (n == name) return true;
+    }
+    return false;
+  };
+  for (const auto& [key, value] : request.query) {
+    spdlog::level::level_enum level;
+    if (key == "paths") {
+      for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+        std::vector<std::string> kv = absl::StrSplit(item, ':');
+        if (kv.size() != 2 || !log::parseLevel(kv[1], level) || !isComponent(kv[0])) {
+          return loggingUsage(absl::StrCat("invalid paths entry '", item, "'"));
+        }
+        changes.emplace_back(kv[0], level);
+      }
+      continue;
+    }
+    if (!log::parseLevel(value, level)) {
+      return loggingUsage(absl::StrCat("invalid level '", value, "'"));
+    }
+    if (key == "level") {
+      all = level;
+    } else if (isComponent(key)) {
+      changes.emplace_back(key, level);
+    } else {
+      return loggingUsage(absl::StrCat("unknown component '", key, "'"));
+    }
+  }
+  if (all) log::setAllLevels(*all);
+  for (const auto& [name, level] : changes) log::setLevel(name, level);
+  return textResponse(200, loggingText());
+}
+
 } // namespace
 
 void addServerEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
@@ -109,6 +175,16 @@ void addServerEndpoints(std::vector<Endpoint>& out, server::Instance& server) {
                  [&server](const Request&) { return serverInfo(server); }});
   out.push_back({"/memory", "print current allocation/heap usage", false,
                  [](const Request&) { return memory(); }});
+  // Not in the mutating table: a plain GET lists the levels; the handler refuses a
+  // change without POST.
+  out.push_back({"/logging",
+                 "query/change logging levels (POST ?level=, ?<component>=<level>, ?paths=)",
+                 false, [](const Request& r) { return logging(r); }});
+  out.push_back({"/drain_listeners", "drain listeners (?graceful, ?inboundonly)", true,
+                 [&server](const Request& r) {
+                   server.drainListeners(r.has("graceful"), r.has("inboundonly"));
+                   return textResponse(200, "OK\n");
+                 }});
   out.push_back({"/quitquitquit", "exit the server", true, [&server](const Request&) {
                    Response r = textResponse(200, "OK\n");
                    // After the reply is written, so the caller learns it worked.

@@ -107,4 +107,42 @@ std::string helpText(const std::vector<Endpoint>& endpoints) {
   return out;
 }
 
+namespace {
+std::string htmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    default: out.push_back(c);
+    }
+  }
+  return out;
+}
+} // namespace
+
+std::string indexHtml(const std::vector<Endpoint>& endpoints) {
+  std::vector<const Endpoint*> sorted;
+  for (const auto& e : endpoints) sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Endpoint* a, const Endpoint* b) { return a->path < b->path; });
+  std::string out =
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>legate admin</title></head>\n"
+      "<body>\n<h1>legate admin</h1>\n<table>\n"
+      "<tr><th>Command</th><th>Description</th></tr>\n";
+  for (const Endpoint* e : sorted) {
+    const std::string path = htmlEscape(e->path);
+    // A mutation is a form that POSTs, so following a link never changes anything.
+    const std::string command =
+        e->mutates ? absl::StrCat("<form action=\"", path, "\" method=\"post\"><button type=\"submit\">",
+                                  path, "</button></form>")
+                   : absl::StrCat("<a href=\"", path, "\">", path, "</a>");
+    absl::StrAppend(&out, "<tr><td>", command, "</td><td>", htmlEscape(e->help), "</td></tr>\n");
+  }
+  out += "</table>\n</body></html>\n";
+  return out;
+}
+
 } // namespace legate::admin

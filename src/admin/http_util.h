@@ -73,5 +73,9 @@ absl::StatusOr<std::string> protoToJson(const google::protobuf::Message& message
 
 // The /help text for the table.
 std::string helpText(const std::vector<Endpoint>& endpoints);
+// The admin home page (GET /): every endpoint, GET ones as links, mutations as
+// buttons of POST forms.
+std::string indexHtml(const std::vector<Endpoint>& endpoints);
+inline constexpr char kTextHtml[] = "text/html; charset=UTF-8";
 
 } // namespace legate::admin

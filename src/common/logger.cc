@@ -102,6 +102,42 @@ absl::Status init(const std::string& level, const std::string& component_levels,
   return absl::OkStatus();
 }
 
+std::string_view levelName(spdlog::level::level_enum level) {
+  switch (level) {
+  case spdlog::level::trace: return "trace";
+  case spdlog::level::debug: return "debug";
+  case spdlog::level::info: return "info";
+  case spdlog::level::warn: return "warning";
+  case spdlog::level::err: return "error";
+  case spdlog::level::critical: return "critical";
+  default: return "off";
+  }
+}
+
+std::vector<std::pair<std::string, spdlog::level::level_enum>> levels() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<std::pair<std::string, spdlog::level::level_enum>> out;
+  for (const auto& [name, logger] : s.loggers) out.emplace_back(name, logger->level());
+  return out;
+}
+
+bool setLevel(std::string_view component, spdlog::level::level_enum level) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.loggers.find(component);
+  if (it == s.loggers.end()) return false;
+  it->second->set_level(level);
+  return true;
+}
+
+void setAllLevels(spdlog::level::level_enum level) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.level = level;
+  for (auto& [_, logger] : s.loggers) logger->set_level(level);
+}
+
 spdlog::logger& get(std::string_view component) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);

@@ -6,6 +6,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "spdlog/spdlog.h"
@@ -26,6 +28,17 @@ spdlog::logger& get(std::string_view component);
 
 // Parses "trace|debug|info|warning|warn|error|critical|off".
 bool parseLevel(std::string_view name, spdlog::level::level_enum& out);
+
+// Envoy's name for a level ("warning", not "warn").
+std::string_view levelName(spdlog::level::level_enum level);
+
+// Every component logger and its level, in name order (admin /logging).
+std::vector<std::pair<std::string, spdlog::level::level_enum>> levels();
+
+// Sets one component's level (false if there is no such component), or every
+// component's (setAllLevels, also the default for loggers made later).
+bool setLevel(std::string_view component, spdlog::level::level_enum level);
+void setAllLevels(spdlog::level::level_enum level);
 
 } // namespace legate::log
 

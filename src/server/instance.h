@@ -26,8 +26,8 @@ struct ListenerInfo {
 struct HostInfo {
   std::string address;  // "127.0.0.1:8080"
   uint32_t weight = 1;
-  std::string health;   // "healthy" for now
-  uint64_t cx_total = 0, cx_active = 0, cx_connect_fail = 0;
+  std::string health;   // Envoy's health_flags text: "healthy" or "/failed_active_hc/..."
+  uint64_t cx_total = 0, cx_active = 0, cx_connect_fail = 0, rq_active = 0;
 };
 
 struct ClusterInfo {
@@ -50,6 +50,11 @@ public:
   virtual bool healthCheckFailed() const = 0;
   // /quitquitquit: begin an orderly shutdown (returns at once).
   virtual void shutdown() = 0;
+  // /drain_listeners: stop accepting on every listener (inbound_only: all but those
+  // with traffic_direction OUTBOUND); open connections carry on. graceful: first
+  // drain (HTTP connections close after their current request) for --drain-time-s,
+  // then stop accepting. The process keeps running; /ready answers DRAINING.
+  virtual void drainListeners(bool graceful, bool inbound_only) = 0;
 };
 
 } // namespace legate::server

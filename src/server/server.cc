@@ -14,6 +14,8 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "extensions/factory.h"
+#include "envoy/config/accesslog/v3/accesslog.pb.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "network/drain.h"
 #include "server/stats_config.h"
 #include "google/protobuf/struct.pb.h"
@@ -61,6 +63,34 @@ std::optional<double> staticRuntimeNumber(const envoy::config::bootstrap::v3::Bo
   return found;
 }
 
+// admin.access_log, and the deprecated admin.access_log_path as a file log with
+// Envoy's default format.
+absl::StatusOr<std::vector<accesslog::AccessLogSharedPtr>>
+adminAccessLogs(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats::Store& store) {
+  const auto& admin = bootstrap.admin();
+  if (auto st = config::rejectUnsupportedFields(admin, {"profile_path", "socket_options"}, "admin");
+      !st.ok()) {
+    return st;
+  }
+  auto logs = accesslog::createAll(admin.access_log(), "admin.access_log", store);
+  if (!logs.ok()) return logs.status();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const std::string& path = admin.access_log_path();
+#pragma GCC diagnostic pop
+  if (!path.empty()) {
+    envoy::config::accesslog::v3::AccessLog proto;
+    proto.set_name("envoy.access_loggers.file");
+    envoy::extensions::access_loggers::file::v3::FileAccessLog file;
+    file.set_path(path);
+    proto.mutable_typed_config()->PackFrom(file);
+    auto log = accesslog::create(proto, "admin.access_log_path", store);
+    if (!log.ok()) return log.status();
+    logs->push_back(std::move(*log));
+  }
+  return logs;
+}
+
 } // namespace
 
 absl::StatusOr<std::unique_ptr<ConfigModel>>
@@ -87,6 +117,11 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
   // Before any stat exists, so the matcher, tags and buckets apply to all of them.
   if (auto st = configureStats(bootstrap, store); !st.ok()) {
     return st;
+  }
+  if (auto logs = adminAccessLogs(bootstrap, store); !logs.ok()) {
+    return logs.status();
+  } else {
+    model->admin_access_logs = std::move(*logs);
   }
   auto cm = upstream::ClusterManager::create(bootstrap, store, workers);
   if (!cm.ok()) {
@@ -251,7 +286,8 @@ absl::Status Server::initialize() {
   if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
     const auto& sa = bootstrap_.admin().address().socket_address();
     auto admin = admin::AdminServer::create(dispatcher_.base(), sa.address(),
-                                            static_cast<uint16_t>(sa.port_value()), *this);
+                                            static_cast<uint16_t>(sa.port_value()), *this,
+                                            model_->admin_access_logs);
     if (!admin.ok()) {
       for (auto& ws : per_worker) {
         for (auto& s : ws) ::close(s.fd);
@@ -398,8 +434,40 @@ void Server::shutdown() {
   dispatcher_.exit();
 }
 
+void Server::drainListeners(bool graceful, bool inbound_only) {
+  if (listeners_drained_ || draining_) {
+    return;
+  }
+  listeners_drained_ = true;
+  std::vector<std::string> names;
+  for (const auto& l : model_->listeners) {
+    if (inbound_only && l.proto->traffic_direction() == envoy::config::core::v3::OUTBOUND) {
+      continue;
+    }
+    names.push_back(l.name);
+  }
+  if (names.empty()) {
+    return;
+  }
+  auto stop = [this, names] {
+    for (auto& w : workers_) {
+      w->stopListeners(names);
+    }
+    mainLog().info("drain_listeners: stopped accepting on {} listener(s)", names.size());
+  };
+  if (!graceful) {
+    stop();
+    return;
+  }
+  // Graceful: connections learn they should close (network::setDraining) for the
+  // drain time, then the listeners stop accepting.
+  network::setDraining(true);
+  drain_listeners_timer_ = dispatcher_.createTimer(stop);
+  drain_listeners_timer_->enableTimer(std::chrono::seconds(options_.drain_time_s));
+}
+
 ServerState Server::state() const {
-  if (draining_ || health_check_failed_) return ServerState::Draining;
+  if (draining_ || listeners_drained_ || health_check_failed_) return ServerState::Draining;
   return initializing_ ? ServerState::Initializing : ServerState::Live;
 }
 
@@ -447,6 +515,8 @@ std::vector<ClusterInfo> Server::clusters() const {
       hi.cx_total = h->stats().cx_total.load(std::memory_order_relaxed);
       hi.cx_active = static_cast<uint64_t>(h->stats().cx_active.load(std::memory_order_relaxed));
       hi.cx_connect_fail = h->stats().cx_connect_fail.load(std::memory_order_relaxed);
+      hi.rq_active = static_cast<uint64_t>(
+          std::max<int64_t>(0, h->stats().rq_active.load(std::memory_order_relaxed)));
       ci.hosts.push_back(std::move(hi));
     }
     out.push_back(std::move(ci));

@@ -38,6 +38,7 @@ struct ConfigModel {
   std::vector<Listener> listeners;
   uint64_t global_max_connections = UINT64_MAX;
   std::vector<std::unique_ptr<stats::Sink>> stats_sinks;
+  std::vector<accesslog::AccessLogSharedPtr> admin_access_logs;
   std::chrono::milliseconds stats_flush_interval{5000};
 };
 
@@ -66,6 +67,7 @@ public:
   void setHealthCheckFailed(bool failed) override { health_check_failed_ = failed; }
   bool healthCheckFailed() const override { return health_check_failed_; }
   void shutdown() override;
+  void drainListeners(bool graceful, bool inbound_only) override;
 
 private:
   absl::Status initialize();
@@ -95,6 +97,8 @@ private:
   std::chrono::steady_clock::time_point drain_deadline_;
   bool draining_ = false;
   bool initializing_ = false;
+  bool listeners_drained_ = false; // /drain_listeners ran
+  event::TimerPtr drain_listeners_timer_;
   bool health_check_failed_ = false;
   bool shutting_down_ = false;
   uint32_t concurrency_ = 1;

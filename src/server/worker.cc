@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "common/logger.h"
 #include "upstream/cluster_manager.h"
 #include "upstream/http_conn_pool.h"
@@ -35,10 +37,13 @@ void Worker::start(std::vector<ListenerSocket> sockets) {
   });
 }
 
-void Worker::stopListeners() {
-  dispatcher_.post([this] {
+void Worker::stopListeners(std::vector<std::string> names) {
+  dispatcher_.post([this, names = std::move(names)] {
     for (auto& l : listeners_) {
-      l->stopListening();
+      if (names.empty() ||
+          std::find(names.begin(), names.end(), l->config().name()) != names.end()) {
+        l->stopListening();
+      }
     }
   });
 }

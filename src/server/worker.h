@@ -5,6 +5,7 @@
 // to it by posting.
 
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,8 +25,9 @@ public:
   };
   // Starts the thread, which begins accepting on the given sockets.
   void start(std::vector<ListenerSocket> sockets);
-  // Stops accepting; existing connections carry on (drain).
-  void stopListeners();
+  // Stops accepting on the listeners named (all when names is empty); existing
+  // connections carry on (drain).
+  void stopListeners(std::vector<std::string> names = {});
   // Closes every connection and stops the thread; joins it.
   void stop();
   // For posting work to this worker's thread.

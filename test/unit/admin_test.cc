@@ -60,6 +60,12 @@ public:
     return hc_failed_ ? server::ServerState::Draining : state_;
   }
   std::chrono::seconds uptime() const override { return std::chrono::seconds(12); }
+  void drainListeners(bool graceful, bool inbound_only) override {
+    drained_ = true;
+    drain_graceful_ = graceful;
+    drain_inbound_only_ = inbound_only;
+  }
+  bool drained_ = false, drain_graceful_ = false, drain_inbound_only_ = false;
   std::vector<server::ListenerInfo> listeners() const override {
     return {{"tcp_in", "127.0.0.1:10000"}, {"v6", "[::1]:10001"}};
   }
@@ -363,6 +369,7 @@ TEST_F(AdminTest, Clusters) {
   EXPECT_THAT(r.body, HasSubstr("backend::127.0.0.1:8080::cx_active::2\n"
                                 "backend::127.0.0.1:8080::cx_connect_fail::1\n"
                                 "backend::127.0.0.1:8080::cx_total::5\n"
+                                "backend::127.0.0.1:8080::rq_active::0\n"
                                 "backend::127.0.0.1:8080::health_flags::healthy\n"
                                 "backend::127.0.0.1:8080::weight::3\n"));
   r = get("/clusters?format=json");
