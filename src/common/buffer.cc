@@ -6,25 +6,117 @@
 #include <cerrno>
 #include <cstring>
 
-namespace legate {
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define LEGATE_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define LEGATE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define LEGATE_POISON(p, n) ((void)(p), (void)(n))
+#define LEGATE_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
-Buffer::Slice Buffer::newSlice(size_t min_capacity) {
-  Slice s;
-  s.capacity = std::max(min_capacity, kSliceSize);
-  s.data.reset(new uint8_t[s.capacity]);
-  return s;
+namespace legate {
+namespace {
+
+// Largest single slice add() makes; bigger adds chain several.
+constexpr size_t kMaxSliceCapacity = size_t{1} << 30;
+
+// The calling thread's free standard-size blocks. Pooled blocks are poisoned
+// under ASan, so a use after a slice was released is still caught.
+struct SlicePool {
+  uint8_t* blocks[Buffer::kPoolSlices];
+  size_t count = 0;
+  ~SlicePool();
+};
+// Set once this thread's pool is destroyed (thread exit): later releases free
+// directly. Trivially destructible, so it outlives the pool.
+thread_local bool pool_gone = false;
+thread_local SlicePool pool;
+
+SlicePool::~SlicePool() {
+  for (size_t i = 0; i < count; ++i) {
+    LEGATE_UNPOISON(blocks[i], Buffer::kSliceSize);
+    delete[] blocks[i];
+  }
+  count = 0;
+  pool_gone = true;
+}
+
+uint8_t* takeBlock(size_t capacity) {
+  if (capacity == Buffer::kSliceSize && !pool_gone && pool.count > 0) {
+    uint8_t* b = pool.blocks[--pool.count];
+    LEGATE_UNPOISON(b, Buffer::kSliceSize);
+    return b;
+  }
+  return new uint8_t[capacity];
+}
+
+void giveBlock(uint8_t* block, size_t capacity) {
+  if (capacity == Buffer::kSliceSize && !pool_gone && pool.count < Buffer::kPoolSlices) {
+    LEGATE_POISON(block, Buffer::kSliceSize);
+    pool.blocks[pool.count++] = block;
+    return;
+  }
+  delete[] block;
+}
+
+} // namespace
+
+size_t Buffer::pooledSlices() { return pool_gone ? 0 : pool.count; }
+
+Buffer::Slice::Slice(size_t min_capacity) {
+  const size_t cap = std::clamp(min_capacity, kSliceSize, kMaxSliceCapacity);
+  data = takeBlock(cap);
+  capacity = static_cast<uint32_t>(cap);
+}
+
+Buffer::Slice& Buffer::Slice::operator=(Slice&& o) noexcept {
+  if (this != &o) {
+    release();
+    data = o.data;
+    capacity = o.capacity;
+    start = o.start;
+    end = o.end;
+    o.data = nullptr;
+    o.capacity = o.start = o.end = 0;
+  }
+  return *this;
+}
+
+void Buffer::Slice::release() {
+  if (data != nullptr) {
+    giveBlock(data, capacity);
+    data = nullptr;
+  }
+  capacity = start = end = 0;
+}
+
+void Buffer::pushBack(Slice&& s) {
+  if (head_ > 0 && slices_.size() == slices_.capacity()) {
+    // Reuse the room popped slices left at the front before growing.
+    slices_.erase(slices_.begin(), slices_.begin() + head_);
+    head_ = 0;
+  }
+  slices_.push_back(std::move(s));
+}
+
+void Buffer::popFront() {
+  slices_[head_].release();
+  if (++head_ == slices_.size()) {
+    clearSlices();
+  }
 }
 
 void Buffer::add(const void* data, size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
   while (size > 0) {
-    if (slices_.empty() || slices_.back().writable() == 0) {
-      slices_.push_back(newSlice(size));
+    if (noSlices() || back().writable() == 0) {
+      pushBack(Slice(size));
     }
-    Slice& tail = slices_.back();
+    Slice& tail = back();
     const size_t n = std::min(size, tail.writable());
-    std::memcpy(tail.data.get() + tail.end, p, n);
-    tail.end += n;
+    std::memcpy(tail.data + tail.end, p, n);
+    tail.end += static_cast<uint32_t>(n);
     length_ += n;
     p += n;
     size -= n;
@@ -35,13 +127,15 @@ void Buffer::move(Buffer& other) {
   if (&other == this) {
     return;
   }
-  if (slices_.empty()) {
+  if (noSlices()) {
+    clearSlices();
     slices_.swap(other.slices_);
+    std::swap(head_, other.head_);
   } else {
-    for (auto& s : other.slices_) {
-      slices_.push_back(std::move(s));
+    for (size_t i = other.head_; i < other.slices_.size(); ++i) {
+      pushBack(std::move(other.slices_[i]));
     }
-    other.slices_.clear();
+    other.clearSlices();
   }
   length_ += other.length_;
   other.length_ = 0;
@@ -52,18 +146,18 @@ void Buffer::move(Buffer& other, size_t n) {
     move(other);
     return;
   }
-  while (n > 0 && !other.slices_.empty()) {
-    Slice& front = other.slices_.front();
+  while (n > 0 && !other.noSlices()) {
+    Slice& front = other.front();
     const size_t readable = front.readable();
     if (readable <= n) {
       n -= readable;
       other.length_ -= readable;
       length_ += readable;
-      slices_.push_back(std::move(front));
-      other.slices_.pop_front();
+      pushBack(std::move(front));
+      other.popFront();
     } else {
-      add(front.data.get() + front.start, n);
-      front.start += n;
+      add(front.data + front.start, n);
+      front.start += static_cast<uint32_t>(n);
       other.length_ -= n;
       n = 0;
     }
@@ -73,31 +167,33 @@ void Buffer::move(Buffer& other, size_t n) {
 void Buffer::drain(size_t n) {
   n = std::min(n, length_);
   length_ -= n;
+  if (length_ == 0) {
+    clearSlices();
+    return;
+  }
   while (n > 0) {
-    Slice& front = slices_.front();
-    const size_t readable = front.readable();
+    Slice& f = front();
+    const size_t readable = f.readable();
     if (readable <= n) {
       n -= readable;
-      slices_.pop_front();
+      popFront();
     } else {
-      front.start += n;
+      f.start += static_cast<uint32_t>(n);
       n = 0;
     }
   }
-  // Keep at most one empty slice around, and only if it is the tail being filled.
-  while (!slices_.empty() && slices_.front().readable() == 0 && slices_.size() > 1) {
-    slices_.pop_front();
-  }
-  if (length_ == 0) {
-    slices_.clear();
+  // Empty slices at the front (a drained slice that was being filled) go.
+  while (!noSlices() && front().readable() == 0 && sliceCount() > 1) {
+    popFront();
   }
 }
 
 std::string Buffer::toString() const {
   std::string out;
   out.reserve(length_);
-  for (const auto& s : slices_) {
-    out.append(reinterpret_cast<const char*>(s.data.get() + s.start), s.readable());
+  for (size_t i = head_; i < slices_.size(); ++i) {
+    const Slice& s = slices_[i];
+    out.append(reinterpret_cast<const char*>(s.data + s.start), s.readable());
   }
   return out;
 }
@@ -105,12 +201,10 @@ std::string Buffer::toString() const {
 size_t Buffer::copyOut(void* out, size_t size) const {
   auto* p = static_cast<uint8_t*>(out);
   size_t copied = 0;
-  for (const auto& s : slices_) {
-    if (copied == size) {
-      break;
-    }
+  for (size_t i = head_; i < slices_.size() && copied < size; ++i) {
+    const Slice& s = slices_[i];
     const size_t n = std::min(size - copied, s.readable());
-    std::memcpy(p + copied, s.data.get() + s.start, n);
+    std::memcpy(p + copied, s.data + s.start, n);
     copied += n;
   }
   return copied;
@@ -118,40 +212,42 @@ size_t Buffer::copyOut(void* out, size_t size) const {
 
 int Buffer::readableIovecs(struct iovec* iov, int max) const {
   int n = 0;
-  for (const auto& s : slices_) {
-    if (n == max) {
-      break;
-    }
+  for (size_t i = head_; i < slices_.size() && n < max; ++i) {
+    const Slice& s = slices_[i];
     if (s.readable() == 0) {
       continue;
     }
-    iov[n].iov_base = s.data.get() + s.start;
+    iov[n].iov_base = s.data + s.start;
     iov[n].iov_len = s.readable();
     ++n;
   }
   return n;
 }
 
-ssize_t Buffer::readFrom(int fd, size_t max_bytes) {
+ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked) {
   // Read into the tail's free space and one fresh slice: a single readv fills
-  // both, and the fresh slice is dropped again if nothing landed in it.
+  // both, and the fresh slice goes back to the pool if nothing landed in it.
   struct iovec iov[2];
   int cnt = 0;
   size_t budget = max_bytes;
-  const bool tail_has_room = !slices_.empty() && slices_.back().writable() > 0;
+  const bool tail_has_room = !noSlices() && back().writable() > 0;
   if (tail_has_room) {
-    Slice& tail = slices_.back();
-    iov[cnt].iov_base = tail.data.get() + tail.end;
+    Slice& tail = back();
+    iov[cnt].iov_base = tail.data + tail.end;
     iov[cnt].iov_len = std::min(tail.writable(), budget);
     budget -= iov[cnt].iov_len;
     ++cnt;
   }
   Slice fresh;
   if (budget > 0) {
-    fresh = newSlice(kSliceSize);
-    iov[cnt].iov_base = fresh.data.get();
-    iov[cnt].iov_len = std::min(fresh.capacity, budget);
+    fresh = Slice(kSliceSize);
+    iov[cnt].iov_base = fresh.data;
+    iov[cnt].iov_len = std::min<size_t>(fresh.capacity, budget);
     ++cnt;
+  }
+  if (asked != nullptr) {
+    *asked = 0;
+    for (int i = 0; i < cnt; ++i) *asked += iov[i].iov_len;
   }
   const ssize_t rc = ::readv(fd, iov, cnt);
   if (rc <= 0) {
@@ -161,19 +257,23 @@ ssize_t Buffer::readFrom(int fd, size_t max_bytes) {
   length_ += left;
   if (tail_has_room) {
     const size_t n = std::min(left, iov[0].iov_len);
-    slices_.back().end += n;
+    back().end += static_cast<uint32_t>(n);
     left -= n;
   }
   if (left > 0) {
-    fresh.end = left;
-    slices_.push_back(std::move(fresh));
+    fresh.end = static_cast<uint32_t>(left);
+    pushBack(std::move(fresh));
   }
   return rc;
 }
 
-ssize_t Buffer::writeTo(int fd) {
+ssize_t Buffer::writeTo(int fd, size_t* asked) {
   struct iovec iov[kMaxIovecs];
   const int cnt = readableIovecs(iov, kMaxIovecs);
+  if (asked != nullptr) {
+    *asked = 0;
+    for (int i = 0; i < cnt; ++i) *asked += iov[i].iov_len;
+  }
   if (cnt == 0) {
     return 0;
   }

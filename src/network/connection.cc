@@ -233,6 +233,9 @@ void Connection::raiseEvent(ConnectionEvent event) {
 }
 
 void Connection::onFileEvent(uint32_t events) {
+  if (events & event::FileReadyType::Closed) {
+    peer_closed_hint_ = true;
+  }
   if (state_ == State::Connecting) {
     if (events & (event::FileReadyType::Write | event::FileReadyType::Closed |
                   event::FileReadyType::Read)) {
@@ -289,7 +292,16 @@ void Connection::onReadReady() {
   read_pending_ = false;
   if (!read_end_stream_) {
     const uint64_t max = buffer_limit_ == 0 ? 16 * Buffer::kSliceSize : buffer_limit_;
-    const IoResult r = transport_->doRead(fd_, read_buffer_, max);
+    IoResult r = transport_->doRead(fd_, read_buffer_, max);
+    if (peer_closed_hint_ && r.action == PostIoAction::KeepOpen && !r.end_stream_read &&
+        r.bytes_processed > 0 && r.bytes_processed < max) {
+      // doRead stops at a short read; the peer's FIN may sit behind the data
+      // and no new edge would announce it.
+      const IoResult more = transport_->doRead(fd_, read_buffer_, max - r.bytes_processed);
+      r.action = more.action;
+      r.bytes_processed += more.bytes_processed;
+      r.end_stream_read = more.end_stream_read;
+    }
     bytes_rx_ += r.bytes_processed;
     if (r.bytes_processed > 0) {
       if (stats_.rx_total) stats_.rx_total->inc(r.bytes_processed);

@@ -146,6 +146,7 @@ private:
   bool write_end_done_ = false;      // and did (buffer flushed, FIN sent)
   bool above_high_ = false;
   bool read_pending_ = false;        // readiness seen while reads were disabled
+  bool peer_closed_hint_ = false;    // an event said the peer closed (FIN queued)
   bool immediate_error_ = false;
   uint64_t bytes_rx_ = 0;
   uint64_t bytes_tx_ = 0;

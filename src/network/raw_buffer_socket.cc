@@ -10,9 +10,14 @@ namespace legate::network {
 IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
   IoResult result;
   while (result.bytes_processed < max_bytes) {
-    const ssize_t rc = buffer.readFrom(fd, max_bytes - result.bytes_processed);
+    size_t asked = 0;
+    const ssize_t rc = buffer.readFrom(fd, max_bytes - result.bytes_processed, &asked);
     if (rc > 0) {
       result.bytes_processed += static_cast<uint64_t>(rc);
+      if (static_cast<size_t>(rc) < asked) {
+        // The socket had no more: another read would only say EAGAIN.
+        break;
+      }
       continue;
     }
     if (rc == 0) {
@@ -34,9 +39,14 @@ IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
 IoResult RawBufferSocket::doWrite(int fd, Buffer& buffer, bool end_stream) {
   IoResult result;
   while (!buffer.empty()) {
-    const ssize_t rc = buffer.writeTo(fd);
+    size_t asked = 0;
+    const ssize_t rc = buffer.writeTo(fd, &asked);
     if (rc > 0) {
       result.bytes_processed += static_cast<uint64_t>(rc);
+      if (static_cast<size_t>(rc) < asked) {
+        // The socket buffer is full: the next write-ready edge resumes.
+        return result;
+      }
       continue;
     }
     if (rc < 0 && errno == EINTR) {

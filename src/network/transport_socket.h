@@ -22,10 +22,13 @@ struct IoResult {
 class TransportSocket {
 public:
   virtual ~TransportSocket() = default;
-  // Reads what is available (edge-triggered: until EAGAIN or max_bytes).
+  // Reads what is available (edge-triggered: until the socket gives less than
+  // asked, EAGAIN, EOF or max_bytes). A short read means the receive queue was
+  // empty; a FIN that was already queued with the data may then still be
+  // unread: the caller reads again when the event said the peer closed.
   virtual IoResult doRead(int fd, Buffer& buffer, uint64_t max_bytes) = 0;
-  // Writes as much of buffer as the peer takes; end_stream half-closes the
-  // write side once buffer is empty.
+  // Writes as much of buffer as the peer takes (until a short write or EAGAIN);
+  // end_stream half-closes the write side once buffer is empty.
   virtual IoResult doWrite(int fd, Buffer& buffer, bool end_stream) = 0;
   virtual std::string protocol() const { return ""; }
   // "" or a short reason for the last failure (access logs).

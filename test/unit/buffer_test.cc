@@ -109,5 +109,80 @@ TEST(BufferTest, ReadFromAndWriteToThroughASocketPair) {
   ::close(fds[1]);
 }
 
+
+TEST(BufferTest, ManySlicesQueueThroughPartialDrainsAndAppends) {
+  // Enough slices to spill the inline queue, drained from the front while
+  // more arrive at the back (the queue compacts instead of growing forever).
+  Buffer b;
+  std::string expect;
+  for (int round = 0; round < 50; ++round) {
+    const std::string chunk = pattern(Buffer::kSliceSize + 100 * round + 1);
+    b.add(chunk);
+    expect += chunk;
+    const size_t n = Buffer::kSliceSize / 2 + static_cast<size_t>(round);
+    b.drain(n);
+    expect.erase(0, n);
+    ASSERT_EQ(b.length(), expect.size());
+  }
+  EXPECT_EQ(b.toString(), expect);
+  Buffer c;
+  c.move(b, expect.size() / 3);
+  EXPECT_EQ(c.toString() + b.toString(), expect);
+  b.drain(b.length());
+  EXPECT_EQ(b.sliceCount(), 0u);
+}
+
+TEST(BufferTest, MoveConstructionLeavesTheSourceEmpty) {
+  Buffer a;
+  a.add("hello");
+  Buffer b(std::move(a));
+  EXPECT_EQ(a.length(), 0u);
+  EXPECT_EQ(a.sliceCount(), 0u);
+  EXPECT_EQ(b.toString(), "hello");
+  Buffer c;
+  c.add("old");
+  c = std::move(b);
+  EXPECT_EQ(c.toString(), "hello");
+  EXPECT_TRUE(b.empty());
+}
+
+TEST(BufferTest, StandardSlicesAreReusedThroughThePerThreadPool) {
+  {
+    Buffer warm;
+    for (int i = 0; i < 4; ++i) warm.add(pattern(Buffer::kSliceSize));
+  }
+  const size_t pooled = Buffer::pooledSlices();
+  EXPECT_GE(pooled, 4u) << "released standard slices are kept for reuse";
+  EXPECT_LE(pooled, Buffer::kPoolSlices);
+  {
+    Buffer b;
+    b.add("x");
+    EXPECT_EQ(Buffer::pooledSlices(), pooled - 1) << "a new slice comes from the pool";
+  }
+  EXPECT_EQ(Buffer::pooledSlices(), pooled);
+  {
+    // More than the pool holds: the excess is freed, the pool stays bounded.
+    Buffer big;
+    for (size_t i = 0; i < 2 * Buffer::kPoolSlices; ++i) big.add(pattern(Buffer::kSliceSize));
+  }
+  EXPECT_EQ(Buffer::pooledSlices(), Buffer::kPoolSlices);
+}
+
+TEST(BufferTest, ShortReadAndWriteReportWhatWasAsked) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  ASSERT_EQ(::write(fds[0], "abc", 3), 3);
+  Buffer in;
+  size_t asked = 0;
+  EXPECT_EQ(in.readFrom(fds[1], 1 << 20, &asked), 3);
+  EXPECT_GT(asked, 3u) << "a short read tells the caller the socket is empty";
+  Buffer out;
+  out.add("defg");
+  EXPECT_EQ(out.writeTo(fds[0], &asked), 4);
+  EXPECT_EQ(asked, 4u);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 } // namespace
 } // namespace legate

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Repeatable per-request cost of legate: instructions (callgrind), syscalls
+(strace) or heap allocations (valgrind's memcheck heap summary) per proxied
+request, on the benchmark's own config and backend.
+
+    python3 bench/profile.py callgrind [--requests 2000] [--connections 10]
+    python3 bench/profile.py strace    [--requests 2000] [--connections 10]
+    python3 bench/profile.py allocs    [--requests 2000] [--connections 10]
+
+Wall time on a shared machine is noisy; instruction, syscall and allocation
+counts are not. The client is Python (standard library): it opens C keep-alive
+connections, then in each step sends one GET on every connection and reads
+every response, until N requests were served. A warm-up of the same shape runs
+first; only the measured part is counted:
+
+  * callgrind: counters are zeroed after the warm-up (callgrind_control -z) and
+    dumped after the measured part (-d); prints instructions per request and
+    writes the dump (callgrind_annotate it for the profile);
+  * strace: `strace -c -f` over two runs, N and 2N requests; the difference
+    per request is printed per syscall (start-up and warm-up cancel);
+  * allocs: memcheck's "total heap usage" over two runs, N and 2N requests;
+    the difference per request is printed (allocations and bytes).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run  # noqa: E402  (the benchmark's helpers: configs, backend, processes)
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+
+def drive(port, conns, requests):
+    """requests GETs over conns keep-alive connections, one in flight on each."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(conns)]
+    bufs = [b""] * conns
+    done = 0
+    try:
+        while done < requests:
+            active = min(conns, requests - done)
+            for s in socks[:active]:
+                s.sendall(REQUEST)
+            for i in range(active):
+                status, bufs[i] = run.read_response(socks[i], bufs[i])
+                if status != 200:
+                    raise run.BenchError("got status %d" % status)
+            done += active
+    finally:
+        for s in socks:
+            s.close()
+
+
+def start_legate(tools, tmp, backend_port, wrapper, tag):
+    port = run.free_port()
+    values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port,
+              "ADMIN_PORT": run.free_port()}
+    conf = run.render("legate.yaml", os.path.join(tmp, "legate.yaml"), values)
+    argv = wrapper + [tools["legate"], "-c", conf, "--concurrency", "1", "-l", "warning"]
+    p = run.Proc("legate", argv, os.path.join(tmp, "legate-%s.out" % tag), port)
+    deadline = time.monotonic() + 120
+    while run.http_get_once(port, timeout=10) != 200:
+        if p.proc.poll() is not None or time.monotonic() > deadline:
+            p.stop()
+            raise run.BenchError("legate did not start under %s" % " ".join(wrapper))
+        time.sleep(0.2)
+    return p
+
+
+def stop_gracefully(p, timeout=120):
+    """SIGTERM only the wrapped process group and wait (valgrind/strace write
+    their reports on exit)."""
+    os.killpg(p.proc.pid, 15)
+    try:
+        p.proc.wait(timeout=timeout)
+    finally:
+        p.stop()
+
+
+def callgrind(tools, tmp, backend_port, args):
+    out = os.path.abspath(args.out or "callgrind.out.legate")
+    wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out + ".%p"]
+    p = start_legate(tools, tmp, backend_port, wrapper, "callgrind")
+    try:
+        drive(p.port, args.connections, args.warmup)
+        pid = p.proc.pid
+        subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
+        drive(p.port, args.connections, args.requests)
+        subprocess.run(["callgrind_control", "-d", "measured", str(pid)], check=True,
+                       capture_output=True)
+        time.sleep(1)
+    finally:
+        stop_gracefully(p)
+    dumps = sorted(f for f in os.listdir(os.path.dirname(out))
+                   if f.startswith(os.path.basename(out) + ".%d." % pid))
+    if not dumps:
+        raise run.BenchError("no callgrind dump found")
+    total = 0
+    for d in dumps:
+        path = os.path.join(os.path.dirname(out), d)
+        with open(path) as f:
+            text = f.read()
+        if "measured" not in text:
+            continue
+        m = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or \
+            re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
+        total += int(m.group(1))
+        run.log("dump: %s" % path)
+    run.log("instructions per request: %.0f  (%d requests over %d connections)"
+            % (total / args.requests, args.requests, args.connections))
+
+
+def strace_counts(tools, tmp, backend_port, args, n):
+    path = os.path.join(tmp, "strace-%d.txt" % n)
+    p = start_legate(tools, tmp, backend_port, ["strace", "-c", "-f", "-o", path], "strace")
+    try:
+        drive(p.port, args.connections, args.warmup + n)
+    finally:
+        stop_gracefully(p)
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 5 and cols[0][0].isdigit() and not cols[-1].startswith("total"):
+                errors = int(cols[4]) if len(cols) == 6 else 0
+                counts[cols[-1]] = (int(cols[3]), errors)
+    return counts
+
+
+def strace(tools, tmp, backend_port, args):
+    a = strace_counts(tools, tmp, backend_port, args, args.requests)
+    b = strace_counts(tools, tmp, backend_port, args, 2 * args.requests)
+    total = 0.0
+    run.log("%-16s %10s %10s" % ("syscall", "per req", "errors/req"))
+    for name in sorted(set(a) | set(b), key=lambda k: -(b.get(k, (0, 0))[0] - a.get(k, (0, 0))[0])):
+        calls = (b.get(name, (0, 0))[0] - a.get(name, (0, 0))[0]) / args.requests
+        errs = (b.get(name, (0, 0))[1] - a.get(name, (0, 0))[1]) / args.requests
+        if abs(calls) >= 0.005:
+            run.log("%-16s %10.2f %10.2f" % (name, calls, errs))
+            total += calls
+    run.log("%-16s %10.2f" % ("total", total))
+
+
+def heap_usage(tools, tmp, backend_port, args, n):
+    path = os.path.join(tmp, "memcheck-%d.txt" % n)
+    wrapper = ["valgrind", "--tool=memcheck", "--leak-check=no", "--log-file=" + path]
+    p = start_legate(tools, tmp, backend_port, wrapper, "memcheck")
+    try:
+        drive(p.port, args.connections, args.warmup + n)
+    finally:
+        stop_gracefully(p)
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes", text)
+    if not m:
+        raise run.BenchError("no heap summary in %s" % path)
+    return [int(x.replace(",", "")) for x in m.groups()]
+
+
+def allocs(tools, tmp, backend_port, args):
+    a = heap_usage(tools, tmp, backend_port, args, args.requests)
+    b = heap_usage(tools, tmp, backend_port, args, 2 * args.requests)
+    run.log("allocations per request: %.2f  bytes allocated per request: %.0f"
+            % ((b[0] - a[0]) / args.requests, (b[2] - a[2]) / args.requests))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("mode", choices=["callgrind", "strace", "allocs"])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--connections", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--out", default=None, help="callgrind: dump file prefix")
+    ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or
+                    os.path.join(run.ROOT, "build", "release", "legate"))
+    args = ap.parse_args()
+    tools, missing = run.find_tools(os.path.abspath(args.legate))
+    need = {"callgrind": "valgrind", "strace": "strace", "allocs": "valgrind"}[args.mode]
+    if shutil.which(need) is None:
+        missing.append(need)
+    missing = [m for m in missing if m not in ("haproxy", "wrk")]
+    if missing:
+        run.log("SKIP: missing %s" % ", ".join(missing))
+        return run.SKIP
+    tmp = tempfile.mkdtemp(prefix="legate-profile-")
+    backend = None
+    try:
+        backend = run.start_backend(tools, tmp, run.free_port())
+        {"callgrind": callgrind, "strace": strace, "allocs": allocs}[args.mode](
+            tools, tmp, backend.port, args)
+    except run.BenchError as e:
+        run.log("FAILED: %s" % e)
+        return 1
+    finally:
+        if backend:
+            backend.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
