@@ -1,9 +1,11 @@
 #include "event/dispatcher.h"
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <stdexcept>
@@ -11,41 +13,78 @@
 namespace legate::event {
 namespace {
 
+// A timer whose libevent event is embedded (one allocation per timer) and
+// armed lazily: enableTimer() only touches libevent's timer heap when the new
+// deadline is earlier than the one already armed. Pushing a deadline later (a
+// stream's idle timeout on every read, say) just records it; when the armed
+// event fires early, it re-arms for the rest. disableTimer() only clears the
+// deadline; a stale armed event then fires once and does nothing.
 class TimerImpl : public Timer {
 public:
   TimerImpl(event_base* base, std::function<void()> cb) : cb_(std::move(cb)) {
-    ev_ = evtimer_new(base, &TimerImpl::onFire, this);
+    evtimer_assign(&ev_, base, &TimerImpl::onFire, this);
   }
-  ~TimerImpl() override { event_free(ev_); }
+  ~TimerImpl() override { event_del(&ev_); }
   void enableTimer(std::chrono::milliseconds after) override {
-    timeval tv;
-    tv.tv_sec = after.count() / 1000;
-    tv.tv_usec = (after.count() % 1000) * 1000;
-    evtimer_add(ev_, &tv);
+    const MonotonicTime now = std::chrono::steady_clock::now();
+    deadline_ = now + after;
+    enabled_ = true;
+    if (armed_ && armed_for_ <= deadline_) {
+      return; // fires no later than needed; onFire re-arms for the rest
+    }
+    arm(now);
   }
-  void disableTimer() override { evtimer_del(ev_); }
-  bool enabled() const override { return evtimer_pending(ev_, nullptr) != 0; }
+  void disableTimer() override { enabled_ = false; }
+  bool enabled() const override { return enabled_; }
 
 private:
-  static void onFire(evutil_socket_t, short, void* arg) { static_cast<TimerImpl*>(arg)->cb_(); }
+  void arm(MonotonicTime now) {
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
+    const int64_t us = std::max<int64_t>(0, left.count());
+    timeval tv;
+    tv.tv_sec = static_cast<time_t>(us / 1000000);
+    tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
+    evtimer_add(&ev_, &tv);
+    armed_ = true;
+    armed_for_ = deadline_;
+  }
+  static void onFire(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<TimerImpl*>(arg);
+    self->armed_ = false;
+    if (!self->enabled_) {
+      return;
+    }
+    const MonotonicTime now = std::chrono::steady_clock::now();
+    if (now < self->deadline_) {
+      self->arm(now); // the deadline moved on since this was armed
+      return;
+    }
+    self->enabled_ = false;
+    self->cb_();
+  }
+
   std::function<void()> cb_;
-  ::event* ev_;
+  MonotonicTime deadline_{};
+  MonotonicTime armed_for_{};
+  bool enabled_ = false;
+  bool armed_ = false; // ev_ is in libevent's timer heap, due at armed_for_
+  ::event ev_;
 };
 
 class FileEventImpl : public FileEvent {
 public:
   FileEventImpl(event_base* base, int fd, std::function<void(uint32_t)> cb) : cb_(std::move(cb)) {
-    ev_ = event_new(base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
-                    &FileEventImpl::onReady, this);
-    event_add(ev_, nullptr);
+    event_assign(&ev_, base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
+                 &FileEventImpl::onReady, this);
+    event_add(&ev_, nullptr);
   }
-  ~FileEventImpl() override { event_free(ev_); }
+  ~FileEventImpl() override { event_del(&ev_); }
   void activate(uint32_t events) override {
     short what = 0;
     if (events & FileReadyType::Read) what |= EV_READ;
     if (events & FileReadyType::Write) what |= EV_WRITE;
     if (events & FileReadyType::Closed) what |= EV_CLOSED;
-    event_active(ev_, what, 0);
+    event_active(&ev_, what, 0);
   }
 
 private:
@@ -57,7 +96,7 @@ private:
     static_cast<FileEventImpl*>(arg)->cb_(events);
   }
   std::function<void(uint32_t)> cb_;
-  ::event* ev_;
+  ::event ev_;
 };
 
 } // namespace
