@@ -117,7 +117,13 @@ public:
   virtual bool wantsToWrite() const { return false; }
 };
 
-class ServerConnection : public Connection {};
+class ServerConnection : public Connection {
+public:
+  // Between messages with nothing in progress (no stream, no partial request,
+  // not closing, no error): the owner may destroy the codec and create a fresh
+  // one for the next bytes, so an idle keep-alive connection keeps no codec.
+  virtual bool idle() const { return false; }
+};
 
 class ClientConnection : public Connection {
 public:

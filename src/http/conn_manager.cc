@@ -152,6 +152,13 @@ private:
   void onStreamIdleTimeout();
   void onRequestTimeout();
 
+public:
+  // The codec that served this stream, when the connection went idle with it
+  // (it may still be on the call stack): destroyed with the stream, after the
+  // current callback. First member, so it outlives the others.
+  std::unique_ptr<ServerConnection> retired_codec_;
+
+private:
   ConnectionManager& parent_;
   StreamEncoder& encoder_;
   const uint64_t id_;
@@ -1001,7 +1008,8 @@ network::FilterStatus ConnectionManager::onNewConnection() {
     });
     duration_timer_->enableTimer(config_->max_connection_duration);
   }
-  createCodec();
+  // The codec is created by the first bytes (onData) and dropped again
+  // whenever the connection is idle between requests.
   return network::FilterStatus::Continue;
 }
 
@@ -1039,6 +1047,9 @@ network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
     data.drain(data.length());
     return network::FilterStatus::StopIteration;
   }
+  if (!codec_) {
+    createCodec();
+  }
   dispatching_ = true;
   const absl::Status st = codec_->dispatch(data);
   dispatching_ = false;
@@ -1071,12 +1082,21 @@ network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
   if (end_stream && !closed_) {
     codec_->onRemoteClose();
   }
+  if (codec_ && data.empty() && streams_.empty() && !closed_ && codec_->idle()) {
+    codec_.reset(); // not on the stack any more: dispatch returned
+  }
   return network::FilterStatus::StopIteration;
 }
 
 void ConnectionManager::onStreamDone(ActiveStream& stream) {
   for (auto it = streams_.begin(); it != streams_.end(); ++it) {
     if (it->get() == &stream) {
+      if (streams_.size() == 1 && !dispatching_ && !close_after_stream_ && !closed_ && codec_ &&
+          codec_->idle()) {
+        // Idle keep-alive connections keep no codec; the next request's first
+        // bytes make a fresh one (onData).
+        stream.retired_codec_ = std::move(codec_);
+      }
       connection_->dispatcher().deferredDelete(std::move(*it));
       streams_.erase(it);
       break;

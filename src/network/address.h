@@ -1,6 +1,6 @@
 #pragma once
 
-// IP socket addresses and CIDR ranges.
+// IP socket addresses (IPv4, IPv6) and CIDR ranges.
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -31,7 +31,7 @@ public:
   static Address fromSocketName(int fd);
   static Address fromPeerName(int fd);
 
-  int family() const { return storage_.ss_family; }
+  int family() const { return storage_.sa.sa_family; }
   bool valid() const { return len_ != 0; }
   uint16_t port() const;
   void setPort(uint16_t port);
@@ -46,7 +46,14 @@ public:
   bool operator==(const Address& o) const;
 
 private:
-  sockaddr_storage storage_{};
+  // IPv4 or IPv6 only: 28 bytes, not sockaddr_storage's 128 (every connection
+  // keeps two of these).
+  union Storage {
+    sockaddr sa;
+    sockaddr_in in4;
+    sockaddr_in6 in6;
+  };
+  Storage storage_{};
   socklen_t len_ = 0;
 };
 

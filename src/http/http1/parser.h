@@ -125,6 +125,8 @@ public:
   bool complete() const { return state_ == State::Complete; }
   // A message has begun (its first start-line byte arrived) and is not complete.
   bool inMessage() const { return begun_ && state_ != State::Complete; }
+  // Bytes of a line that straddled reads are held (e.g. a lone leading CR).
+  bool hasPartialLine() const { return !line_buf_.empty(); }
   bool inCloseDelimitedBody() const { return state_ == State::CloseDelimited; }
   uint64_t droppedHeadersWithUnderscores() const { return dropped_underscores_; }
 

@@ -49,6 +49,10 @@ public:
   Protocol protocol() const override { return request_version_; }
   void shutdownNotice() override { shutdown_ = true; }
   bool wantsToWrite() const override { return stream_active_; }
+  bool idle() const override {
+    return !stream_active_ && !parser_.inMessage() && !parser_.hasPartialLine() && !closed_ && !shutdown_ && error_.ok() &&
+           !dispatching_;
+  }
 
   // Header fields dropped under UnderscoreAction::DropHeader (for the
   // downstream_rq_... stat).
