@@ -80,6 +80,13 @@ TEST(UtilityTest, UuidIsVersion4) {
   const std::string a = utility::makeUuid();
   const std::string b = utility::makeUuid();
   EXPECT_EQ(a.size(), 36u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      EXPECT_EQ(a[i], '-') << a;
+    } else {
+      EXPECT_TRUE((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f')) << a;
+    }
+  }
   EXPECT_EQ(a[14], '4');
   EXPECT_TRUE(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b');
   EXPECT_NE(a, b);
