@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "accesslog/stream_info.h"
+#include "router/hash_policy.h"
 #include "google/protobuf/any.pb.h"
 #include "http/header_map.h"
 #include "router/header_mutation.h"
@@ -89,6 +90,8 @@ class RouteAction {
   bool autoHostRewrite() const { return host_rewrite_ == HostRewrite::kAuto; }
   bool appendXForwardedHost() const { return append_x_forwarded_host_; }
   const PathRewriter& pathRewriter() const { return path_rewriter_; }
+  // hash_policy: the request hash for consistent-hashing clusters; nullptr if none.
+  const HashPolicy* hashPolicy() const { return hash_policy_.get(); }
 
  private:
   friend class RouteBuilder;
@@ -107,6 +110,7 @@ class RouteAction {
   std::string host_regex_substitution_;
   bool append_x_forwarded_host_ = false;
   PathRewriter path_rewriter_;
+  std::unique_ptr<const HashPolicy> hash_policy_;
 
   friend class Route;
 };

@@ -153,7 +153,6 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
                                                  "priority",
                                                  "rate_limits",
                                                  "include_vh_rate_limits",
-                                                 "hash_policy",
                                                  "cors",
                                                  "max_grpc_timeout",
                                                  "grpc_timeout_offset",
@@ -168,6 +167,11 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
     return st;
   }
   auto a = std::make_unique<RouteAction>();
+  if (proto.hash_policy_size() > 0) {
+    auto hp = HashPolicy::create(proto.hash_policy(), path + ".hash_policy");
+    if (!hp.ok()) return hp.status();
+    a->hash_policy_ = std::move(*hp);
+  }
   switch (proto.cluster_specifier_case()) {
   case ActionProto::kCluster:
     if (proto.cluster().empty())

@@ -1,6 +1,9 @@
 #include "upstream/cluster.h"
 
 #include <algorithm>
+#include <cmath>
+
+#include "upstream/hash_lb.h"
 
 #include "config/extension_registry.h"
 #include "config/unsupported.h"
@@ -91,6 +94,17 @@ void applyEdsHealth(const Host& host, HealthStatus hs) {
 
 // Priority levels legate accepts (each is a small vector in every snapshot).
 constexpr uint32_t kMaxPriorities = 128;
+// Envoy's limits for the consistent-hash tables.
+constexpr uint64_t kMaxRingSize = 8 * 1024 * 1024;
+constexpr uint64_t kMaxMaglevTableSize = 5000011;
+
+bool isPrime(uint64_t n) {
+  if (n < 2) return false;
+  for (uint64_t d = 2; d * d <= n; ++d) {
+    if (n % d == 0) return false;
+  }
+  return true;
+}
 
 int64_t toMillis(const google::protobuf::Duration& d) {
   return google::protobuf::util::TimeUtil::DurationToMilliseconds(d);
@@ -144,6 +158,81 @@ absl::Status upstream::Cluster::parseHttpProtocolOptions(const ClusterProto& pro
   return absl::OkStatus();
 }
 
+absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const std::string& where,
+                                             Cluster& c) {
+  // Settings of a policy other than the cluster's are ignored, as in Envoy.
+  switch (proto.lb_policy()) {
+  case ClusterProto::ROUND_ROBIN:
+    c.lb_policy_ = LbPolicy::RoundRobin;
+    if (proto.has_round_robin_lb_config()) {
+      return config::rejectUnsupportedFields(proto.round_robin_lb_config(),
+                                             {"slow_start_config", "locality_lb_config"},
+                                             where + ".round_robin_lb_config");
+    }
+    return absl::OkStatus();
+  case ClusterProto::RANDOM:
+    c.lb_policy_ = LbPolicy::Random;
+    return absl::OkStatus();
+  case ClusterProto::LEAST_REQUEST: {
+    c.lb_policy_ = LbPolicy::LeastRequest;
+    const auto& lr = proto.least_request_lb_config();
+    if (auto st = config::rejectUnsupportedFields(
+            lr, {"slow_start_config", "locality_lb_config", "selection_method"},
+            where + ".least_request_lb_config");
+        !st.ok()) {
+      return st;
+    }
+    if (lr.has_choice_count()) c.choice_count_ = std::max<uint32_t>(2, lr.choice_count().value());
+    if (lr.has_active_request_bias()) {
+      // No runtime layer yet: the default value applies (as when the key is absent).
+      c.active_request_bias_ = lr.active_request_bias().default_value();
+      if (c.active_request_bias_ < 0) {
+        return absl::InvalidArgumentError(where + ".least_request_lb_config.active_request_bias:"
+                                                  " must not be negative");
+      }
+    }
+    return absl::OkStatus();
+  }
+  case ClusterProto::RING_HASH: {
+    c.lb_policy_ = LbPolicy::RingHash;
+    const auto& rh = proto.ring_hash_lb_config();
+    const std::string path = where + ".ring_hash_lb_config";
+    if (rh.hash_function() != ClusterProto::RingHashLbConfig::XX_HASH) {
+      return absl::InvalidArgumentError(path + ".hash_function: only XX_HASH is implemented by "
+                                               "legate");
+    }
+    if (rh.has_minimum_ring_size()) c.min_ring_size_ = rh.minimum_ring_size().value();
+    if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
+    if (c.max_ring_size_ > kMaxRingSize) {
+      return absl::InvalidArgumentError(path + ".maximum_ring_size: at most " +
+                                        std::to_string(kMaxRingSize));
+    }
+    if (c.min_ring_size_ > c.max_ring_size_ || c.min_ring_size_ == 0) {
+      return absl::InvalidArgumentError(path + ".minimum_ring_size: must be between 1 and "
+                                               "maximum_ring_size");
+    }
+    return absl::OkStatus();
+  }
+  case ClusterProto::MAGLEV: {
+    c.lb_policy_ = LbPolicy::Maglev;
+    if (proto.maglev_lb_config().has_table_size()) {
+      c.maglev_table_size_ = proto.maglev_lb_config().table_size().value();
+      if (!isPrime(c.maglev_table_size_) || c.maglev_table_size_ > kMaxMaglevTableSize) {
+        return absl::InvalidArgumentError(where + ".maglev_lb_config.table_size: must be a prime "
+                                                  "number no larger than " +
+                                          std::to_string(kMaxMaglevTableSize));
+      }
+    }
+    return absl::OkStatus();
+  }
+  default:
+    return absl::InvalidArgumentError(where + ".lb_policy: " +
+                                      ClusterProto::LbPolicy_Name(proto.lb_policy()) +
+                                      " is not implemented by legate yet (ROUND_ROBIN, RANDOM, "
+                                      "LEAST_REQUEST, RING_HASH and MAGLEV are)");
+  }
+}
+
 absl::StatusOr<std::shared_ptr<upstream::Cluster>>
 upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stats::Store& store,
                           uint32_t workers, const std::string& where) {
@@ -163,8 +252,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
           proto,
           {"eds_cluster_config", "health_checks", "outlier_detection", "transport_socket",
            "transport_socket_matches", "lb_subset_config",
-           "ring_hash_lb_config", "maglev_lb_config", "original_dst_lb_config",
-           "least_request_lb_config", "round_robin_lb_config", "load_balancing_policy",
+           "original_dst_lb_config", "load_balancing_policy",
            "upstream_bind_config", "filters", "upstream_connection_options", "lrs_server"},
           where);
       !st.ok()) {
@@ -185,21 +273,8 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   if (proto.has_per_connection_buffer_limit_bytes()) {
     c->buffer_limit_ = proto.per_connection_buffer_limit_bytes().value();
   }
-  switch (proto.lb_policy()) {
-  case ClusterProto::ROUND_ROBIN:
-    c->lb_policy_ = LbPolicy::RoundRobin;
-    break;
-  case ClusterProto::RANDOM:
-    c->lb_policy_ = LbPolicy::Random;
-    break;
-  case ClusterProto::LEAST_REQUEST:
-    c->lb_policy_ = LbPolicy::LeastRequest;
-    break;
-  default:
-    return absl::InvalidArgumentError(where + ".lb_policy: " +
-                                      ClusterProto::LbPolicy_Name(proto.lb_policy()) +
-                                      " is not implemented by legate yet (ROUND_ROBIN, RANDOM and "
-                                      "LEAST_REQUEST are)");
+  if (auto st = parseLbPolicy(proto, where, *c); !st.ok()) {
+    return st;
   }
   auto thresholds = parseCircuitBreakers(proto.circuit_breakers(), where + ".circuit_breakers");
   if (!thresholds.ok()) {
@@ -348,6 +423,19 @@ void upstream::Cluster::publish() {
     }
   }
   snap->total = members_.size();
+  if (lb_policy_ == LbPolicy::RingHash || lb_policy_ == LbPolicy::Maglev) {
+    for (auto& set : snap->priorities) {
+      for (HostList* list : {&set.all, &set.healthy, &set.degraded}) {
+        if (list->hosts.empty()) continue;
+        if (lb_policy_ == LbPolicy::RingHash) {
+          list->hash_table =
+              std::make_shared<RingHashTable>(list->hosts, min_ring_size_, max_ring_size_);
+        } else {
+          list->hash_table = std::make_shared<MaglevTable>(list->hosts, maglev_table_size_);
+        }
+      }
+    }
+  }
   std::vector<HostAvailability> avail;
   for (const auto& set : snap->priorities) {
     avail.push_back({set.all.hosts.size(), set.healthy.hosts.size(), set.degraded.hosts.size()});
@@ -425,28 +513,75 @@ HostConstSharedPtr upstream::Cluster::pickOnce(WorkerLbState& st, LoadBalancerCo
   if (list->hosts.empty()) {
     return nullptr;
   }
-  return pickFromList(*list, st.lists[level * 3 + which], st.rng);
+  return pickFromList(*list, st.lists[level * 3 + which], st.rng, hash);
 }
 
 HostConstSharedPtr upstream::Cluster::pickFromList(const HostList& list, ListState& ls,
-                                                   std::minstd_rand& rng) const {
+                                                   std::minstd_rand& rng,
+                                                   std::optional<uint64_t> hash) const {
   const auto& hosts = list.hosts;
   const size_t n = hosts.size();
   switch (lb_policy_) {
   case LbPolicy::Random:
     return hosts[rng() % n];
-  case LbPolicy::LeastRequest: {
-    // Power of two choices over active connections.
-    const auto& a = hosts[rng() % n];
-    const auto& b = hosts[rng() % n];
-    return a->stats().cx_active.load(std::memory_order_relaxed) <=
-                   b->stats().cx_active.load(std::memory_order_relaxed)
-               ? a
-               : b;
+  case LbPolicy::RingHash:
+  case LbPolicy::Maglev: {
+    // Without a hash (no hash_policy matched) the pick is random, as in Envoy.
+    const uint64_t h = hash ? *hash : (static_cast<uint64_t>(rng()) << 32) ^ rng();
+    return list.hash_table->pick(h);
   }
+  case LbPolicy::LeastRequest:
+    return list.weighted ? leastRequestWeighted(list, ls) : leastRequestChoices(list, rng);
   case LbPolicy::RoundRobin:
     break;
   }
+  return roundRobin(list, ls);
+}
+
+HostConstSharedPtr upstream::Cluster::leastRequestChoices(const HostList& list,
+                                                          std::minstd_rand& rng) const {
+  // Power of choice_count choices: the least loaded of that many random picks.
+  const auto& hosts = list.hosts;
+  const HostConstSharedPtr* best = nullptr;
+  int64_t best_active = 0;
+  for (uint32_t i = 0; i < choice_count_; ++i) {
+    const auto& h = hosts[rng() % hosts.size()];
+    const int64_t active = h->stats().rq_active.load(std::memory_order_relaxed);
+    if (best == nullptr || active < best_active) {
+      best = &h;
+      best_active = active;
+    }
+  }
+  return *best;
+}
+
+HostConstSharedPtr upstream::Cluster::leastRequestWeighted(const HostList& list,
+                                                           ListState& ls) const {
+  // Weights differ: each host's effective weight is
+  // weight / (active_requests + 1)^active_request_bias, interleaved by smooth
+  // weighted round robin, so a busy host gets proportionally fewer requests.
+  const auto& hosts = list.hosts;
+  const size_t n = hosts.size();
+  if (ls.current_weights.size() != n) ls.current_weights.assign(n, 0);
+  double total = 0;
+  size_t best = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double active =
+        static_cast<double>(hosts[i]->stats().rq_active.load(std::memory_order_relaxed));
+    const double w = active_request_bias_ == 0
+                         ? hosts[i]->weight()
+                         : hosts[i]->weight() / std::pow(active + 1, active_request_bias_);
+    total += w;
+    ls.current_weights[i] += w;
+    if (ls.current_weights[i] > ls.current_weights[best]) best = i;
+  }
+  ls.current_weights[best] -= total;
+  return hosts[best];
+}
+
+HostConstSharedPtr upstream::Cluster::roundRobin(const HostList& list, ListState& ls) const {
+  const auto& hosts = list.hosts;
+  const size_t n = hosts.size();
   if (!list.weighted) {
     return hosts[ls.rr_index++ % n];
   }

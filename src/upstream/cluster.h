@@ -16,6 +16,7 @@
 #include <functional>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -91,7 +92,7 @@ struct ClusterStats {
   stats::Histogram& upstream_rq_time;
 };
 
-enum class LbPolicy { RoundRobin, Random, LeastRequest };
+enum class LbPolicy { RoundRobin, Random, LeastRequest, RingHash, Maglev };
 
 class Cluster {
 public:
@@ -173,13 +174,24 @@ private:
     std::minstd_rand rng{std::random_device{}()};
   };
   HostConstSharedPtr pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const;
-  HostConstSharedPtr pickFromList(const HostList& list, ListState& ls, std::minstd_rand& rng) const;
+  HostConstSharedPtr pickFromList(const HostList& list, ListState& ls, std::minstd_rand& rng,
+                                  std::optional<uint64_t> hash) const;
+  HostConstSharedPtr roundRobin(const HostList& list, ListState& ls) const;
+  HostConstSharedPtr leastRequestChoices(const HostList& list, std::minstd_rand& rng) const;
+  HostConstSharedPtr leastRequestWeighted(const HostList& list, ListState& ls) const;
+  static absl::Status parseLbPolicy(const ClusterProto& proto, const std::string& where,
+                                    Cluster& c);
 
   std::string name_;
   std::unique_ptr<DnsClusterConfig> dns_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;
+  uint32_t choice_count_ = 2;         // least_request_lb_config
+  double active_request_bias_ = 1.0;  // least_request_lb_config
+  uint64_t min_ring_size_ = 1024;     // ring_hash_lb_config
+  uint64_t max_ring_size_ = 8 * 1024 * 1024;
+  uint64_t maglev_table_size_ = 65537; // maglev_lb_config
   uint32_t overprovisioning_factor_ = 140;
   double panic_threshold_ = 50.0;
   std::unique_ptr<ClusterStats> stats_;

@@ -569,7 +569,7 @@ virtual_hosts:
            extra + "}\n";
   };
   for (const char* f :
-       {"retry_policy: {retry_on: 5xx}", "hash_policy: [{header: {header_name: x}}]",
+       {"retry_policy: {retry_on: 5xx}",
         "upgrade_configs: [{upgrade_type: websocket}]", "request_mirror_policies: [{cluster: m}]",
         "priority: HIGH", "max_grpc_timeout: 1s", "internal_redirect_policy: {}",
         "hedge_policy: {initial_requests: 2}",
@@ -1214,3 +1214,120 @@ TEST(RouterIndex, HundredThousandLookups) {
 
 }  // namespace
 }  // namespace legate::router
+
+namespace legate::router {
+namespace {
+
+const HashPolicy* hashPolicyOf(const std::shared_ptr<const RouteConfig>& rc) {
+  const Route* r = rc->route(request("h", "/"), 0);
+  return r == nullptr || r->routeAction() == nullptr ? nullptr : r->routeAction()->hashPolicy();
+}
+
+std::shared_ptr<const RouteConfig> withHashPolicy(const std::string& policies) {
+  return build(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route:
+      cluster: c
+      hash_policy: )" + policies + "\n");
+}
+
+TEST(HashPolicyTest, HeaderCookieQueryAndSourceIp) {
+  auto rc = withHashPolicy(R"([{header: {header_name: X-User}}])");
+  const HashPolicy* hp = hashPolicyOf(rc);
+  ASSERT_NE(hp, nullptr);
+  auto a = hp->generateHash(request("h", "/", {{"x-user", "alice"}}), nullptr, nullptr);
+  auto a2 = hp->generateHash(request("h", "/other", {{"x-user", "alice"}}), nullptr, nullptr);
+  auto b = hp->generateHash(request("h", "/", {{"x-user", "bob"}}), nullptr, nullptr);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a, a2); // same key, same hash
+  EXPECT_NE(a, b);
+  EXPECT_FALSE(hp->generateHash(request("h", "/"), nullptr, nullptr)); // no header, no hash
+
+  rc = withHashPolicy(R"([{query_parameter: {name: session}}])");
+  hp = hashPolicyOf(rc);
+  auto q1 = hp->generateHash(request("h", "/p?x=1&session=abc"), nullptr, nullptr);
+  auto q2 = hp->generateHash(request("h", "/q?session=abc"), nullptr, nullptr);
+  ASSERT_TRUE(q1);
+  EXPECT_EQ(q1, q2);
+  EXPECT_FALSE(hp->generateHash(request("h", "/p?sessionx=abc"), nullptr, nullptr));
+
+  rc = withHashPolicy(R"([{connection_properties: {source_ip: true}}])");
+  hp = hashPolicyOf(rc);
+  auto ip1 = *network::Address::fromIpPort("10.1.2.3", 1000);
+  auto ip1b = *network::Address::fromIpPort("10.1.2.3", 2000);
+  auto ip2 = *network::Address::fromIpPort("10.1.2.4", 1000);
+  EXPECT_EQ(hp->generateHash(request("h", "/"), &ip1, nullptr),
+            hp->generateHash(request("h", "/"), &ip1b, nullptr)); // the port does not count
+  EXPECT_NE(hp->generateHash(request("h", "/"), &ip1, nullptr),
+            hp->generateHash(request("h", "/"), &ip2, nullptr));
+}
+
+TEST(HashPolicyTest, CookieIsReadOrGeneratedWithSetCookie) {
+  auto rc = withHashPolicy(R"([{cookie: {name: sticky, ttl: 3600s, path: /app}}])");
+  const HashPolicy* hp = hashPolicyOf(rc);
+  ASSERT_NE(hp, nullptr);
+  auto client = *network::Address::fromIpPort("10.0.0.9", 5555);
+  std::string set_cookie;
+  auto generated = hp->generateHash(request("h", "/"), &client,
+                                    [&](std::string c) { set_cookie = std::move(c); });
+  ASSERT_TRUE(generated);
+  // sticky="<16 hex digits>"; Max-Age=3600; Path=/app; HttpOnly
+  ASSERT_EQ(set_cookie.rfind("sticky=\"", 0), 0u) << set_cookie;
+  EXPECT_NE(set_cookie.find("; Max-Age=3600; Path=/app; HttpOnly"), std::string::npos) << set_cookie;
+  const std::string value = set_cookie.substr(8, 16);
+  // The client sends it back: same hash, no new cookie.
+  set_cookie.clear();
+  auto returned = hp->generateHash(request("h", "/", {{"cookie", "a=b; sticky=\"" + value + "\""}}),
+                                   &client, [&](std::string c) { set_cookie = std::move(c); });
+  EXPECT_EQ(returned, generated);
+  EXPECT_TRUE(set_cookie.empty());
+
+  // Without a ttl a missing cookie gives no hash and no Set-Cookie.
+  rc = withHashPolicy(R"([{cookie: {name: sticky}}])");
+  hp = hashPolicyOf(rc);
+  EXPECT_FALSE(hp->generateHash(request("h", "/"), &client,
+                                [&](std::string c) { set_cookie = std::move(c); }));
+  EXPECT_TRUE(set_cookie.empty());
+}
+
+TEST(HashPolicyTest, PoliciesCombineAndTerminalStops) {
+  auto rc_both = withHashPolicy(R"([{header: {header_name: a}}, {header: {header_name: b}}])");
+  auto rc_a = withHashPolicy(R"([{header: {header_name: a}}])");
+  auto rc_terminal =
+      withHashPolicy(R"([{header: {header_name: a}, terminal: true}, {header: {header_name: b}}])");
+  auto both = hashPolicyOf(rc_both);
+  auto only_a = hashPolicyOf(rc_a);
+  auto terminal = hashPolicyOf(rc_terminal);
+  auto h = request("h", "/", {{"a", "1"}, {"b", "2"}});
+  EXPECT_NE(both->generateHash(h, nullptr, nullptr), only_a->generateHash(h, nullptr, nullptr));
+  EXPECT_EQ(terminal->generateHash(h, nullptr, nullptr), only_a->generateHash(h, nullptr, nullptr));
+  // A terminal policy that yields nothing does not stop the walk.
+  auto no_a = request("h", "/", {{"b", "2"}});
+  EXPECT_TRUE(terminal->generateHash(no_a, nullptr, nullptr));
+}
+
+TEST(HashPolicyTest, UnsupportedPartsAreRefusedByPath) {
+  RouteConfiguration proto;
+  auto st = config::loadMessageFromYaml(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route:
+      cluster: c
+      hash_policy: [{cookie: {name: s, attributes: [{name: SameSite, value: Lax}]}}]
+)", "routes.yaml", proto);
+  ASSERT_TRUE(st.ok()) << st.message();
+  auto rc = RouteConfig::create(proto, "route_config");
+  ASSERT_FALSE(rc.ok());
+  EXPECT_NE(rc.status().message().find("hash_policy[0].cookie.attributes"), std::string::npos)
+      << rc.status().message();
+}
+
+} // namespace
+} // namespace legate::router

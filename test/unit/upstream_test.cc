@@ -3,6 +3,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
+#include "common/hash.h"
 #include "gtest/gtest.h"
 #include "upstream/cluster.h"
 #include "upstream/cluster_manager.h"
@@ -354,6 +355,195 @@ TEST(ClusterTest, MembershipChangesKeepStayingHostsAndReportRemovedOnes) {
   EXPECT_EQ(removed.size(), 2u);
 }
 
+struct HashCtx : LoadBalancerContext {
+  uint64_t hash = 0;
+  std::optional<uint64_t> computeHashKey() override { return hash; }
+};
+
+std::vector<HostConstSharedPtr> hostsOnPorts(int n, int first_port = 1) {
+  std::vector<HostConstSharedPtr> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(std::make_shared<Host>(
+        *network::Address::fromIpPort("10.0.0." + std::to_string(i + 1), first_port + i), 1));
+  }
+  return out;
+}
+
+TEST(LoadBalancerTest, RandomSpreadsEvenly) {
+  stats::Store store;
+  auto proto = makeCluster("rnd", {{1, 0}, {2, 0}, {3, 0}, {4, 0}});
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::RANDOM);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  auto counts = countPicks(**c, 40000);
+  for (uint16_t p = 1; p <= 4; ++p) EXPECT_NEAR(counts[p] / 40000.0, 0.25, 0.02) << p;
+}
+
+TEST(LoadBalancerTest, LeastRequestPrefersLessLoadedHosts) {
+  stats::Store store;
+  auto proto = makeCluster("lr", {{1, 0}, {2, 0}, {3, 0}});
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::LEAST_REQUEST);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  // Equal load: even spread.
+  auto counts = countPicks(**c, 30000);
+  for (uint16_t p = 1; p <= 3; ++p) EXPECT_NEAR(counts[p] / 30000.0, 1 / 3.0, 0.02);
+  // Host 1 busy: with two choices it wins only when both picks are host 1 (1/9).
+  (*c)->hosts()[0]->stats().rq_active = 10;
+  counts = countPicks(**c, 30000);
+  EXPECT_NEAR(counts[1] / 30000.0, 1 / 9.0, 0.02);
+  // choice_count 5: (1/3)^5.
+  stats::Store store5;
+  proto.mutable_least_request_lb_config()->mutable_choice_count()->set_value(5);
+  auto c5 = Cluster::create(proto, store5, 1);
+  ASSERT_TRUE(c5.ok());
+  (*c5)->hosts()[0]->stats().rq_active = 10;
+  counts = countPicks(**c5, 30000);
+  EXPECT_LT(counts[1] / 30000.0, 0.01);
+  EXPECT_NEAR(counts[2] / 30000.0, 0.5, 0.03);
+}
+
+TEST(LoadBalancerTest, WeightedLeastRequestScalesWeightsByLoad) {
+  stats::Store store;
+  auto proto = makeCluster("wlr", {{1, 1}, {2, 3}});
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::LEAST_REQUEST);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  auto counts = countPicks(**c, 4000);
+  EXPECT_EQ(counts[1], 1000); // idle: by weight
+  EXPECT_EQ(counts[2], 3000);
+  // Host 2 has 5 active requests: 3 / (5 + 1)^1 = 0.5 against 1.
+  (*c)->hosts()[1]->stats().rq_active = 5;
+  counts = countPicks(**c, 3000);
+  EXPECT_NEAR(counts[1], 2000, 2);
+  EXPECT_NEAR(counts[2], 1000, 2);
+  // active_request_bias 0: load is ignored.
+  stats::Store store0;
+  proto.mutable_least_request_lb_config()->mutable_active_request_bias()->set_default_value(0);
+  auto c0 = Cluster::create(proto, store0, 1);
+  ASSERT_TRUE(c0.ok());
+  (*c0)->hosts()[1]->stats().rq_active = 5;
+  counts = countPicks(**c0, 4000);
+  EXPECT_EQ(counts[2], 3000);
+}
+
+// Keys and their hosts under a consistent-hash policy.
+std::map<uint64_t, const Host*> mapKeys(const Cluster& c, int keys) {
+  std::map<uint64_t, const Host*> out;
+  HashCtx ctx;
+  for (int k = 0; k < keys; ++k) {
+    ctx.hash = legate::xxHash64("key-" + std::to_string(k));
+    out[ctx.hash] = c.chooseHost(0, &ctx).get();
+  }
+  return out;
+}
+
+// max_other_moved: the share of keys of hosts that stayed that may move.
+void checkConsistentHashing(envoy::config::cluster::v3::Cluster::LbPolicy policy,
+                            double max_other_moved) {
+  stats::Store store;
+  auto proto = makeCluster("ch", {});
+  proto.set_lb_policy(policy);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok());
+  auto hosts = hostsOnPorts(10);
+  (*c)->setHosts(hosts);
+  const int kKeys = 20000;
+  auto before = mapKeys(**c, kKeys);
+  // Same key, same host, every time (and from another worker).
+  HashCtx ctx;
+  ctx.hash = before.begin()->first;
+  for (int i = 0; i < 10; ++i) EXPECT_EQ((*c)->chooseHost(1, &ctx).get(), before.begin()->second);
+  // Spread: each host gets about a tenth.
+  std::map<const Host*, int> per_host;
+  for (auto& [k, h] : before) per_host[h]++;
+  EXPECT_EQ(per_host.size(), 10u);
+  for (auto& [h, n] : per_host) EXPECT_NEAR(n / double(kKeys), 0.1, 0.03) << h->address().asString();
+
+  // Host 3 leaves: its keys move, others (nearly all) stay.
+  const Host* gone = hosts[3].get();
+  auto fewer = hosts;
+  fewer.erase(fewer.begin() + 3);
+  (*c)->setHosts(fewer);
+  auto after = mapKeys(**c, kKeys);
+  int moved = 0, moved_elsewhere = 0;
+  for (auto& [k, h] : before) {
+    if (after[k] != h) {
+      ++moved;
+      if (h != gone) ++moved_elsewhere;
+    }
+    EXPECT_NE(after[k], gone);
+  }
+  EXPECT_EQ(moved - moved_elsewhere, per_host[gone]); // every key of the gone host moved
+  EXPECT_LE(moved_elsewhere / double(kKeys), max_other_moved);
+  EXPECT_LE(moved / double(kKeys), 0.1 + 0.05 + max_other_moved); // about 1/N
+  // It comes back (a new Host object, same address): its keys return.
+  fewer.insert(fewer.begin() + 3, std::make_shared<Host>(gone->address(), 1));
+  (*c)->setHosts(fewer);
+  auto again = mapKeys(**c, kKeys);
+  int same = 0;
+  for (auto& [k, h] : before) same += again[k]->address() == h->address();
+  EXPECT_GE(same / double(kKeys), 1.0 - 2 * max_other_moved);
+}
+
+TEST(LoadBalancerTest, RingHashIsConsistentAndRemapsMinimally) {
+  // The gone host's keys move (about 1/10); the ring is rescaled for nine hosts,
+  // whose extra points take a few percent of other keys (as in Envoy).
+  checkConsistentHashing(envoy::config::cluster::v3::Cluster::RING_HASH, 0.08);
+}
+
+TEST(LoadBalancerTest, MaglevIsConsistentAndRemapsLittle) {
+  // Maglev moves the gone host's keys plus a few percent of others.
+  checkConsistentHashing(envoy::config::cluster::v3::Cluster::MAGLEV, 0.05);
+}
+
+TEST(LoadBalancerTest, ConsistentHashingFollowsWeights) {
+  for (auto policy : {envoy::config::cluster::v3::Cluster::RING_HASH,
+                      envoy::config::cluster::v3::Cluster::MAGLEV}) {
+    stats::Store store;
+    auto proto = makeCluster("chw", {{1, 1}, {2, 3}});
+    proto.set_lb_policy(policy);
+    auto c = Cluster::create(proto, store, 1);
+    ASSERT_TRUE(c.ok());
+    auto keys = mapKeys(**c, 20000);
+    int on2 = 0;
+    for (auto& [k, h] : keys) on2 += h->address().port() == 2;
+    EXPECT_NEAR(on2 / 20000.0, 0.75, 0.04) << policy;
+    // Without a hash key the pick is random: both hosts get some.
+    auto counts = countPicks(**c, 2000);
+    EXPECT_GT(counts[1], 200);
+    EXPECT_GT(counts[2], 1000);
+  }
+}
+
+TEST(LoadBalancerTest, HashTableSettingsAreChecked) {
+  stats::Store store;
+  auto proto = makeCluster("cfg", {{1, 0}});
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::MAGLEV);
+  proto.mutable_maglev_lb_config()->mutable_table_size()->set_value(65536);
+  auto r = Cluster::create(proto, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("maglev_lb_config.table_size"), std::string::npos);
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::RING_HASH);
+  proto.mutable_ring_hash_lb_config()->set_hash_function(
+      envoy::config::cluster::v3::Cluster::RingHashLbConfig::MURMUR_HASH_2);
+  r = Cluster::create(proto, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("ring_hash_lb_config.hash_function"), std::string::npos);
+  proto.mutable_ring_hash_lb_config()->set_hash_function(
+      envoy::config::cluster::v3::Cluster::RingHashLbConfig::XX_HASH);
+  proto.mutable_ring_hash_lb_config()->mutable_minimum_ring_size()->set_value(64);
+  proto.mutable_ring_hash_lb_config()->mutable_maximum_ring_size()->set_value(256);
+  r = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::LEAST_REQUEST);
+  proto.mutable_least_request_lb_config()->mutable_slow_start_config();
+  r = Cluster::create(proto, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("least_request_lb_config.slow_start_config"),
+            std::string::npos);
+}
+
 TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {
   stats::Store store;
   auto dns = makeCluster("d", {{1, 0}});
@@ -369,10 +559,10 @@ TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {
   EXPECT_NE(r.status().message().find("health_checks"), std::string::npos);
 
   auto ring = makeCluster("ring", {{1, 0}});
-  ring.set_lb_policy(envoy::config::cluster::v3::Cluster::RING_HASH);
+  ring.set_lb_policy(envoy::config::cluster::v3::Cluster::CLUSTER_PROVIDED);
   r = Cluster::create(ring, store, 1);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("RING_HASH"), std::string::npos);
+  EXPECT_NE(r.status().message().find("CLUSTER_PROVIDED"), std::string::npos);
 
   auto host = makeCluster("host", {});
   auto* sa = host.mutable_load_assignment()->mutable_endpoints(0)->add_lb_endpoints()

@@ -121,7 +121,12 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     return http::FilterHeadersStatus::StopIteration;
   }
   holds_request_slot_ = true;
-  host_ = cluster_->chooseHost(upstream::currentWorkerIndex());
+  lb_context_.remote = &info.downstream_remote;
+  if (const auto* hp = action->hashPolicy()) {
+    lb_context_.hash = hp->generateHash(headers, lb_context_.remote,
+                                        [this](std::string c) { set_cookie_ = std::move(c); });
+  }
+  host_ = cluster_->chooseHost(upstream::currentWorkerIndex(), &lb_context_);
   if (!host_) {
     cs.upstream_cx_none_healthy.inc();
     sendUpstreamFailure(503, accesslog::kNoHealthyUpstream, "no healthy upstream",
@@ -134,6 +139,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   }
   cs.upstream_rq_total.inc();
   cs.upstream_rq_active.inc();
+  host_->stats().rq_active.fetch_add(1, std::memory_order_relaxed); // least-request balancing
   upstream_start_ = std::chrono::steady_clock::now();
   if (timeout_.count() > 0) {
     timeout_timer_ = callbacks_->dispatcher().createTimer([this] { onTimeout(); });
@@ -254,6 +260,9 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   }
   if (const auto* route = callbacks_->route()) {
     route->finalizeResponseHeaders(*headers, callbacks_->streamInfo());
+  }
+  if (!set_cookie_.empty()) {
+    headers->add("set-cookie", set_cookie_);
   }
   if (end_stream) onUpstreamComplete();
   callbacks_->encodeHeaders(std::move(headers), end_stream, "via_upstream");
@@ -376,7 +385,10 @@ void RouterFilter::cleanup() {
   if (holds_request_slot_) {
     holds_request_slot_ = false;
     cluster_->releaseRequest();
-    if (host_) cluster_->stats().upstream_rq_active.dec();
+    if (host_) {
+      cluster_->stats().upstream_rq_active.dec();
+      host_->stats().rq_active.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
   if (registered_watermarks_) {
     registered_watermarks_ = false;

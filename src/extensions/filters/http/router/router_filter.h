@@ -88,7 +88,18 @@ private:
   void onUpstreamComplete();
   void encodeRequestTo(http::StreamEncoder& encoder);
 
+  // What the load balancer learns about this request: the route's hash
+  // (hash_policy) and the client's address.
+  struct LbContext : upstream::LoadBalancerContext {
+    std::optional<uint64_t> hash;
+    const network::Address* remote = nullptr;
+    std::optional<uint64_t> computeHashKey() override { return hash; }
+    const network::Address* downstreamRemoteAddress() const override { return remote; }
+  };
+
   std::shared_ptr<const RouterConfig> config_;
+  LbContext lb_context_;
+  std::string set_cookie_; // a hash_policy cookie generated for this client
   DownstreamWatermarks downstream_watermarks_{*this};
   Upstream upstream_callbacks_{*this};
   http::DecoderFilterCallbacks* callbacks_ = nullptr;

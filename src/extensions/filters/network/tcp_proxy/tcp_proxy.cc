@@ -169,6 +169,7 @@ void TcpProxyFilter::establishUpstream() {
   cs.upstream_cx_active.inc();
   host_->stats().cx_total.fetch_add(1, std::memory_order_relaxed);
   host_->stats().cx_active.fetch_add(1, std::memory_order_relaxed);
+  host_->stats().rq_active.fetch_add(1, std::memory_order_relaxed); // least request: one per connection
   info_.upstream_host = host_->address();
   connect_start_ = std::chrono::steady_clock::now();
 
@@ -334,6 +335,7 @@ void TcpProxyFilter::releaseUpstream(bool flush) {
     cluster_->releaseConnection();
     cluster_->stats().upstream_cx_active.dec();
     host_->stats().cx_active.fetch_sub(1, std::memory_order_relaxed);
+    host_->stats().rq_active.fetch_sub(1, std::memory_order_relaxed);
     if (connected_) {
       cluster_->stats().upstream_cx_length_ms.record(static_cast<uint64_t>(msSince(upstream_start_)));
     }
