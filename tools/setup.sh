@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus dnsmasq-base
   # benchmarks (bench/run.py: the peers and the load generator)
   nginx-light haproxy wrk
+  # profiling (bench/profile.py)
+  valgrind strace
 )
 
 missing=()
