@@ -115,6 +115,7 @@ AdminServer::AdminServer(event_base* base, server::Instance& server)
   addServerEndpoints(endpoints_, server_);
   addStatsEndpoints(endpoints_, server_);
   addConfigEndpoints(endpoints_, server_);
+  addRuntimeEndpoints(endpoints_, server_);
   endpoints_.push_back({"/help", "print out list of admin commands", false,
                         [this](const Request&) { return textResponse(200, helpText(endpoints_)); }});
 }

@@ -64,6 +64,7 @@ std::pair<std::string, uint32_t> splitHostPort(std::string_view address);
 void addServerEndpoints(std::vector<Endpoint>& out, server::Instance& server);
 void addStatsEndpoints(std::vector<Endpoint>& out, server::Instance& server);
 void addConfigEndpoints(std::vector<Endpoint>& out, server::Instance& server);
+void addRuntimeEndpoints(std::vector<Endpoint>& out, server::Instance& server);
 
 // Pretty JSON as Envoy prints protos: proto field names (snake_case), protobuf's
 // indentation, Any fields with their @type (resolved in the generated pool, so the

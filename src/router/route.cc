@@ -4,6 +4,7 @@
 
 #include "re2/re2.h"
 #include "router/route_config.h"
+#include "runtime/runtime.h"
 
 namespace legate::router {
 
@@ -157,8 +158,13 @@ bool Route::matches(const http::HeaderMap& headers, std::string_view path, std::
   if (!pathMatches(path))
     return false;
   // Envoy: the route takes the request when random % denominator < numerator.
-  if (has_runtime_fraction_ && random_value % fraction_denominator_ >= fraction_numerator_) {
-    return false;
+  if (has_runtime_fraction_) {
+    const runtime::Fraction def{fraction_numerator_, fraction_denominator_};
+    const bool enabled =
+        fraction_runtime_key_.empty()
+            ? random_value % def.denominator < def.numerator
+            : runtime::snapshot()->featureEnabled(fraction_runtime_key_, def, random_value);
+    if (!enabled) return false;
   }
   for (const auto& m : header_matchers_) {
     if (!m.match(headers))

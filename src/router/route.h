@@ -211,6 +211,7 @@ class Route {
   bool has_runtime_fraction_ = false;
   uint64_t fraction_numerator_ = 0;
   uint64_t fraction_denominator_ = 100;
+  std::string fraction_runtime_key_; // runtime key overriding the default fraction
   std::vector<HeaderMatcher> header_matchers_;
   std::vector<QueryParameterMatcher> query_matchers_;
 

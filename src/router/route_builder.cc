@@ -115,11 +115,10 @@ absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string
     http::toLowerInPlace(route.match_value_);
 
   if (proto.has_runtime_fraction()) {
-    // The runtime key is not consulted yet (legate has no runtime layer): the
-    // default_value always applies, which is what Envoy does when the key is
-    // absent.
+    // default_value, unless the runtime has runtime_key (checked per request).
     const auto& pct = proto.runtime_fraction().default_value();
     route.has_runtime_fraction_ = true;
+    route.fraction_runtime_key_ = proto.runtime_fraction().runtime_key();
     route.fraction_numerator_ = pct.numerator();
     route.fraction_denominator_ = denominatorOf(pct.denominator());
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "runtime/runtime.h"
 #include "stats/stats.h"
 
 namespace legate::server {
@@ -55,6 +56,8 @@ public:
   // drain (HTTP connections close after their current request) for --drain-time-s,
   // then stop accepting. The process keeps running; /ready answers DRAINING.
   virtual void drainListeners(bool graceful, bool inbound_only) = 0;
+  // The layered runtime (/runtime, /runtime_modify).
+  virtual runtime::Loader& runtime() = 0;
 };
 
 } // namespace legate::server

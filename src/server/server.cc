@@ -17,6 +17,7 @@
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "network/drain.h"
+#include "server/runtime_config.h"
 #include "server/stats_config.h"
 #include "google/protobuf/struct.pb.h"
 
@@ -118,6 +119,11 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
   if (auto st = configureStats(bootstrap, store); !st.ok()) {
     return st;
   }
+  auto layers = runtimeLayers(bootstrap);
+  if (!layers.ok()) {
+    return layers.status();
+  }
+  model->runtime = std::make_shared<runtime::Loader>(std::move(*layers));
   if (auto logs = adminAccessLogs(bootstrap, store); !logs.ok()) {
     return logs.status();
   } else {
@@ -241,6 +247,8 @@ absl::Status Server::initialize() {
     return absl::InvalidArgumentError(config::locateErrors(marks_, std::string(model.status().message())));
   }
   model_ = std::move(*model);
+  runtime_ = model_->runtime;
+  runtime::setLoader(runtime_);
   limits_.global_max = model_->global_max_connections;
 
   // Bind every socket before starting anything, so a conflict is reported

@@ -14,6 +14,7 @@
 #include "event/dispatcher.h"
 #include "network/listener.h"
 #include "server/instance.h"
+#include "runtime/runtime.h"
 #include "server/options.h"
 #include "stats/sink.h"
 #include "server/worker.h"
@@ -39,6 +40,7 @@ struct ConfigModel {
   uint64_t global_max_connections = UINT64_MAX;
   std::vector<std::unique_ptr<stats::Sink>> stats_sinks;
   std::vector<accesslog::AccessLogSharedPtr> admin_access_logs;
+  std::shared_ptr<runtime::Loader> runtime;
   std::chrono::milliseconds stats_flush_interval{5000};
 };
 
@@ -68,6 +70,7 @@ public:
   bool healthCheckFailed() const override { return health_check_failed_; }
   void shutdown() override;
   void drainListeners(bool graceful, bool inbound_only) override;
+  runtime::Loader& runtime() override { return *runtime_; }
 
 private:
   absl::Status initialize();
@@ -90,6 +93,7 @@ private:
   std::unique_ptr<admin::AdminServer> admin_;
   std::vector<::event*> signal_events_;
   event::TimerPtr stats_timer_;
+  std::shared_ptr<runtime::Loader> runtime_ = std::make_shared<runtime::Loader>();
   std::unique_ptr<stats::Flusher> flusher_; // stats sinks, flushed every stats_flush_interval
   event::TimerPtr flush_timer_;
   event::TimerPtr drain_timer_;

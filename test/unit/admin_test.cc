@@ -66,6 +66,8 @@ public:
     drain_inbound_only_ = inbound_only;
   }
   bool drained_ = false, drain_graceful_ = false, drain_inbound_only_ = false;
+  runtime::Loader& runtime() override { return runtime_; }
+  runtime::Loader runtime_;
   std::vector<server::ListenerInfo> listeners() const override {
     return {{"tcp_in", "127.0.0.1:10000"}, {"v6", "[::1]:10001"}};
   }
