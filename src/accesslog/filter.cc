@@ -11,6 +11,7 @@
 #include "envoy/config/route/v3/route_components.pb.h"
 #include "envoy/type/matcher/v3/string.pb.h"
 #include "envoy/type/v3/percent.pb.h"
+#include "runtime/runtime.h"
 
 // HeaderMatcher's deprecated exact/prefix/suffix/contains fields are still
 // valid Envoy config; we accept them.
@@ -24,20 +25,24 @@ namespace pb = envoy::config::accesslog::v3;
 class ComparisonFilter : public Filter {
 public:
   using ValueFn = uint64_t (*)(const StreamInfo&);
-  ComparisonFilter(pb::ComparisonFilter::Op op, uint64_t value, ValueFn fn)
-      : op_(op), value_(value), fn_(fn) {}
+  // runtime_key (may be empty): a runtime value overriding value.
+  ComparisonFilter(pb::ComparisonFilter::Op op, uint64_t value, std::string runtime_key, ValueFn fn)
+      : op_(op), value_(value), runtime_key_(std::move(runtime_key)), fn_(fn) {}
   bool evaluate(const StreamInfo& info) const override {
     const uint64_t v = fn_(info);
+    const uint64_t threshold =
+        runtime_key_.empty() ? value_ : runtime::snapshot()->getInteger(runtime_key_, value_);
     switch (op_) {
-    case pb::ComparisonFilter::GE: return v >= value_;
-    case pb::ComparisonFilter::LE: return v <= value_;
-    default: return v == value_;
+    case pb::ComparisonFilter::GE: return v >= threshold;
+    case pb::ComparisonFilter::LE: return v <= threshold;
+    default: return v == threshold;
     }
   }
 
 private:
   pb::ComparisonFilter::Op op_;
   uint64_t value_;
+  std::string runtime_key_;
   ValueFn fn_;
 };
 
@@ -74,9 +79,12 @@ uint64_t threadLocalRandom() {
 
 class RuntimeFilter : public Filter {
 public:
-  RuntimeFilter(uint64_t numerator, uint64_t denominator, bool independent, RandomFn random)
-      : numerator_(numerator), denominator_(denominator), independent_(independent),
-        random_(std::move(random)) {}
+  // runtime_key: its runtime value (a numerator over denominator, or a
+  // FractionalPercent) overrides numerator/denominator.
+  RuntimeFilter(std::string runtime_key, uint64_t numerator, uint64_t denominator,
+                bool independent, RandomFn random)
+      : runtime_key_(std::move(runtime_key)), numerator_(numerator), denominator_(denominator),
+        independent_(independent), random_(std::move(random)) {}
   bool evaluate(const StreamInfo& info) const override {
     uint64_t r;
     std::optional<std::string_view> id;
@@ -89,10 +97,11 @@ public:
     } else {
       r = random_ ? random_() : threadLocalRandom();
     }
-    return r % denominator_ < numerator_;
+    return runtime::snapshot()->featureEnabled(runtime_key_, {numerator_, denominator_}, r);
   }
 
 private:
+  std::string runtime_key_;
   uint64_t numerator_;
   uint64_t denominator_;
   bool independent_;
@@ -260,15 +269,15 @@ absl::StatusOr<FilterPtr> createFilter(const pb::AccessLogFilter& proto, const s
   switch (proto.filter_specifier_case()) {
   case F::kStatusCodeFilter: {
     const auto& c = proto.status_code_filter().comparison();
-    // The runtime key is not consulted (legate has no runtime layer): default_value rules.
     return std::make_unique<ComparisonFilter>(
-        c.op(), c.value().default_value(),
+        c.op(), c.value().default_value(), c.value().runtime_key(),
         [](const StreamInfo& i) -> uint64_t { return i.response_code; });
   }
   case F::kDurationFilter: {
     const auto& c = proto.duration_filter().comparison();
     return std::make_unique<ComparisonFilter>(
-        c.op(), c.value().default_value(), [](const StreamInfo& i) -> uint64_t {
+        c.op(), c.value().default_value(), c.value().runtime_key(),
+        [](const StreamInfo& i) -> uint64_t {
           return static_cast<uint64_t>(std::max<int64_t>(0, i.duration().count()));
         });
   }
@@ -283,9 +292,10 @@ absl::StatusOr<FilterPtr> createFilter(const pb::AccessLogFilter& proto, const s
     case envoy::type::v3::FractionalPercent::MILLION: denominator = 1000000; break;
     default: break;
     }
-    // Without percent_sampled Envoy samples 0%; the runtime key is not consulted.
-    return std::make_unique<RuntimeFilter>(r.percent_sampled().numerator(), denominator,
-                                           r.use_independent_randomness(), std::move(random));
+    // Without percent_sampled Envoy samples 0% unless the runtime key says otherwise.
+    return std::make_unique<RuntimeFilter>(r.runtime_key(), r.percent_sampled().numerator(),
+                                           denominator, r.use_independent_randomness(),
+                                           std::move(random));
   }
   case F::kAndFilter:
   case F::kOrFilter: {

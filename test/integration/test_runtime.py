@@ -99,6 +99,32 @@ class Runtime(LegateTestCase):
         self.assertIn("No admin layer", body)
         self.assertEqual(self.runtime()["entries"]["a"]["final_value"], "1")
 
+    def test_access_log_filters_follow_runtime_keys(self):
+        up = self.server(HttpUpstream)
+        path = os.path.join(self.tmpdir(), "access.log")
+        log = {"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path, "log_format": {"text_format_source": {"inline_string": "%REQ(:PATH)%\n"}}},
+            "filter": {"and_filter": {"filters": [
+                {"runtime_filter": {"runtime_key": "log.sample",
+                                    "percent_sampled": {"numerator": 0}}},
+                {"status_code_filter": {"comparison": {
+                    "op": "GE", "value": {"default_value": 500, "runtime_key": "log.min_status"}}}}]}}}
+        config = http_bootstrap([static_cluster("backend", [up.port])], access_log=[log])
+        self.lg = self.start_legate(config)
+
+        def logged():
+            try:
+                with open(path) as f:
+                    return f.read().split()
+            except FileNotFoundError:
+                return []
+        http_get(self.lg.port("http"), "/before")  # 0% sampled and 200 < 500
+        self.lg.admin_post("/runtime_modify?log.sample=100&log.min_status=200")
+        http_get(self.lg.port("http"), "/after")
+        self.lg.stop()  # flushes the log
+        self.assertEqual(logged(), ["/after"])
+
     def test_rtds_layer_is_refused(self):
         from harness import LegateError
         with self.assertRaises(LegateError) as ctx:
