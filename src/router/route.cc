@@ -74,10 +74,23 @@ std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t ra
         random = parsed;
     }
   }
-  const uint64_t selected = random % total_weight_;
+  // Weights from the runtime when runtime_key_prefix is set (the configured weight
+  // is each key's default), else as configured.
+  std::shared_ptr<const runtime::Snapshot> snapshot;
+  uint64_t total = total_weight_;
+  if (weights_from_runtime_) {
+    snapshot = runtime::snapshot();
+    total = 0;
+    for (const auto& w : weighted_) {
+      total += w.runtime_key.empty() ? w.weight : snapshot->getInteger(w.runtime_key, w.weight);
+    }
+    if (total == 0) return "";
+  }
+  const uint64_t selected = random % total;
   uint64_t end = 0;
   for (const auto& w : weighted_) {
-    end += w.weight;
+    end += snapshot != nullptr && !w.runtime_key.empty() ? snapshot->getInteger(w.runtime_key, w.weight)
+                                                         : w.weight;
     if (selected < end) {
       if (!w.name.empty())
         return w.name;

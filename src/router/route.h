@@ -56,6 +56,8 @@ struct WeightedClusterEntry {
   std::string name;            // or
   std::string cluster_header;  // the cluster is read from this request header
   uint32_t weight = 0;
+  // runtime_key_prefix + "." + name: a runtime value overriding weight ("" if none).
+  std::string runtime_key;
 };
 
 // RouteAction: forward to a cluster.
@@ -100,6 +102,7 @@ class RouteAction {
   std::vector<WeightedClusterEntry> weighted_;
   uint64_t total_weight_ = 0;
   std::string random_header_;  // weighted_clusters.header_name
+  bool weights_from_runtime_ = false;  // some entry has a runtime_key
   uint32_t cluster_not_found_code_ = 503;
   std::chrono::milliseconds timeout_{15000};
   std::optional<std::chrono::milliseconds> idle_timeout_;

@@ -210,6 +210,10 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
         return invalid(cpath, "exactly one of name and cluster_header is required");
       }
       e.weight = c.has_weight() ? c.weight().value() : 0;
+      if (!wc.runtime_key_prefix().empty() && !e.name.empty()) {
+        e.runtime_key = wc.runtime_key_prefix() + "." + e.name;
+        a->weights_from_runtime_ = true;
+      }
       a->total_weight_ += e.weight;
       a->weighted_.push_back(std::move(e));
     }
@@ -225,8 +229,8 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
                                                   " but the cluster weights add up to " +
                                                   std::to_string(a->total_weight_));
     }
-    // runtime_key_prefix: no runtime layer yet, so the configured weights
-    // apply (Envoy's behaviour when the keys are absent).
+    // runtime_key_prefix: each cluster's weight may come from the runtime
+    // (prefix.<cluster>), the configured weight being the default (pickCluster).
     a->random_header_ = wc.header_name();
     http::toLowerInPlace(a->random_header_);
     break;

@@ -99,6 +99,23 @@ class Runtime(LegateTestCase):
         self.assertIn("No admin layer", body)
         self.assertEqual(self.runtime()["entries"]["a"]["final_value"], "1")
 
+    def test_weighted_clusters_runtime_key_prefix(self):
+        self.canary = self.server(HttpUpstream, name="canary")
+        self.main = self.server(HttpUpstream, name="main")
+        routes = [route({"prefix": "/"}, route_extra={"weighted_clusters": {
+            "runtime_key_prefix": "routing.split",
+            "clusters": [{"name": "canary", "weight": 0}, {"name": "main", "weight": 100}]}})]
+        config = http_bootstrap([static_cluster("canary", [self.canary.port]),
+                                 static_cluster("main", [self.main.port])],
+                                route_cfg=route_config([virtual_host("all", ["*"], routes)]))
+        self.lg = self.start_legate(config)
+        self.assertEqual(set(self.hits()), {"main"})
+        code, _ = self.lg.admin_post("/runtime_modify?routing.split.canary=100&routing.split.main=0")
+        self.assertEqual(code, 200)
+        self.assertEqual(set(self.hits()), {"canary"})
+        code, _ = self.lg.admin_post("/runtime_modify?routing.split.canary=&routing.split.main=")
+        self.assertEqual(set(self.hits()), {"main"})
+
     def test_access_log_filters_follow_runtime_keys(self):
         up = self.server(HttpUpstream)
         path = os.path.join(self.tmpdir(), "access.log")
