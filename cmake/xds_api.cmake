@@ -88,7 +88,8 @@ set(LEGATE_API_ROOTS
     envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto
     envoy/extensions/filters/http/router/v3/router.proto
     envoy/extensions/upstreams/http/v3/http_protocol_options.proto
-    envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto)
+    envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto
+    envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 execute_process(

@@ -123,6 +123,16 @@ void Buffer::add(const void* data, size_t size) {
   }
 }
 
+void Buffer::addCopy(const Buffer& other) {
+  if (&other == this) {
+    return;
+  }
+  for (size_t i = other.head_; i < other.slices_.size(); ++i) {
+    const Slice& s = other.slices_[i];
+    add(s.data + s.start, s.readable());
+  }
+}
+
 void Buffer::move(Buffer& other) {
   if (&other == this) {
     return;

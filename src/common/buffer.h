@@ -52,6 +52,9 @@ public:
 
   void add(const void* data, size_t size);
   void add(std::string_view data) { add(data.data(), data.size()); }
+  // Appends a copy of other's bytes (other is unchanged): for the few places
+  // that must keep a body while also sending it (retries, mirrors).
+  void addCopy(const Buffer& other);
   // Moves every byte of other to the end of this buffer; other becomes empty.
   void move(Buffer& other);
   // Moves up to n bytes; whole slices move, at most one slice is split by copy.

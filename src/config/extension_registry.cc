@@ -16,6 +16,8 @@ std::string_view categoryName(ExtensionCategory c) {
     return "stats sink";
   case ExtensionCategory::DnsResolver:
     return "DNS resolver";
+  case ExtensionCategory::RetryHostPredicate:
+    return "retry host predicate";
   }
   return "extension";
 }

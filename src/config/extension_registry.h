@@ -25,6 +25,8 @@ enum class ExtensionCategory {
   StatsSink,
   // typed_dns_resolver_config of DNS clusters.
   DnsResolver,
+  // Route retry_policy.retry_host_predicate.
+  RetryHostPredicate,
 };
 
 std::string_view categoryName(ExtensionCategory c);

@@ -100,6 +100,10 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
     r.add({ExtensionCategory::DnsResolver,
            "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
            "envoy.network.dns_resolver.cares", nullptr});
+    // Read by router::RetryPolicy (retry_host_predicate).
+    r.add({ExtensionCategory::RetryHostPredicate,
+           "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+           "envoy.retry_host_predicates.previous_hosts", nullptr});
     // Access loggers are built by accesslog::create(), keyed by these types.
     r.add({ExtensionCategory::AccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",
            "envoy.access_loggers.file", nullptr});

@@ -22,6 +22,7 @@
 #include "http/header_map.h"
 #include "router/header_mutation.h"
 #include "router/matchers.h"
+#include "router/retry_policy.h"
 
 namespace legate::router {
 
@@ -95,6 +96,15 @@ class RouteAction {
   // hash_policy: the request hash for consistent-hashing clusters; nullptr if none.
   const HashPolicy* hashPolicy() const { return hash_policy_.get(); }
 
+  // retry_policy / hedge_policy: the route's, else its virtual host's; null
+  // when neither has one.
+  const RetryPolicy* retryPolicy() const { return retry_policy_.get(); }
+  const HedgePolicy* hedgePolicy() const { return hedge_policy_.get(); }
+  // per_request_buffer_limit_bytes of the route, else of its virtual host:
+  // how much request body is kept for retries and mirrors (nullopt: the
+  // connection's buffer limit).
+  std::optional<uint32_t> perRequestBufferLimit() const { return buffer_limit_; }
+
  private:
   friend class RouteBuilder;
   std::string cluster_;
@@ -114,6 +124,9 @@ class RouteAction {
   bool append_x_forwarded_host_ = false;
   PathRewriter path_rewriter_;
   std::unique_ptr<const HashPolicy> hash_policy_;
+  std::shared_ptr<const RetryPolicy> retry_policy_;
+  std::shared_ptr<const HedgePolicy> hedge_policy_;
+  std::optional<uint32_t> buffer_limit_;
 
   friend class Route;
 };

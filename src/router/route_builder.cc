@@ -6,6 +6,7 @@
 #include "envoy/config/route/v3/route_components.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "re2/re2.h"
+#include "router/route_config.h"
 
 // Envoy still honours the deprecated fields (exact_match, append, total_weight,
 // google_re2.max_program_size, ...); so do we.
@@ -146,7 +147,6 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
                                                  "metadata_match",
                                                  "path_rewrite_policy",
                                                  "early_data_policy",
-                                                 "retry_policy",
                                                  "retry_policy_typed_config",
                                                  "request_mirror_policies",
                                                  "priority",
@@ -159,7 +159,6 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
                                                  "internal_redirect_policy",
                                                  "internal_redirect_action",
                                                  "max_internal_redirects",
-                                                 "hedge_policy",
                                                  "max_stream_duration"},
                                                 path);
       !st.ok()) {
@@ -294,6 +293,18 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
     a->timeout_ = toMillis(proto.timeout());
   if (proto.has_idle_timeout())
     a->idle_timeout_ = toMillis(proto.idle_timeout());
+  if (proto.has_retry_policy()) {
+    auto rp = RetryPolicy::create(proto.retry_policy(), path + ".retry_policy");
+    if (!rp.ok())
+      return rp.status();
+    a->retry_policy_ = std::move(*rp);
+  }
+  if (proto.has_hedge_policy()) {
+    auto hp = HedgePolicy::create(proto.hedge_policy(), path + ".hedge_policy");
+    if (!hp.ok())
+      return hp.status();
+    a->hedge_policy_ = std::move(*hp);
+  }
   return a;
 }
 
@@ -400,8 +411,7 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
                                                            uint32_t max_body) {
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"filter_action", "non_forwarding_action", "decorator", "tracing",
-           "per_request_buffer_limit_bytes", "stat_prefix"},
+          {"filter_action", "non_forwarding_action", "decorator", "tracing", "stat_prefix"},
           path);
       !st.ok()) {
     return st;
@@ -421,6 +431,17 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
     if (!a.ok())
       return a.status();
     route->route_action_ = std::move(*a);
+    // The virtual host's retry settings apply where the route has none.
+    if (vhost != nullptr) {
+      RouteAction& ra = *route->route_action_;
+      if (!ra.retry_policy_)
+        ra.retry_policy_ = vhost->retryPolicy();
+      if (!ra.hedge_policy_)
+        ra.hedge_policy_ = vhost->hedgePolicy();
+      ra.buffer_limit_ = vhost->perRequestBufferLimit();
+    }
+    if (proto.has_per_request_buffer_limit_bytes())
+      route->route_action_->buffer_limit_ = proto.per_request_buffer_limit_bytes().value();
     break;
   }
   case RouteProto::kRedirect: {

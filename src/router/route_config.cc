@@ -87,9 +87,7 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
     const std::string vpath = path + ".virtual_hosts[" + std::to_string(v) + "]";
     if (auto st = config::rejectUnsupportedFields(
             vp,
-            {"matcher", "virtual_clusters", "rate_limits", "cors", "include_request_attempt_count",
-             "include_attempt_count_in_response", "retry_policy", "retry_policy_typed_config",
-             "hedge_policy", "include_is_timeout_retry_header", "per_request_buffer_limit_bytes",
+            {"matcher", "virtual_clusters", "rate_limits", "cors", "retry_policy_typed_config",
              "request_mirror_policies"},
             vpath);
         !st.ok()) {
@@ -116,6 +114,23 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
       return vmut.status();
     vh->mutations_ = std::move(*vmut);
     vh->typed_per_filter_config_ = RouteBuilder::copyTypedConfig(vp.typed_per_filter_config());
+    if (vp.has_retry_policy()) {
+      auto rp = RetryPolicy::create(vp.retry_policy(), vpath + ".retry_policy");
+      if (!rp.ok())
+        return rp.status();
+      vh->retry_policy_ = std::move(*rp);
+    }
+    if (vp.has_hedge_policy()) {
+      auto hp = HedgePolicy::create(vp.hedge_policy(), vpath + ".hedge_policy");
+      if (!hp.ok())
+        return hp.status();
+      vh->hedge_policy_ = std::move(*hp);
+    }
+    if (vp.has_per_request_buffer_limit_bytes())
+      vh->buffer_limit_ = vp.per_request_buffer_limit_bytes().value();
+    vh->include_request_attempt_count_ = vp.include_request_attempt_count();
+    vh->include_attempt_count_in_response_ = vp.include_attempt_count_in_response();
+    vh->include_is_timeout_retry_header_ = vp.include_is_timeout_retry_header();
 
     if (vp.domains_size() == 0) {
       return absl::InvalidArgumentError(vpath + ".domains: at least one domain is required");

@@ -44,6 +44,16 @@ class VirtualHost {
   const TypedPerFilterConfig& typedPerFilterConfig() const { return typed_per_filter_config_; }
   const HeaderMutationLevel& headerMutations() const { return mutations_; }
   TlsRequirement tlsRequirement() const { return require_tls_; }
+  // Retry-related settings of the virtual host (routes fall back to its
+  // retry_policy, hedge_policy and per_request_buffer_limit_bytes).
+  const std::shared_ptr<const RetryPolicy>& retryPolicy() const { return retry_policy_; }
+  const std::shared_ptr<const HedgePolicy>& hedgePolicy() const { return hedge_policy_; }
+  std::optional<uint32_t> perRequestBufferLimit() const { return buffer_limit_; }
+  // x-envoy-attempt-count on upstream requests / downstream responses.
+  bool includeRequestAttemptCount() const { return include_request_attempt_count_; }
+  bool includeAttemptCountInResponse() const { return include_attempt_count_in_response_; }
+  // x-envoy-is-timeout-retry on upstream requests.
+  bool includeIsTimeoutRetryHeader() const { return include_is_timeout_retry_header_; }
 
   // require_tls first (a request that is not https, per x-forwarded-proto,
   // gets a 301 to https; EXTERNAL_ONLY exempts x-envoy-internal: true), then
@@ -60,6 +70,12 @@ class VirtualHost {
   TypedPerFilterConfig typed_per_filter_config_;
   TlsRequirement require_tls_ = TlsRequirement::kNone;
   std::unique_ptr<Route> tls_redirect_route_;
+  std::shared_ptr<const RetryPolicy> retry_policy_;
+  std::shared_ptr<const HedgePolicy> hedge_policy_;
+  std::optional<uint32_t> buffer_limit_;
+  bool include_request_attempt_count_ = false;
+  bool include_attempt_count_in_response_ = false;
+  bool include_is_timeout_retry_header_ = false;
 };
 
 class RouteConfig {

@@ -67,7 +67,15 @@ ClusterStats::ClusterStats(stats::Scope s)
       upstream_rq_4xx(s.counter("upstream_rq_4xx")),
       upstream_rq_5xx(s.counter("upstream_rq_5xx")),
       upstream_rq_code(s.store(), s.prefix() + "upstream_rq_"),
-      upstream_rq_time(s.histogram("upstream_rq_time")) {}
+      upstream_rq_time(s.histogram("upstream_rq_time")),
+      upstream_rq_retry(s.counter("upstream_rq_retry")),
+      upstream_rq_retry_success(s.counter("upstream_rq_retry_success")),
+      upstream_rq_retry_overflow(s.counter("upstream_rq_retry_overflow")),
+      upstream_rq_retry_limit_exceeded(s.counter("upstream_rq_retry_limit_exceeded")),
+      upstream_rq_retry_backoff_exponential(s.counter("upstream_rq_retry_backoff_exponential")),
+      upstream_rq_per_try_timeout(s.counter("upstream_rq_per_try_timeout")),
+      upstream_rq_per_try_idle_timeout(s.counter("upstream_rq_per_try_idle_timeout")),
+      retry_or_shadow_abandoned(s.counter("retry_or_shadow_abandoned")) {}
 
 namespace {
 using ClusterProto = upstream::Cluster::ClusterProto;

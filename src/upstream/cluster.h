@@ -90,6 +90,15 @@ struct ClusterStats {
   stats::Counter& upstream_rq_5xx;
   stats::StatusCodeCounters upstream_rq_code; // upstream_rq_<code>, made on first use
   stats::Histogram& upstream_rq_time;
+  // Retries, per-try timeouts and request mirroring (the router filter).
+  stats::Counter& upstream_rq_retry;
+  stats::Counter& upstream_rq_retry_success;
+  stats::Counter& upstream_rq_retry_overflow;
+  stats::Counter& upstream_rq_retry_limit_exceeded;
+  stats::Counter& upstream_rq_retry_backoff_exponential;
+  stats::Counter& upstream_rq_per_try_timeout;
+  stats::Counter& upstream_rq_per_try_idle_timeout;
+  stats::Counter& retry_or_shadow_abandoned;
 };
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest, RingHash, Maglev };

@@ -186,3 +186,23 @@ TEST(BufferTest, ShortReadAndWriteReportWhatWasAsked) {
 
 } // namespace
 } // namespace legate
+
+namespace legate {
+namespace {
+
+TEST(BufferCopyTest, AddCopyLeavesTheSourceIntact) {
+  Buffer src;
+  std::string big(3 * Buffer::kSliceSize + 17, 'a');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  src.add(big);
+  Buffer dst;
+  dst.add("x");
+  dst.addCopy(src);
+  EXPECT_EQ(src.toString(), big);
+  EXPECT_EQ(dst.toString(), "x" + big);
+  dst.addCopy(dst); // self-copy is a no-op
+  EXPECT_EQ(dst.length(), big.size() + 1);
+}
+
+} // namespace
+} // namespace legate

@@ -569,8 +569,7 @@ virtual_hosts:
            extra + "}\n";
   };
   for (const char* f :
-       {"retry_policy: {retry_on: 5xx}",
-        "upgrade_configs: [{upgrade_type: websocket}]", "request_mirror_policies: [{cluster: m}]",
+       {"upgrade_configs: [{upgrade_type: websocket}]", "request_mirror_policies: [{cluster: m}]",
         "priority: HIGH", "max_grpc_timeout: 1s", "internal_redirect_policy: {}",
         "hedge_policy: {initial_requests: 2}",
         "rate_limits: [{actions: "
@@ -595,9 +594,9 @@ virtual_hosts:
 virtual_hosts:
 - name: vh
   domains: ["*"]
-  retry_policy: {retry_on: 5xx}
+  cors: {}
 )"),
-                      "route_config.virtual_hosts[0]", "retry_policy"));
+                      "route_config.virtual_hosts[0]", "cors"));
   EXPECT_TRUE(refused(buildError(R"(
 virtual_hosts:
 - name: vh

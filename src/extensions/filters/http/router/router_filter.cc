@@ -5,6 +5,7 @@
 #include "common/logger.h"
 #include "http/utility.h"
 #include "router/route.h"
+#include "router/route_config.h"
 #include "upstream/cluster_manager.h"
 
 namespace legate::extensions::router {
@@ -23,8 +24,15 @@ std::optional<uint64_t> parseUint(std::string_view s) {
 }
 
 constexpr std::string_view kUpstreamRqTimeoutMs = "x-envoy-upstream-rq-timeout-ms";
+constexpr std::string_view kUpstreamRqPerTryTimeoutMs = "x-envoy-upstream-rq-per-try-timeout-ms";
 constexpr std::string_view kExpectedRqTimeoutMs = "x-envoy-expected-rq-timeout-ms";
+constexpr std::string_view kHedgeOnPerTryTimeout = "x-envoy-hedge-on-per-try-timeout";
 constexpr std::string_view kUpstreamServiceTime = "x-envoy-upstream-service-time";
+constexpr std::string_view kAttemptCount = "x-envoy-attempt-count";
+constexpr std::string_view kIsTimeoutRetry = "x-envoy-is-timeout-retry";
+
+constexpr std::string_view kResetBeforeHeaders =
+    "upstream connect error or disconnect/reset before headers. reset reason: ";
 
 } // namespace
 
@@ -75,6 +83,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     callbacks_->sendLocalReply(404, "", nullptr, "route_not_found");
     return http::FilterHeadersStatus::StopIteration;
   }
+  action_ = action;
   const std::string cluster_name = action->pickCluster(headers, callbacks_->streamId());
   cluster_ = cluster_name.empty() ? nullptr : config_->cluster_manager.get(cluster_name);
   info.upstream_cluster = cluster_name;
@@ -86,16 +95,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     return http::FilterHeadersStatus::StopIteration;
   }
 
-  // The timeout: the route's, unless the (trusted) request asks otherwise.
-  timeout_ = action->timeout();
-  if (auto t = headers.get(kUpstreamRqTimeoutMs)) {
-    if (auto ms = parseUint(*t)) timeout_ = std::chrono::milliseconds(*ms);
-  }
-  headers.remove(kUpstreamRqTimeoutMs);
-  headers.remove("x-envoy-upstream-rq-per-try-timeout-ms");
-  if (!config_->suppress_envoy_headers && timeout_.count() > 0) {
-    headers.set(kExpectedRqTimeoutMs, std::to_string(timeout_.count()));
-  }
+  setupTimeouts(headers, *action);
 
   // Header mutations see the request as the client sent it; rewrites follow
   // (Envoy's order).
@@ -111,142 +111,185 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     headers.remove(http::headers::kTe);
   }
 
-  upstream::ClusterStats& cs = cluster_->stats();
-  if (!cluster_->tryAcquireRequest()) {
-    cs.upstream_rq_pending_overflow.inc();
-    sendUpstreamFailure(503, accesslog::kUpstreamOverflow,
-                        "upstream connect error or disconnect/reset before headers. reset reason: "
-                        "overflow",
-                        "upstream_reset_before_response_started{overflow}");
-    return http::FilterHeadersStatus::StopIteration;
-  }
-  holds_request_slot_ = true;
-  lb_context_.remote = &info.downstream_remote;
+  // hash_policy: the key consistent-hashing balancers pick by.
   if (const auto* hp = action->hashPolicy()) {
-    lb_context_.hash = hp->generateHash(headers, lb_context_.remote,
-                                        [this](std::string c) { set_cookie_ = std::move(c); });
+    hash_key_ = hp->generateHash(headers, &info.downstream_remote,
+                                 [this](std::string c) { set_cookie_ = std::move(c); });
   }
-  host_ = cluster_->chooseHost(upstream::currentWorkerIndex(), &lb_context_);
-  if (!host_) {
-    cs.upstream_cx_none_healthy.inc();
-    sendUpstreamFailure(503, accesslog::kNoHealthyUpstream, "no healthy upstream",
-                        "no_healthy_upstream");
-    return http::FilterHeadersStatus::StopIteration;
-  }
-  info.upstream_host = host_->address();
-  if (action->autoHostRewrite()) {
-    headers.set(http::headers::kAuthority, host_->address().asString());
-  }
-  cs.upstream_rq_total.inc();
-  cs.upstream_rq_active.inc();
-  host_->stats().rq_active.fetch_add(1, std::memory_order_relaxed); // least-request balancing
-  upstream_start_ = std::chrono::steady_clock::now();
-  if (timeout_.count() > 0) {
-    timeout_timer_ = callbacks_->dispatcher().createTimer([this] { onTimeout(); });
-    timeout_timer_->enableTimer(timeout_);
-  }
+
+  // Retries: the route's (or virtual host's) policy and the request's asks.
+  retry_state_ = RetryState::create(action->retryPolicy(), headers, *cluster_,
+                                    callbacks_->dispatcher());
+  buffering_ = retry_state_ != nullptr;
+  retry_buffer_limit_ = action->perRequestBufferLimit().value_or(callbacks_->bufferLimit());
+  const legate::router::VirtualHost& vhost = route->virtualHost();
+  include_attempt_count_ = vhost.includeRequestAttemptCount();
+  include_attempt_count_in_response_ = vhost.includeAttemptCountInResponse();
+  include_timeout_retry_header_ = vhost.includeIsTimeoutRetryHeader();
+
   callbacks_->addDownstreamWatermarkCallbacks(downstream_watermarks_);
   registered_watermarks_ = true;
-  auto& pool = upstream::PoolRegistry::forThread(callbacks_->dispatcher()).get(*cluster_, host_);
-  pending_ = pool.newStream(upstream_callbacks_, *this);
+  startAttempt(false);
+  if (request_complete_ && !finished_) onRequestComplete();
   return http::FilterHeadersStatus::StopIteration;
 }
 
-void RouterFilter::encodeRequestTo(http::StreamEncoder& encoder) {
-  const bool headers_only = request_complete_ && buffered_body_.empty() && !buffered_trailers_;
-  upstream_request_complete_ = headers_only;
-  encoder.encodeHeaders(*request_headers_, headers_only);
-  if (destroyed_ || upstream_ == nullptr) return;
-  if (!buffered_body_.empty() || (request_complete_ && !buffered_trailers_ && !headers_only)) {
-    Buffer body;
-    body.move(buffered_body_);
-    upstream_request_complete_ = request_complete_ && !buffered_trailers_;
-    encoder.encodeData(body, upstream_request_complete_);
-    if (paused_downstream_) {
-      paused_downstream_ = false;
-      callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
-    }
+void RouterFilter::setupTimeouts(http::HeaderMap& headers, const legate::router::RouteAction& action) {
+  // The route timeout, unless the (trusted) request asks otherwise; it spans
+  // every attempt.
+  timeout_ = action.timeout();
+  if (auto t = headers.get(kUpstreamRqTimeoutMs)) {
+    if (auto ms = parseUint(*t)) timeout_ = std::chrono::milliseconds(*ms);
   }
-  if (destroyed_ || upstream_ == nullptr) return;
-  if (buffered_trailers_) {
-    upstream_request_complete_ = true;
-    encoder.encodeTrailers(*buffered_trailers_);
-    buffered_trailers_.reset();
+  headers.remove(kUpstreamRqTimeoutMs);
+  const legate::router::RetryPolicy* policy = action.retryPolicy();
+  per_try_timeout_ = policy != nullptr ? policy->per_try_timeout : std::chrono::milliseconds(0);
+  per_try_idle_timeout_ =
+      policy != nullptr ? policy->per_try_idle_timeout : std::chrono::milliseconds(0);
+  if (auto t = headers.get(kUpstreamRqPerTryTimeoutMs)) {
+    if (auto ms = parseUint(*t)) per_try_timeout_ = std::chrono::milliseconds(*ms);
   }
+  headers.remove(kUpstreamRqPerTryTimeoutMs);
+  // A per-try timeout at or over the route timeout would never fire first.
+  if (timeout_.count() > 0 && per_try_timeout_ >= timeout_) {
+    per_try_timeout_ = std::chrono::milliseconds(0);
+  }
+  hedge_on_per_try_timeout_ =
+      action.hedgePolicy() != nullptr && action.hedgePolicy()->hedge_on_per_try_timeout;
+  if (auto h = headers.get(kHedgeOnPerTryTimeout)) {
+    if (*h == "true") hedge_on_per_try_timeout_ = true;
+    if (*h == "false") hedge_on_per_try_timeout_ = false;
+  }
+  headers.remove(kHedgeOnPerTryTimeout);
+  // What the upstream may expect: one try's time, unless hedging keeps the
+  // first try running.
+  const auto expected = per_try_timeout_.count() > 0 && !hedge_on_per_try_timeout_
+                            ? per_try_timeout_
+                            : timeout_;
+  if (!config_->suppress_envoy_headers && expected.count() > 0) {
+    headers.set(kExpectedRqTimeoutMs, std::to_string(expected.count()));
+  }
+}
+
+bool RouterFilter::startAttempt(bool timeout_retry) {
+  upstream::HostConstSharedPtr host = cluster_->chooseHost(upstream::currentWorkerIndex(), this);
+  if (!host) {
+    if (upstreamsInFlight()) return false; // a hedged attempt may still answer
+    cluster_->stats().upstream_cx_none_healthy.inc();
+    sendUpstreamFailure(503, accesslog::kNoHealthyUpstream, "no healthy upstream",
+                        "no_healthy_upstream");
+    return false;
+  }
+  ++attempt_count_;
+  accesslog::StreamInfo& info = callbacks_->streamInfo();
+  info.upstream_host = host->address();
+  info.upstream_request_attempt_count = attempt_count_;
+  if (retry_state_) retry_state_->onHostAttempted(host);
+  auto owned = std::make_unique<UpstreamRequest>(*this, *cluster_, std::move(host), attempt_count_,
+                                                 timeout_retry);
+  UpstreamRequest& req = *owned;
+  upstream_requests_.push_back(std::move(owned));
+  // A retry replays what the client sent so far; the rest follows as it comes.
+  if (!retry_body_.empty() || (request_complete_ && !request_trailers_)) {
+    Buffer copy;
+    copy.addCopy(retry_body_);
+    req.sendData(copy, request_complete_ && !request_trailers_);
+  }
+  if (request_trailers_) req.sendTrailers(*request_trailers_);
+  req.start();
+  return true;
+}
+
+void RouterFilter::doRetry(bool timeout_retry) {
+  if (finished_ || response_started_) return;
+  startAttempt(timeout_retry);
 }
 
 http::FilterDataStatus RouterFilter::decodeData(Buffer& data, bool end_stream) {
   request_complete_ |= end_stream;
-  if (upstream_ != nullptr) {
-    upstream_request_complete_ = end_stream;
-    upstream_->encodeData(data, end_stream);
-    return http::FilterDataStatus::StopIterationNoBuffer;
-  }
-  if (response_started_ || cluster_ == nullptr) {
+  if (cluster_ == nullptr || finished_) {
     data.drain(data.length());
     return http::FilterDataStatus::StopIterationNoBuffer;
   }
-  // Waiting for a connection: hold the body, bounded by the buffer limit
-  // (reads from the client pause above it).
-  buffered_body_.move(data);
-  if (!paused_downstream_ && buffered_body_.length() > callbacks_->bufferLimit()) {
-    paused_downstream_ = true;
-    callbacks_->onDecoderFilterAboveWriteBufferHighWatermark();
+  if (buffering_) {
+    if (retry_body_.length() + data.length() > retry_buffer_limit_) {
+      abandonRetryBuffering();
+      if (finished_ || !upstreamsInFlight()) {
+        data.drain(data.length());
+        return http::FilterDataStatus::StopIterationNoBuffer;
+      }
+    } else {
+      retry_body_.addCopy(data);
+    }
   }
+  if (upstream_requests_.size() == 1) {
+    upstream_requests_.front()->sendData(data, end_stream);
+  } else {
+    for (auto& req : upstream_requests_) {
+      Buffer copy;
+      copy.addCopy(data);
+      req->sendData(copy, end_stream);
+    }
+    data.drain(data.length());
+  }
+  if (end_stream && !finished_) onRequestComplete();
   return http::FilterDataStatus::StopIterationNoBuffer;
 }
 
 http::FilterTrailersStatus RouterFilter::decodeTrailers(http::HeaderMap& trailers) {
   request_complete_ = true;
-  if (upstream_ != nullptr) {
-    upstream_request_complete_ = true;
-    upstream_->encodeTrailers(trailers);
-  } else if (cluster_ != nullptr && !response_started_) {
-    buffered_trailers_ = std::make_unique<http::HeaderMap>(trailers);
+  if (cluster_ == nullptr || finished_) {
+    return http::FilterTrailersStatus::StopIteration;
   }
+  if (buffering_) request_trailers_ = std::make_unique<http::HeaderMap>(trailers);
+  for (auto& req : upstream_requests_) req->sendTrailers(trailers);
+  if (!finished_) onRequestComplete();
   return http::FilterTrailersStatus::StopIteration;
 }
 
-void RouterFilter::onPoolReady(http::StreamEncoder& encoder,
-                               const network::Address& upstream_local) {
-  pending_ = nullptr;
-  upstream_ = &encoder;
-  encoder.addCallbacks(upstream_callbacks_);
+void RouterFilter::onRequestComplete() {
+  // The route timeout runs from the end of the downstream request (Envoy).
+  if (timeout_.count() > 0 && !timeout_timer_) {
+    timeout_timer_ = callbacks_->dispatcher().createTimer([this] { onGlobalTimeout(); });
+    timeout_timer_->enableTimer(timeout_);
+  }
+  for (auto& req : upstream_requests_) req->onDownstreamComplete();
+}
+
+void RouterFilter::abandonRetryBuffering() {
+  cluster_->stats().retry_or_shadow_abandoned.inc();
+  buffering_ = false;
+  retry_body_.drain(retry_body_.length());
+  request_trailers_.reset();
+  retry_state_.reset(); // also cancels a retry waiting for its back-off
+  if (!upstreamsInFlight() && !response_started_) {
+    // A retry was due, but the body it would replay is gone.
+    sendUpstreamFailure(507, std::nullopt, "exceeded request buffer limit while retrying upstream",
+                        "request_payload_exceeded_retry_buffer_limit");
+  }
+}
+
+void RouterFilter::onUpstreamReady(UpstreamRequest& req, const network::Address& upstream_local) {
   callbacks_->streamInfo().upstream_local = upstream_local;
-  if (downstream_backed_up_) {
-    encoder.readDisable(true);
+  if (include_attempt_count_) {
+    request_headers_->set(kAttemptCount, std::to_string(req.attempt()));
   }
-  encodeRequestTo(encoder);
-}
-
-void RouterFilter::onPoolFailure(upstream::PoolFailureReason reason, std::string_view details) {
-  pending_ = nullptr;
-  switch (reason) {
-  case upstream::PoolFailureReason::Overflow:
-    sendUpstreamFailure(503, accesslog::kUpstreamOverflow,
-                        "upstream connect error or disconnect/reset before headers. reset reason: "
-                        "overflow",
-                        "upstream_reset_before_response_started{overflow}");
-    return;
-  case upstream::PoolFailureReason::Timeout:
-  case upstream::PoolFailureReason::ConnectionFailure:
-    callbacks_->streamInfo().upstream_transport_failure_reason = std::string(details);
-    sendUpstreamFailure(503, accesslog::kUpstreamConnectionFailure,
-                        "upstream connect error or disconnect/reset before headers. reset reason: "
-                        "connection failure, transport failure reason: " +
-                            std::string(details),
-                        "upstream_reset_before_response_started{connection_failure}");
-    return;
+  if (include_timeout_retry_header_) {
+    request_headers_->set(kIsTimeoutRetry, req.timeoutRetry() ? "true" : "false");
+  }
+  if (action_ != nullptr && action_->autoHostRewrite()) {
+    request_headers_->set(http::headers::kAuthority, req.host()->address().asString());
   }
 }
 
-void RouterFilter::onUpstream1xx(http::HeaderMapPtr headers) {
+void RouterFilter::onUpstream1xx(UpstreamRequest&, http::HeaderMapPtr headers) {
+  // One 100 Continue for the client, whichever attempt sends it.
+  if (response_started_ || upstream_requests_.size() > 1) return;
   callbacks_->encode1xxHeaders(std::move(headers));
 }
 
-void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream) {
-  response_started_ = true;
-  callbacks_->streamInfo().first_upstream_rx = std::chrono::steady_clock::now();
+void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr headers,
+                                     bool end_stream) {
   const uint32_t code = headers->status();
   upstream::ClusterStats& cs = cluster_->stats();
   if (code >= 500) cs.upstream_rq_5xx.inc();
@@ -255,8 +298,42 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   else if (code >= 200) cs.upstream_rq_2xx.inc();
   else cs.upstream_rq_1xx.inc();
   cs.upstream_rq_code.inc(code);
+
+  if (retry_state_ && !response_started_) {
+    const bool would_retry = retry_state_->wouldRetryResponse(*headers);
+    if (req.retried()) {
+      // A hedged attempt for this one is already running: an error answer
+      // is dropped in its favour.
+      if (would_retry && (upstream_requests_.size() > 1 || retry_state_->retryPending())) {
+        removeUpstream(req);
+        return;
+      }
+    } else {
+      const auto status = retry_state_->shouldRetry(would_retry, [this] { doRetry(false); });
+      if (status == RetryState::Status::Yes) {
+        removeUpstream(req);
+        return;
+      }
+      noteRetryRefused(status);
+    }
+  }
+
+  // This attempt's response goes to the client; every other attempt stops.
+  final_upstream_ = &req;
+  response_started_ = true;
+  req.disablePerTryTimeout();
+  resetOtherUpstreams(req);
+  retry_state_.reset();
+  buffering_ = false;
+  retry_body_.drain(retry_body_.length());
+  request_trailers_.reset();
+
+  callbacks_->streamInfo().first_upstream_rx = std::chrono::steady_clock::now();
   if (!config_->suppress_envoy_headers) {
-    headers->set(kUpstreamServiceTime, std::to_string(msSince(upstream_start_)));
+    headers->set(kUpstreamServiceTime, std::to_string(msSince(req.startTime())));
+  }
+  if (include_attempt_count_in_response_) {
+    headers->set(kAttemptCount, std::to_string(attempt_count_));
   }
   if (const auto* route = callbacks_->route()) {
     route->finalizeResponseHeaders(*headers, callbacks_->streamInfo());
@@ -264,55 +341,109 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   if (!set_cookie_.empty()) {
     headers->add("set-cookie", set_cookie_);
   }
-  if (end_stream) onUpstreamComplete();
+  if (end_stream) onResponseComplete(req);
   callbacks_->encodeHeaders(std::move(headers), end_stream, "via_upstream");
 }
 
-void RouterFilter::onUpstreamData(Buffer& data, bool end_stream) {
-  if (end_stream) onUpstreamComplete();
+void RouterFilter::onUpstreamData(UpstreamRequest& req, Buffer& data, bool end_stream) {
+  if (&req != final_upstream_) {
+    data.drain(data.length());
+    return;
+  }
+  if (end_stream) onResponseComplete(req);
   callbacks_->encodeData(data, end_stream);
 }
 
-void RouterFilter::onUpstreamTrailers(http::HeaderMapPtr trailers) {
-  onUpstreamComplete();
+void RouterFilter::onUpstreamTrailers(UpstreamRequest& req, http::HeaderMapPtr trailers) {
+  if (&req != final_upstream_) return;
+  onResponseComplete(req);
   callbacks_->encodeTrailers(std::move(trailers));
 }
 
-void RouterFilter::onUpstreamComplete() {
+void RouterFilter::onResponseComplete(UpstreamRequest& req) {
   if (response_complete_) return;
   response_complete_ = true;
   timeout_timer_.reset();
   upstream::ClusterStats& cs = cluster_->stats();
   cs.upstream_rq_completed.inc();
-  cs.upstream_rq_time.record(static_cast<uint64_t>(msSince(upstream_start_)));
+  cs.upstream_rq_time.record(static_cast<uint64_t>(msSince(req.startTime())));
+  // Releases the attempt now, inside its last callback: a finished exchange
+  // returns the connection to the pool, one whose request is still
+  // unfinished (an early response) is reset.
   cleanup();
 }
 
-void RouterFilter::onUpstreamReset(http::StreamResetReason reason, std::string_view details) {
-  upstream_ = nullptr;
-  if (response_complete_ || destroyed_) return;
-  cluster_->stats().upstream_rq_rx_reset.inc();
-  if (response_started_) {
+void RouterFilter::onUpstreamFailure(UpstreamRequest& req, RetryState::Failure failure,
+                                     http::StreamResetReason reason, std::string_view details) {
+  if (finished_) return;
+  const bool request_started = req.requestStarted();
+  const bool retried = req.retried();
+  if (&req == final_upstream_) {
+    // The client already has the response headers: cut the stream.
+    removeUpstream(req);
     config_->stats.rq_reset_after_downstream_response_started.inc();
     callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamConnectionTermination);
     cleanup();
     callbacks_->resetStream();
     return;
   }
-  const bool protocol = reason == http::StreamResetReason::ProtocolError;
-  sendUpstreamFailure(protocol ? 502 : 503,
-                      protocol ? accesslog::kUpstreamProtocolError
-                               : accesslog::kUpstreamConnectionTermination,
-                      std::string("upstream connect error or disconnect/reset before headers. "
-                                  "reset reason: ") +
-                          (protocol ? "protocol error" : "connection termination"),
-                      protocol ? "upstream_reset_before_response_started{protocol_error}"
-                               : "upstream_reset_before_response_started{connection_termination}");
-  (void)details;
+  removeUpstream(req);
+  if (response_started_ || response_complete_) return;
+  if (failure == RetryState::Failure::ConnectFailure) {
+    callbacks_->streamInfo().upstream_transport_failure_reason = std::string(details);
+  }
+  if (!retried && retry_state_) {
+    const bool would_retry = retry_state_->wouldRetryFailure(failure, request_started);
+    const auto status = retry_state_->shouldRetry(would_retry, [this] { doRetry(false); });
+    if (status == RetryState::Status::Yes) return;
+    noteRetryRefused(status);
+  }
+  // Hedging: another attempt may still answer.
+  if (upstreamsInFlight() || (retry_state_ && retry_state_->retryPending())) return;
+  sendFailureReply(failure, reason, details);
 }
 
-void RouterFilter::onTimeout() {
-  if (cluster_) cluster_->stats().upstream_rq_timeout.inc();
+void RouterFilter::onPerTryTimeout(UpstreamRequest& req, bool idle) {
+  if (hedge_on_per_try_timeout_) {
+    // Hedging: keep this attempt running and race another one against it.
+    if (!response_started_ && retry_state_ && !req.retried()) {
+      const auto status = retry_state_->shouldRetry(true, [this] { doRetry(true); });
+      if (status == RetryState::Status::Yes) {
+        req.setRetried();
+      } else {
+        noteRetryRefused(status);
+      }
+    }
+    return;
+  }
+  upstream::ClusterStats& cs = cluster_->stats();
+  (idle ? cs.upstream_rq_per_try_idle_timeout : cs.upstream_rq_per_try_timeout).inc();
+  const std::string_view details = idle ? "upstream_per_try_idle_timeout" : "upstream_per_try_timeout";
+  if (&req == final_upstream_) {
+    // The response stalled after it started: nothing can be retried.
+    removeUpstream(req);
+    callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamRequestTimeout);
+    cleanup();
+    callbacks_->resetStream();
+    return;
+  }
+  const bool request_started = req.requestStarted();
+  removeUpstream(req);
+  if (response_started_) return;
+  if (retry_state_) {
+    const bool would_retry =
+        retry_state_->wouldRetryFailure(RetryState::Failure::PerTryTimeout, request_started);
+    const auto status = retry_state_->shouldRetry(would_retry, [this] { doRetry(true); });
+    if (status == RetryState::Status::Yes) return;
+    noteRetryRefused(status);
+  }
+  if (upstreamsInFlight() || (retry_state_ && retry_state_->retryPending())) return;
+  sendUpstreamFailure(504, accesslog::kUpstreamRequestTimeout, "upstream request timeout", details);
+}
+
+void RouterFilter::onGlobalTimeout() {
+  timeout_timer_.reset();
+  cluster_->stats().upstream_rq_timeout.inc();
   if (response_started_) {
     callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamRequestTimeout);
     cleanup();
@@ -323,9 +454,45 @@ void RouterFilter::onTimeout() {
                       "upstream_response_timeout");
 }
 
-void RouterFilter::sendUpstreamFailure(uint32_t code, accesslog::ResponseFlag flag,
+void RouterFilter::noteRetryRefused(RetryState::Status status) {
+  if (status == RetryState::Status::NoOverflow) {
+    callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamOverflow);
+  } else if (status == RetryState::Status::NoRetryLimitExceeded) {
+    callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamRetryLimitExceeded);
+  }
+}
+
+void RouterFilter::sendFailureReply(RetryState::Failure failure, http::StreamResetReason reason,
+                                    std::string_view details) {
+  switch (failure) {
+  case RetryState::Failure::Overflow:
+    sendUpstreamFailure(503, accesslog::kUpstreamOverflow, std::string(kResetBeforeHeaders) + "overflow",
+                        "upstream_reset_before_response_started{overflow}");
+    return;
+  case RetryState::Failure::ConnectFailure:
+    sendUpstreamFailure(503, accesslog::kUpstreamConnectionFailure,
+                        std::string(kResetBeforeHeaders) +
+                            "connection failure, transport failure reason: " + std::string(details),
+                        "upstream_reset_before_response_started{connection_failure}");
+    return;
+  case RetryState::Failure::Reset:
+  case RetryState::Failure::PerTryTimeout:
+    break;
+  }
+  if (reason == http::StreamResetReason::ProtocolError) {
+    sendUpstreamFailure(502, accesslog::kUpstreamProtocolError,
+                        std::string(kResetBeforeHeaders) + "protocol error",
+                        "upstream_reset_before_response_started{protocol_error}");
+    return;
+  }
+  sendUpstreamFailure(503, accesslog::kUpstreamConnectionTermination,
+                      std::string(kResetBeforeHeaders) + "connection termination",
+                      "upstream_reset_before_response_started{connection_termination}");
+}
+
+void RouterFilter::sendUpstreamFailure(uint32_t code, std::optional<accesslog::ResponseFlag> flag,
                                        std::string body, std::string_view details) {
-  callbacks_->streamInfo().setResponseFlag(flag);
+  if (flag) callbacks_->streamInfo().setResponseFlag(*flag);
   cleanup();
   // Envoy marks circuit-breaker rejections so clients can back off.
   const bool overloaded = flag == accesslog::kUpstreamOverflow && !config_->suppress_envoy_headers;
@@ -337,66 +504,70 @@ void RouterFilter::sendUpstreamFailure(uint32_t code, accesslog::ResponseFlag fl
       details);
 }
 
-void RouterFilter::onUpstreamAboveHigh() {
-  // The upstream connection backed up: stop reading the client.
-  if (!paused_downstream_) {
-    paused_downstream_ = true;
-    callbacks_->onDecoderFilterAboveWriteBufferHighWatermark();
+void RouterFilter::removeUpstream(UpstreamRequest& req) {
+  if (&req == final_upstream_) final_upstream_ = nullptr;
+  for (auto it = upstream_requests_.begin(); it != upstream_requests_.end(); ++it) {
+    if (it->get() == &req) {
+      req.reset();
+      callbacks_->dispatcher().deferredDelete(std::move(*it));
+      upstream_requests_.erase(it);
+      return;
+    }
   }
 }
 
-void RouterFilter::onUpstreamBelowLow() {
-  if (paused_downstream_) {
-    paused_downstream_ = false;
-    callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
+void RouterFilter::resetOtherUpstreams(UpstreamRequest& keep) {
+  for (auto it = upstream_requests_.begin(); it != upstream_requests_.end();) {
+    if (it->get() == &keep) {
+      ++it;
+      continue;
+    }
+    (*it)->reset();
+    callbacks_->dispatcher().deferredDelete(std::move(*it));
+    it = upstream_requests_.erase(it);
   }
+}
+
+bool RouterFilter::shouldSelectAnotherHost(const upstream::Host& host) {
+  return retry_state_ != nullptr && retry_state_->rejectsHost(host);
+}
+
+uint32_t RouterFilter::hostSelectionRetryCount() const {
+  return retry_state_ != nullptr ? retry_state_->hostSelectionRetryCount() : 0;
+}
+
+const network::Address* RouterFilter::downstreamRemoteAddress() const {
+  return callbacks_ != nullptr ? &callbacks_->streamInfo().downstream_remote : nullptr;
 }
 
 void RouterFilter::DownstreamWatermarks::onAboveWriteBufferHighWatermark() {
   parent.downstream_backed_up_ = true;
-  if (parent.upstream_) parent.upstream_->readDisable(true);
+  for (auto& req : parent.upstream_requests_) req->readDisable(true);
 }
 
 void RouterFilter::DownstreamWatermarks::onBelowWriteBufferLowWatermark() {
   if (!parent.downstream_backed_up_) return;
   parent.downstream_backed_up_ = false;
-  if (parent.upstream_) parent.upstream_->readDisable(false);
+  for (auto& req : parent.upstream_requests_) req->readDisable(false);
 }
 
 void RouterFilter::cleanup() {
+  finished_ = true;
   timeout_timer_.reset();
-  if (pending_ != nullptr) {
-    pending_->cancel();
-    pending_ = nullptr;
+  retry_state_.reset();
+  final_upstream_ = nullptr;
+  while (!upstream_requests_.empty()) {
+    std::unique_ptr<UpstreamRequest> req = std::move(upstream_requests_.front());
+    upstream_requests_.pop_front();
+    req->reset();
+    if (callbacks_ != nullptr) callbacks_->dispatcher().deferredDelete(std::move(req));
   }
-  if (upstream_ != nullptr) {
-    http::StreamEncoder* up = upstream_;
-    upstream_ = nullptr;
-    up->removeCallbacks(upstream_callbacks_);
-    // A response that ended before the request did (an early 413, say)
-    // leaves the upstream connection mid-request: it cannot be reused, so
-    // the stream is reset (HTTP/1: the connection closes).
-    if (!response_complete_ || !upstream_request_complete_) {
-      up->resetStream(http::StreamResetReason::LocalReset);
-    } else if (downstream_backed_up_) {
-      up->readDisable(false);
-    }
-  }
-  if (holds_request_slot_) {
-    holds_request_slot_ = false;
-    cluster_->releaseRequest();
-    if (host_) {
-      cluster_->stats().upstream_rq_active.dec();
-      host_->stats().rq_active.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
+  buffering_ = false;
+  retry_body_.drain(retry_body_.length());
+  request_trailers_.reset();
   if (registered_watermarks_) {
     registered_watermarks_ = false;
     callbacks_->removeDownstreamWatermarkCallbacks(downstream_watermarks_);
-  }
-  if (paused_downstream_) {
-    paused_downstream_ = false;
-    callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
   }
 }
 

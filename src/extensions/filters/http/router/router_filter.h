@@ -2,24 +2,36 @@
 
 // envoy.filters.http.router: the last HTTP filter. Matches nothing itself (the
 // connection manager's route table did): it answers direct responses and
-// redirects, picks the cluster and host, gets an upstream stream from the
-// worker's connection pool, proxies the request and streams the response back
-// through the encoder filters, with the route timeout and flow control.
+// redirects, picks the cluster, and proxies the request through one or more
+// UpstreamRequests (attempts): the first, retries after a failure the retry
+// policy covers (with back-off, on another host with previous_hosts), and
+// hedged attempts on a per-try timeout. The response of one attempt streams
+// back through the encoder filters; the route timeout covers all attempts.
 //
-// Thread and lifetime: one per stream, on the worker; onDestroy() releases
-// the upstream (cancelling a pending pool request, or resetting the upstream
-// stream if it is still running).
+// While retries are possible the request body is also kept (up to
+// per_request_buffer_limit_bytes or the connection's buffer limit) so a
+// retry can replay it; past the limit, retries are given up.
+//
+// Thread and lifetime: one per stream, on the worker; onDestroy() resets
+// every attempt still running.
 
 #include <chrono>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "event/dispatcher.h"
+#include "extensions/filters/http/router/retry_state.h"
+#include "extensions/filters/http/router/upstream_request.h"
 #include "http/conn_manager_config.h"
 #include "http/filter.h"
 #include "upstream/cluster_manager.h"
-#include "upstream/http_conn_pool.h"
+#include "upstream/load_balancer.h"
+
+namespace legate::router {
+class RouteAction;
+}
 
 namespace legate::extensions::router {
 
@@ -29,7 +41,7 @@ struct RouterConfig {
   bool suppress_envoy_headers = false;
 };
 
-class RouterFilter : public http::StreamDecoderFilter, public upstream::PoolCallbacks {
+class RouterFilter : public http::StreamDecoderFilter, public upstream::LoadBalancerContext {
 public:
   explicit RouterFilter(std::shared_ptr<const RouterConfig> config) : config_(std::move(config)) {}
 
@@ -42,37 +54,30 @@ public:
   http::FilterTrailersStatus decodeTrailers(http::HeaderMap& trailers) override;
   void onDestroy() override;
 
-  // upstream::PoolCallbacks
-  void onPoolFailure(upstream::PoolFailureReason reason, std::string_view details) override;
-  void onPoolReady(http::StreamEncoder& encoder, const network::Address& upstream_local) override;
+  // upstream::LoadBalancerContext: the route's hash_policy key, the client's
+  // address, and previous_hosts rejecting hosts already tried.
+  std::optional<uint64_t> computeHashKey() override { return hash_key_; }
+  bool shouldSelectAnotherHost(const upstream::Host& host) override;
+  uint32_t hostSelectionRetryCount() const override;
+  const network::Address* downstreamRemoteAddress() const override;
+
+  // For UpstreamRequest.
+  http::DecoderFilterCallbacks& callbacks() { return *callbacks_; }
+  const http::HeaderMap& upstreamRequestHeaders() const { return *request_headers_; }
+  bool downstreamComplete() const { return request_complete_; }
+  bool downstreamBackedUp() const { return downstream_backed_up_; }
+  std::chrono::milliseconds perTryTimeout() const { return per_try_timeout_; }
+  std::chrono::milliseconds perTryIdleTimeout() const { return per_try_idle_timeout_; }
+  void onUpstreamReady(UpstreamRequest& req, const network::Address& upstream_local);
+  void onUpstream1xx(UpstreamRequest& req, http::HeaderMapPtr headers);
+  void onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr headers, bool end_stream);
+  void onUpstreamData(UpstreamRequest& req, Buffer& data, bool end_stream);
+  void onUpstreamTrailers(UpstreamRequest& req, http::HeaderMapPtr trailers);
+  void onUpstreamFailure(UpstreamRequest& req, RetryState::Failure failure,
+                         http::StreamResetReason reason, std::string_view details);
+  void onPerTryTimeout(UpstreamRequest& req, bool idle);
 
 private:
-  // The upstream response and the upstream stream's events.
-  struct Upstream : public http::StreamDecoder, public http::StreamCallbacks {
-    explicit Upstream(RouterFilter& p) : parent(p) {}
-    void decode1xxHeaders(http::HeaderMapPtr headers) override { parent.onUpstream1xx(std::move(headers)); }
-    void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override {
-      parent.onUpstreamHeaders(std::move(headers), end_stream);
-    }
-    void decodeData(Buffer& data, bool end_stream) override { parent.onUpstreamData(data, end_stream); }
-    void decodeTrailers(http::HeaderMapPtr trailers) override {
-      parent.onUpstreamTrailers(std::move(trailers));
-    }
-    void onResetStream(http::StreamResetReason reason, std::string_view details) override {
-      parent.onUpstreamReset(reason, details);
-    }
-    void onAboveWriteBufferHighWatermark() override { parent.onUpstreamAboveHigh(); }
-    void onBelowWriteBufferLowWatermark() override { parent.onUpstreamBelowLow(); }
-    RouterFilter& parent;
-  };
-  void onUpstream1xx(http::HeaderMapPtr headers);
-  void onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream);
-  void onUpstreamData(Buffer& data, bool end_stream);
-  void onUpstreamTrailers(http::HeaderMapPtr trailers);
-  void onUpstreamReset(http::StreamResetReason reason, std::string_view details);
-  void onUpstreamAboveHigh();
-  void onUpstreamBelowLow();
-
   // The client is slow: pause reading the upstream, and resume.
   struct DownstreamWatermarks : public http::DownstreamWatermarkCallbacks {
     explicit DownstreamWatermarks(RouterFilter& p) : parent(p) {}
@@ -81,47 +86,60 @@ private:
     RouterFilter& parent;
   };
 
-  void sendUpstreamFailure(uint32_t code, accesslog::ResponseFlag flag, std::string body,
-                           std::string_view details);
-  void onTimeout();
+  void setupTimeouts(http::HeaderMap& headers, const legate::router::RouteAction& action);
+  // Starts an attempt on a freshly chosen host (false: no host, replied).
+  bool startAttempt(bool timeout_retry);
+  void doRetry(bool timeout_retry);
+  void onRequestComplete();
+  void onResponseComplete(UpstreamRequest& req);
+  void onGlobalTimeout();
+  // Sets URX / UO after a refused retry.
+  void noteRetryRefused(RetryState::Status status);
+  void sendFailureReply(RetryState::Failure failure, http::StreamResetReason reason,
+                        std::string_view details);
+  void sendUpstreamFailure(uint32_t code, std::optional<accesslog::ResponseFlag> flag,
+                           std::string body, std::string_view details);
+  // Gives up keeping the body for retries (the limit was passed).
+  void abandonRetryBuffering();
+  void removeUpstream(UpstreamRequest& req);
+  void resetOtherUpstreams(UpstreamRequest& keep);
   void cleanup();
-  void onUpstreamComplete();
-  void encodeRequestTo(http::StreamEncoder& encoder);
-
-  // What the load balancer learns about this request: the route's hash
-  // (hash_policy) and the client's address.
-  struct LbContext : upstream::LoadBalancerContext {
-    std::optional<uint64_t> hash;
-    const network::Address* remote = nullptr;
-    std::optional<uint64_t> computeHashKey() override { return hash; }
-    const network::Address* downstreamRemoteAddress() const override { return remote; }
-  };
+  bool upstreamsInFlight() const { return !upstream_requests_.empty(); }
 
   std::shared_ptr<const RouterConfig> config_;
-  LbContext lb_context_;
-  std::string set_cookie_; // a hash_policy cookie generated for this client
   DownstreamWatermarks downstream_watermarks_{*this};
-  Upstream upstream_callbacks_{*this};
   http::DecoderFilterCallbacks* callbacks_ = nullptr;
   http::HeaderMap* request_headers_ = nullptr;
+  const legate::router::RouteAction* action_ = nullptr;
   const upstream::Cluster* cluster_ = nullptr;
-  upstream::HostConstSharedPtr host_;
-  upstream::Cancellable* pending_ = nullptr;
-  http::StreamEncoder* upstream_ = nullptr;
-  Buffer buffered_body_;
-  http::HeaderMapPtr buffered_trailers_;
+  std::list<std::unique_ptr<UpstreamRequest>> upstream_requests_;
+  UpstreamRequest* final_upstream_ = nullptr; // the attempt whose response is forwarded
+  std::unique_ptr<RetryState> retry_state_;
+  std::optional<uint64_t> hash_key_;
+  std::string set_cookie_; // a hash_policy cookie generated for this client
+  // The request as received so far, kept for retries while buffering_.
+  Buffer retry_body_;
+  http::HeaderMapPtr request_trailers_;
+  uint32_t retry_buffer_limit_ = 0;
+  bool buffering_ = false;
+  uint32_t attempt_count_ = 0;
+  bool hedge_on_per_try_timeout_ = false;
+  bool include_attempt_count_ = false;
+  bool include_attempt_count_in_response_ = false;
+  bool include_timeout_retry_header_ = false;
   event::TimerPtr timeout_timer_;
   std::chrono::milliseconds timeout_{0};
-  std::chrono::steady_clock::time_point upstream_start_;
+  std::chrono::milliseconds per_try_timeout_{0};
+  std::chrono::milliseconds per_try_idle_timeout_{0};
   bool request_complete_ = false;
-  bool upstream_request_complete_ = false; // end of stream was encoded upstream
   bool response_started_ = false;
   bool response_complete_ = false;
-  bool holds_request_slot_ = false;
-  bool paused_downstream_ = false;
   bool downstream_backed_up_ = false;
   bool registered_watermarks_ = false;
   bool destroyed_ = false;
+  // The router is done with upstreams: the response completed, a local
+  // reply went out, or the stream was reset.
+  bool finished_ = false;
 };
 
 } // namespace legate::extensions::router
