@@ -22,6 +22,7 @@
 #include "http/header_map.h"
 #include "router/header_mutation.h"
 #include "router/matchers.h"
+#include "router/mirror_policy.h"
 #include "router/retry_policy.h"
 
 namespace legate::router {
@@ -104,6 +105,9 @@ class RouteAction {
   // how much request body is kept for retries and mirrors (nullopt: the
   // connection's buffer limit).
   std::optional<uint32_t> perRequestBufferLimit() const { return buffer_limit_; }
+  // request_mirror_policies: the route's, else its virtual host's, else the
+  // route configuration's; null when none.
+  const MirrorPolicies* mirrorPolicies() const { return mirror_policies_.get(); }
 
  private:
   friend class RouteBuilder;
@@ -127,6 +131,7 @@ class RouteAction {
   std::shared_ptr<const RetryPolicy> retry_policy_;
   std::shared_ptr<const HedgePolicy> hedge_policy_;
   std::optional<uint32_t> buffer_limit_;
+  std::shared_ptr<const MirrorPolicies> mirror_policies_;
 
   friend class Route;
 };

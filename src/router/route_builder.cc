@@ -148,7 +148,6 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
                                                  "path_rewrite_policy",
                                                  "early_data_policy",
                                                  "retry_policy_typed_config",
-                                                 "request_mirror_policies",
                                                  "priority",
                                                  "rate_limits",
                                                  "include_vh_rate_limits",
@@ -305,6 +304,11 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
       return hp.status();
     a->hedge_policy_ = std::move(*hp);
   }
+  auto mirrors =
+      buildMirrorPolicies(proto.request_mirror_policies(), path + ".request_mirror_policies");
+  if (!mirrors.ok())
+    return mirrors.status();
+  a->mirror_policies_ = std::move(*mirrors);
   return a;
 }
 
@@ -438,6 +442,8 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
         ra.retry_policy_ = vhost->retryPolicy();
       if (!ra.hedge_policy_)
         ra.hedge_policy_ = vhost->hedgePolicy();
+      if (!ra.mirror_policies_)
+        ra.mirror_policies_ = vhost->mirrorPolicies();
       ra.buffer_limit_ = vhost->perRequestBufferLimit();
     }
     if (proto.has_per_request_buffer_limit_bytes())

@@ -59,7 +59,7 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
     const envoy::config::route::v3::RouteConfiguration& proto, const std::string& path) {
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"vhds", "internal_only_headers", "cluster_specifier_plugins", "request_mirror_policies",
+          {"vhds", "internal_only_headers", "cluster_specifier_plugins",
            "ignore_path_parameters_in_path_matching", "vhost_header", "route_specifiers"},
           path);
       !st.ok()) {
@@ -80,6 +80,11 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
     return mutations.status();
   config->mutations_ = std::move(*mutations);
 
+  auto config_mirrors =
+      buildMirrorPolicies(proto.request_mirror_policies(), path + ".request_mirror_policies");
+  if (!config_mirrors.ok())
+    return config_mirrors.status();
+
   // Domain -> the virtual host that declared it, for duplicate errors.
   absl::flat_hash_map<std::string, std::string> seen_domains;
   for (int v = 0; v < proto.virtual_hosts_size(); ++v) {
@@ -87,8 +92,7 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
     const std::string vpath = path + ".virtual_hosts[" + std::to_string(v) + "]";
     if (auto st = config::rejectUnsupportedFields(
             vp,
-            {"matcher", "virtual_clusters", "rate_limits", "cors", "retry_policy_typed_config",
-             "request_mirror_policies"},
+            {"matcher", "virtual_clusters", "rate_limits", "cors", "retry_policy_typed_config"},
             vpath);
         !st.ok()) {
       return st;
@@ -128,6 +132,11 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
     }
     if (vp.has_per_request_buffer_limit_bytes())
       vh->buffer_limit_ = vp.per_request_buffer_limit_bytes().value();
+    auto vmirrors =
+        buildMirrorPolicies(vp.request_mirror_policies(), vpath + ".request_mirror_policies");
+    if (!vmirrors.ok())
+      return vmirrors.status();
+    vh->mirror_policies_ = *vmirrors ? std::move(*vmirrors) : *config_mirrors;
     vh->include_request_attempt_count_ = vp.include_request_attempt_count();
     vh->include_attempt_count_in_response_ = vp.include_attempt_count_in_response();
     vh->include_is_timeout_retry_header_ = vp.include_is_timeout_retry_header();
@@ -237,6 +246,15 @@ absl::Status RouteConfig::validateClusters(
           return absl::InvalidArgumentError(
               route->configPath() + ".route.weighted_clusters.clusters[" + std::to_string(i) +
               "].name: unknown cluster '" + w.name + "'");
+        }
+      }
+      if (const MirrorPolicies* mirrors = a->mirrorPolicies()) {
+        for (const auto& m : *mirrors) {
+          if (!m.cluster.empty() && !exists(m.cluster)) {
+            return absl::InvalidArgumentError(route->configPath() +
+                                              ": request mirror cluster '" + m.cluster +
+                                              "' is unknown");
+          }
         }
       }
     }

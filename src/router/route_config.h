@@ -49,6 +49,8 @@ class VirtualHost {
   const std::shared_ptr<const RetryPolicy>& retryPolicy() const { return retry_policy_; }
   const std::shared_ptr<const HedgePolicy>& hedgePolicy() const { return hedge_policy_; }
   std::optional<uint32_t> perRequestBufferLimit() const { return buffer_limit_; }
+  // request_mirror_policies of the virtual host (else the route configuration's).
+  const std::shared_ptr<const MirrorPolicies>& mirrorPolicies() const { return mirror_policies_; }
   // x-envoy-attempt-count on upstream requests / downstream responses.
   bool includeRequestAttemptCount() const { return include_request_attempt_count_; }
   bool includeAttemptCountInResponse() const { return include_attempt_count_in_response_; }
@@ -73,6 +75,7 @@ class VirtualHost {
   std::shared_ptr<const RetryPolicy> retry_policy_;
   std::shared_ptr<const HedgePolicy> hedge_policy_;
   std::optional<uint32_t> buffer_limit_;
+  std::shared_ptr<const MirrorPolicies> mirror_policies_;
   bool include_request_attempt_count_ = false;
   bool include_attempt_count_in_response_ = false;
   bool include_is_timeout_retry_header_ = false;

@@ -2,12 +2,12 @@
 conditions, per-try timeouts, back-off, budgets and breakers, replayed bodies), hedging and
 request mirroring, each against real upstream processes that fail on purpose."""
 
+import json
 import os
-import socket
 import threading
 import unittest
 
-from harness import (HttpUpstream, LegateTestCase, SockReader, TcpServer, http_bootstrap,
+from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, TcpServer, http_bootstrap,
                      http_get, pattern_bytes, read_http_response, refused_port, route,
                      route_config, sha256, static_cluster, virtual_host, wait_until)
 
@@ -348,6 +348,80 @@ class Hedging(RetryCase):
         self.assertEqual(lg.stat("cluster.up.upstream_rq_per_try_timeout"), 0)
         self.assertEqual(lg.stat("cluster.up.upstream_rq_retry"), 1)
         self.assertEqual(lg.stat("cluster.up.upstream_rq_tx_reset"), 1)
+
+
+class Mirroring(LegateTestCase):
+    def proxy(self, shadow_endpoints, mirror_policies=None, main_handler=None):
+        main = self.server(HttpUpstream, handler=main_handler, name="main")
+        policies = mirror_policies or [{"cluster": "shadow"}]
+        rc = route_config([virtual_host("default", ["*"], [
+            route({"prefix": "/"}, cluster="main",
+                  route_extra={"request_mirror_policies": policies})])])
+        lg = self.start_legate(http_bootstrap(
+            [static_cluster("main", [main.port]), static_cluster("shadow", shadow_endpoints)],
+            route_cfg=rc))
+        return main, lg, lg.port("http")
+
+    def test_mirror_delivers_a_copy_with_shadow_host(self):
+        shadow = self.server(HttpUpstream, name="shadow")
+        main, lg, port = self.proxy([shadow.port])
+        body = pattern_bytes(200 * 1024, seed=3)
+        status, headers, resp, _ = http_get(port, "/m?x=1", method="POST", body=body,
+                                            headers={"host": "svc.local:8080"})
+        self.assertEqual(status, 200)
+        self.assertEqual(dict(headers)["x-upstream"], "main")
+        got = shadow.wait_requests(1)[0]
+        self.assertEqual(got.path, "/m?x=1")
+        self.assertEqual(got.header("host"), "svc.local-shadow:8080")
+        self.assertEqual((got.body_len, got.body_sha256), (len(body), sha256(body)))
+        self.assertEqual(main.last().header("host"), "svc.local:8080")
+        lg.wait_for_stat("cluster.shadow.upstream_rq_2xx", lambda v: v == 1)
+        lg.wait_for_stat("cluster.shadow.upstream_rq_active", lambda v: v == 0)
+
+    def test_dead_or_hung_shadow_never_affects_the_main_request(self):
+        release = threading.Event()
+        hung = self.server(HttpUpstream, name="hung")
+        hung.handler = lambda req: (release.wait(30), (200, [], b"late"))[1]
+        self.addCleanup(release.set)
+        main, lg, port = self.proxy([refused_port()])
+        for i in range(3):
+            status, _, _, _ = http_get(port, "/dead%d" % i, method="POST", body=b"x" * 1000)
+            self.assertEqual(status, 200)
+        self.assertEqual(lg.stat("http.ingress.downstream_rq_2xx"), 3)
+        lg.wait_for_stat("cluster.shadow.upstream_cx_connect_fail", lambda v: v >= 1)
+        # A shadow that never answers: the main response comes while it still hangs.
+        main2, lg2, port2 = self.proxy([hung.port])
+        status, _, resp, _ = http_get(port2, "/hung")
+        self.assertEqual(status, 200)
+        self.assertEqual(hung.wait_requests(1)[0].path, "/hung")
+        self.assertFalse(release.is_set())
+        self.assertEqual(lg2.stat("cluster.shadow.upstream_rq_active"), 1)
+
+    def test_slow_shadow_is_abandoned_with_bounded_memory(self):
+        # The shadow host accepts and never reads: its copy backs up and is dropped,
+        # while the main request's 16 MiB body arrives whole.
+        hold = self.server(HoldServer, rcvbuf=4096)
+        main, lg, port = self.proxy([hold.port], main_handler=None)
+        body = pattern_bytes(16 << 20, seed=5)
+        status, _, resp, _ = http_get(port, "/big", method="POST", body=body, timeout=60)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(resp)["body_sha256"], sha256(body))
+        lg.wait_for_stat("cluster.shadow.retry_or_shadow_abandoned", lambda v: v == 1)
+        self.assertLess(lg.rss_kib(), 200 * 1024)
+
+    def test_runtime_fraction_zero_and_cluster_header(self):
+        shadow = self.server(HttpUpstream, name="shadow")
+        never = {"cluster": "shadow",
+                 "runtime_fraction": {"default_value": {"numerator": 0}, "runtime_key": "m.never"}}
+        by_header = {"cluster_header": "x-mirror-to"}
+        main, lg, port = self.proxy([shadow.port], [never, by_header])
+        for i in range(5):
+            self.assertEqual(http_get(port, "/f%d" % i)[0], 200)
+        self.assertEqual(main.count(), 5)
+        self.assertEqual(http_get(port, "/h", headers={"x-mirror-to": "shadow"})[0], 200)
+        self.assertEqual(shadow.wait_requests(1)[0].path, "/h")
+        lg.wait_for_stat("cluster.shadow.upstream_rq_total", lambda v: v == 1)
+        self.assertEqual(shadow.count(), 1)
 
 
 if __name__ == "__main__":

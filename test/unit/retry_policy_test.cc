@@ -167,5 +167,59 @@ TEST(RetryPolicyTest, ParsesRetryOnAndStatusCodeLists) {
   EXPECT_EQ(parseStatusCodeList("500, 429,x,,503"), (std::vector<uint32_t>{500, 429, 503}));
 }
 
+TEST(MirrorPolicyTest, MostSpecificListWinsAndFieldsParse) {
+  auto rc = load(R"(
+request_mirror_policies: [{cluster: from_config}]
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  request_mirror_policies:
+  - cluster: from_vhost
+    runtime_fraction: {default_value: {numerator: 5, denominator: TEN_THOUSAND}, runtime_key: k}
+    disable_shadow_host_suffix_append: true
+  routes:
+  - match: {prefix: /own}
+    route: {cluster: c, request_mirror_policies: [{cluster_header: X-Mirror}]}
+  - match: {prefix: /}
+    route: {cluster: c}
+- name: w
+  domains: ["w"]
+  routes:
+  - match: {prefix: /}
+    route: {cluster: c}
+)");
+  ASSERT_TRUE(rc.ok()) << rc.status();
+  const MirrorPolicies* own = action(**rc, 0).mirrorPolicies();
+  ASSERT_NE(own, nullptr);
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ((*own)[0].cluster_header, "x-mirror");
+  const MirrorPolicies* vh = action(**rc, 1).mirrorPolicies();
+  ASSERT_EQ(vh->size(), 1u);
+  EXPECT_EQ((*vh)[0].cluster, "from_vhost");
+  EXPECT_EQ((*vh)[0].numerator, 5u);
+  EXPECT_EQ((*vh)[0].denominator, 10000u);
+  EXPECT_EQ((*vh)[0].runtime_key, "k");
+  EXPECT_TRUE((*vh)[0].keep_host);
+  EXPECT_TRUE((*vh)[0].sampled(10004));
+  EXPECT_FALSE((*vh)[0].sampled(10005));
+  const auto& w = *(*rc)->virtualHosts()[1]->routes()[0]->routeAction();
+  ASSERT_NE(w.mirrorPolicies(), nullptr);
+  EXPECT_EQ((*w.mirrorPolicies())[0].cluster, "from_config");
+  EXPECT_TRUE((*w.mirrorPolicies())[0].sampled(12345)) << "no runtime_fraction: always";
+
+  auto bad = load(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: /}
+    route: {cluster: c, request_mirror_policies: [{cluster: m, trace_sampled: false}]}
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("route.request_mirror_policies[0].trace_sampled"),
+            std::string_view::npos)
+      << bad.status();
+}
+
 } // namespace
 } // namespace legate::router

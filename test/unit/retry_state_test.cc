@@ -8,6 +8,7 @@
 #include "envoy/config/route/v3/route_components.pb.h"
 #include "event/dispatcher.h"
 #include "extensions/filters/http/router/retry_state.h"
+#include "extensions/filters/http/router/shadow_request.h"
 #include "stats/stats.h"
 
 namespace legate::extensions::router {
@@ -177,6 +178,12 @@ TEST_F(RetryStateTest, BackOffIsFullyJitteredExponentialAndCapped) {
   EXPECT_EQ(RetryState::backOff(10, base, max, 249).count(), 249);
   EXPECT_EQ(RetryState::backOff(10, base, max, 250).count(), 0);
   EXPECT_EQ(RetryState::backOff(64, base, max, ~0ull).count() < 250, true);
+}
+
+TEST(ShadowRequestTest, ShadowHostKeepsThePort) {
+  EXPECT_EQ(ShadowRequest::shadowHost("svc"), "svc-shadow");
+  EXPECT_EQ(ShadowRequest::shadowHost("svc.local:8080"), "svc.local-shadow:8080");
+  EXPECT_EQ(ShadowRequest::shadowHost("[::1]:80"), "[::1]-shadow:80");
 }
 
 } // namespace

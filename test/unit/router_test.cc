@@ -569,7 +569,7 @@ virtual_hosts:
            extra + "}\n";
   };
   for (const char* f :
-       {"upgrade_configs: [{upgrade_type: websocket}]", "request_mirror_policies: [{cluster: m}]",
+       {"upgrade_configs: [{upgrade_type: websocket}]",
         "priority: HIGH", "max_grpc_timeout: 1s", "internal_redirect_policy: {}",
         "hedge_policy: {initial_requests: 2}",
         "rate_limits: [{actions: "

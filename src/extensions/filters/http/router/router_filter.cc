@@ -1,11 +1,13 @@
 #include "extensions/filters/http/router/router_filter.h"
 
 #include <charconv>
+#include <random>
 
 #include "common/logger.h"
 #include "http/utility.h"
 #include "router/route.h"
 #include "router/route_config.h"
+#include "runtime/runtime.h"
 #include "upstream/cluster_manager.h"
 
 namespace legate::extensions::router {
@@ -129,6 +131,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
 
   callbacks_->addDownstreamWatermarkCallbacks(downstream_watermarks_);
   registered_watermarks_ = true;
+  if (action->mirrorPolicies() != nullptr) startShadows(headers, end_stream);
   startAttempt(false);
   if (request_complete_ && !finished_) onRequestComplete();
   return http::FilterHeadersStatus::StopIteration;
@@ -171,6 +174,41 @@ void RouterFilter::setupTimeouts(http::HeaderMap& headers, const legate::router:
   }
 }
 
+void RouterFilter::startShadows(const http::HeaderMap& headers, bool end_stream) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  for (const auto& policy : *action_->mirrorPolicies()) {
+    const uint64_t random = rng();
+    const bool sampled =
+        policy.runtime_key.empty()
+            ? policy.sampled(random)
+            : runtime::snapshot()->featureEnabled(
+                  policy.runtime_key, runtime::Fraction{policy.numerator, policy.denominator},
+                  random);
+    if (!sampled) continue;
+    std::string name = policy.cluster;
+    if (!policy.cluster_header.empty()) name = std::string(headers.get(policy.cluster_header).value_or(""));
+    const upstream::Cluster* cluster = name.empty() ? nullptr : config_->cluster_manager.get(name);
+    if (cluster == nullptr) continue;
+    ShadowLink& link = shadows_.emplace_back();
+    ShadowRequest::start(callbacks_->dispatcher(), *cluster, headers, policy.keep_host, end_stream,
+                         timeout_, retry_buffer_limit_, link);
+    if (link.shadow == nullptr) shadows_.pop_back();
+  }
+}
+
+void RouterFilter::releaseShadows(bool abandon) {
+  for (auto& link : shadows_) {
+    if (link.shadow == nullptr) continue;
+    ShadowRequest* shadow = link.shadow;
+    if (abandon) {
+      shadow->abandon();
+    } else {
+      shadow->detach();
+    }
+  }
+  shadows_.clear();
+}
+
 bool RouterFilter::startAttempt(bool timeout_retry) {
   upstream::HostConstSharedPtr host = cluster_->chooseHost(upstream::currentWorkerIndex(), this);
   if (!host) {
@@ -211,6 +249,9 @@ http::FilterDataStatus RouterFilter::decodeData(Buffer& data, bool end_stream) {
     data.drain(data.length());
     return http::FilterDataStatus::StopIterationNoBuffer;
   }
+  for (auto& link : shadows_) {
+    if (link.shadow != nullptr) link.shadow->sendData(data, end_stream);
+  }
   if (buffering_) {
     if (retry_body_.length() + data.length() > retry_buffer_limit_) {
       abandonRetryBuffering();
@@ -242,6 +283,9 @@ http::FilterTrailersStatus RouterFilter::decodeTrailers(http::HeaderMap& trailer
     return http::FilterTrailersStatus::StopIteration;
   }
   if (buffering_) request_trailers_ = std::make_unique<http::HeaderMap>(trailers);
+  for (auto& link : shadows_) {
+    if (link.shadow != nullptr) link.shadow->sendTrailers(trailers);
+  }
   for (auto& req : upstream_requests_) req->sendTrailers(trailers);
   if (!finished_) onRequestComplete();
   return http::FilterTrailersStatus::StopIteration;
@@ -253,6 +297,8 @@ void RouterFilter::onRequestComplete() {
     timeout_timer_ = callbacks_->dispatcher().createTimer([this] { onGlobalTimeout(); });
     timeout_timer_->enableTimer(timeout_);
   }
+  // The shadows have the whole request: they finish on their own.
+  releaseShadows(/*abandon=*/false);
   for (auto& req : upstream_requests_) req->onDownstreamComplete();
 }
 
@@ -553,6 +599,8 @@ void RouterFilter::DownstreamWatermarks::onBelowWriteBufferLowWatermark() {
 
 void RouterFilter::cleanup() {
   finished_ = true;
+  // Shadows without their whole request cannot finish it.
+  releaseShadows(/*abandon=*/!request_complete_);
   timeout_timer_.reset();
   retry_state_.reset();
   final_upstream_ = nullptr;

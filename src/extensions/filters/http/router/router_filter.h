@@ -23,6 +23,7 @@
 
 #include "event/dispatcher.h"
 #include "extensions/filters/http/router/retry_state.h"
+#include "extensions/filters/http/router/shadow_request.h"
 #include "extensions/filters/http/router/upstream_request.h"
 #include "http/conn_manager_config.h"
 #include "http/filter.h"
@@ -87,6 +88,10 @@ private:
   };
 
   void setupTimeouts(http::HeaderMap& headers, const legate::router::RouteAction& action);
+  // request_mirror_policies: starts the sampled shadows of this request.
+  void startShadows(const http::HeaderMap& headers, bool end_stream);
+  // The request was handed over completely (detach) or never will be (abandon).
+  void releaseShadows(bool abandon);
   // Starts an attempt on a freshly chosen host (false: no host, replied).
   bool startAttempt(bool timeout_retry);
   void doRetry(bool timeout_retry);
@@ -113,6 +118,7 @@ private:
   const legate::router::RouteAction* action_ = nullptr;
   const upstream::Cluster* cluster_ = nullptr;
   std::list<std::unique_ptr<UpstreamRequest>> upstream_requests_;
+  std::list<ShadowLink> shadows_; // links stay put: each shadow points at its own
   UpstreamRequest* final_upstream_ = nullptr; // the attempt whose response is forwarded
   std::unique_ptr<RetryState> retry_state_;
   std::optional<uint64_t> hash_key_;
