@@ -150,6 +150,42 @@ class Retries(RetryCase):
         self.assertEqual(lg.stat("cluster.up.upstream_rq_retry"),
                          lg.stat("cluster.up.upstream_cx_connect_fail"))
 
+    def test_host_killed_under_load_no_client_failures(self):
+        ups = [self.server(HttpUpstream, name="u%d" % i) for i in range(3)]
+        lg, port = self.proxy([u.port for u in ups], {
+            "retry_on": "connect-failure,reset", "num_retries": 2,
+            "retry_host_predicate": PREVIOUS_HOSTS, "host_selection_retry_max_attempts": 5})
+        results = []
+        stop = threading.Event()
+
+        def load():
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            i = 0
+            while not stop.is_set() and i < 5000:
+                try:
+                    conn.request("GET", "/load%d" % i)
+                    resp = conn.getresponse()
+                    resp.read()
+                    results.append(resp.status)
+                except (OSError, http.client.HTTPException) as e:
+                    results.append(repr(e))
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                i += 1
+            conn.close()
+        workers = [self.thread(load) for _ in range(3)]
+        wait_until(lambda: len(results) >= 150, 20, what="150 requests before the kill")
+        ups[1].close()  # in-flight requests reset, pooled connections go stale, new ones refused
+        killed_at = len(results)
+        wait_until(lambda: len(results) >= killed_at + 300, 30, what="300 requests after the kill")
+        stop.set()
+        for w in workers:
+            w.get(30)
+        failures = [r for r in results if r != 200]
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(lg.stat("cluster.up.upstream_rq_retry"), 1)
+
     def test_connect_failure_not_retried_under_retriable_4xx(self):
         lg, port = self.proxy([refused_port()], {"retry_on": "retriable-4xx"})
         status, _, _, _ = http_get(port, "/x")
