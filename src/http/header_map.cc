@@ -22,6 +22,12 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 void HeaderMap::add(std::string_view name, std::string_view value) {
+  if (entries_.capacity() == 0) {
+    // A proxied request or response carries about a dozen headers: one
+    // allocation up front instead of growing 1, 2, 4, 8, 16 (and moving every
+    // entry each time).
+    entries_.reserve(kInitialCapacity);
+  }
   std::string n(name);
   toLowerInPlace(n);
   byte_size_ += n.size() + value.size();

@@ -85,6 +85,7 @@ public:
   bool operator==(const HeaderMap& other) const { return entries_ == other.entries_; }
 
 private:
+  static constexpr size_t kInitialCapacity = 12;
   template <class Pred> size_t removeIf(Pred pred);
 
   std::vector<Entry> entries_;
