@@ -35,6 +35,7 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
       downstream_cx_destroy_active_rq(s.counter("downstream_cx_destroy_active_rq")),
       downstream_cx_protocol_error(s.counter("downstream_cx_protocol_error")),
       downstream_cx_idle_timeout(s.counter("downstream_cx_idle_timeout")),
+      downstream_cx_delayed_close_timeout(s.counter("downstream_cx_delayed_close_timeout")),
       downstream_cx_max_duration_reached(s.counter("downstream_cx_max_duration_reached")),
       downstream_cx_max_requests_reached(s.counter("downstream_cx_max_requests_reached")),
       downstream_cx_drain_close(s.counter("downstream_cx_drain_close")),
@@ -992,6 +993,8 @@ network::FilterStatus ConnectionManager::onNewConnection() {
   stats_.downstream_cx_active.inc();
   stats_.downstream_cx_http1_total.inc();
   stats_.downstream_cx_http1_active.inc();
+  counted_ = true;
+  connection_->setDelayedCloseTimeout(config_->delayed_close_timeout);
   auto& dispatcher = connection_->dispatcher();
   if (config_->idle_timeout.count() > 0) {
     idle_timer_ = dispatcher.createTimer([this] { onIdleTimeout(); });
@@ -1134,11 +1137,15 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   closed_ = true;
   idle_timer_.reset();
   duration_timer_.reset();
+  if (connection_->delayedCloseTimedOut()) {
+    stats_.downstream_cx_delayed_close_timeout.inc();
+  }
   if (!streams_.empty()) {
     stats_.downstream_cx_destroy_active_rq.inc();
   }
   // Streams still running lose their connection.
   resetAllStreams();
+  if (!counted_) return; // closed before onNewConnection: nothing was counted
   stats_.downstream_cx_destroy.inc();
   if (event == network::ConnectionEvent::RemoteClose) {
     stats_.downstream_cx_destroy_remote.inc();

@@ -75,6 +75,7 @@ private:
   bool above_high_watermark_ = false;
   bool dispatching_ = false;
   bool closed_ = false;
+  bool counted_ = false; // onNewConnection ran and counted this connection
 };
 
 } // namespace legate::http

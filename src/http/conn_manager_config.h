@@ -36,6 +36,7 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_cx_destroy_active_rq;
   stats::Counter& downstream_cx_protocol_error;
   stats::Counter& downstream_cx_idle_timeout;
+  stats::Counter& downstream_cx_delayed_close_timeout;
   stats::Counter& downstream_cx_max_duration_reached;
   stats::Counter& downstream_cx_max_requests_reached;
   stats::Counter& downstream_cx_drain_close;
@@ -107,6 +108,9 @@ struct ConnectionManagerConfig {
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
   std::chrono::milliseconds max_connection_duration{0};
   std::chrono::milliseconds drain_timeout{5000};
+  // Grace for flushing the last bytes when legate closes a connection: a peer
+  // that reads nothing for this long is cut off (0 = wait for the flush forever).
+  std::chrono::milliseconds delayed_close_timeout{1000};
   uint32_t max_requests_per_connection = 0;
 
   // local_reply_config: the first mapper whose filter matches rewrites the

@@ -195,8 +195,21 @@ void Connection::close(ConnectionCloseType type) {
     closeSocket(ConnectionEvent::LocalClose);
     return;
   }
+  if (state_ == State::Closing) {
+    return;
+  }
   // Flush first; reads stop mattering.
   state_ = State::Closing;
+  if (delayed_close_timeout_.count() > 0) {
+    delayed_close_timer_ = dispatcher_.createTimer([this] {
+      connLog().debug("[C{}] delayed close timeout: {} bytes unwritten", id_,
+                      write_buffer_.length());
+      delayed_close_timed_out_ = true;
+      failure_reason_ = "delayed close timeout";
+      closeSocket(ConnectionEvent::LocalClose);
+    });
+    delayed_close_timer_->enableTimer(delayed_close_timeout_);
+  }
   file_event_->activate(event::FileReadyType::Write);
 }
 
@@ -213,6 +226,7 @@ void Connection::closeSocket(ConnectionEvent event) {
   }
   state_ = State::Closed;
   file_event_.reset();
+  if (delayed_close_timer_) delayed_close_timer_->disableTimer();
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -347,6 +361,9 @@ void Connection::onWriteReady() {
   if (r.bytes_processed > 0) {
     if (stats_.tx_total) stats_.tx_total->inc(r.bytes_processed);
     if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+    if (delayed_close_timer_) {
+      delayed_close_timer_->enableTimer(delayed_close_timeout_); // progress: wait again
+    }
   }
   if (r.action == PostIoAction::Close) {
     failure_reason_ = transport_->failureReason();

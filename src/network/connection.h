@@ -83,7 +83,15 @@ public:
   // Moves data into the write buffer (through the write filters) and schedules a
   // write. end_stream half-closes our side once everything is written.
   void write(Buffer& data, bool end_stream);
+  // FlushWrite: stop reading, write what is buffered, then close. With a
+  // delayed-close timeout set, a peer that stops reading cannot hold the
+  // connection: the close happens when the timeout passes without write
+  // progress (each write that makes progress re-arms it), as Envoy's
+  // delayed_close_timeout. Without one, the flush may wait forever.
   void close(ConnectionCloseType type);
+  void setDelayedCloseTimeout(std::chrono::milliseconds timeout) { delayed_close_timeout_ = timeout; }
+  // True when the connection was closed because the delayed-close timeout fired.
+  bool delayedCloseTimedOut() const { return delayed_close_timed_out_; }
   // Counted: each disable needs a matching enable.
   void readDisable(bool disable);
   bool readEnabled() const { return read_disable_count_ == 0; }
@@ -130,6 +138,8 @@ private:
   Address local_;
   Address remote_;
   event::FileEventPtr file_event_;
+  event::TimerPtr delayed_close_timer_;
+  std::chrono::milliseconds delayed_close_timeout_{0};
   State state_;
   std::vector<ConnectionCallbacks*> callbacks_;
   std::vector<ActiveReadFilter> read_filters_;
@@ -148,6 +158,7 @@ private:
   bool read_pending_ = false;        // readiness seen while reads were disabled
   bool peer_closed_hint_ = false;    // an event said the peer closed (FIN queued)
   bool immediate_error_ = false;
+  bool delayed_close_timed_out_ = false;
   uint64_t bytes_rx_ = 0;
   uint64_t bytes_tx_ = 0;
   std::string failure_reason_;

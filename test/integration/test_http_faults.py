@@ -11,7 +11,7 @@ import unittest
 
 from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, connect,
                      http_bootstrap, http_get, pattern_bytes, read_http_head,
-                     read_http_response, refused_port, response_bytes, sha256,
+                     read_http_response, recv_all, refused_port, response_bytes, sha256,
                      static_cluster, wait_until)
 
 MIB = 1 << 20
@@ -237,6 +237,31 @@ class CircuitBreakers(FaultCase):
 
 
 class SlowPeers(FaultCase):
+    def test_client_that_never_reads_is_cut_at_delayed_close_timeout(self):
+        # A response legate has fully received, then must close after (Connection:
+        # close), to a client that reads nothing: the flush never progresses, and
+        # delayed_close_timeout ends the connection instead of pinning it forever.
+        size = 16 * MIB
+        body = pattern_bytes(size, seed=3)
+
+        def handler(req):
+            return (200, [], body)
+        up = self.server(HttpUpstream, handler=handler)
+        cfg = http_bootstrap([static_cluster("up", [up.port])],
+                             delayed_close_timeout="0.3s")
+        # Room for the whole response in legate, so the stream completes upstream.
+        cfg["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"] = 64 * MIB
+        lg = self.start_legate(cfg)
+        s = self.client(lg.port("http"), rcvbuf=4096, timeout=30)
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        lg.wait_for_stat("http.ingress.downstream_rq_completed", lambda v: v == 1)
+        lg.wait_for_stat("http.ingress.downstream_cx_delayed_close_timeout", lambda v: v == 1)
+        lg.wait_for_stat("http.ingress.downstream_cx_active", lambda v: v == 0)
+        # The client sees the connection end before the whole body.
+        got = recv_all(s)[1]
+        self.assertLess(got, size)
+        self.assertTrue(lg.alive())
+
     def test_slow_client_64mib_response_bounded_memory(self):
         size = 64 * MIB
         body = pattern_bytes(size, seed=7)

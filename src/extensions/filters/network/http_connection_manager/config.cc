@@ -104,7 +104,7 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
   if (auto st = config::rejectUnsupportedFields(
           proto,
           {"rds", "scoped_routes", "add_user_agent", "tracing", "http2_protocol_options",
-           "http3_protocol_options", "scheme_header_transformation", "delayed_close_timeout",
+           "http3_protocol_options", "scheme_header_transformation",
            "access_log_flush_interval", "flush_access_log_on_new_request", "access_log_options",
            "original_ip_detection_extensions", "early_header_mutation_extensions",
            "internal_address_config", "set_current_client_cert_details", "upgrade_configs",
@@ -221,6 +221,9 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
     cfg->request_headers_timeout = ms(proto.request_headers_timeout());
   }
   if (proto.has_drain_timeout()) cfg->drain_timeout = ms(proto.drain_timeout());
+  if (proto.has_delayed_close_timeout()) {
+    cfg->delayed_close_timeout = ms(proto.delayed_close_timeout());
+  }
   if (proto.has_max_request_headers_kb()) {
     cfg->codec_settings.max_request_headers_kb = proto.max_request_headers_kb().value();
   }
