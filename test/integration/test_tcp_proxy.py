@@ -142,6 +142,34 @@ class TcpProxyData(LegateTestCase):
         self.assertEqual(bytes(sink.received[0]), b"late data")
 
 
+    def test_both_directions_done_still_flushes_to_a_slow_upstream(self):
+        # The upstream reads nothing for a while. The client sends 8 MiB and its FIN: legate's downstream is done both ways and
+        # closes while bytes for the upstream are still queued. They must be
+        # delivered, not dropped with the downstream.
+        hold = self.server(HoldServer, rcvbuf=16 * 1024)
+        # The cluster's buffer limit lets legate take all of it (and the FIN) at once.
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", "up", stat_prefix="data")],
+            [static_cluster("up", [hold.port], per_connection_buffer_limit_bytes=16 * MIB)]))
+        c = self.client(lg.port("l"))
+        up = hold.take()
+        payload = os.urandom(8 * MIB)
+        send_all_then_shutdown(c, payload)
+        # legate has the client's bytes (and, just after them, its FIN) queued for
+        # the upstream; now the upstream finishes its side.
+        lg.wait_for_stat("tcp.data.downstream_cx_rx_bytes_total",
+                         lambda v: v == len(payload))
+        time.sleep(0.2)
+        # Precondition: some of it is still in legate, not all in kernel buffers.
+        self.assertGreater(lg.stat("cluster.up.upstream_cx_tx_bytes_buffered"), 0)
+        up.sendall(b"ok")
+        up.shutdown(socket.SHUT_WR)
+        self.assertEqual(recv_all(c)[2], b"ok")
+        lg.wait_for_stat(lg.listener_stat_prefix("l") + "downstream_cx_active", lambda v: v == 0)
+        up.settimeout(10)
+        self.assertEqual(recv_all(up)[:2], (sha256(payload), len(payload)))
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+
 class TcpProxyBalancing(LegateTestCase):
 
     def test_weighted_clusters_spread_by_weight(self):

@@ -246,6 +246,9 @@ void TcpProxyFilter::onConnectFailure() {
 }
 
 network::FilterStatus TcpProxyFilter::onData(Buffer& data, bool end_stream) {
+  if (end_stream) {
+    downstream_end_stream_ = true;
+  }
   if (upstream_ && connected_) {
     resetIdleTimer();
     upstream_->write(data, end_stream);
@@ -275,7 +278,9 @@ void TcpProxyFilter::onEvent(network::ConnectionEvent event) {
     // Still connecting: nothing to flush.
     releaseUpstream(false);
   } else {
-    releaseUpstream(event == network::ConnectionEvent::RemoteClose);
+    // The peer closed, or the downstream finished cleanly in both directions
+    // (its FIN was forwarded): what is queued for the upstream is still owed.
+    releaseUpstream(event == network::ConnectionEvent::RemoteClose || downstream_end_stream_);
   }
   finalize();
 }

@@ -67,6 +67,7 @@ private:
   bool downstream_read_disabled_by_upstream_ = false;
   bool upstream_read_disabled_by_downstream_ = false;
   bool finalized_ = false;
+  bool downstream_end_stream_ = false; // the client's FIN was seen (and forwarded)
   uint32_t connect_attempts_ = 0;
   std::chrono::steady_clock::time_point connect_start_;
   std::chrono::steady_clock::time_point upstream_start_;
