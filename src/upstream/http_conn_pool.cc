@@ -40,7 +40,8 @@ struct HttpConnPool::PendingRequest : public Cancellable {
 class HttpConnPool::ActiveClient : public network::ConnectionCallbacks,
                                    public network::ReadFilter,
                                    public http::StreamDecoder,
-                                   public http::StreamEncoder {
+                                   public http::StreamEncoder,
+                                   private http::StreamCallbacks {
 public:
   explicit ActiveClient(HttpConnPool& pool) : pool_(pool) {
     const Cluster& cluster = pool_.cluster_;
@@ -86,6 +87,8 @@ public:
     response_complete_ = false;
     stream_active_ = true;
     inner_encoder_ = &codec_->newStream(*this);
+    // Resets the codec decides on (e.g. a request it cannot encode) reach us.
+    inner_encoder_->addCallbacks(*this);
     ++requests_;
   }
 
@@ -111,6 +114,8 @@ public:
     std::string reason = conn_->failureReason();
     pool_.onClientClosed(*this, !connected_, timed_out_, reason);
   }
+  // (Also the StreamCallbacks watermark hooks: the codec's stream buffers
+  // nothing of its own, so both mean the connection's write buffer.)
   void onAboveWriteBufferHighWatermark() override {
     for (auto* cb : stream_callbacks_) cb->onAboveWriteBufferHighWatermark();
   }
@@ -191,6 +196,14 @@ public:
   void addCallbacks(http::StreamCallbacks& cb) override { stream_callbacks_.push_back(&cb); }
   void removeCallbacks(http::StreamCallbacks& cb) override { std::erase(stream_callbacks_, &cb); }
   http::Protocol protocol() const override { return http::Protocol::Http11; }
+
+  // --- http::StreamCallbacks: the codec reset the stream. While the
+  // connection is closing, onClientClosed reports it instead.
+  void onResetStream(http::StreamResetReason reason, std::string_view details) override {
+    if (closed_ || !stream_active_) return;
+    resetActiveStream(reason, details);
+    conn_->close(network::ConnectionCloseType::NoFlush);
+  }
 
   // The stream was cut by the connection: tell its owner.
   void resetActiveStream(http::StreamResetReason reason, std::string_view details) {
@@ -403,6 +416,7 @@ void HttpConnPool::onClientClosed(ActiveClient& client, bool during_connect, boo
                                  : http::StreamResetReason::ProtocolError,
                              details);
   }
+  processPending();
   if (owned) {
     // We are inside the connection's close callback: both go after it returns.
     dispatcher_.deferredDelete(owned->releaseConnection());
@@ -411,6 +425,30 @@ void HttpConnPool::onClientClosed(ActiveClient& client, bool during_connect, boo
       std::unique_ptr<ActiveClient> client;
     };
     dispatcher_.deferredDelete(std::make_unique<Holder>(std::move(owned)));
+  }
+}
+
+void HttpConnPool::processPending() {
+  // A connection went away: waiting requests that no connecting client will
+  // serve get a new connection where max_connections allows. With none
+  // possible and nothing left to free up, they fail as an overflow rather
+  // than wait for nothing.
+  ClusterStats& cs = cluster_.stats();
+  while (pending_.size() > connecting_.size()) {
+    if (cluster_.tryAcquireConnection()) {
+      createClient();
+      continue;
+    }
+    cs.upstream_cx_overflow.inc();
+    if (!busy_.empty() || !connecting_.empty()) {
+      return;
+    }
+    auto req = std::move(pending_.front());
+    pending_.pop_front();
+    cluster_.releasePending();
+    cs.upstream_rq_pending_active.dec();
+    cs.upstream_rq_pending_overflow.inc();
+    req->callbacks.onPoolFailure(PoolFailureReason::Overflow, "connections overflow");
   }
 }
 

@@ -78,6 +78,7 @@ private:
   void onClientClosed(ActiveClient& client, bool during_connect, bool timed_out,
                       std::string_view reason);
   void onStreamDone(ActiveClient& client, bool reusable);
+  void processPending();
   void failPending(PoolFailureReason reason, std::string_view details);
   void moveClient(ActiveClient& client, std::list<std::unique_ptr<ActiveClient>>& to);
 

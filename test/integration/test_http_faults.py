@@ -10,6 +10,7 @@ import time
 import unittest
 
 from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, connect,
+                     route, route_config, virtual_host,
                      http_bootstrap, http_get, pattern_bytes, read_http_head,
                      read_http_response, recv_all, refused_port, response_bytes, sha256,
                      static_cluster, wait_until)
@@ -150,6 +151,25 @@ class UpstreamFaults(FaultCase):
         self.assertEqual(lg.stat("http.ingress.downstream_cx_total"), 1)
 
 
+    def test_request_the_upstream_codec_refuses_fails_at_once(self):
+        # A rewrite that puts a space into the path: the upstream HTTP/1 encoder
+        # refuses to emit that request line. The client gets a 502 now (not a 504
+        # at the route timeout), and the pool stays usable.
+        up = self.server(HttpUpstream)
+        rc = route_config([virtual_host("v", ["*"], [
+            route({"prefix": "/bad/"}, cluster="up", route_extra={"regex_rewrite": {
+                "pattern": {"regex": "^/bad/(.*)$"}, "substitution": "/a b/\\1"}}),
+            route({"prefix": "/"}, cluster="up"),
+        ])])
+        lg = self.start_legate(http_bootstrap([static_cluster("up", [up.port])], route_cfg=rc))
+        port = lg.port("http")
+        status, _, body, _ = http_get(port, "/bad/x", timeout=30)
+        self.assertEqual(status, 502)
+        self.assertIn(b"reset reason: protocol error", body)
+        self.assertEqual(up.count(), 0)
+        lg.wait_for_stat("cluster.up.upstream_cx_active", lambda v: v == 0)
+        self.assert_serving(port, up)
+
 class DownstreamFaults(FaultCase):
     def test_client_disconnects_mid_request_body(self):
         up, lg, port = self.proxy()
@@ -235,6 +255,30 @@ class CircuitBreakers(FaultCase):
             release.set()
             first.get(10)
 
+
+    def test_waiting_request_gets_a_new_connection_when_the_busy_one_closes(self):
+        # One connection allowed; the upstream ends each response with Connection:
+        # close. The request waiting for that connection must get a fresh one once
+        # it closes, not wait until its route timeout.
+        cb = {"circuit_breakers": {"thresholds": [{"max_connections": 1}]}}
+        release = threading.Event()
+
+        def handler(req):
+            if req.path == "/first":
+                release.wait(5)
+            return (200, [("connection", "close")], b"done " + req.path.encode())
+        up, lg, port = self.proxy(handler, cluster_extra=cb)
+        first = self.thread(http_get, port, "/first")
+        up.wait_requests(1)
+        second = self.thread(http_get, port, "/second")
+        lg.wait_for_stat("cluster.up.upstream_rq_pending_active", lambda v: v == 1)
+        release.set()
+        self.assertEqual(first.get(10)[:3:2], (200, b"done /first"))
+        self.assertEqual(second.get(10)[:3:2], (200, b"done /second"))
+        stats = lg.stats()
+        self.assertEqual(stats["cluster.up.upstream_cx_total"], 2)
+        self.assertEqual(stats["cluster.up.upstream_rq_pending_active"], 0)
+        self.assertEqual(stats["http.ingress.downstream_rq_5xx"], 0)
 
 class SlowPeers(FaultCase):
     def test_client_that_never_reads_is_cut_at_delayed_close_timeout(self):
