@@ -52,9 +52,12 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
                                              remote, true);
     conn->failure_reason_ = std::string("socket: ") + std::strerror(errno);
     conn->immediate_error_ = true;
-    // No fd to watch: report the failure from a posted callback.
+    // No fd to watch: report the failure on the next loop iteration, from a
+    // timer the connection owns (so it dies with the connection).
     Connection* raw = conn.get();
-    dispatcher.post([raw] { raw->closeSocket(ConnectionEvent::RemoteClose); });
+    conn->delayed_close_timer_ =
+        dispatcher.createTimer([raw] { raw->closeSocket(ConnectionEvent::RemoteClose); });
+    conn->delayed_close_timer_->enableTimer(std::chrono::milliseconds(0));
     return conn;
   }
   const int rc = ::connect(fd, remote.sockAddr(), remote.sockAddrLen());

@@ -138,6 +138,7 @@ private:
   Address local_;
   Address remote_;
   event::FileEventPtr file_event_;
+  // The delayed-close timer; also reports a socket() failure in connectTo().
   event::TimerPtr delayed_close_timer_;
   std::chrono::milliseconds delayed_close_timeout_{0};
   State state_;

@@ -1,5 +1,6 @@
 #include "network/listener.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ ListenerStats::ListenerStats(stats::Scope s)
       downstream_cx_destroy(s.counter("downstream_cx_destroy")),
       downstream_cx_overflow(s.counter("downstream_cx_overflow")),
       downstream_global_cx_overflow(s.counter("downstream_global_cx_overflow")),
+      downstream_cx_overload_reject(s.counter("downstream_cx_overload_reject")),
       no_filter_chain_match(s.counter("no_filter_chain_match")),
       downstream_cx_length_ms(s.histogram("downstream_cx_length_ms")) {}
 
@@ -81,7 +83,8 @@ private:
 
 ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigConstSharedPtr config,
                                int fd, ConnectionLimits& limits)
-    : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits) {
+    : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits),
+      reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
   accept_event_ = dispatcher_.createFileEvent(fd_, [this](uint32_t events) {
     if (events & event::FileReadyType::Read) {
       onAcceptReady();
@@ -92,6 +95,7 @@ ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigCons
 ActiveListener::~ActiveListener() {
   stopListening();
   closeAllConnections();
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
 }
 
 void ActiveListener::stopListening() {
@@ -126,6 +130,15 @@ void ActiveListener::onAcceptReady() {
       if (errno == EINTR || errno == ECONNABORTED) {
         continue;
       }
+      if (errno == EMFILE || errno == ENFILE) {
+        // Out of file descriptors. Left in the backlog, the connection would
+        // never raise another edge: refuse it cleanly with the reserved fd.
+        if (!rejectWithReserveFd()) {
+          return;
+        }
+        ++accepted;
+        continue;
+      }
       if (errno != EAGAIN) {
         log::get("main").warn("listener {}: accept failed: {}", config_->name(),
                               std::strerror(errno));
@@ -135,6 +148,35 @@ void ActiveListener::onAcceptReady() {
     ++accepted;
     newConnection(fd);
   }
+}
+
+bool ActiveListener::rejectWithReserveFd() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_fd_warning_ > std::chrono::seconds(1)) {
+    last_fd_warning_ = now;
+    log::get("main").warn("listener {}: out of file descriptors ({}); refusing connections",
+                          config_->name(), std::strerror(errno));
+  }
+  if (reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      ::close(fd);
+      config_->stats().downstream_cx_overload_reject.inc();
+    }
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      return true;
+    }
+  }
+  // No reserve (others took it): look again shortly rather than stall.
+  if (!accept_retry_timer_) {
+    accept_retry_timer_ = dispatcher_.createTimer([this] {
+      if (accept_event_) accept_event_->activate(event::FileReadyType::Read);
+    });
+  }
+  accept_retry_timer_->enableTimer(std::chrono::milliseconds(100));
+  return false;
 }
 
 void ActiveListener::newConnection(int fd) {
@@ -166,15 +208,19 @@ void ActiveListener::newConnection(int fd) {
   cfg.activeConnections().fetch_add(1, std::memory_order_relaxed);
   limits_.global_active.fetch_add(1, std::memory_order_relaxed);
 
+  // A factory may close the connection, which hands it to deferred delete: it
+  // stays valid until this returns, but the ActiveConnection no longer owns it.
+  Connection& connection = *conn;
   auto active = std::make_unique<ActiveConnection>(*this, std::move(conn));
   ActiveConnection& ref = *active;
   connections_.push_front(std::move(active));
   ref.it = connections_.begin();
   for (const auto& factory : chain->factories) {
-    factory(ref.connection());
+    if (connection.state() == Connection::State::Closed) break;
+    factory(connection);
   }
-  if (ref.connection().state() != Connection::State::Closed) {
-    ref.connection().initializeReadFilters();
+  if (connection.state() != Connection::State::Closed) {
+    connection.initializeReadFilters();
   }
 }
 

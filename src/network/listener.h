@@ -6,6 +6,7 @@
 // ActiveListener that accepts connections and owns them for their lifetime.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -32,6 +33,7 @@ struct ListenerStats {
   stats::Counter& downstream_cx_destroy;
   stats::Counter& downstream_cx_overflow;
   stats::Counter& downstream_global_cx_overflow;
+  stats::Counter& downstream_cx_overload_reject; // refused: out of file descriptors
   stats::Counter& no_filter_chain_match;
   stats::Histogram& downstream_cx_length_ms;
 };
@@ -89,11 +91,17 @@ private:
   void onAcceptReady();
   void newConnection(int fd);
   void removeConnection(ActiveConnection& c);
+  // accept() ran out of file descriptors: accept the next connection with the
+  // reserved fd and close it at once (counted), or retry later. False: stop.
+  bool rejectWithReserveFd();
 
   event::Dispatcher& dispatcher_;
   ListenerConfigConstSharedPtr config_;
   int fd_;
   ConnectionLimits& limits_;
+  int reserve_fd_; // kept open so that fd exhaustion can still refuse cleanly
+  std::chrono::steady_clock::time_point last_fd_warning_{};
+  event::TimerPtr accept_retry_timer_;
   event::FileEventPtr accept_event_;
   std::list<std::unique_ptr<ActiveConnection>> connections_;
 };

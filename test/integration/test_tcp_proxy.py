@@ -5,6 +5,7 @@ import os
 import random
 import socket
 import struct
+import subprocess
 import threading
 import time
 import unittest
@@ -519,6 +520,33 @@ class TcpProxyStatsAndMatching(LegateTestCase):
         self.assertTrue(closed_by_peer(c, 5))
         lg.wait_for_stat(lg.listener_stat_prefix("l") + "no_filter_chain_match", lambda v: v == 1)
         self.assertEqual(echo.accepted, 0)
+
+    def test_out_of_file_descriptors_refuses_cleanly_and_recovers(self):
+        echo = self.server(EchoServer)
+        lg = self.start_legate(bootstrap([tcp_listener("l", "up")],
+                                         [static_cluster("up", [echo.port])]))
+        lp = lg.listener_stat_prefix("l")
+        # Room for exactly two proxied connections (a downstream and an upstream fd each).
+        open_fds = len(os.listdir("/proc/%d/fd" % lg.pid))
+        subprocess.run(["prlimit", "--pid", str(lg.pid), "--nofile=%d:" % (open_fds + 4)],
+                       check=True)
+        held = []
+        for i in range(2):
+            c = self.client(lg.port("l"))
+            c.sendall(b"ok")
+            self.assertEqual(recv_exact(c, 2), b"ok")
+            held.append(c)
+        # The next one cannot get an fd: it is closed at once, not left in the backlog.
+        third = self.client(lg.port("l"))
+        self.assertTrue(closed_by_peer(third, 5), "connection left hanging without an fd")
+        for c in held:
+            c.close()
+        lg.wait_for_stat(lp + "downstream_cx_active", lambda v: v == 0)
+        self.assertGreaterEqual(lg.stat(lp + "downstream_cx_overload_reject"), 1)
+        fourth = self.client(lg.port("l"))
+        fourth.sendall(b"again")
+        self.assertEqual(recv_exact(fourth, 5), b"again")
+        self.assertTrue(lg.alive())
 
     def test_listener_connection_limit(self):
         echo = self.server(EchoServer)
