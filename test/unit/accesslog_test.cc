@@ -470,7 +470,9 @@ TEST(LogFileTest, ManyThreadsAllLinesInOrderPerThreadNoneLostAfterDestruction) {
   }
   EXPECT_EQ(total, kThreads * kLines);
   EXPECT_EQ(store.counter("filesystem.write_buffered").value(), uint64_t{kThreads * kLines});
-  EXPECT_GT(store.counter("filesystem.write_completed").value(), 1u);
+  // How many flushes happen depends on when the flush thread gets scheduled
+  // (on a loaded machine, possibly only the final one).
+  EXPECT_GE(store.counter("filesystem.write_completed").value(), 1u);
   EXPECT_EQ(store.counter("filesystem.write_failed").value(), 0u);
   EXPECT_EQ(store.counter("access_log.lines_dropped").value(), 0u);
   EXPECT_EQ(store.gauge("filesystem.write_total_buffered").value(), 0);
