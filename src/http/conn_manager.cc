@@ -1,5 +1,6 @@
 #include "http/conn_manager.h"
 
+#include <cctype>
 #include <random>
 
 #include "common/logger.h"
@@ -29,6 +30,8 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
       downstream_cx_active(s.gauge("downstream_cx_active")),
       downstream_cx_http1_total(s.counter("downstream_cx_http1_total")),
       downstream_cx_http1_active(s.gauge("downstream_cx_http1_active")),
+      downstream_cx_upgrades_total(s.counter("downstream_cx_upgrades_total")),
+      downstream_cx_upgrades_active(s.gauge("downstream_cx_upgrades_active")),
       downstream_cx_destroy(s.counter("downstream_cx_destroy")),
       downstream_cx_destroy_remote(s.counter("downstream_cx_destroy_remote")),
       downstream_cx_destroy_local(s.counter("downstream_cx_destroy_local")),
@@ -119,6 +122,9 @@ private:
 
   // Request side.
   bool prepareRequest();
+  // An upgrade request is allowed (upgrade_configs, per route) or answered
+  // 403; a non-upgrade loses its Upgrade header. False: replied.
+  bool authorizeUpgrade();
   void runDecodeHeaders(size_t start);
   void runDecodeData(size_t start, Buffer& data, bool end_stream);
   void runDecodeTrailers(size_t start);
@@ -174,6 +180,7 @@ private:
   HeaderMapPtr response_trailers_;
   const router::Route* cached_route_ = nullptr;
   bool route_cached_ = false;
+  bool upgrade_ = false; // an accepted upgrade request (e.g. websocket)
   uint64_t random_ = nextRandom();
 
   // Decode iteration: where it stopped and what waits behind it.
@@ -466,8 +473,45 @@ void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool e
   for (const auto& factory : parent_.config_->filter_factories) {
     factory(*this);
   }
+  if (!authorizeUpgrade()) {
+    return;
+  }
   if (remote_complete_ && request_timer_) request_timer_.reset();
   runDecodeHeaders(0);
+}
+
+bool ConnectionManager::ActiveStream::authorizeUpgrade() {
+  HeaderMap& h = *request_headers_;
+  h.remove("http2-settings"); // hop-by-hop (h2c upgrades are not carried)
+  // The codec leaves Upgrade only on requests it framed as upgrades.
+  auto upgrade = h.get(headers::kUpgrade);
+  if (!upgrade) return true;
+  std::string type(utility::trimmed(*upgrade));
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // Enabled by the connection manager's upgrade_configs, unless the route
+  // says otherwise (Envoy's table: the route's setting wins).
+  std::optional<bool> enabled;
+  if (auto it = parent_.config_->upgrades.find(type); it != parent_.config_->upgrades.end()) {
+    enabled = it->second;
+  }
+  if (!route_cached_) {
+    route_cached_ = true;
+    cached_route_ = parent_.config_->route_config
+                        ? parent_.config_->route_config->route(h, random_)
+                        : nullptr;
+  }
+  if (cached_route_ && cached_route_->routeAction()) {
+    if (auto r = cached_route_->routeAction()->upgradeEnabled(type)) enabled = r;
+  }
+  if (!enabled.value_or(false)) {
+    sendLocalReplyImpl(403, "", nullptr, "upgrade_failed", 0);
+    return false;
+  }
+  upgrade_ = true;
+  h.set(headers::kConnection, "upgrade");
+  parent_.stats_.downstream_cx_upgrades_total.inc();
+  parent_.stats_.downstream_cx_upgrades_active.inc();
+  return true;
 }
 
 bool ConnectionManager::ActiveStream::headersEndStream() const {
@@ -732,7 +776,9 @@ void ConnectionManager::ActiveStream::finalizeResponseHeaders(HeaderMap& h) {
   h.remove(headers::kKeepAlive);
   h.remove(headers::kProxyConnection);
   h.remove(headers::kTransferEncoding);
-  h.remove(headers::kUpgrade);
+  if (!(upgrade_ && h.status() == 101)) {
+    h.remove(headers::kUpgrade); // kept on a 101 that completes an upgrade
+  }
   switch (cfg.server_header_transformation) {
   case ConnectionManagerConfig::ServerHeaderTransformation::Overwrite:
     h.set(headers::kServer, cfg.server_name);
@@ -886,6 +932,7 @@ void ConnectionManager::ActiveStream::finish() {
   ConnectionManagerStats& st = parent_.stats_;
   st.downstream_rq_active.dec();
   st.downstream_rq_completed.inc();
+  if (upgrade_) st.downstream_cx_upgrades_active.dec();
   st.downstream_rq_time.record(static_cast<uint64_t>(info_.duration().count()));
   for (auto& d : decoders_) d->filter->onDestroy();
   for (auto& e : encoders_) e->filter->onDestroy();

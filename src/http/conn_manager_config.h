@@ -5,6 +5,7 @@
 // .HttpConnectionManager, shared immutably by every connection.
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,8 @@ struct ConnectionManagerStats {
   stats::Gauge& downstream_cx_active;
   stats::Counter& downstream_cx_http1_total;
   stats::Gauge& downstream_cx_http1_active;
+  stats::Counter& downstream_cx_upgrades_total;
+  stats::Gauge& downstream_cx_upgrades_active;
   stats::Counter& downstream_cx_destroy;
   stats::Counter& downstream_cx_destroy_remote;
   stats::Counter& downstream_cx_destroy_local;
@@ -111,6 +114,9 @@ struct ConnectionManagerConfig {
   // Grace for flushing the last bytes when legate closes a connection: a peer
   // that reads nothing for this long is cut off (0 = wait for the flush forever).
   std::chrono::milliseconds delayed_close_timeout{1000};
+  // upgrade_configs: upgrade type (lower case) -> enabled. A type not listed
+  // is refused (403) unless a route enables it.
+  std::map<std::string, bool, std::less<>> upgrades;
   uint32_t max_requests_per_connection = 0;
 
   // local_reply_config: the first mapper whose filter matches rewrites the

@@ -96,6 +96,13 @@ class RouteAction {
   const PathRewriter& pathRewriter() const { return path_rewriter_; }
   // hash_policy: the request hash for consistent-hashing clusters; nullptr if none.
   const HashPolicy* hashPolicy() const { return hash_policy_.get(); }
+  // upgrade_configs: whether this route enables (true) or disables (false) an
+  // upgrade type (lower case); nullopt leaves it to the connection manager.
+  std::optional<bool> upgradeEnabled(std::string_view type) const {
+    auto it = upgrades_.find(type);
+    if (it == upgrades_.end()) return std::nullopt;
+    return it->second;
+  }
 
   // retry_policy / hedge_policy: the route's, else its virtual host's; null
   // when neither has one.
@@ -111,6 +118,7 @@ class RouteAction {
 
  private:
   friend class RouteBuilder;
+  std::map<std::string, bool, std::less<>> upgrades_;
   std::string cluster_;
   std::string cluster_header_;
   std::vector<WeightedClusterEntry> weighted_;

@@ -1,5 +1,6 @@
 #include "router/route_builder.h"
 
+#include <cctype>
 #include <limits>
 
 #include "config/unsupported.h"
@@ -154,7 +155,6 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
                                                  "cors",
                                                  "max_grpc_timeout",
                                                  "grpc_timeout_offset",
-                                                 "upgrade_configs",
                                                  "internal_redirect_policy",
                                                  "internal_redirect_action",
                                                  "max_internal_redirects",
@@ -309,6 +309,20 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
   if (!mirrors.ok())
     return mirrors.status();
   a->mirror_policies_ = std::move(*mirrors);
+  for (int i = 0; i < proto.upgrade_configs_size(); ++i) {
+    const auto& uc = proto.upgrade_configs(i);
+    const std::string upath = path + ".upgrade_configs[" + std::to_string(i) + "]";
+    if (auto st = config::rejectUnsupportedFields(uc, {"connect_config"}, upath); !st.ok()) {
+      return st;
+    }
+    std::string type = uc.upgrade_type();
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (type == "connect") {
+      return absl::InvalidArgumentError(upath + ".upgrade_type: CONNECT is not implemented by "
+                                        "legate yet");
+    }
+    a->upgrades_[type] = !uc.has_enabled() || uc.enabled().value();
+  }
   return a;
 }
 

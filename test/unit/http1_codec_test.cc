@@ -186,6 +186,73 @@ TEST(Http1Server, SimpleGet) {
   EXPECT_TRUE(s.conn_.wantsToWrite());
 }
 
+TEST(Http1Server, UpgradeRequestCarriesTheByteStreamAsBody) {
+  ServerHarness s;
+  ASSERT_TRUE(s.feed("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n"
+                     "Upgrade: websocket\r\n\r\nraw\x01"
+                     "bytes")
+                  .ok());
+  Recorder& r = s.last();
+  ASSERT_NE(r.headers, nullptr);
+  EXPECT_EQ(r.headers->get("upgrade").value_or(""), "websocket");
+  EXPECT_FALSE(r.ended); // the request lasts as long as the upgraded stream
+  EXPECT_EQ(r.body, "raw\x01"
+                    "bytes");
+  // A 101 switches the connection: no framing, Connection: upgrade, and what
+  // follows is written raw.
+  HeaderMap h;
+  h.add(":status", "101");
+  h.add("upgrade", "websocket");
+  s.encoders.back()->encodeHeaders(h, false);
+  EXPECT_NE(s.output.find("HTTP/1.1 101 Switching Protocols\r\n"), std::string::npos);
+  EXPECT_NE(s.output.find("upgrade: websocket\r\n"), std::string::npos);
+  EXPECT_NE(s.output.find("connection: upgrade\r\n"), std::string::npos);
+  EXPECT_EQ(s.output.find("transfer-encoding"), std::string::npos);
+  s.output.clear();
+  Buffer b;
+  b.add("pong");
+  s.encoders.back()->encodeData(b, false);
+  EXPECT_EQ(s.output, "pong");
+  ASSERT_TRUE(s.feed("more").ok());
+  EXPECT_EQ(r.body, "raw\x01"
+                    "bytesmore");
+}
+
+TEST(Http1Server, UpgradeHeaderWithoutAnUpgradeIsDropped) {
+  // h2c, a missing "Connection: upgrade", or a body: served as plain requests.
+  for (const char* req :
+       {"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        "HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+        "Content-Length: 0\r\n\r\n"}) {
+    ServerHarness s;
+    ASSERT_TRUE(s.feed(req).ok()) << req;
+    Recorder& r = s.last();
+    ASSERT_NE(r.headers, nullptr) << req;
+    EXPECT_FALSE(r.headers->has("upgrade")) << req;
+    EXPECT_TRUE(r.ended) << req;
+  }
+}
+
+TEST(Http1Client, UpgradeRequestIsSentRawAnd101SwitchesTheResponse) {
+  ClientHarness c;
+  StreamEncoder& e = c.start("GET", "/ws", false, {{"connection", "upgrade"}, {"upgrade", "websocket"}});
+  EXPECT_NE(c.output.find("connection: upgrade\r\n"), std::string::npos);
+  EXPECT_EQ(c.output.find("transfer-encoding"), std::string::npos);
+  c.output.clear();
+  Buffer b;
+  b.add("ping");
+  e.encodeData(b, false);
+  EXPECT_EQ(c.output, "ping");
+  ASSERT_TRUE(c.feed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: upgrade\r\n\r\npong")
+                  .ok());
+  EXPECT_FALSE(c.decoder->ended);
+  EXPECT_EQ(c.decoder->body, "pong");
+  EXPECT_FALSE(c.conn_.isReusable());
+}
+
 TEST(Http1Server, ContentLengthBodyStreamsPerDispatch) {
   ServerHarness s;
   ASSERT_TRUE(s.feed("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello").ok());

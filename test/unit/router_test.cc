@@ -557,6 +557,32 @@ virtual_hosts:
                       "request_headers_to_add"));
 }
 
+TEST(RouterAction, UpgradeConfigsPerRoute) {
+  auto cfg = [](const std::string& extra) {
+    return R"(
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route: {cluster: c, upgrade_configs: )" +
+           extra + "}\n";
+  };
+  auto rc = build(cfg("[{upgrade_type: WebSocket}, {upgrade_type: custom, enabled: false}]"));
+  ASSERT_NE(rc, nullptr);
+  const Route* r = rc->route(request("h", "/"), 0);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->routeAction()->upgradeEnabled("websocket"), std::optional<bool>(true));
+  EXPECT_EQ(r->routeAction()->upgradeEnabled("custom"), std::optional<bool>(false));
+  EXPECT_EQ(r->routeAction()->upgradeEnabled("other"), std::nullopt);
+  EXPECT_TRUE(refused(buildError(cfg("[{upgrade_type: CONNECT}]")),
+                      "route_config.virtual_hosts[0].routes[0].route.upgrade_configs[0]",
+                      "upgrade_type"));
+  EXPECT_TRUE(refused(buildError(cfg("[{upgrade_type: websocket, connect_config: {}}]")),
+                      "route_config.virtual_hosts[0].routes[0].route.upgrade_configs[0]",
+                      "connect_config"));
+}
+
 TEST(RouterAction, UnsupportedRouteActionFieldsAreRefused) {
   auto cfg = [](const std::string& extra) {
     return R"(
@@ -569,7 +595,7 @@ virtual_hosts:
            extra + "}\n";
   };
   for (const char* f :
-       {"upgrade_configs: [{upgrade_type: websocket}]",
+       {"max_stream_duration: {}",
         "priority: HIGH", "max_grpc_timeout: 1s", "internal_redirect_policy: {}",
         "hedge_policy: {initial_requests: 2}",
         "rate_limits: [{actions: "

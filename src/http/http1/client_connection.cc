@@ -197,12 +197,14 @@ void Http1ClientConnection::RequestEncoder::encodeHeaders(const HeaderMap& heade
   if (facts.connection_close) {
     connection_.request_close_ = true;
   }
+  const bool upgrade = facts.upgrade() && !facts.has_content_length;
   if (facts.has_content_length) {
     framing_ = Framing::ContentLength;
+  } else if (connection_.request_is_connect_ || upgrade) {
+    // Tunnel / upgraded bytes pass through raw, even before the 101 arrives.
+    framing_ = Framing::CloseDelimited;
   } else if (end_stream) {
     framing_ = Framing::None;
-  } else if (connection_.request_is_connect_) {
-    framing_ = Framing::CloseDelimited; // tunnel bytes pass through raw
   } else {
     framing_ = Framing::Chunked;
   }
@@ -220,7 +222,9 @@ void Http1ClientConnection::RequestEncoder::encodeHeaders(const HeaderMap& heade
   if (framing_ == Framing::Chunked) {
     appendField(head, headers::kTransferEncoding, "chunked");
   }
-  if (connection_.request_close_) {
+  if (upgrade) {
+    appendField(head, headers::kConnection, "upgrade");
+  } else if (connection_.request_close_) {
     appendField(head, headers::kConnection, "close");
   }
   finishHead(head, end_stream);

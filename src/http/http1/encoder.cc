@@ -69,9 +69,13 @@ HeaderFacts scanHeaders(const HeaderMap& headers) {
       forEachListElement(value, [&](std::string_view element) {
         if (equalsIgnoreCase(element, "close")) {
           facts.connection_close = true;
+        } else if (equalsIgnoreCase(element, "upgrade")) {
+          facts.connection_upgrade = true;
         }
         return true;
       });
+    } else if (name == headers::kUpgrade) {
+      facts.has_upgrade = true;
     }
   }
   return facts;

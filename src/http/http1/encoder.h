@@ -74,6 +74,9 @@ protected:
 struct HeaderFacts {
   bool has_content_length = false;
   bool connection_close = false;
+  bool connection_upgrade = false; // Connection lists "upgrade"
+  bool has_upgrade = false;        // an Upgrade header is present
+  bool upgrade() const { return connection_upgrade && has_upgrade; }
 };
 HeaderFacts scanHeaders(const HeaderMap& headers);
 

@@ -71,6 +71,8 @@ void Parser::resetHead() {
   has_te_ = false;
   conn_close_ = false;
   conn_keep_alive_ = false;
+  conn_upgrade_ = false;
+  seen_upgrade_ = false;
 }
 
 bool Parser::isLineState() const {
@@ -420,6 +422,11 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
       parseConnection(value);
     }
     break;
+  case 7:
+    if (equalsIgnoreCase(name, headers::kUpgrade) && !equalsIgnoreCase(value, "h2c")) {
+      seen_upgrade_ = true;
+    }
+    break;
   case 14:
     if (equalsIgnoreCase(name, headers::kContentLength)) {
       std::string_view first;
@@ -501,6 +508,8 @@ void Parser::parseConnection(std::string_view value) {
       conn_close_ = true;
     } else if (equalsIgnoreCase(element, "keep-alive")) {
       conn_keep_alive_ = true;
+    } else if (equalsIgnoreCase(element, "upgrade")) {
+      conn_upgrade_ = true;
     }
     return true;
   });
@@ -532,6 +541,11 @@ absl::Status Parser::headersComplete() {
     head_.framing = head_.content_length > 0 ? BodyFraming::ContentLength : BodyFraming::None;
   } else {
     head_.framing = mode_ == Mode::Request ? BodyFraming::None : BodyFraming::CloseDelimited;
+  }
+  head_.upgrade = conn_upgrade_ && seen_upgrade_ && head_.version == Protocol::Http11 &&
+                  (mode_ == Mode::Response || (!head_.has_content_length && !head_.chunked));
+  if (mode_ == Mode::Request && head_.upgrade) {
+    head_.framing = BodyFraming::CloseDelimited; // the upgraded stream, until close
   }
 
   absl::Status status = callbacks_.onHeadersComplete(head_);

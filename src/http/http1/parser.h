@@ -81,6 +81,10 @@ struct MessageHead {
   uint64_t content_length = 0;
   BodyFraming framing = BodyFraming::None;
   bool informational = false;
+  // Connection: upgrade with an Upgrade header (other than h2c, which is
+  // ignored), on an HTTP/1.1 request without a body. Such a request's body is
+  // the upgraded byte stream: everything until the peer closes.
+  bool upgrade = false;
 };
 
 // Events for one message, in order: onMessageBegin, onHeadersComplete,
@@ -183,6 +187,8 @@ private:
   bool has_te_ = false;
   bool conn_close_ = false;
   bool conn_keep_alive_ = false;
+  bool conn_upgrade_ = false;
+  bool seen_upgrade_ = false;
 
   uint64_t remaining_ = 0; // body or chunk bytes still expected
   Buffer body_;            // body bytes gathered during one execute()

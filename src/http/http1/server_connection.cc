@@ -65,6 +65,7 @@ void Http1ServerConnection::onMessageBegin() {
   request_complete_ = false;
   request_version_ = Protocol::Http11;
   request_is_head_ = false;
+  request_is_upgrade_ = false;
   request_keep_alive_ = true;
   close_after_response_ = false;
   encoder_.resetEncoder();
@@ -75,6 +76,13 @@ absl::Status Http1ServerConnection::onHeadersComplete(MessageHead& head) {
   request_version_ = head.version;
   request_is_head_ = head.headers->method() == "HEAD";
   request_keep_alive_ = head.keep_alive;
+  request_is_upgrade_ = head.upgrade;
+  if (!head.upgrade) {
+    // Hop-by-hop, and not an upgrade this codec will carry (h2c, a request
+    // with a body, HTTP/1.0, no "Connection: upgrade"): it stops here. So a
+    // request that still has Upgrade after the codec is an upgrade.
+    head.headers->remove(headers::kUpgrade);
+  }
   if (!stream_active_ || decoder_ == nullptr) {
     parser_.pause(); // the stream was answered or reset already
     return absl::OkStatus();
@@ -168,13 +176,19 @@ void Http1ServerConnection::ResponseEncoder::encodeHeaders(const HeaderMap& head
     status = 500;
   }
   const HeaderFacts facts = scanHeaders(headers);
-  const bool no_body =
-      connection_.request_is_head_ || status < 200 || status == 204 || status == 304;
+  // 101 to an upgrade request: from here on the connection carries the
+  // upgraded byte stream, both ways, until one side closes.
+  const bool upgraded = status == 101 && connection_.request_is_upgrade_;
+  const bool no_body = !upgraded && (connection_.request_is_head_ || status < 200 ||
+                                     status == 204 || status == 304);
   bool close = !connection_.request_keep_alive_ || connection_.shutdown_ ||
                !connection_.request_complete_ || !connection_.error_.ok() ||
                facts.connection_close;
   bool content_length_zero = false;
-  if (no_body) {
+  if (upgraded) {
+    framing_ = Framing::CloseDelimited;
+    close = true;
+  } else if (no_body) {
     framing_ = Framing::None;
   } else if (facts.has_content_length) {
     framing_ = Framing::ContentLength;
@@ -198,6 +212,12 @@ void Http1ServerConnection::ResponseEncoder::encodeHeaders(const HeaderMap& head
   head.append(reasonPhrase(status));
   head.append("\r\n");
   appendHeaders(head, headers, status < 200 || status == 204, false);
+  if (upgraded) {
+    appendField(head, headers::kConnection, "upgrade");
+    connection_.close_after_response_ = true;
+    finishHead(head, end_stream);
+    return;
+  }
   if (content_length_zero) {
     appendField(head, headers::kContentLength, "0");
   }

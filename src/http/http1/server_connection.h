@@ -100,6 +100,7 @@ private:
   bool stream_active_ = false;
   bool request_complete_ = false;
   bool request_is_head_ = false;
+  bool request_is_upgrade_ = false;
   bool request_keep_alive_ = true;
   bool close_after_response_ = false;
   bool shutdown_ = false;

@@ -103,12 +103,14 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   // (Envoy's order).
   route->finalizeRequestHeaders(headers, info);
   route->rewritePathAndHost(headers);
-  // Hop-by-hop headers are for this hop only.
-  headers.remove(http::headers::kConnection);
+  // Hop-by-hop headers are for this hop only, but for an upgrade the
+  // connection manager accepted (Upgrade with Connection: upgrade).
+  if (!headers.has(http::headers::kUpgrade)) {
+    headers.remove(http::headers::kConnection);
+  }
   headers.remove(http::headers::kKeepAlive);
   headers.remove(http::headers::kProxyConnection);
   headers.remove(http::headers::kTransferEncoding);
-  headers.remove(http::headers::kUpgrade);
   if (auto te = headers.get(http::headers::kTe); te && !http::equalsIgnoreCase(*te, "trailers")) {
     headers.remove(http::headers::kTe);
   }
@@ -337,6 +339,11 @@ void RouterFilter::onUpstream1xx(UpstreamRequest&, http::HeaderMapPtr headers) {
 void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr headers,
                                      bool end_stream) {
   const uint32_t code = headers->status();
+  if (code == 101) {
+    // An upgrade succeeded: the stream now lasts as long as the peers want it
+    // to; only the idle timeouts apply from here on.
+    timeout_timer_.reset();
+  }
   upstream::ClusterStats& cs = cluster_->stats();
   if (code >= 500) cs.upstream_rq_5xx.inc();
   else if (code >= 400) cs.upstream_rq_4xx.inc();

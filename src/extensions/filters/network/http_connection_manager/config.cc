@@ -107,7 +107,7 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
            "http3_protocol_options", "scheme_header_transformation",
            "access_log_flush_interval", "flush_access_log_on_new_request", "access_log_options",
            "original_ip_detection_extensions", "early_header_mutation_extensions",
-           "internal_address_config", "set_current_client_cert_details", "upgrade_configs",
+           "internal_address_config", "set_current_client_cert_details",
            "request_id_extension", "strip_matching_host_port",
            "strip_any_host_port", "stream_error_on_invalid_http_message",
            "path_normalization_options", "strip_trailing_host_dot", "proxy_status_config",
@@ -221,6 +221,21 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
     cfg->request_headers_timeout = ms(proto.request_headers_timeout());
   }
   if (proto.has_drain_timeout()) cfg->drain_timeout = ms(proto.drain_timeout());
+  for (int i = 0; i < proto.upgrade_configs_size(); ++i) {
+    const auto& uc = proto.upgrade_configs(i);
+    const std::string upath = path + ".upgrade_configs[" + std::to_string(i) + "]";
+    if (uc.filters_size() > 0) {
+      return absl::InvalidArgumentError(upath + ".filters: a separate filter chain per upgrade "
+                                        "type is not implemented by legate yet");
+    }
+    std::string type = uc.upgrade_type();
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (type == "connect") {
+      return absl::InvalidArgumentError(upath + ".upgrade_type: CONNECT is not implemented by "
+                                        "legate yet");
+    }
+    cfg->upgrades[type] = !uc.has_enabled() || uc.enabled().value();
+  }
   if (proto.has_delayed_close_timeout()) {
     cfg->delayed_close_timeout = ms(proto.delayed_close_timeout());
   }
