@@ -176,7 +176,9 @@ class DownstreamFaults(FaultCase):
         s = connect(port)
         s.sendall(b"POST /abort HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n"
                   + b"y" * 100000)
-        up.wait_accepted(1)
+        # The request is on an upstream connection (not still waiting for one to
+        # connect, which would leave that connection idle in the pool, correctly).
+        lg.wait_for_stat("cluster.up.upstream_cx_tx_bytes_total", lambda v: v > 0)
         s.close()
         # The upstream side of the aborted request is torn down, not left dangling.
         up.wait_conn_closed(0)
