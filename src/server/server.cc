@@ -29,6 +29,14 @@ spdlog::logger& mainLog() {
   return l;
 }
 
+// A runtime number as a connection limit. Converting a double at or past 2^64
+// (or negative, or NaN) to uint64_t is undefined behaviour, so clamp first.
+uint64_t connectionLimit(double n) {
+  if (!(n > 0)) return 0;
+  if (n >= 18446744073709551615.0) return UINT64_MAX;
+  return static_cast<uint64_t>(n);
+}
+
 // A number from the static runtime layers ("a.b.c" flat keys or nested maps).
 std::optional<double> staticRuntimeNumber(const envoy::config::bootstrap::v3::Bootstrap& b,
                                           const std::string& key) {
@@ -145,7 +153,7 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
         std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
   }
   if (auto n = staticRuntimeNumber(bootstrap, "overload.global_downstream_max_connections")) {
-    model->global_max_connections = static_cast<uint64_t>(*n);
+    model->global_max_connections = connectionLimit(*n);
   }
 
   extensions::FactoryContext ctx{store, *model->cluster_manager};
@@ -274,10 +282,9 @@ absl::Status Server::initialize() {
       }
       fds.push_back(*fd);
     }
-    const uint64_t max_cx = static_cast<uint64_t>(
-        staticRuntimeNumber(bootstrap_, "envoy.resource_limits.listener." + l.name +
-                                            ".connection_limit")
-            .value_or(static_cast<double>(UINT64_MAX)));
+    const auto limit = staticRuntimeNumber(bootstrap_, "envoy.resource_limits.listener." +
+                                                           l.name + ".connection_limit");
+    const uint64_t max_cx = limit ? connectionLimit(*limit) : UINT64_MAX;
     auto config = std::make_shared<network::ListenerConfig>(l.name, addr, l.buffer_limit,
                                                             l.max_accept, max_cx,
                                                             std::move(l.chains), store_);
