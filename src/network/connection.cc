@@ -48,9 +48,10 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
                                                   TransportSocketPtr transport) {
   const int fd = ::socket(remote.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
+    const int err = errno; // before anything else can change it
     auto conn = std::make_unique<Connection>(dispatcher, -1, std::move(transport), Address(),
                                              remote, true);
-    conn->failure_reason_ = std::string("socket: ") + std::strerror(errno);
+    conn->failure_reason_ = std::string("socket: ") + std::strerror(err);
     conn->immediate_error_ = true;
     // No fd to watch: report the failure on the next loop iteration, from a
     // timer the connection owns (so it dies with the connection).
@@ -61,10 +62,11 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
     return conn;
   }
   const int rc = ::connect(fd, remote.sockAddr(), remote.sockAddrLen());
+  const int err = rc == 0 ? 0 : errno;
   auto conn = std::make_unique<Connection>(dispatcher, fd, std::move(transport), Address(), remote,
                                            true);
-  if (rc != 0 && errno != EINPROGRESS) {
-    conn->failure_reason_ = std::strerror(errno);
+  if (rc != 0 && err != EINPROGRESS) {
+    conn->failure_reason_ = std::strerror(err);
     conn->immediate_error_ = true;
     conn->file_event_->activate(event::FileReadyType::Write);
   }

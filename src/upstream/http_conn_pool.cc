@@ -81,7 +81,7 @@ public:
 
   // Binds a request stream to this connection.
   void attach(http::StreamDecoder& decoder) {
-    idle_timer_.reset();
+    if (idle_timer_) idle_timer_->disableTimer();
     inner_decoder_ = &decoder;
     request_complete_ = false;
     response_complete_ = false;
@@ -106,7 +106,8 @@ public:
     if (closed_) return;
     closed_ = true;
     connect_timer_.reset();
-    idle_timer_.reset();
+    // Possibly inside its own callback: disarm it; it goes with this client.
+    if (idle_timer_) idle_timer_->disableTimer();
     if (stream_active_ && !response_complete_) {
       // A close-delimited body ends here; otherwise the stream is cut.
       codec_->onRemoteClose();
@@ -231,10 +232,13 @@ public:
   void startIdleTimer() {
     const auto timeout = pool_.cluster_.idleTimeout();
     if (timeout.count() == 0) return;
-    idle_timer_ = pool_.dispatcher_.createTimer([this] {
-      pool_.cluster_.stats().upstream_cx_idle_timeout.inc();
-      conn_->close(network::ConnectionCloseType::NoFlush);
-    });
+    if (!idle_timer_) {
+      // Created once per connection and re-armed on each return to the pool.
+      idle_timer_ = pool_.dispatcher_.createTimer([this] {
+        pool_.cluster_.stats().upstream_cx_idle_timeout.inc();
+        conn_->close(network::ConnectionCloseType::NoFlush);
+      });
+    }
     idle_timer_->enableTimer(timeout);
   }
 

@@ -190,6 +190,20 @@ class Basics(HttpProxyCase):
 
 
 class Connections(HttpProxyCase):
+    def test_upstream_idle_timeout_after_reuse(self):
+        # The pooled connection serves two requests, then idles out; the next
+        # request opens a new one.
+        up, lg, port = self.proxy(cluster_extra={
+            "common_http_protocol_options": {"idle_timeout": "0.3s"}})
+        self.assertEqual(http_get(port, "/one")[0], 200)
+        self.assertEqual(http_get(port, "/two")[0], 200)
+        self.assertEqual([r.conn_index for r in up.requests], [0, 0])
+        lg.wait_for_stat("cluster.up.upstream_cx_idle_timeout", lambda v: v == 1)
+        up.wait_conn_closed(0)
+        self.assertEqual(http_get(port, "/three")[0], 200)
+        self.assertEqual(up.last().conn_index, 1)
+        self.assertEqual(lg.stat("cluster.up.upstream_cx_total"), 2)
+
     def test_keepalive_downstream_and_upstream_reuse_with_stats(self):
         up, lg, port = self.proxy()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
