@@ -62,6 +62,8 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
       downstream_rq_idle_timeout(s.counter("downstream_rq_idle_timeout")),
       downstream_rq_header_timeout(s.counter("downstream_rq_header_timeout")),
       downstream_rq_too_large(s.counter("downstream_rq_too_large")),
+      downstream_rq_redirected_with_normalized_path(
+          s.counter("downstream_rq_redirected_with_normalized_path")),
       downstream_rq_response_before_rq_complete(
           s.counter("downstream_rq_response_before_rq_complete")),
       downstream_flow_control_paused_reading_total(
@@ -379,12 +381,15 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     return false;
   }
   if (path_value != "*") {
+    bool redirect = false;
     if (cfg.escaped_slashes != ConnectionManagerConfig::EscapedSlashesAction::KeepUnchanged &&
         path::hasEscapedSlashes(path_value)) {
       if (cfg.escaped_slashes == ConnectionManagerConfig::EscapedSlashesAction::RejectRequest) {
         sendLocalReplyImpl(400, "", nullptr, "escaped_slashes_not_allowed", 0);
         return false;
       }
+      redirect =
+          cfg.escaped_slashes == ConnectionManagerConfig::EscapedSlashesAction::UnescapeAndRedirect;
       path_value = path::unescapeSlashes(path_value);
     }
     if (cfg.normalize_path) {
@@ -397,6 +402,15 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     }
     if (cfg.merge_slashes) {
       path_value = path::mergeSlashes(path_value);
+    }
+    if (redirect) {
+      // UNESCAPE_AND_REDIRECT: the client asks again for the unescaped (and
+      // normalized) path, so every party on the way sees the same path.
+      parent_.stats_.downstream_rq_redirected_with_normalized_path.inc();
+      sendLocalReplyImpl(
+          307, "", [&path_value](HeaderMap& r) { r.set("location", path_value); },
+          "escaped_slashes_redirected", 0);
+      return false;
     }
     if (path_value != h.path()) {
       h.set(headers::kPath, path_value);

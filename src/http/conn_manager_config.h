@@ -63,6 +63,7 @@ struct ConnectionManagerStats {
   stats::Counter& downstream_rq_idle_timeout;
   stats::Counter& downstream_rq_header_timeout;
   stats::Counter& downstream_rq_too_large;
+  stats::Counter& downstream_rq_redirected_with_normalized_path;
   stats::Counter& downstream_rq_response_before_rq_complete;
   stats::Counter& downstream_flow_control_paused_reading_total;
   stats::Counter& downstream_flow_control_resumed_reading_total;

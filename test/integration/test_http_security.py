@@ -151,6 +151,24 @@ class Paths(SecurityCase):
         self.assertEqual(self.up.last().path, "/a%20b")
 
 
+
+class EscapedSlashRedirect(SecurityCase):
+    """UNESCAPE_AND_REDIRECT: the client is sent to the unescaped, normalized path."""
+    HCM = dict(SecurityCase.HCM, path_with_escaped_slashes_action="UNESCAPE_AND_REDIRECT")
+
+    def test_redirected_to_the_unescaped_path(self):
+        resp, _ = raw_request(self.port, b"GET /a%2Fb/..%2fc?q=%2F HTTP/1.1\r\nHost: a\r\n\r\n",
+                              close_timeout=0)
+        self.assertEqual(resp.status, 307)
+        # Unescaped in the path only (not the query), then normalized (dot segments).
+        self.assertEqual(resp.header("location"), "/a/c?q=%2F")
+        self.assertEqual(self.up.count(), 0)
+        self.assertEqual(self.lg.stat(PREFIX + "downstream_rq_redirected_with_normalized_path"), 1)
+        status, _, _, _ = http_get(self.port, "/a/c?q=%2F")
+        self.assertEqual(status, 200)
+        self.assertEqual(self.up.last().path, "/a/c?q=%2F")
+
+
 if __name__ == "__main__":
     unittest.main()
 

@@ -207,8 +207,8 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
     cfg->escaped_slashes = http::ConnectionManagerConfig::EscapedSlashesAction::RejectRequest;
     break;
   case Hcm::UNESCAPE_AND_REDIRECT:
-    return absl::InvalidArgumentError(path + ".path_with_escaped_slashes_action: "
-                                             "UNESCAPE_AND_REDIRECT is not implemented by legate yet");
+    cfg->escaped_slashes = http::ConnectionManagerConfig::EscapedSlashesAction::UnescapeAndRedirect;
+    break;
   case Hcm::UNESCAPE_AND_FORWARD:
     cfg->escaped_slashes = http::ConnectionManagerConfig::EscapedSlashesAction::UnescapeAndForward;
     break;
