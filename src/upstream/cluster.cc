@@ -258,7 +258,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   }
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"eds_cluster_config", "health_checks", "outlier_detection", "transport_socket",
+          {"eds_cluster_config", "outlier_detection", "transport_socket",
            "transport_socket_matches", "lb_subset_config",
            "original_dst_lb_config", "load_balancing_policy",
            "upstream_bind_config", "filters", "upstream_connection_options", "lrs_server"},
@@ -268,6 +268,12 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   }
   std::shared_ptr<upstream::Cluster> c(new upstream::Cluster());
   c->name_ = proto.name();
+  for (int i = 0; i < proto.health_checks_size(); ++i) {
+    auto hc = HealthCheckConfig::create(proto.health_checks(i),
+                                        where + ".health_checks[" + std::to_string(i) + "]");
+    if (!hc.ok()) return hc.status();
+    c->health_checks_.push_back(std::move(*hc));
+  }
   if (proto.type() != ClusterProto::STATIC) {
     auto dns = parseDnsClusterConfig(proto, where);
     if (!dns.ok()) {

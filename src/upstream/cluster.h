@@ -27,6 +27,7 @@
 #include "stats/status_code_counters.h"
 #include "upstream/dns_cluster.h"
 #include "upstream/host.h"
+#include "upstream/health_checker.h"
 #include "upstream/host_set.h"
 #include "upstream/load_balancer.h"
 #include "upstream/resource_manager.h"
@@ -119,6 +120,10 @@ public:
   LbPolicy lbPolicy() const { return lb_policy_; }
   // STRICT_DNS / LOGICAL_DNS settings; nullptr for a STATIC cluster.
   const DnsClusterConfig* dnsConfig() const { return dns_.get(); }
+  // health_checks, parsed and validated (the cluster manager runs them).
+  const std::vector<std::shared_ptr<const HealthCheckConfig>>& healthChecks() const {
+    return health_checks_;
+  }
 
   // --- Main thread only ---------------------------------------------------
   // Every host of the cluster, whatever its health.
@@ -193,6 +198,7 @@ private:
 
   std::string name_;
   std::unique_ptr<DnsClusterConfig> dns_;
+  std::vector<std::shared_ptr<const HealthCheckConfig>> health_checks_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;

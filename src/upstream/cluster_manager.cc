@@ -16,6 +16,7 @@ absl::StatusOr<std::unique_ptr<ClusterManager>>
 ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
                        stats::Store& store, uint32_t workers) {
   auto cm = std::make_unique<ClusterManager>();
+  cm->store_ = &store;
   const auto& clusters = bootstrap.static_resources().clusters();
   for (int i = 0; i < clusters.size(); ++i) {
     const auto& proto = clusters[i];
@@ -69,6 +70,12 @@ absl::Status ClusterManager::initialize(event::Dispatcher& main, std::function<v
         std::make_unique<DnsDiscovery>(*cluster, *dns, main, std::move(*resolver)));
     to_start.emplace_back(discoveries_.back().get(), dns->wait_for_warm);
     if (dns->wait_for_warm) ++warming_;
+  }
+  for (auto& [name, cluster] : clusters_) {
+    for (const auto& hc : cluster->healthChecks()) {
+      health_checkers_.push_back(std::make_unique<HealthChecker>(*cluster, hc, main, *store_));
+      health_checkers_.back()->start();
+    }
   }
   // Counted before any starts: a discovery may answer at once.
   const bool waits = warming_ > 0;

@@ -38,7 +38,7 @@ public:
   void setWorkerDispatchers(std::vector<event::Dispatcher*> workers);
 
   // Main thread, after create() (not in --mode validate): starts discovery
-  // (DNS resolution on `main`). on_ready runs once every cluster that waits
+  // (DNS resolution on `main`) and active health checks. on_ready runs once every cluster that waits
   // for warming (wait_for_warm_on_init, default true) has its first answer
   // or failure, or after `max_wait` at the latest; at once if none waits.
   absl::Status initialize(event::Dispatcher& main, std::function<void()> on_ready,
@@ -53,6 +53,8 @@ private:
   std::vector<event::Dispatcher*> workers_;
   // Declared after clusters_: destroyed first (they update clusters).
   std::vector<std::unique_ptr<DnsDiscovery>> discoveries_;
+  std::vector<std::unique_ptr<HealthChecker>> health_checkers_;
+  stats::Store* store_ = nullptr;
   std::function<void()> on_ready_;
   size_t warming_ = 0;
   event::TimerPtr warm_timer_;
