@@ -1,6 +1,6 @@
 #include "http/conn_manager.h"
 
-#include <cctype>
+#include "absl/strings/ascii.h"
 #include <random>
 
 #include "common/logger.h"
@@ -496,12 +496,10 @@ void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool e
 
 bool ConnectionManager::ActiveStream::authorizeUpgrade() {
   HeaderMap& h = *request_headers_;
-  h.remove("http2-settings"); // hop-by-hop (h2c upgrades are not carried)
   // The codec leaves Upgrade only on requests it framed as upgrades.
   auto upgrade = h.get(headers::kUpgrade);
   if (!upgrade) return true;
-  std::string type(utility::trimmed(*upgrade));
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string type = absl::AsciiStrToLower(std::string(utility::trimmed(*upgrade)));
   // Enabled by the connection manager's upgrade_configs, unless the route
   // says otherwise (Envoy's table: the route's setting wins).
   std::optional<bool> enabled;

@@ -1,8 +1,8 @@
 #include "router/route_builder.h"
 
-#include <cctype>
 #include <limits>
 
+#include "absl/strings/ascii.h"
 #include "config/unsupported.h"
 #include "envoy/config/route/v3/route_components.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -138,6 +138,16 @@ absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string
     route.query_matchers_.push_back(std::move(*m));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> upgradeTypeKey(const std::string& upgrade_type,
+                                           const std::string& path) {
+  std::string type = absl::AsciiStrToLower(upgrade_type);
+  if (type == "connect") {
+    return absl::InvalidArgumentError(path + ".upgrade_type: CONNECT is not implemented by "
+                                             "legate yet (other upgrade types are)");
+  }
+  return type;
 }
 
 absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
@@ -315,13 +325,9 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
     if (auto st = config::rejectUnsupportedFields(uc, {"connect_config"}, upath); !st.ok()) {
       return st;
     }
-    std::string type = uc.upgrade_type();
-    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (type == "connect") {
-      return absl::InvalidArgumentError(upath + ".upgrade_type: CONNECT is not implemented by "
-                                        "legate yet");
-    }
-    a->upgrades_[type] = !uc.has_enabled() || uc.enabled().value();
+    auto type = upgradeTypeKey(uc.upgrade_type(), upath);
+    if (!type.ok()) return type.status();
+    a->upgrades_[*type] = !uc.has_enabled() || uc.enabled().value();
   }
   return a;
 }

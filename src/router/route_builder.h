@@ -19,6 +19,11 @@ class DirectResponseAction;
 
 namespace legate::router {
 
+// An upgrade_configs entry's upgrade_type as legate keys it (lower case);
+// CONNECT is refused (not implemented). `path` is the entry's field path.
+absl::StatusOr<std::string> upgradeTypeKey(const std::string& upgrade_type,
+                                           const std::string& path);
+
 class RouteBuilder {
  public:
   // path: "route_config.virtual_hosts[0].routes[3]". max_body: the route

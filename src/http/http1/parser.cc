@@ -423,8 +423,9 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
     }
     break;
   case 7:
-    if (equalsIgnoreCase(name, headers::kUpgrade) && !equalsIgnoreCase(value, "h2c")) {
-      seen_upgrade_ = true;
+    if (equalsIgnoreCase(name, headers::kUpgrade)) {
+      head_.has_upgrade_header = true;
+      seen_upgrade_ |= !equalsIgnoreCase(value, "h2c");
     }
     break;
   case 14:

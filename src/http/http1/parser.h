@@ -85,6 +85,7 @@ struct MessageHead {
   // ignored), on an HTTP/1.1 request without a body. Such a request's body is
   // the upgraded byte stream: everything until the peer closes.
   bool upgrade = false;
+  bool has_upgrade_header = false; // any Upgrade header, upgrade or not
 };
 
 // Events for one message, in order: onMessageBegin, onHeadersComplete,

@@ -77,11 +77,12 @@ absl::Status Http1ServerConnection::onHeadersComplete(MessageHead& head) {
   request_is_head_ = head.headers->method() == "HEAD";
   request_keep_alive_ = head.keep_alive;
   request_is_upgrade_ = head.upgrade;
-  if (!head.upgrade) {
+  if (head.has_upgrade_header && !head.upgrade) {
     // Hop-by-hop, and not an upgrade this codec will carry (h2c, a request
-    // with a body, HTTP/1.0, no "Connection: upgrade"): it stops here. So a
-    // request that still has Upgrade after the codec is an upgrade.
+    // with a body, HTTP/1.0, no "Connection: upgrade"): it stops here, with
+    // h2c's settings. So a request that still has Upgrade is an upgrade.
     head.headers->remove(headers::kUpgrade);
+    head.headers->remove("http2-settings");
   }
   if (!stream_active_ || decoder_ == nullptr) {
     parser_.pause(); // the stream was answered or reset already

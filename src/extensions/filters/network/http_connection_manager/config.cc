@@ -8,6 +8,7 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "extensions/filters/http/router/router_filter.h"
 #include "google/protobuf/util/time_util.h"
+#include "router/route_builder.h"
 #include "router/route_config.h"
 
 namespace legate::extensions::http_connection_manager {
@@ -228,13 +229,9 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
       return absl::InvalidArgumentError(upath + ".filters: a separate filter chain per upgrade "
                                         "type is not implemented by legate yet");
     }
-    std::string type = uc.upgrade_type();
-    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (type == "connect") {
-      return absl::InvalidArgumentError(upath + ".upgrade_type: CONNECT is not implemented by "
-                                        "legate yet");
-    }
-    cfg->upgrades[type] = !uc.has_enabled() || uc.enabled().value();
+    auto type = legate::router::upgradeTypeKey(uc.upgrade_type(), upath);
+    if (!type.ok()) return type.status();
+    cfg->upgrades[*type] = !uc.has_enabled() || uc.enabled().value();
   }
   if (proto.has_delayed_close_timeout()) {
     cfg->delayed_close_timeout = ms(proto.delayed_close_timeout());
