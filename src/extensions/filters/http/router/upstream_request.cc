@@ -10,7 +10,9 @@ UpstreamRequest::UpstreamRequest(RouterFilter& parent, const upstream::Cluster& 
     : parent_(parent), cluster_(cluster), host_(std::move(host)), attempt_(attempt),
       timeout_retry_(timeout_retry) {}
 
-UpstreamRequest::~UpstreamRequest() {
+UpstreamRequest::~UpstreamRequest() { stop(); }
+
+void UpstreamRequest::stop() {
   done_ = true;
   per_try_timer_.reset();
   idle_timer_.reset();
@@ -18,6 +20,8 @@ UpstreamRequest::~UpstreamRequest() {
     pending_->cancel();
     pending_ = nullptr;
   }
+  // A finished exchange leaves the connection to the pool; anything else
+  // (including a response that ended before the request did) cuts it.
   if (encoder_ != nullptr) detach(!(response_complete_ && encode_complete_));
   releaseSlot();
 }
@@ -214,17 +218,7 @@ void UpstreamRequest::readDisable(bool disable) {
 }
 
 void UpstreamRequest::reset() {
-  done_ = true;
-  per_try_timer_.reset();
-  idle_timer_.reset();
-  if (pending_ != nullptr) {
-    pending_->cancel();
-    pending_ = nullptr;
-  }
-  // A finished exchange leaves the connection to the pool; anything else
-  // (including a response that ended before the request did) cuts it.
-  if (encoder_ != nullptr) detach(!(response_complete_ && encode_complete_));
-  releaseSlot();
+  stop();
   resumeDownstream();
 }
 

@@ -96,6 +96,9 @@ private:
   void pauseDownstream();
   void resumeDownstream();
   void releaseSlot();
+  // Ends the attempt: timers, pending pool request, connection (kept only
+  // after a complete exchange), slot. reset() also resumes the downstream.
+  void stop();
 
   RouterFilter& parent_;
   const upstream::Cluster& cluster_;
