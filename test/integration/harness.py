@@ -54,6 +54,18 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def wait_for_lines(path, n, timeout=10.0):
+    """The lines of the file at `path` once it has at least n (e.g. an access log)."""
+    def read():
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        return lines if len(lines) >= n else None
+    return wait_until(read, timeout, what="%d lines in %s" % (n, path))
+
+
 def free_port():
     """A port that was free a moment ago (bound, read and closed)."""
     with socket.socket() as s:

@@ -10,6 +10,7 @@ import time
 import unittest
 
 from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, connect,
+                     wait_for_lines,
                      route, route_config, virtual_host,
                      http_bootstrap, http_get, pattern_bytes, read_http_head,
                      read_http_response, recv_all, refused_port, response_bytes, sha256,
@@ -33,14 +34,7 @@ class FaultCase(LegateTestCase):
         return up, lg, lg.port("http")
 
     def log_lines(self, n, timeout=10.0):
-        def read():
-            try:
-                with open(self.log_path) as f:
-                    lines = f.read().splitlines()
-            except OSError:
-                return None
-            return lines if len(lines) >= n else None
-        return wait_until(read, timeout, what="%d access log lines" % n)
+        return wait_for_lines(self.log_path, n, timeout)
 
     def assert_serving(self, port, up):
         before = up.count()

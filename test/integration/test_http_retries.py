@@ -7,7 +7,8 @@ import os
 import threading
 import unittest
 
-from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, TcpServer, http_bootstrap,
+from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, TcpServer,
+                     http_bootstrap, wait_for_lines,
                      http_get, pattern_bytes, read_http_response, refused_port, route,
                      route_config, sha256, static_cluster, virtual_host, wait_until)
 
@@ -100,14 +101,7 @@ class RetryCase(LegateTestCase):
         return lg, lg.port("http")
 
     def log_lines(self, n, timeout=10.0):
-        def read():
-            try:
-                with open(self.log_path) as f:
-                    lines = f.read().splitlines()
-            except OSError:
-                return None
-            return lines if len(lines) >= n else None
-        return wait_until(read, timeout, what="%d access log lines" % n)
+        return wait_for_lines(self.log_path, n, timeout)
 
 
 def resetting(req):
