@@ -1,0 +1,165 @@
+// The pick path of Cluster: choosing a priority level, then a host of it by
+// the cluster's load-balancing policy. Runs on workers, on the worker's own
+// WorkerLbState and the immutable snapshot it adopted (see cluster.h).
+
+#include <algorithm>
+#include <cmath>
+
+#include "upstream/cluster.h"
+#include "upstream/hash_lb.h"
+
+namespace legate::upstream {
+
+HostConstSharedPtr Cluster::chooseHost(uint32_t worker, LoadBalancerContext* ctx) const {
+  WorkerLbState& st = lb_state_[std::min<size_t>(worker, lb_state_.size() - 1)];
+  if (st.version != version_.load(std::memory_order_acquire)) {
+    // Membership or health changed: adopt the new snapshot; per-list state
+    // starts over (it is indexed by the old lists).
+    st.snapshot = snapshot_.load();
+    st.version = st.snapshot->version;
+    st.lists.assign(st.snapshot->priorities.size() * 3, ListState{});
+  }
+  HostConstSharedPtr host = pickOnce(st, ctx);
+  if (ctx == nullptr) {
+    return host;
+  }
+  const uint32_t retries = ctx->hostSelectionRetryCount();
+  for (uint32_t i = 0; host != nullptr && i < retries && ctx->shouldSelectAnotherHost(*host); ++i) {
+    host = pickOnce(st, ctx);
+  }
+  return host;
+}
+
+HostConstSharedPtr Cluster::pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const {
+  const HostSnapshot& snap = *st.snapshot;
+  if (snap.total == 0) {
+    return nullptr;
+  }
+  // Which priority level, and its healthy or degraded hosts: a draw in
+  // [0, 100) against the priority load (the request's hash when it has one,
+  // so the same key lands on the same level).
+  std::optional<uint64_t> hash = ctx != nullptr ? ctx->computeHashKey() : std::nullopt;
+  uint32_t draw = static_cast<uint32_t>((hash ? *hash : st.rng()) % 100);
+  size_t level = 0;
+  int which = 1; // healthy
+  const auto& ps = snap.state;
+  bool found = false;
+  for (size_t p = 0; p < ps.healthy_load.size() && !found; ++p) {
+    if (draw < ps.healthy_load[p]) {
+      level = p;
+      found = true;
+    } else {
+      draw -= ps.healthy_load[p];
+    }
+  }
+  for (size_t p = 0; p < ps.degraded_load.size() && !found; ++p) {
+    if (draw < ps.degraded_load[p]) {
+      level = p;
+      which = 2;
+      found = true;
+    } else {
+      draw -= ps.degraded_load[p];
+    }
+  }
+  if (level >= snap.priorities.size()) {
+    return nullptr;
+  }
+  const HostSet& set = snap.priorities[level];
+  const HostList* list = which == 1 ? &set.healthy : &set.degraded;
+  if (ps.panic[level]) {
+    stats_->lb_healthy_panic.inc();
+    list = &set.all;
+    which = 0;
+  }
+  if (list->hosts.empty()) {
+    return nullptr;
+  }
+  return pickFromList(*list, st.lists[level * 3 + which], st.rng, hash);
+}
+
+HostConstSharedPtr Cluster::pickFromList(const HostList& list, ListState& ls,
+                                                   std::minstd_rand& rng,
+                                                   std::optional<uint64_t> hash) const {
+  const auto& hosts = list.hosts;
+  const size_t n = hosts.size();
+  switch (lb_policy_) {
+  case LbPolicy::Random:
+    return hosts[rng() % n];
+  case LbPolicy::RingHash:
+  case LbPolicy::Maglev: {
+    // Without a hash (no hash_policy matched) the pick is random, as in Envoy.
+    const uint64_t h = hash ? *hash : (static_cast<uint64_t>(rng()) << 32) ^ rng();
+    return list.hash_table->pick(h);
+  }
+  case LbPolicy::LeastRequest:
+    return list.weighted ? leastRequestWeighted(list, ls) : leastRequestChoices(list, rng);
+  case LbPolicy::RoundRobin:
+    break;
+  }
+  return roundRobin(list, ls);
+}
+
+HostConstSharedPtr Cluster::leastRequestChoices(const HostList& list,
+                                                          std::minstd_rand& rng) const {
+  // Power of choice_count choices: the least loaded of that many random picks.
+  const auto& hosts = list.hosts;
+  const HostConstSharedPtr* best = nullptr;
+  int64_t best_active = 0;
+  for (uint32_t i = 0; i < choice_count_; ++i) {
+    const auto& h = hosts[rng() % hosts.size()];
+    const int64_t active = h->stats().rq_active.load(std::memory_order_relaxed);
+    if (best == nullptr || active < best_active) {
+      best = &h;
+      best_active = active;
+    }
+  }
+  return *best;
+}
+
+HostConstSharedPtr Cluster::leastRequestWeighted(const HostList& list,
+                                                           ListState& ls) const {
+  // Weights differ: each host's effective weight is
+  // weight / (active_requests + 1)^active_request_bias, interleaved by smooth
+  // weighted round robin, so a busy host gets proportionally fewer requests.
+  const auto& hosts = list.hosts;
+  const size_t n = hosts.size();
+  if (ls.current_weights.size() != n) ls.current_weights.assign(n, 0);
+  double total = 0;
+  size_t best = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double active =
+        static_cast<double>(hosts[i]->stats().rq_active.load(std::memory_order_relaxed));
+    const double w = active_request_bias_ == 0
+                         ? hosts[i]->weight()
+                         : hosts[i]->weight() / std::pow(active + 1, active_request_bias_);
+    total += w;
+    ls.current_weights[i] += w;
+    if (ls.current_weights[i] > ls.current_weights[best]) best = i;
+  }
+  ls.current_weights[best] -= total;
+  return hosts[best];
+}
+
+HostConstSharedPtr Cluster::roundRobin(const HostList& list, ListState& ls) const {
+  const auto& hosts = list.hosts;
+  const size_t n = hosts.size();
+  if (!list.weighted) {
+    return hosts[ls.rr_index++ % n];
+  }
+  // Smooth weighted round robin: every pick raises each host by its weight and
+  // lowers the winner by the total, which interleaves hosts by weight.
+  if (ls.current_weights.size() != n) {
+    ls.current_weights.assign(n, 0);
+  }
+  size_t best = 0;
+  for (size_t i = 0; i < n; ++i) {
+    ls.current_weights[i] += hosts[i]->weight();
+    if (ls.current_weights[i] > ls.current_weights[best]) {
+      best = i;
+    }
+  }
+  ls.current_weights[best] -= static_cast<double>(list.total_weight);
+  return hosts[best];
+}
+
+} // namespace legate::upstream
