@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: legate vs nginx vs HAProxy, each with one worker,
-each proxying HTTP/1.1 keep-alive to one shared nginx backend on loopback.
+each proxying to one shared nginx backend on loopback.
 
-    python3 bench/run.py                 # full run (make bench)
-    python3 bench/run.py --smoke         # seconds; checks only that every proxy serves
-    python3 bench/run.py --rounds 5 --duration 10
+    python3 bench/run.py                 # full run (make bench): every section
+    python3 bench/run.py --smoke         # under a minute; checks only that everything serves
+    python3 bench/run.py --only latency,scale --rounds 5
+
+Sections (--only picks some; a full run and --smoke run all of them):
+
+  http     memory per idle connection (RSS growth after N keep-alive connections
+           each served one request and then held open, on a fresh process), then
+           for each concurrency C a short warm-up and `wrk -t1 -cC -dD --latency`:
+           the proxy's CPU time (utime+stime of its process tree, /proc/<pid>/stat)
+           per request, requests/s (C=400 is saturation) and closed-loop p50/p99;
+  latency  open-loop latency at a fixed rate of half the slowest proxy's
+           saturation requests/s (from the http section of the same run, else
+           measured first): `h2load --h1 --rps`, p50/p99/p99.9 per proxy;
+  bodies   CPU seconds per GiB proxied: 1 MiB responses (GET /files/1m) and
+           1 MiB uploads (POST /upload, the backend discards the body);
+  tcp      the same two transfers through legate's tcp_proxy, HAProxy `mode tcp`
+           and nginx's stream module: CPU seconds per GiB;
+  scale    legate only: time to ready and RSS with 10,000 STATIC clusters and
+           10,000 routes vs 10 and 10, and CPU per request at 10,000 routes vs 10.
 
 Per round, the proxies run in alternating order (A B C, C B A, ...) to cancel
-drift. Each proxy is started fresh for its turn in a round, then measured:
-
-  * memory per idle connection: RSS growth after N keep-alive connections each
-    served one request and then held open (measured first, on a fresh process);
-  * for each concurrency C: a short warm-up, then `wrk -t1 -cC -dD --latency`;
-    the proxy's CPU time (utime+stime of every process in its tree, from
-    /proc/<pid>/stat) before and after gives CPU per request; wrk gives
-    requests/s and latency p50/p99.
-
-Prints medians per proxy and ratios legate / best peer, and writes the same as
-JSON and Markdown (--out). Python 3 standard library only.
+drift; each starts fresh for its turn. Prints medians per proxy and ratios
+legate / best peer, and writes the same as JSON and Markdown (--out). Python 3
+standard library only.
 
 Exit status: 0 ok, 1 a proxy failed to serve (or another error), 77 a needed
-tool (nginx, haproxy, wrk, the legate binary) is missing -- ctest's skip code.
+tool (nginx, haproxy, wrk, h2load, the legate binary) is missing -- ctest's skip code.
 """
 
 import argparse
@@ -171,7 +180,21 @@ class Proc:
 
 # ---------------------------------------------------------------- servers
 
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+BODY_PATH = "/files/1m"  # the backend's 1 MiB file
+UPLOAD_PATH = "/upload"  # the backend reads and discards the body, answers 200
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
 def start_backend(tools, tmp, port):
+    # nginx's workers may run as another user (root starts them as nobody/www-data):
+    # they must reach the file through the private temp dir.
+    os.chmod(tmp, 0o711)
+    os.makedirs(os.path.join(tmp, "files"), mode=0o755, exist_ok=True)
+    with open(os.path.join(tmp, "files", "1m"), "wb") as f:
+        f.write(os.urandom(MIB))
+    os.chmod(os.path.join(tmp, "files", "1m"), 0o644)
     conf = render("backend-nginx.conf", os.path.join(tmp, "backend.conf"),
                   {"DIR": tmp, "BACKEND_PORT": port})
     p = Proc("backend nginx", [tools["nginx"], "-p", tmp, "-e", os.path.join(tmp, "backend-error.log"),
@@ -180,19 +203,26 @@ def start_backend(tools, tmp, port):
     return p
 
 
-def start_proxy(name, tools, tmp, backend_port):
+def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None):
+    """Starts one proxy with one worker. mode "http" proxies HTTP/1.1 (configs
+    legate.yaml, nginx.conf, haproxy.cfg); mode "tcp" proxies bytes
+    (legate-tcp.yaml, nginx-tcp.conf, haproxy-tcp.cfg). legate_config: a ready
+    config file to use instead of the template (scale section)."""
     port = free_port()
     values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port}
-    out = os.path.join(tmp, name + ".out")
+    out = os.path.join(tmp, "%s-%s.out" % (name, mode))
+    suffix = "-tcp" if mode == "tcp" else ""
     if name == "legate":
         values["ADMIN_PORT"] = free_port()
-        conf = render("legate.yaml", os.path.join(tmp, "legate.yaml"), values)
+        conf = legate_config or render("legate%s.yaml" % suffix, os.path.join(tmp, "legate%s.yaml" % suffix),
+                                       values)
         argv = [tools["legate"], "-c", conf, "--concurrency", "1", "-l", "warning"]
     elif name == "nginx":
-        conf = render("nginx.conf", os.path.join(tmp, "nginx.conf"), values)
+        values["STREAM_MODULE"] = STREAM_MODULE
+        conf = render("nginx%s.conf" % suffix, os.path.join(tmp, "nginx%s.conf" % suffix), values)
         argv = [tools["nginx"], "-p", tmp, "-e", os.path.join(tmp, "nginx-error.log"), "-c", conf]
     else:
-        conf = render("haproxy.cfg", os.path.join(tmp, "haproxy.cfg"), values)
+        conf = render("haproxy%s.cfg" % suffix, os.path.join(tmp, "haproxy%s.cfg" % suffix), values)
         argv = [tools["haproxy"], "-db", "-f", conf]
     p = Proc(name, argv, out, port)
     try:
@@ -278,8 +308,11 @@ def parse_wrk(out):
 
 
 def run_wrk(tools, port, conns, duration):
-    argv = [tools["wrk"], "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency",
-            "http://127.0.0.1:%d/" % port]
+    return run_wrk_url(tools, "http://127.0.0.1:%d/" % port, conns, duration)
+
+
+def run_wrk_url(tools, url, conns, duration):
+    argv = [tools["wrk"], "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency", url]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
     except subprocess.TimeoutExpired:
@@ -300,6 +333,183 @@ def load_run(tools, proxy, conns, duration, warmup):
     return r
 
 
+
+
+def check_wrk(r, what):
+    if r["requests"] == 0:
+        raise BenchError("%s: served no requests" % what)
+    if r["non2xx"] or r["socket_errors"]:
+        raise BenchError("%s: %d non-2xx responses, %d socket errors" % (what, r["non2xx"], r["socket_errors"]))
+
+
+# -- fixed-rate latency (open loop)
+
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return None
+    k = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def fixed_rate(tools, proxy, tmp, rate, conns, duration, warmup):
+    """h2load --h1 at `rate` requests/s in total (rate/conns per connection) for
+    duration seconds after warmup seconds; latency percentiles from its per-request
+    log (microseconds from the request's start to the end of its response)."""
+    per_conn = max(1, int(round(rate / conns)))
+    logpath = os.path.join(tmp, "h2load-%s.log" % proxy.name)
+    argv = [tools["h2load"], "--h1", "-t1", "-c%d" % conns, "--rps=%d" % per_conn,
+            "-D%d" % duration, "--log-file=" + logpath, "http://127.0.0.1:%d/" % proxy.port]
+    if warmup > 0:
+        argv.insert(-1, "--warm-up-time=%d" % warmup)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 30)
+    except subprocess.TimeoutExpired:
+        raise BenchError("h2load did not finish: %s" % " ".join(argv))
+    if done.returncode != 0:
+        raise BenchError("h2load failed (%d): %s" % (done.returncode, (done.stderr or done.stdout).strip()))
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                  done.stdout)
+    if not m:
+        raise BenchError("cannot parse h2load output:\n" + done.stdout)
+    failed = int(m.group(5)) + int(m.group(6))
+    lat_us = []
+    non2xx = 0
+    with open(logpath) as f:
+        for line in f:
+            cols = line.split("\t")
+            if len(cols) >= 3:
+                if not cols[1].startswith("2"):
+                    non2xx += 1
+                lat_us.append(int(cols[2]))
+    os.unlink(logpath)
+    lat_us.sort()
+    if not lat_us:
+        raise BenchError("%s: h2load logged no requests" % proxy.name)
+    if failed or non2xx:
+        raise BenchError("%s: fixed-rate run had %d failed/errored and %d non-2xx requests"
+                         % (proxy.name, failed, non2xx))
+    return {"fixed_requests": len(lat_us), "fixed_rps": len(lat_us) / float(duration),
+            "fixed_p50_ms": percentile(lat_us, 0.50) / 1e3, "fixed_p99_ms": percentile(lat_us, 0.99) / 1e3,
+            "fixed_p999_ms": percentile(lat_us, 0.999) / 1e3, "fixed_rate_target": per_conn * conns}
+
+
+# -- large bodies and TCP: CPU seconds per GiB
+
+def upload_script(tmp):
+    path = os.path.join(tmp, "upload.lua")
+    with open(path, "w") as f:
+        f.write('wrk.method = "POST"\n'
+                'wrk.body = string.rep("x", %d)\n'
+                'wrk.headers["Content-Type"] = "application/octet-stream"\n' % MIB)
+    return path
+
+
+def bulk_run(tools, proxy, tmp, direction, conns, duration):
+    """1 MiB responses ("down": GET /files/1m) or 1 MiB uploads ("up": POST
+    /upload) through the proxy with wrk; returns the proxy's CPU seconds per GiB
+    of body moved."""
+    url = "http://127.0.0.1:%d%s" % (proxy.port, BODY_PATH if direction == "down" else UPLOAD_PATH)
+    argv = [tools["wrk"], "-t1", "-c%d" % conns, "-d%ds" % duration, url]
+    if direction == "up":
+        argv[1:1] = ["-s", upload_script(tmp)]
+    cpu0 = proxy.cpu_seconds()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        raise BenchError("wrk did not finish: %s" % " ".join(argv))
+    cpu1 = proxy.cpu_seconds()
+    if done.returncode != 0:
+        raise BenchError("wrk failed (%d): %s" % (done.returncode, done.stderr.strip()))
+    r = parse_wrk(done.stdout)
+    check_wrk(r, "%s %s" % (proxy.name, direction))
+    gib = r["requests"] * MIB / GIB
+    return {"cpu_s_per_gib": (cpu1 - cpu0) / gib, "gib_per_s": gib / duration, "requests": r["requests"]}
+
+
+# -- scale of configuration (legate only)
+
+def scale_config(path, n_clusters, n_routes, port, admin_port, backend_port):
+    """A bootstrap with n_clusters STATIC clusters (one endpoint each: the backend)
+    and n_routes routes in one virtual host, route i for /r<i>/...: even i a
+    `prefix: /r<i>/` route, odd i a `path: /r<i>/x` route, to cluster c<i mod n>."""
+    out = ["admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: %d }\n" % admin_port,
+           "static_resources:\n  listeners:\n  - name: bench\n    address:\n"
+           "      socket_address: { address: 127.0.0.1, port_value: %d }\n" % port,
+           "    filter_chains:\n    - filters:\n      - name: envoy.filters.network.http_connection_manager\n"
+           "        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network."
+           "http_connection_manager.v3.HttpConnectionManager\n          stat_prefix: bench\n"
+           "          route_config:\n            name: bench\n            virtual_hosts:\n"
+           "            - name: all\n              domains: [\"*\"]\n              routes:\n"]
+    for i in range(n_routes):
+        match = ('prefix: "/r%05d/"' % i) if i % 2 == 0 else ('path: "/r%05d/x"' % i)
+        out.append("              - match: { %s }\n                route: { cluster: c%05d }\n"
+                   % (match, i % n_clusters))
+    out.append("          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n"
+               "              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n"
+               "  clusters:\n")
+    for i in range(n_clusters):
+        out.append("  - name: c%05d\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n"
+                   "      cluster_name: c%05d\n      endpoints:\n      - lb_endpoints:\n        - endpoint:\n"
+                   "            address:\n              socket_address: { address: 127.0.0.1, port_value: %d }\n"
+                   % (i, i, backend_port))
+    with open(path, "w") as f:
+        f.write("".join(out))
+
+
+def http_status(port, path, timeout=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+            return int(m.group(1)) if m else None
+    except OSError:
+        return None
+
+
+def scale_run(tools, tmp, backend_port, n, conns, duration, warmup, timeout=120.0):
+    """Starts legate with n clusters and n routes; returns time to ready, RSS, and
+    CPU per request for a request matching the middle route and the last route."""
+    port, admin = free_port(), free_port()
+    conf = os.path.join(tmp, "scale-%d.yaml" % n)
+    scale_config(conf, n, n, port, admin, backend_port)
+    out = os.path.join(tmp, "legate-scale-%d.out" % n)
+    argv = [tools["legate"], "-c", conf, "--concurrency", "1", "-l", "warning"]
+    t0 = time.monotonic()
+    p = Proc("legate", argv, out, port)
+    try:
+        deadline = t0 + timeout
+        while http_status(admin, "/ready") != 200:
+            if p.proc.poll() is not None or time.monotonic() > deadline:
+                with open(out, "rb") as f:
+                    tail = f.read()[-2000:].decode(errors="replace")
+                raise BenchError("legate with %d clusters did not become ready; its output:\n%s" % (n, tail))
+            time.sleep(0.005)
+        rec = {"ready_s": time.monotonic() - t0}
+        time.sleep(0.3)
+        rec["rss"] = p.rss()
+        for which, idx in (("mid", n // 2), ("last", n - 1)):
+            path = "/r%05d/x" % idx
+            if http_status(port, path) != 200:
+                raise BenchError("legate with %d routes: %s did not answer 200" % (n, path))
+            url = "http://127.0.0.1:%d%s" % (port, path)
+            if warmup > 0:
+                run_wrk_url(tools, url, conns, warmup)
+            cpu0 = p.cpu_seconds()
+            r = run_wrk_url(tools, url, conns, duration)
+            cpu1 = p.cpu_seconds()
+            check_wrk(r, "scale %d %s" % (n, which))
+            rec["cpu_us_per_req_" + which] = (cpu1 - cpu0) * 1e6 / r["requests"]
+            rec["rps_" + which] = r["rps"]
+        return rec
+    finally:
+        p.stop()
 # ---------------------------------------------------------------- reporting
 
 def median(values):
@@ -316,25 +526,62 @@ METRICS = [
 ]
 
 
-def summarize(results, levels, idle_n):
+def rows_for(sections, levels, idle_n, rate, lat_conns):
     rows = []
-    for conns in levels:
-        for key, label, better, fmt in METRICS:
-            rows.append((key % conns, label % conns, better, fmt))
-    if idle_n:
-        rows.append(("idle_bytes_per_conn", "RSS bytes per idle connection, N=%d" % idle_n,
-                     "lower", "%.0f"))
+    if "http" in sections:
+        for conns in levels:
+            for key, label, better, f in METRICS:
+                rows.append((key % conns, label % conns, better, f))
+        if idle_n:
+            rows.append(("idle_bytes_per_conn", "RSS bytes per idle connection, N=%d" % idle_n, "lower", "%.0f"))
+    if "latency" in sections and rate:
+        what = "fixed rate %.0f req/s, c=%d" % (rate, lat_conns)
+        rows += [("fixed_p50_ms", "latency p50 ms, " + what, "lower", "%.3f"),
+                 ("fixed_p99_ms", "latency p99 ms, " + what, "lower", "%.3f"),
+                 ("fixed_p999_ms", "latency p99.9 ms, " + what, "lower", "%.3f"),
+                 ("fixed_rps", "requests/s achieved, " + what, "higher", "%.0f")]
+    if "bodies" in sections:
+        rows += [("body_down_cpu_s_per_gib", "HTTP CPU s/GiB, 1 MiB responses", "lower", "%.3f"),
+                 ("body_up_cpu_s_per_gib", "HTTP CPU s/GiB, 1 MiB uploads", "lower", "%.3f")]
+    if "tcp" in sections:
+        rows += [("tcp_down_cpu_s_per_gib", "TCP proxy CPU s/GiB, 1 MiB downloads", "lower", "%.3f"),
+                 ("tcp_up_cpu_s_per_gib", "TCP proxy CPU s/GiB, 1 MiB uploads", "lower", "%.3f")]
+    return rows
+
+
+def summarize(results, rows):
     table = []
-    for key, label, better, fmt in rows:
+    for key, label, better, f in rows:
         meds = {p: median([rnd.get(key) for rnd in results[p]]) for p in PROXIES}
         peers = [meds[p] for p in PROXIES if p != "legate" and meds[p] is not None]
         ratio = None
         if peers and meds["legate"] is not None:
             best = min(peers) if better == "lower" else max(peers)
             ratio = meds["legate"] / best if best else None
-        table.append({"metric": label, "key": key, "better": better, "fmt": fmt,
+        table.append({"metric": label, "key": key, "better": better, "fmt": f,
                       "median": meds, "ratio_legate_best_peer": ratio})
     return table
+
+
+def summarize_scale(scale, small, big):
+    """Medians of the scale rounds and the derived figures the targets name."""
+    if not scale:
+        return []
+    med = {k: median([r.get(k) for r in scale]) for k in sorted({k for r in scale for k in r})}
+    rows = []
+    for n in (small, big):
+        rows.append(("time to ready, s, %d clusters + %d routes" % (n, n), med.get("ready_s@%d" % n), "%.3f"))
+        rows.append(("RSS MiB when ready, %d clusters + %d routes" % (n, n),
+                     med["rss@%d" % n] / MIB if med.get("rss@%d" % n) else None, "%.1f"))
+    if med.get("rss@%d" % big) and med.get("rss@%d" % small):
+        rows.append(("RSS bytes per cluster (+1 route), (RSS@%d - RSS@%d) / %d" % (big, small, big - small),
+                     (med["rss@%d" % big] - med["rss@%d" % small]) / (big - small), "%.0f"))
+    for which, what in (("mid", "middle route, a prefix route"), ("last", "last route, a path route")):
+        a, b = med.get("cpu_us_per_req_%s@%d" % (which, small)), med.get("cpu_us_per_req_%s@%d" % (which, big))
+        rows.append(("CPU µs/request, %d routes, %s" % (small, what), a, "%.1f"))
+        rows.append(("CPU µs/request, %d routes, %s" % (big, what), b, "%.1f"))
+        rows.append(("ratio %d routes / %d routes, %s" % (big, small, what), (b / a) if a and b else None, "%.2f"))
+    return [{"metric": m, "value": v, "fmt": f} for m, v, f in rows]
 
 
 def fmt(value, f):
@@ -350,13 +597,20 @@ def markdown(table, meta):
         lines.append("| %s (%s is better) | %s | %s | %s | %s |" % (
             row["metric"], row["better"], fmt(m["legate"], row["fmt"]), fmt(m["nginx"], row["fmt"]),
             fmt(m["haproxy"], row["fmt"]), ratio))
-    head = ["Medians over %d round(s), %ds per wrk run; %s." % (meta["rounds"], meta["duration_s"], meta["note"]),
+    head = ["Medians over %d round(s), %ds per measured run; %s." % (meta["rounds"], meta["duration_s"], meta["note"]),
             ""]
     return "\n".join(head + lines) + "\n"
 
 
+def scale_markdown(rows):
+    lines = ["| metric (legate only) | median |", "|---|---:|"]
+    for r in rows:
+        lines.append("| %s | %s |" % (r["metric"], fmt(r["value"], r["fmt"])))
+    return "\n".join(lines) + "\n"
+
+
 def raw_markdown(results):
-    keys = sorted({k for p in PROXIES for rnd in results[p] for k in rnd if "@" in k or k.startswith("idle")})
+    keys = sorted({k for p in PROXIES for rnd in results[p] for k in rnd})
     lines = ["| proxy | round | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
     for p in PROXIES:
         for i, rnd in enumerate(results[p]):
@@ -365,6 +619,14 @@ def raw_markdown(results):
                 v = rnd.get(k)
                 cells.append("-" if v is None else ("%.3f" % v if isinstance(v, float) else str(v)))
             lines.append("| %s | %d | %s |" % (p, i + 1, " | ".join(cells)))
+    return "\n".join(lines) + "\n"
+
+
+def raw_scale_markdown(scale):
+    keys = sorted({k for r in scale for k in r})
+    lines = ["| round | " + " | ".join(keys) + " |", "|---:|" + "---:|" * len(keys)]
+    for i, r in enumerate(scale):
+        lines.append("| %d | %s |" % (i + 1, " | ".join(fmt(r.get(k), "%.3f") for k in keys)))
     return "\n".join(lines) + "\n"
 
 
@@ -378,12 +640,22 @@ def print_table(table):
                                           fmt(row["ratio_legate_best_peer"], "%.2f")))
 
 
+def print_scale(rows):
+    w = max(len(r["metric"]) for r in rows) + 2
+    log("%-*s %12s" % (w, "scale (legate only)", "median"))
+    for r in rows:
+        log("%-*s %12s" % (w, r["metric"], fmt(r["value"], r["fmt"])))
+
+
 # ---------------------------------------------------------------- main
 
-def find_tools(legate_path):
+SECTIONS = ["http", "latency", "bodies", "tcp", "scale"]
+
+
+def find_tools(legate_path, need=("nginx", "haproxy", "wrk")):
     tools = {}
     missing = []
-    for name in ("nginx", "haproxy", "wrk"):
+    for name in need:
         path = shutil.which(name) or next((p for p in ("/usr/sbin/" + name, "/sbin/" + name)
                                            if os.access(p, os.X_OK)), None)
         if path:
@@ -407,28 +679,158 @@ def raise_nofile():
     return hard
 
 
+class Runner:
+    """Runs the per-proxy sections round by round, alternating the order."""
+
+    def __init__(self, args, tools, tmp, backend_port):
+        self.args, self.tools, self.tmp, self.backend_port = args, tools, tmp, backend_port
+        self.results = {p: [{} for _ in range(args.rounds)] for p in PROXIES}
+        self.failures = []
+
+    def rounds(self, section, proxies, mode, measure):
+        order = [p for p in PROXIES if p in proxies]
+        for rnd in range(self.args.rounds):
+            for name in order:
+                proxy = None
+                try:
+                    proxy = start_proxy(name, self.tools, self.tmp, self.backend_port, mode)
+                    measure(proxy, self.results[name][rnd], rnd)
+                except BenchError as e:
+                    self.failures.append("%s %s round %d: %s" % (section, name, rnd + 1, e))
+                    log("round %d  %-8s %s FAILED: %s" % (rnd + 1, name, section, e))
+                finally:
+                    if proxy:
+                        proxy.stop()
+            order.reverse()
+
+    # -- sections
+
+    def http(self, levels):
+        a = self.args
+
+        def measure(proxy, rec, rnd):
+            if a.idle:
+                rec["idle_bytes_per_conn"] = idle_memory(proxy, a.idle)
+            for conns in levels:
+                r = load_run(self.tools, proxy, conns, a.duration, a.warmup)
+                for k in ("cpu_us_per_req", "rps", "p50_ms", "p99_ms", "requests", "non2xx", "socket_errors"):
+                    rec["%s@%d" % (k, conns)] = r[k]
+                log("round %d  %-8s c=%-4d %8d req  %9.0f req/s  cpu %6.1f µs/req  "
+                    "p50 %7.3f ms  p99 %7.3f ms  errors %d/%d" % (
+                        rnd + 1, proxy.name, conns, r["requests"], r["rps"], r["cpu_us_per_req"] or 0,
+                        r["p50_ms"] or 0, r["p99_ms"] or 0, r["non2xx"], r["socket_errors"]))
+                check_wrk(r, "c=%d" % conns)
+            if a.idle:
+                log("round %d  %-8s idle: %.0f bytes RSS per idle connection (N=%d)"
+                    % (rnd + 1, proxy.name, rec["idle_bytes_per_conn"], a.idle))
+
+        self.rounds("http", PROXIES, "http", measure)
+
+    def saturation_rate(self, level):
+        """Half the slowest proxy's saturation requests/s: from the http section
+        (its highest concurrency level) when it ran, else measured now."""
+        key = "rps@%d" % level
+        if not all(any(rnd.get(key) for rnd in self.results[p]) for p in PROXIES):
+            def measure(proxy, rec, rnd):
+                r = load_run(self.tools, proxy, level, self.args.duration, self.args.warmup)
+                check_wrk(r, "saturation c=%d" % level)
+                rec[key] = r["rps"]
+                log("round %d  %-8s saturation c=%d: %.0f req/s" % (rnd + 1, proxy.name, level, r["rps"]))
+            self.rounds("saturation", PROXIES, "http", measure)
+        meds = [median([rnd.get(key) for rnd in self.results[p]]) for p in PROXIES]
+        if any(m is None for m in meds):
+            return None
+        return 0.5 * min(meds)
+
+    def latency(self, rate):
+        a = self.args
+
+        def measure(proxy, rec, rnd):
+            r = fixed_rate(self.tools, proxy, self.tmp, rate, a.latency_connections, a.duration, a.warmup)
+            rec.update(r)
+            log("round %d  %-8s fixed rate %d req/s: %.0f req/s done, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms"
+                % (rnd + 1, proxy.name, r["fixed_rate_target"], r["fixed_rps"], r["fixed_p50_ms"],
+                   r["fixed_p99_ms"], r["fixed_p999_ms"]))
+
+        self.rounds("latency", PROXIES, "http", measure)
+
+    def bulk(self, section, prefix, proxies, mode):
+        a = self.args
+
+        def measure(proxy, rec, rnd):
+            for direction in ("down", "up"):
+                r = bulk_run(self.tools, proxy, self.tmp, direction, a.body_connections, a.duration)
+                rec["%s_%s_cpu_s_per_gib" % (prefix, direction)] = r["cpu_s_per_gib"]
+                rec["%s_%s_gib_per_s" % (prefix, direction)] = r["gib_per_s"]
+                log("round %d  %-8s %s 1 MiB %s: %d transfers, %.2f GiB/s, %.3f CPU s/GiB" % (
+                    rnd + 1, proxy.name, section, "responses" if direction == "down" else "uploads",
+                    r["requests"], r["gib_per_s"], r["cpu_s_per_gib"]))
+
+        self.rounds(section, proxies, mode, measure)
+
+
+def scale_section(args, tools, tmp, backend_port, failures):
+    scale = []
+    for rnd in range(args.rounds):
+        rec = {}
+        sizes = (10, args.scale) if rnd % 2 == 0 else (args.scale, 10)
+        for n in sizes:
+            try:
+                r = scale_run(tools, tmp, backend_port, n, args.scale_connections, args.duration, args.warmup)
+            except BenchError as e:
+                failures.append("scale %d round %d: %s" % (n, rnd + 1, e))
+                log("round %d  scale %d FAILED: %s" % (rnd + 1, n, e))
+                continue
+            for k, v in r.items():
+                rec["%s@%d" % (k, n)] = v
+            log("round %d  legate   scale %5d clusters+routes: ready %.3f s, RSS %.1f MiB, "
+                "cpu %.1f µs/req (middle route), %.1f µs/req (last route)"
+                % (rnd + 1, n, r["ready_s"], r["rss"] / MIB, r["cpu_us_per_req_mid"], r["cpu_us_per_req_last"]))
+        scale.append(rec)
+    return scale
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="one short round; checks only that every proxy serves")
+    ap.add_argument("--smoke", action="store_true", help="short runs of every section; checks only that "
+                    "everything serves (the bench_smoke ctest test)")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="comma-separated sections to run (default: all): " + ", ".join(SECTIONS))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
-    ap.add_argument("--warmup", type=int, default=1, help="seconds of wrk warm-up before each measured run")
-    ap.add_argument("--connections", default="50,400", help="comma-separated wrk concurrency levels")
-    ap.add_argument("--idle", type=int, default=2000, help="idle keep-alive connections for the memory test")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measured run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each measured run")
+    ap.add_argument("--connections", default="50,400", help="http: comma-separated wrk concurrency levels "
+                    "(the last one is saturation, which sets the fixed rate)")
+    ap.add_argument("--idle", type=int, default=2000, help="http: idle keep-alive connections for the memory test")
+    ap.add_argument("--latency-connections", type=int, default=50, help="latency: h2load connections")
+    ap.add_argument("--body-connections", type=int, default=10, help="bodies, tcp: wrk connections")
+    ap.add_argument("--scale", type=int, default=10000, help="scale: clusters and routes of the big config "
+                    "(the small one has 10)")
+    ap.add_argument("--scale-connections", type=int, default=50, help="scale: wrk connections")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or os.path.join(ROOT, "build", "release", "legate"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md "
-                    "(default: bench/results for a full run, none for --smoke)")
+                    "(default: bench/results for a full run, none for --smoke or --only)")
     args = ap.parse_args()
+    sections = [s for s in args.only.split(",") if s]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        ap.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
     if args.smoke:
-        args.rounds, args.duration, args.warmup, args.connections, args.idle = 1, 1, 0, "10", 50
-    elif args.out is None:
+        (args.rounds, args.duration, args.warmup, args.connections, args.idle, args.latency_connections,
+         args.body_connections, args.scale, args.scale_connections) = 1, 1, 0, "10", 50, 10, 2, 500, 10
+    elif args.out is None and set(sections) == set(SECTIONS):
         args.out = os.path.join(HERE, "results")
     levels = [int(c) for c in args.connections.split(",") if c]
 
-    tools, missing = find_tools(os.path.abspath(args.legate))
+    need = ["nginx", "wrk"]
+    if set(sections) & {"http", "latency", "bodies", "tcp"}:
+        need.append("haproxy")
+    if "latency" in sections:
+        need.append("h2load")
+    tools, missing = find_tools(os.path.abspath(args.legate), need)
     if missing:
-        log("SKIP: missing %s. Install with tools/setup.sh (Debian packages nginx-light, haproxy, wrk)."
-            % ", ".join(missing))
+        log("SKIP: missing %s. Install with tools/setup.sh (Debian packages nginx-light, haproxy, wrk, "
+            "nghttp2-client, libnginx-mod-stream)." % ", ".join(missing))
         return SKIP
     nofile = raise_nofile()
     if args.idle + max(levels) + 200 > nofile:
@@ -436,55 +838,45 @@ def main():
         args.idle = max(10, nofile - max(levels) - 200)
 
     ncpu = os.cpu_count()
-    note = ("wrk (1 thread), the proxy (1 worker) and the nginx backend (1 worker) share "
+    note = ("the load generator (1 thread), the proxy (1 worker) and the nginx backend (1 worker) share "
             "this machine's %d CPU(s)" % ncpu)
-    log("legate benchmark: %s" % ("smoke mode" if args.smoke else "full run"))
+    log("legate benchmark: %s; sections: %s" % ("smoke mode" if args.smoke else "full run" if args.out else "partial run",
+                                                ", ".join(sections)))
     log("note: " + note + "; absolute numbers are machine-specific, ratios are the point.")
+    tcp_proxies = list(PROXIES)
+    notes = []
+    if "tcp" in sections and not os.path.exists(STREAM_MODULE):
+        tcp_proxies.remove("nginx")
+        notes.append("nginx left out of the tcp section: its stream module (%s, Debian package "
+                     "libnginx-mod-stream) is not installed" % STREAM_MODULE)
+        log("note: " + notes[-1])
 
     tmp = tempfile.mkdtemp(prefix="legate-bench-")
-    results = {p: [] for p in PROXIES}
-    failures = []
     backend = None
+    runner = None
+    scale = []
+    failures = []
+    rate = None
     started = time.time()
     try:
         backend = start_backend(tools, tmp, free_port())
-        order = list(PROXIES)
-        for rnd in range(args.rounds):
-            for name in order:
-                rec = {}
-                proxy = None
-                try:
-                    proxy = start_proxy(name, tools, tmp, backend.port)
-                    if args.idle:
-                        rec["idle_bytes_per_conn"] = idle_memory(proxy, args.idle)
-                    for conns in levels:
-                        r = load_run(tools, proxy, conns, args.duration, args.warmup)
-                        for k in ("cpu_us_per_req", "rps", "p50_ms", "p99_ms", "requests",
-                                  "non2xx", "socket_errors"):
-                            rec["%s@%d" % (k, conns)] = r[k]
-                        problem = None
-                        if r["requests"] == 0:
-                            problem = "served no requests"
-                        elif r["non2xx"] or r["socket_errors"]:
-                            problem = "%d non-2xx responses, %d socket errors" % (r["non2xx"], r["socket_errors"])
-                        if problem:
-                            failures.append("%s c=%d round %d: %s" % (name, conns, rnd + 1, problem))
-                        log("round %d  %-8s c=%-4d %8d req  %9.0f req/s  cpu %6.1f µs/req  "
-                            "p50 %7.3f ms  p99 %7.3f ms  errors %d/%d" % (
-                                rnd + 1, name, conns, r["requests"], r["rps"],
-                                r["cpu_us_per_req"] or 0, r["p50_ms"] or 0, r["p99_ms"] or 0,
-                                r["non2xx"], r["socket_errors"]))
-                    if args.idle:
-                        log("round %d  %-8s idle: %.0f bytes RSS per idle connection (N=%d)"
-                            % (rnd + 1, name, rec["idle_bytes_per_conn"], args.idle))
-                except BenchError as e:
-                    failures.append("%s round %d: %s" % (name, rnd + 1, e))
-                    log("round %d  %-8s FAILED: %s" % (rnd + 1, name, e))
-                finally:
-                    if proxy:
-                        proxy.stop()
-                results[name].append(rec)
-            order.reverse()
+        runner = Runner(args, tools, tmp, backend.port)
+        if "http" in sections:
+            runner.http(levels)
+        if "latency" in sections:
+            rate = runner.saturation_rate(max(levels))
+            if rate is None:
+                failures.append("latency: no saturation rate for every proxy")
+            else:
+                log("fixed rate: %.0f req/s (half the slowest proxy's median saturation requests/s at c=%d)"
+                    % (rate, max(levels)))
+                runner.latency(rate)
+        if "bodies" in sections:
+            runner.bulk("bodies", "body", PROXIES, "http")
+        if "tcp" in sections:
+            runner.bulk("tcp", "tcp", tcp_proxies, "tcp")
+        if "scale" in sections:
+            scale = scale_section(args, tools, tmp, backend.port, failures)
     except BenchError as e:
         failures.append(str(e))
         log("FAILED: %s" % e)
@@ -492,31 +884,47 @@ def main():
         if backend:
             backend.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    results = runner.results if runner else {p: [] for p in PROXIES}
+    failures = (runner.failures if runner else []) + failures
 
-    table = summarize(results, levels, args.idle)
+    table = summarize(results, rows_for(sections, levels, args.idle, rate, args.latency_connections))
+    scale_rows = summarize_scale(scale, 10, args.scale)
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": "%s %s, %d CPU(s)" % (platform.system(), platform.machine(), ncpu),
         "command": " ".join(["python3", "bench/run.py"] + sys.argv[1:]),
-        "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
-        "connections": levels, "idle_connections": args.idle, "note": note,
+        "sections": sections, "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
+        "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
+        "latency_connections": args.latency_connections, "body_connections": args.body_connections,
+        "scale": args.scale, "note": note, "notes": notes,
         "elapsed_s": round(time.time() - started, 1),
         "versions": versions(tools),
     }
     log("")
-    log("Medians over %d round(s); ratio = legate / best peer (for 'lower is better' rows "
-        "< 1 means legate wins, for requests/s > 1 means legate wins)." % args.rounds)
-    print_table(table)
+    if table:
+        log("Medians over %d round(s); ratio = legate / best peer (for 'lower is better' rows "
+            "< 1 means legate wins, for requests/s > 1 means legate wins)." % args.rounds)
+        print_table(table)
+    if scale_rows:
+        log("")
+        print_scale(scale_rows)
 
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump({"meta": meta, "summary": table, "raw": results}, f, indent=2)
+            json.dump({"meta": meta, "summary": table, "scale": scale_rows, "raw": results, "raw_scale": scale},
+                      f, indent=2)
         with open(os.path.join(args.out, "results.md"), "w") as f:
             f.write("# Benchmark results\n\n- date: %s\n- machine: %s\n- command: `%s`\n- versions: %s\n\n"
-                    % (meta["date"], meta["machine"], meta["command"],
-                       ", ".join(meta["versions"].values())))
-            f.write("## Medians\n\n" + markdown(table, meta) + "\n## Raw, per round\n\n" + raw_markdown(results))
+                    % (meta["date"], meta["machine"], meta["command"], ", ".join(meta["versions"].values())))
+            for n in notes:
+                f.write("- note: %s\n" % n)
+            f.write("## Medians\n\n" + markdown(table, meta))
+            if scale_rows:
+                f.write("\n## Scale of configuration\n\n" + scale_markdown(scale_rows))
+            f.write("\n## Raw, per round\n\n" + raw_markdown(results))
+            if scale:
+                f.write("\n" + raw_scale_markdown(scale))
         log("wrote %s/results.json and results.md" % os.path.relpath(args.out))
 
     if failures:
@@ -524,16 +932,19 @@ def main():
         for f in failures:
             log("FAIL: " + f)
         return 1
-    log("OK: every proxy served requests with no errors.")
+    log("OK: every section ran with no errors.")
     return 0
 
 
 def versions(tools):
     out = {}
-    for name, argv in (("legate", [tools["legate"], "--version"]), ("nginx", [tools["nginx"], "-v"]),
-                       ("haproxy", [tools["haproxy"], "-v"]), ("wrk", [tools["wrk"], "--version"])):
+    for name, argv in (("legate", ["legate", "--version"]), ("nginx", ["nginx", "-v"]),
+                       ("haproxy", ["haproxy", "-v"]), ("wrk", ["wrk", "--version"]),
+                       ("h2load", ["h2load", "--version"])):
+        if argv[0] not in tools:
+            continue
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            done = subprocess.run([tools[argv[0]]] + argv[1:], capture_output=True, text=True, timeout=10)
             text = (done.stdout + done.stderr).strip().splitlines()
             out[name] = text[0] if text else "?"
         except (OSError, subprocess.TimeoutExpired):

@@ -12,7 +12,7 @@ PACKAGES=(
   # tests
   libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus dnsmasq-base
   # benchmarks (bench/run.py: the peers and the load generator)
-  nginx-light haproxy wrk
+  nginx-light libnginx-mod-stream haproxy wrk nghttp2-client
   # profiling (bench/profile.py)
   valgrind strace
 )
