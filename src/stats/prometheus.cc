@@ -128,12 +128,12 @@ std::string renderPrometheus(const Store& store, const StatsQuery& query) {
   };
   store.forEachCounter([&](const Counter& c) {
     const uint64_t v = c.value();
-    if ((query.usedOnly() && v == 0) || !query.matches(c.name())) return;
+    if (!query.selects(c)) return;
     addScalar(c.name(), Type::Counter, absl::StrCat(v));
   });
   store.forEachGauge([&](const Gauge& g) {
     const int64_t v = g.value();
-    if ((query.usedOnly() && v == 0) || !query.matches(g.name())) return;
+    if (!query.selects(g)) return;
     addScalar(g.name(), Type::Gauge, absl::StrCat(v));
   });
   store.forEachHistogram([&](const Histogram& h) {

@@ -59,20 +59,16 @@ void Flusher::flush() {
   if (sinks_.empty()) return;
   MetricSnapshot snapshot;
   store_.forEachCounter([&](const Counter& c) {
+    if (!c.used()) return;
     const uint64_t value = c.value();
-    auto it = last_counter_values_.find(&c);
-    if (it == last_counter_values_.end()) {
-      if (value == 0) return; // never used yet
-      it = last_counter_values_.emplace(&c, 0).first;
-    }
+    auto it = last_counter_values_.try_emplace(&c, 0).first;
     // A /reset_counters since the last flush: everything counted is new.
     const uint64_t delta = value >= it->second ? value - it->second : value;
     it->second = value;
     snapshot.counters.push_back({&c, delta});
   });
   store_.forEachGauge([&](const Gauge& g) {
-    if (g.value() != 0) used_gauges_.insert(&g);
-    if (used_gauges_.count(&g) != 0) snapshot.gauges.push_back(&g);
+    if (g.used()) snapshot.gauges.push_back(&g);
   });
   samples_->drain([&](const Histogram& h, uint64_t v) { snapshot.samples.push_back({&h, v}); });
   // legate's own: histogram samples a full ring dropped (a sink was not keeping up).

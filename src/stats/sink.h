@@ -18,7 +18,6 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "stats/stats.h"
@@ -83,8 +82,8 @@ struct MetricSnapshot {
     const Histogram* histogram;
     uint64_t value;
   };
-  std::vector<CounterDelta> counters; // used counters (non-zero at some flush)
-  std::vector<const Gauge*> gauges;   // used gauges (non-zero at some flush)
+  std::vector<CounterDelta> counters; // used counters (stats.h)
+  std::vector<const Gauge*> gauges;   // used gauges (stats.h)
   std::vector<Sample> samples;        // histogram values recorded since the last flush
 };
 
@@ -108,7 +107,6 @@ private:
   std::vector<std::unique_ptr<Sink>> sinks_;
   std::shared_ptr<SampleQueue> samples_;
   std::unordered_map<const Counter*, uint64_t> last_counter_values_;
-  std::unordered_set<const Gauge*> used_gauges_;
   uint64_t last_dropped_ = 0;
 };
 

@@ -7,6 +7,12 @@
 // (filters and clusters resolve their stats once, then keep references).
 // Updating a stat is lock-free (relaxed atomics) and safe from any thread.
 // References returned by the Store stay valid for the Store's lifetime.
+//
+// "Used" (Envoy's /stats?usedonly, the sinks): a counter or gauge is used once it
+// has been written (inc, dec, set, even to 0 or by 0), a histogram once it has a
+// sample; it stays used (a gauge back at 0, a counter after /reset_counters). The
+// flag is set by the first write only: later writes pay a relaxed load of a byte
+// on the cache line they are writing anyway, never an extra read-modify-write.
 
 #include <atomic>
 #include <cstdint>
@@ -23,29 +29,50 @@ namespace legate::stats {
 class Counter {
 public:
   explicit Counter(std::string name) : name_(std::move(name)) {}
-  void inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  void inc(uint64_t n = 1) {
+    value_.fetch_add(n, std::memory_order_relaxed);
+    markUsed(used_);
+  }
   uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  bool used() const { return used_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
-  // Admin /reset_counters only: a debugging aid, as in Envoy.
+  // Admin /reset_counters only: a debugging aid, as in Envoy. The counter stays used.
   void reset() { value_.store(0, std::memory_order_relaxed); }
+
+  // The first write sets the flag; every later one only reads it.
+  static void markUsed(std::atomic<bool>& used) {
+    if (!used.load(std::memory_order_relaxed)) used.store(true, std::memory_order_relaxed);
+  }
 
 private:
   const std::string name_;
   std::atomic<uint64_t> value_{0};
+  std::atomic<bool> used_{false};
 };
 
 class Gauge {
 public:
   explicit Gauge(std::string name) : name_(std::move(name)) {}
-  void inc(int64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  void dec(int64_t n = 1) { value_.fetch_sub(n, std::memory_order_relaxed); }
-  void set(int64_t v) { value_.store(v, std::memory_order_relaxed); }
+  void inc(int64_t n = 1) {
+    value_.fetch_add(n, std::memory_order_relaxed);
+    Counter::markUsed(used_);
+  }
+  void dec(int64_t n = 1) {
+    value_.fetch_sub(n, std::memory_order_relaxed);
+    Counter::markUsed(used_);
+  }
+  void set(int64_t v) {
+    value_.store(v, std::memory_order_relaxed);
+    Counter::markUsed(used_);
+  }
   int64_t value() const { return value_.load(std::memory_order_relaxed); }
+  bool used() const { return used_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
 
 private:
   const std::string name_;
   std::atomic<int64_t> value_{0};
+  std::atomic<bool> used_{false};
 };
 
 // A histogram of non-negative values (milliseconds or bytes) over bucket upper

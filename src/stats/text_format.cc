@@ -49,12 +49,12 @@ std::vector<std::pair<std::string, Json>> scalarStats(const Store& store, const 
   std::vector<std::pair<std::string, Json>> out;
   store.forEachCounter([&](const Counter& c) {
     const uint64_t v = c.value();
-    if ((query.usedOnly() && v == 0) || !query.matches(c.name())) return;
+    if (!query.selects(c)) return;
     out.emplace_back(c.name(), Json(v));
   });
   store.forEachGauge([&](const Gauge& g) {
     const int64_t v = g.value();
-    if ((query.usedOnly() && v == 0) || !query.matches(g.name())) return;
+    if (!query.selects(g)) return;
     out.emplace_back(g.name(), Json(v));
   });
   std::stable_sort(out.begin(), out.end(),

@@ -22,8 +22,8 @@ class RE2;
 namespace legate::stats {
 
 // Which stats an exposition includes: Envoy's `filter=REGEX` (RE2, partial match on
-// the full stat name) and `usedonly` (counters and gauges that are non-zero,
-// histograms with at least one sample). Cheap to copy (the regex is shared).
+// the full stat name) and `usedonly` (stats ever written since start, even if
+// now 0: see "Used" in stats.h; histograms with at least one sample). Cheap to copy (the regex is shared).
 class StatsQuery {
 public:
   StatsQuery() = default; // everything
@@ -33,6 +33,10 @@ public:
 
   bool matches(std::string_view name) const;
   bool usedOnly() const { return used_only_; }
+  // Whether a counter or gauge is in the exposition (name and usedonly).
+  template <class Stat> bool selects(const Stat& stat) const {
+    return (!used_only_ || stat.used()) && matches(stat.name());
+  }
 
 private:
   std::shared_ptr<const re2::RE2> regex_;

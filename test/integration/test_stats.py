@@ -156,17 +156,35 @@ class StatsEndpoint(StatsTestCase):
 
     def test_filter_usedonly_json(self):
         self.start_http()
+        self.lg.wait_for_stat("cluster.backend.upstream_rq_active", lambda v: v == 0)
         doc = json.loads(self.get("/stats?filter=%5Ecluster%5C.backend%5C.upstream_rq&usedonly&format=json"))
         names = {s["name"]: s["value"] for s in doc["stats"] if "name" in s}
         self.assertEqual(names.get("cluster.backend.upstream_rq_total"), 3)
         self.assertEqual(names.get("cluster.backend.upstream_rq_200"), 3)
-        self.assertNotIn("cluster.backend.upstream_rq_timeout", names)  # zero: not used
+        self.assertNotIn("cluster.backend.upstream_rq_timeout", names)  # never written: not used
+        # upstream_rq_active went up and back to 0: used, as in Envoy.
+        self.assertEqual(names.get("cluster.backend.upstream_rq_active"), 0)
         self.assertTrue(all(n.startswith("cluster.backend.upstream_rq") for n in names), names)
         hist = [s for s in doc["stats"] if "histograms" in s]
         self.assertEqual(len(hist), 1)
         computed = hist[0]["histograms"]["computed_quantiles"]
         self.assertEqual([h["name"] for h in computed], ["cluster.backend.upstream_rq_time"])
         self.get("/stats?filter=(", status=400)
+
+    def test_usedonly_keeps_a_gauge_back_at_zero_and_a_reset_counter(self):
+        self.start_http(requests=1)
+        self.lg.wait_for_stat("cluster.backend.upstream_rq_active", lambda v: v == 0)
+        text = self.get("/stats?usedonly&filter=%5Ecluster%5C.backend%5C.")
+        lines = text.splitlines()
+        self.assertIn("cluster.backend.upstream_rq_active: 0", lines)
+        self.assertIn("cluster.backend.upstream_rq_total: 1", lines)
+        self.assertNotIn("cluster.backend.upstream_rq_timeout: 0", lines)
+        self.lg.admin_post("/reset_counters")
+        lines = self.get("/stats?usedonly&filter=%5Ecluster%5C.backend%5C.").splitlines()
+        self.assertIn("cluster.backend.upstream_rq_total: 0", lines)
+        prom = self.get("/stats/prometheus?usedonly")
+        self.assertIn('envoy_cluster_upstream_rq_active{envoy_cluster_name="backend"} 0\n', prom)
+        self.assertNotIn("envoy_cluster_upstream_rq_timeout{", prom)
 
 
 class RealPrometheus(StatsTestCase):

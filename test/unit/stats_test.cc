@@ -117,6 +117,30 @@ TEST(TextFormat, UsedOnly) {
   EXPECT_THAT(text, HasSubstr("full: P0("));
 }
 
+// Envoy's "used": ever written since start, whatever the value is now.
+TEST(TextFormat, UsedOnlyMeansEverWrittenNotNonZero) {
+  Store store;
+  Gauge& up_down = store.gauge("up_down");
+  EXPECT_FALSE(up_down.used());
+  up_down.inc();
+  up_down.dec();
+  store.gauge("set_to_zero").set(0);
+  store.gauge("never_set");
+  Counter& reset = store.counter("reset");
+  reset.inc(3);
+  store.resetCounters();
+  store.counter("by_zero").inc(0);
+  store.counter("never_counted");
+  EXPECT_TRUE(up_down.used());
+  EXPECT_TRUE(reset.used());
+  const std::string text = renderText(store, query("", true));
+  EXPECT_EQ(text, "by_zero: 0\nreset: 0\nset_to_zero: 0\nup_down: 0\n");
+  const std::string prom = renderPrometheus(store, query("up_down", true));
+  EXPECT_THAT(prom, HasSubstr("envoy_up_down 0\n"));
+  // Without usedonly every stat is listed.
+  EXPECT_THAT(renderText(store, query()), HasSubstr("never_set: 0\n"));
+}
+
 TEST(TextFormat, Json) {
   Store store;
   store.counter("b").inc(2);
