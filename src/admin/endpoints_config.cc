@@ -285,6 +285,22 @@ Response clusters(server::Instance& server, const Request& request) {
                                         : flag("degraded_eds_health") ? "DEGRADED"
                                                                       : "HEALTHY");
         hs.set("weight", h.weight);
+        // Percentages as Envoy's Percent message, only where computed.
+        if (h.success_rate >= 0) {
+          hs.set("success_rate", Json::object()).set("value", h.success_rate);
+        }
+        if (h.local_origin_success_rate >= 0) {
+          hs.set("local_origin_success_rate", Json::object())
+              .set("value", h.local_origin_success_rate);
+        }
+      }
+      if (c.success_rate_average >= 0) {
+        Json& od = s.set("success_rate_ejection_threshold", Json::object());
+        od.set("value", c.success_rate_ejection_threshold);
+      }
+      if (c.local_origin_success_rate_average >= 0) {
+        Json& od = s.set("local_origin_success_rate_ejection_threshold", Json::object());
+        od.set("value", c.local_origin_success_rate_ejection_threshold);
       }
       Json& cb = s.set("circuit_breakers", Json::object());
       Json& thresholds = cb.set("thresholds", Json::array());
@@ -308,12 +324,22 @@ Response clusters(server::Instance& server, const Request& request) {
                       c.name, "::", prefix, "::max_requests::", t.max_requests, "\n",
                       c.name, "::", prefix, "::max_retries::", t.max_retries, "\n");
     }
+    if (c.outlier_detection) {
+      absl::StrAppend(
+          &out, c.name, "::outlier::success_rate_average::", c.success_rate_average, "\n", c.name,
+          "::outlier::success_rate_ejection_threshold::", c.success_rate_ejection_threshold, "\n",
+          c.name, "::outlier::local_origin_success_rate_average::",
+          c.local_origin_success_rate_average, "\n", c.name,
+          "::outlier::local_origin_success_rate_ejection_threshold::",
+          c.local_origin_success_rate_ejection_threshold, "\n");
+    }
     absl::StrAppend(&out, c.name, "::added_via_api::false\n");
     for (const auto& h : c.hosts) {
       const std::string p = absl::StrCat(c.name, "::", h.address, "::");
       for (const auto& st : hostStats(h)) absl::StrAppend(&out, p, st.name, "::", st.value, "\n");
       absl::StrAppend(&out, p, "health_flags::", h.health, "\n", p, "weight::", h.weight, "\n", p,
-                      "success_rate::-1\n", p, "local_origin_success_rate::-1\n");
+                      "success_rate::", h.success_rate, "\n", p,
+                      "local_origin_success_rate::", h.local_origin_success_rate, "\n");
     }
   }
   return textResponse(200, std::move(out));

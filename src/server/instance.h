@@ -29,11 +29,21 @@ struct HostInfo {
   uint32_t weight = 1;
   std::string health;   // Envoy's health_flags text: "healthy" or "/failed_active_hc/..."
   uint64_t cx_total = 0, cx_active = 0, cx_connect_fail = 0, rq_active = 0;
+  // Outlier detection's last interval, in percent; -1 where not computed.
+  double success_rate = -1;
+  double local_origin_success_rate = -1;
 };
 
 struct ClusterInfo {
   std::string name;
   std::vector<HostInfo> hosts;
+  bool outlier_detection = false;
+  // Outlier detection's last interval (-1 where not computed): the mean
+  // success rate and the ejection threshold, external and local origin.
+  double success_rate_average = -1;
+  double success_rate_ejection_threshold = -1;
+  double local_origin_success_rate_average = -1;
+  double local_origin_success_rate_ejection_threshold = -1;
 };
 
 class Instance {

@@ -522,6 +522,16 @@ std::vector<ClusterInfo> Server::clusters() const {
   for (const auto& [name, cluster] : model_->cluster_manager->clusters()) {
     ClusterInfo ci;
     ci.name = name;
+    if (const auto* od = cluster->outlierDetector()) {
+      using Origin = upstream::HostOutlierState;
+      ci.outlier_detection = true;
+      const auto ext = od->successRateNumbers(Origin::kExternal);
+      const auto local = od->successRateNumbers(Origin::kLocal);
+      ci.success_rate_average = ext.mean;
+      ci.success_rate_ejection_threshold = ext.ejection_threshold;
+      ci.local_origin_success_rate_average = local.mean;
+      ci.local_origin_success_rate_ejection_threshold = local.ejection_threshold;
+    }
     for (const auto& h : cluster->hosts()) {
       HostInfo hi;
       hi.address = h->address().asString();
@@ -532,6 +542,8 @@ std::vector<ClusterInfo> Server::clusters() const {
       hi.cx_connect_fail = h->stats().cx_connect_fail.load(std::memory_order_relaxed);
       hi.rq_active = static_cast<uint64_t>(
           std::max<int64_t>(0, h->stats().rq_active.load(std::memory_order_relaxed)));
+      hi.success_rate = h->outlier().success_rate[upstream::HostOutlierState::kExternal];
+      hi.local_origin_success_rate = h->outlier().success_rate[upstream::HostOutlierState::kLocal];
       ci.hosts.push_back(std::move(hi));
     }
     out.push_back(std::move(ci));

@@ -258,7 +258,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   }
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"eds_cluster_config", "outlier_detection", "transport_socket",
+          {"eds_cluster_config", "transport_socket",
            "transport_socket_matches", "lb_subset_config",
            "original_dst_lb_config", "load_balancing_policy",
            "upstream_bind_config", "filters", "upstream_connection_options", "lrs_server"},
@@ -322,6 +322,12 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     c->resource_managers_[p] = std::make_unique<ResourceManager>(
         (*thresholds)[p], stats::Scope(store, "cluster." + c->name_ + "."),
         static_cast<ResourcePriority>(p));
+  }
+  if (proto.has_outlier_detection()) {
+    auto od = OutlierDetectionConfig::create(proto.outlier_detection(),
+                                             where + ".outlier_detection");
+    if (!od.ok()) return od.status();
+    c->outlier_detector_ = std::make_unique<OutlierDetector>(*c, std::move(*od), store);
   }
   c->lb_state_.resize(std::max<uint32_t>(workers, 1) + 1);
   c->members_ = std::move(*hosts);

@@ -30,6 +30,7 @@
 #include "upstream/health_checker.h"
 #include "upstream/host_set.h"
 #include "upstream/load_balancer.h"
+#include "upstream/outlier_detection.h"
 #include "upstream/resource_manager.h"
 
 namespace envoy::config::cluster::v3 {
@@ -125,6 +126,10 @@ public:
     return health_checks_;
   }
 
+  // outlier_detection, or nullptr. Its put*() reports may be made from any
+  // thread; the rest of it is the main thread's.
+  OutlierDetector* outlierDetector() const { return outlier_detector_.get(); }
+
   // --- Main thread only ---------------------------------------------------
   // Every host of the cluster, whatever its health.
   const std::vector<HostConstSharedPtr>& hosts() const { return members_; }
@@ -199,6 +204,7 @@ private:
   std::string name_;
   std::unique_ptr<DnsClusterConfig> dns_;
   std::vector<std::shared_ptr<const HealthCheckConfig>> health_checks_;
+  std::unique_ptr<OutlierDetector> outlier_detector_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;

@@ -76,6 +76,7 @@ absl::Status ClusterManager::initialize(event::Dispatcher& main, std::function<v
       health_checkers_.push_back(std::make_unique<HealthChecker>(*cluster, hc, main, *store_));
       health_checkers_.back()->start();
     }
+    if (auto* od = cluster->outlierDetector()) od->start(main);
   }
   // Counted before any starts: a discovery may answer at once.
   const bool waits = warming_ > 0;

@@ -38,7 +38,7 @@ public:
   void setWorkerDispatchers(std::vector<event::Dispatcher*> workers);
 
   // Main thread, after create() (not in --mode validate): starts discovery
-  // (DNS resolution on `main`) and active health checks. on_ready runs once every cluster that waits
+  // (DNS resolution on `main`), active health checks and outlier detection. on_ready runs once every cluster that waits
   // for warming (wait_for_warm_on_init, default true) has its first answer
   // or failure, or after `max_wait` at the latest; at once if none waits.
   absl::Status initialize(event::Dispatcher& main, std::function<void()> on_ready,

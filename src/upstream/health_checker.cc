@@ -355,6 +355,11 @@ private:
                    parent_.cluster_.name(), success ? "healthy" : "unhealthy");
     }
     schedule(parent_.nextInterval(*this, changed));
+    if (success && !host_->healthFlagGet(Host::HealthFlag::FAILED_ACTIVE_HC)) {
+      // successful_active_health_check_uneject_host: a passing check ends an
+      // outlier ejection.
+      if (auto* od = parent_.cluster_.outlierDetector()) od->onActiveHealthCheckSuccess(host_);
+    }
     if (changed) parent_.onHealthChanged(); // may not touch this session after
   }
 

@@ -11,6 +11,7 @@
 // its snapshots (Cluster::refreshHealth()), which is when balancers see it.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,32 @@ struct HostStats {
   std::atomic<uint64_t> cx_connect_fail{0};
   std::atomic<int64_t> rq_active{0}; // least-request balancing reads this
   std::atomic<uint64_t> rq_total{0};
+};
+
+// Outlier detection's state of one host (upstream/outlier_detection.h drives
+// it). The counters are bumped by workers with relaxed atomics; the rest
+// belongs to the main thread.
+struct HostOutlierState {
+  enum Origin { kExternal = 0, kLocal = 1 };
+  // Any thread: failures in a row, reset by a success of the same kind.
+  std::atomic<uint32_t> consecutive_5xx{0};
+  std::atomic<uint32_t> consecutive_gateway_failure{0};
+  std::atomic<uint32_t> consecutive_local_origin_failure{0};
+  // Any thread: this interval's requests per origin, the total in the high 32
+  // bits and the successes in the low 32, so one atomic add records a result
+  // and one exchange on the main thread takes both numbers consistently.
+  std::atomic<uint64_t> interval_counts[2] = {0, 0};
+  void record(Origin o, bool success) {
+    interval_counts[o].fetch_add((uint64_t{1} << 32) | (success ? 1u : 0u),
+                                 std::memory_order_relaxed);
+  }
+  // Main thread only.
+  uint32_t num_ejections = 0; // ever
+  uint32_t eject_backoff = 0; // multiplier of base_ejection_time
+  std::chrono::steady_clock::time_point last_ejection{};
+  std::chrono::milliseconds jitter{0}; // added to this ejection's time
+  // The last interval's success rate (percent) where computed, else -1.
+  double success_rate[2] = {-1, -1};
 };
 
 // envoy.config.core.v3.Locality, the parts legate compares.
@@ -65,6 +92,7 @@ public:
   uint32_t weight() const { return weight_; }
   uint32_t priority() const { return priority_; }
   HostStats& stats() const { return stats_; }
+  HostOutlierState& outlier() const { return outlier_; }
 
   // Main thread sets/clears; any thread reads.
   void healthFlagSet(HealthFlag f) const {
@@ -90,6 +118,7 @@ private:
   const uint32_t priority_;
   mutable std::atomic<uint32_t> health_flags_{0};
   mutable HostStats stats_;
+  mutable HostOutlierState outlier_;
 };
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 

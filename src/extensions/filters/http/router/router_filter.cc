@@ -457,6 +457,7 @@ void RouterFilter::onUpstreamFailure(UpstreamRequest& req, RetryState::Failure f
 }
 
 void RouterFilter::onPerTryTimeout(UpstreamRequest& req, bool idle) {
+  req.recordOutlierTimeout();
   if (hedge_on_per_try_timeout_) {
     // Hedging: keep this attempt running and race another one against it.
     if (!response_started_ && retry_state_ && !req.retried()) {
@@ -496,6 +497,9 @@ void RouterFilter::onPerTryTimeout(UpstreamRequest& req, bool idle) {
 
 void RouterFilter::onGlobalTimeout() {
   timeout_timer_.reset();
+  for (auto& req : upstream_requests_) {
+    if (!req->responseComplete()) req->recordOutlierTimeout();
+  }
   cluster_->stats().upstream_rq_timeout.inc();
   if (response_started_) {
     callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamRequestTimeout);

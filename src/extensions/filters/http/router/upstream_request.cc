@@ -53,9 +53,11 @@ void UpstreamRequest::onPoolFailure(upstream::PoolFailureReason reason, std::str
   releaseSlot();
   resumeDownstream();
   if (reason == upstream::PoolFailureReason::Overflow) {
+    // A local limit, not the host's fault: nothing for outlier detection.
     parent_.onUpstreamFailure(*this, RetryState::Failure::Overflow,
                               http::StreamResetReason::Overflow, details);
   } else {
+    outlierResult(upstream::OutlierResult::LocalOriginConnectFailed);
     parent_.onUpstreamFailure(*this, RetryState::Failure::ConnectFailure,
                               http::StreamResetReason::ConnectionFailure, details);
   }
@@ -64,6 +66,7 @@ void UpstreamRequest::onPoolFailure(upstream::PoolFailureReason reason, std::str
 void UpstreamRequest::onPoolReady(http::StreamEncoder& encoder,
                                   const network::Address& upstream_local) {
   pending_ = nullptr;
+  outlierResult(upstream::OutlierResult::LocalOriginConnectSuccess);
   encoder_ = &encoder;
   encoder.addCallbacks(*this);
   parent_.onUpstreamReady(*this, upstream_local);
@@ -160,6 +163,9 @@ void UpstreamRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream)
   resetIdleTimer();
   response_started_ = true;
   if (end_stream) response_complete_ = true;
+  if (!outlier_timeout_recorded_) {
+    if (auto* od = cluster_.outlierDetector()) od->putHttpResponseCode(host_, headers->status());
+  }
   parent_.onUpstreamHeaders(*this, std::move(headers), end_stream);
 }
 
@@ -187,6 +193,11 @@ void UpstreamRequest::onResetStream(http::StreamResetReason reason, std::string_
   per_try_timer_.reset();
   idle_timer_.reset();
   cluster_.stats().upstream_rq_rx_reset.inc();
+  // A reset the host caused (or the connection died): a local-origin failure
+  // in Envoy's terms, as legate saw it rather than the upstream said it.
+  if (reason != http::StreamResetReason::LocalReset && !outlier_timeout_recorded_) {
+    outlierResult(upstream::OutlierResult::LocalOriginConnectFailed);
+  }
   releaseSlot();
   resumeDownstream();
   parent_.onUpstreamFailure(*this, RetryState::Failure::Reset, reason, details);
@@ -232,6 +243,16 @@ void UpstreamRequest::detach(bool reset_stream) {
     e->readDisable(false);
   }
   read_disabled_ = false;
+}
+
+void UpstreamRequest::outlierResult(upstream::OutlierResult result, uint64_t code) {
+  if (auto* od = cluster_.outlierDetector()) od->putResult(host_, result, code);
+}
+
+void UpstreamRequest::recordOutlierTimeout() {
+  if (outlier_timeout_recorded_) return;
+  outlier_timeout_recorded_ = true;
+  outlierResult(upstream::OutlierResult::LocalOriginTimeout, 504);
 }
 
 void UpstreamRequest::releaseSlot() {

@@ -67,6 +67,9 @@ public:
   bool responseStarted() const { return response_started_; }
   bool responseComplete() const { return response_complete_; }
   std::chrono::steady_clock::time_point startTime() const { return start_; }
+  // Outlier detection: this attempt timed out (per-try or route timeout);
+  // counted once, and its late response, if any, is not counted again.
+  void recordOutlierTimeout();
   // Hedging: a per-try timeout already started another attempt for this one.
   bool retried() const { return retried_; }
   void setRetried() { retried_ = true; }
@@ -96,6 +99,8 @@ private:
   void pauseDownstream();
   void resumeDownstream();
   void releaseSlot();
+  // Reports to the cluster's outlier detector, if it has one.
+  void outlierResult(upstream::OutlierResult result, uint64_t code = 0);
   // Ends the attempt: timers, pending pool request, connection (kept only
   // after a complete exchange), slot. reset() also resumes the downstream.
   void stop();
@@ -124,6 +129,7 @@ private:
   bool paused_downstream_ = false;
   bool read_disabled_ = false;
   bool retried_ = false;
+  bool outlier_timeout_recorded_ = false;
   bool done_ = false; // reset() or the pool failed: silent from now on
 };
 

@@ -204,6 +204,9 @@ void TcpProxyFilter::onUpstreamEvent(network::ConnectionEvent event) {
     filterLog().debug("[C{}] connected upstream {} ({})", downstream_->id(),
                       host_->address().asString(), cluster_->name());
     downstream_->readDisable(false);
+    if (auto* od = cluster_->outlierDetector()) {
+      od->putResult(host_, upstream::OutlierResult::LocalOriginConnectSuccessFinal);
+    }
     return;
   }
   // The upstream closed.
@@ -230,6 +233,10 @@ void TcpProxyFilter::onConnectFailure() {
     cs.upstream_cx_connect_fail.inc();
   }
   host_->stats().cx_connect_fail.fetch_add(1, std::memory_order_relaxed);
+  if (auto* od = cluster_->outlierDetector()) {
+    od->putResult(host_, connect_timed_out_ ? upstream::OutlierResult::LocalOriginTimeout
+                                            : upstream::OutlierResult::LocalOriginConnectFailed);
+  }
   info_.setResponseFlag(accesslog::kUpstreamConnectionFailure);
   info_.upstream_transport_failure_reason =
       connect_timed_out_ ? "connect timeout" : upstream_->failureReason();
