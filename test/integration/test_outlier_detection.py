@@ -122,6 +122,96 @@ class Consecutive5xx(OutlierCase):
                    what="the returned host serving again")
 
 
+class Timeouts(OutlierCase):
+    def test_hung_host_is_ejected_on_per_try_timeouts(self):
+        # Per-try timeouts count as 504s (gateway failures); the retry hides them.
+        hung = self.server(Switchable, "hung")
+        hung.handler = lambda req: (hung.stop.wait(30), None)[1]
+        good = self.server(Switchable, "good")
+        lg, port = self.proxy([hung.port, good.port], {
+            "consecutive_gateway_failure": 2, "enforcing_consecutive_gateway_failure": 100,
+            "consecutive_5xx": 100, "interval": "0.2s", "base_ejection_time": "30s",
+            "max_ejection_percent": 50},
+            retry_policy={"retry_on": "5xx", "num_retries": 1, "per_try_timeout": "0.2s",
+                          "retry_host_predicate": PREVIOUS_HOSTS})
+        for i in range(20):
+            status, headers, _, _ = http_get(port, "/h%d" % i)
+            self.assertEqual((status, dict(headers)["x-upstream"]), (200, "good"))
+            if lg.stat(OD + "ejections_enforced_consecutive_gateway_failure") >= 1:
+                break
+        lg.wait_for_stat(OD + "ejections_enforced_consecutive_gateway_failure", lambda v: v == 1)
+        self.assertEqual(ejected_ports(lg), [hung.port])
+        timeouts = lg.stat("cluster.up.upstream_rq_per_try_timeout")
+        self.assertGreaterEqual(timeouts, 2)
+        for i in range(10):
+            self.assertEqual(http_get(port, "/g%d" % i)[0], 200)
+        self.assertEqual(lg.stat("cluster.up.upstream_rq_per_try_timeout"), timeouts)
+
+
+class WithActiveHealthChecks(OutlierCase):
+    def start(self, uneject):
+        ups = [self.server(Switchable, "u%d" % i) for i in range(3)]
+        bad = ups[1]
+        # Health checks on /healthz always pass; traffic gets `status`.
+        bad.handler = lambda req: (200 if req.path == "/healthz" else bad.status, [], b"x")
+        bad.status = 503
+        hc = {"timeout": "1s", "interval": "0.2s", "no_traffic_interval": "0.2s",
+              "unhealthy_threshold": 2, "healthy_threshold": 1,
+              "http_health_check": {"path": "/healthz"}}
+        lg, port = self.proxy([u.port for u in ups], {
+            "consecutive_5xx": 3, "interval": "0.2s", "base_ejection_time": "30s",
+            "max_ejection_percent": 50, "successful_active_health_check_uneject_host": uneject},
+            health_checks=[hc])
+        lg.wait_for_stat("cluster.up.health_check.healthy", lambda v: v == 3)
+        for i in range(60):
+            http_get(port, "/a%d" % i)
+            if lg.stat(OD + "ejections_enforced_consecutive_5xx") >= 1:
+                break
+        lg.wait_for_stat(OD + "ejections_enforced_consecutive_5xx", lambda v: v >= 1)
+        return lg
+
+    def test_passing_health_check_unejects(self):
+        lg = self.start(True)
+        # Long before base_ejection_time (30 s) the next passing check brings it back.
+        lg.wait_for_stat(OD + "ejections_active", lambda v: v == 0, timeout=10)
+        self.assertEqual(lg.stat(OD + "ejections_enforced_total"), 1)
+
+    def test_uneject_by_health_check_can_be_turned_off(self):
+        lg = self.start(False)
+        checks = lg.stat("cluster.up.health_check.success")
+        lg.wait_for_stat("cluster.up.health_check.success", lambda v: v >= checks + 6)
+        self.assertEqual(lg.stat(OD + "ejections_active"), 1)
+
+
+class Mirrors(LegateTestCase):
+    def test_mirrored_requests_report_to_the_shadow_clusters_detector(self):
+        main = self.server(Switchable, "main")
+        shadow = self.server(HttpUpstream, name="shadow")
+        dead = refused_port()
+        rc = route_config([virtual_host("default", ["*"], [
+            route({"prefix": "/"}, cluster="main",
+                  route_extra={"request_mirror_policies": [{"cluster": "shadow"}]})])])
+        lg = self.start_legate(http_bootstrap(
+            [static_cluster("main", [main.port]),
+             static_cluster("shadow", [shadow.port, dead], outlier_detection={
+                 "consecutive_5xx": 2, "interval": "0.2s", "base_ejection_time": "30s",
+                 "max_ejection_percent": 50})],
+            route_cfg=rc))
+        port = lg.port("http")
+        stat = "cluster.shadow.outlier_detection.ejections_enforced_consecutive_5xx"
+        for i in range(40):
+            self.assertEqual(http_get(port, "/m%d" % i)[0], 200)
+            if lg.stat(stat) >= 1:
+                break
+        lg.wait_for_stat(stat, lambda v: v == 1)
+        fails = lg.stat("cluster.shadow.upstream_cx_connect_fail")
+        seen = shadow.count()
+        for i in range(10):
+            self.assertEqual(http_get(port, "/n%d" % i)[0], 200)
+        shadow.wait_requests(seen + 10)
+        self.assertEqual(lg.stat("cluster.shadow.upstream_cx_connect_fail"), fails)
+
+
 class KilledHost(OutlierCase):
     def test_killed_host_is_ejected_no_client_failure_and_returns(self):
         ups = [self.server(HttpUpstream, name="u%d" % i) for i in range(3)]

@@ -57,10 +57,12 @@ void ShadowRequest::begin(upstream::HostConstSharedPtr host, bool end_stream) {
   if (timeout_.count() > 0) {
     timeout_timer_ = dispatcher_.createTimer([this] {
       cluster_.stats().upstream_rq_timeout.inc();
+      if (!response_complete_) outlierResult(upstream::OutlierResult::LocalOriginTimeout, 504);
       finish(/*abandoned=*/true);
     });
     timeout_timer_->enableTimer(timeout_);
   }
+  host_ = host;
   auto& pool = upstream::PoolRegistry::forThread(dispatcher_).get(cluster_, host);
   upstream::Cancellable* handle = pool.newStream(*this, *this);
   if (handle != nullptr && !done_ && encoder_ == nullptr) pending_ = handle;
@@ -103,13 +105,17 @@ void ShadowRequest::sendTrailers(const http::HeaderMap& trailers) {
   encoder_->encodeTrailers(trailers);
 }
 
-void ShadowRequest::onPoolFailure(upstream::PoolFailureReason, std::string_view) {
+void ShadowRequest::onPoolFailure(upstream::PoolFailureReason reason, std::string_view) {
   pending_ = nullptr;
+  if (!done_ && reason != upstream::PoolFailureReason::Overflow) {
+    outlierResult(upstream::OutlierResult::LocalOriginConnectFailed);
+  }
   finish(/*abandoned=*/true);
 }
 
 void ShadowRequest::onPoolReady(http::StreamEncoder& encoder, const network::Address&) {
   pending_ = nullptr;
+  outlierResult(upstream::OutlierResult::LocalOriginConnectSuccess);
   encoder_ = &encoder;
   encoder.addCallbacks(*this);
   encodePending();
@@ -143,6 +149,7 @@ void ShadowRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   else if (code >= 200) cs.upstream_rq_2xx.inc();
   else cs.upstream_rq_1xx.inc();
   cs.upstream_rq_code.inc(code);
+  if (auto* od = cluster_.outlierDetector()) od->putHttpResponseCode(host_, code);
   if (end_stream) {
     response_complete_ = true;
     finish(/*abandoned=*/false);
@@ -162,10 +169,19 @@ void ShadowRequest::decodeTrailers(http::HeaderMapPtr) {
   finish(/*abandoned=*/false);
 }
 
-void ShadowRequest::onResetStream(http::StreamResetReason, std::string_view) {
+void ShadowRequest::onResetStream(http::StreamResetReason reason, std::string_view) {
   encoder_ = nullptr; // the pool dropped the stream
-  if (!done_) cluster_.stats().upstream_rq_rx_reset.inc();
+  if (!done_) {
+    cluster_.stats().upstream_rq_rx_reset.inc();
+    if (reason != http::StreamResetReason::LocalReset) {
+      outlierResult(upstream::OutlierResult::LocalOriginConnectFailed);
+    }
+  }
   finish(/*abandoned=*/true);
+}
+
+void ShadowRequest::outlierResult(upstream::OutlierResult result, uint64_t code) {
+  if (auto* od = cluster_.outlierDetector()) od->putResult(host_, result, code);
 }
 
 void ShadowRequest::finish(bool abandoned) {

@@ -78,11 +78,14 @@ private:
   void begin(upstream::HostConstSharedPtr host, bool end_stream);
   void encodePending();
   void finish(bool abandoned);
+  // Reports to the cluster's outlier detector, if it has one (as attempts do).
+  void outlierResult(upstream::OutlierResult result, uint64_t code = 0);
 
   event::Dispatcher& dispatcher_;
   const upstream::Cluster& cluster_;
   const uint32_t buffer_limit_;
   ShadowLink* link_;
+  upstream::HostConstSharedPtr host_;
   http::HeaderMap headers_;
   upstream::Cancellable* pending_ = nullptr;
   http::StreamEncoder* encoder_ = nullptr;
