@@ -7,6 +7,7 @@
 #include "config/unsupported.h"
 #include "envoy/config/cluster/v3/outlier_detection.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "runtime/runtime.h"
 #include "upstream/cluster.h"
 
 namespace legate::upstream {
@@ -133,6 +134,68 @@ uint32_t OutlierDetectionConfig::enforcing(EjectionType t) const {
   return 0;
 }
 
+OutlierDetectionConfig OutlierDetectionConfig::withRuntime() const {
+  OutlierDetectionConfig c = *this;
+  const auto snap = runtime::snapshot();
+  auto u32 = [&snap](std::string_view key, uint32_t def) {
+    return static_cast<uint32_t>(std::min<uint64_t>(snap->getInteger(key, def), UINT32_MAX));
+  };
+  auto pct = [&u32](std::string_view key, uint32_t def) {
+    return std::min<uint32_t>(100, u32(key, def));
+  };
+  auto msKey = [&snap](std::string_view key, std::chrono::milliseconds def) {
+    const uint64_t v = snap->getInteger(key, static_cast<uint64_t>(def.count()));
+    return std::chrono::milliseconds(std::min<uint64_t>(v, INT32_MAX));
+  };
+  c.consecutive_5xx = u32("outlier_detection.consecutive_5xx", c.consecutive_5xx);
+  c.consecutive_gateway_failure =
+      u32("outlier_detection.consecutive_gateway_failure", c.consecutive_gateway_failure);
+  c.consecutive_local_origin_failure = u32("outlier_detection.consecutive_local_origin_failure",
+                                           c.consecutive_local_origin_failure);
+  c.interval = std::max(std::chrono::milliseconds(1),
+                        msKey("outlier_detection.interval_ms", c.interval));
+  c.base_ejection_time = std::max(std::chrono::milliseconds(1),
+                                  msKey("outlier_detection.base_ejection_time_ms",
+                                        c.base_ejection_time));
+  c.max_ejection_time =
+      std::max(c.base_ejection_time,
+               msKey("outlier_detection.max_ejection_time_ms", c.max_ejection_time));
+  c.max_ejection_time_jitter =
+      msKey("outlier_detection.max_ejection_time_jitter_ms", c.max_ejection_time_jitter);
+  c.max_ejection_percent = pct("outlier_detection.max_ejection_percent", c.max_ejection_percent);
+  c.success_rate_minimum_hosts =
+      u32("outlier_detection.success_rate_minimum_hosts", c.success_rate_minimum_hosts);
+  c.success_rate_request_volume =
+      u32("outlier_detection.success_rate_request_volume", c.success_rate_request_volume);
+  c.success_rate_stdev_factor =
+      u32("outlier_detection.success_rate_stdev_factor", c.success_rate_stdev_factor);
+  c.failure_percentage_threshold =
+      pct("outlier_detection.failure_percentage_threshold", c.failure_percentage_threshold);
+  c.failure_percentage_minimum_hosts = u32("outlier_detection.failure_percentage_minimum_hosts",
+                                           c.failure_percentage_minimum_hosts);
+  c.failure_percentage_request_volume = u32("outlier_detection.failure_percentage_request_volume",
+                                            c.failure_percentage_request_volume);
+  c.enforcing_consecutive_5xx =
+      pct("outlier_detection.enforcing_consecutive_5xx", c.enforcing_consecutive_5xx);
+  c.enforcing_consecutive_gateway_failure =
+      pct("outlier_detection.enforcing_consecutive_gateway_failure",
+          c.enforcing_consecutive_gateway_failure);
+  c.enforcing_consecutive_local_origin_failure =
+      pct("outlier_detection.enforcing_consecutive_local_origin_failure",
+          c.enforcing_consecutive_local_origin_failure);
+  c.enforcing_success_rate =
+      pct("outlier_detection.enforcing_success_rate", c.enforcing_success_rate);
+  c.enforcing_local_origin_success_rate =
+      pct("outlier_detection.enforcing_local_origin_success_rate",
+          c.enforcing_local_origin_success_rate);
+  c.enforcing_failure_percentage =
+      pct("outlier_detection.enforcing_failure_percentage", c.enforcing_failure_percentage);
+  c.enforcing_failure_percentage_local_origin =
+      pct("outlier_detection.enforcing_failure_percentage_local_origin",
+          c.enforcing_failure_percentage_local_origin);
+  return c;
+}
+
 // --- Stats -------------------------------------------------------------------
 
 OutlierDetectionStats::OutlierDetectionStats(stats::Scope s)
@@ -245,7 +308,18 @@ OutlierDetector::OutlierDetector(Cluster& cluster,
                                  stats::Store& store)
     : cluster_(cluster), config_(std::move(config)),
       stats_(stats::Scope(store, "cluster." + cluster.name() + ".outlier_detection.")),
-      now_([] { return std::chrono::steady_clock::now(); }) {}
+      now_([] { return std::chrono::steady_clock::now(); }) {
+  refreshEffective();
+}
+
+void OutlierDetector::refreshEffective() {
+  effective_ = config_->withRuntime();
+  consecutive_5xx_.store(effective_.consecutive_5xx, std::memory_order_relaxed);
+  consecutive_gateway_failure_.store(effective_.consecutive_gateway_failure,
+                                     std::memory_order_relaxed);
+  consecutive_local_origin_failure_.store(effective_.consecutive_local_origin_failure,
+                                          std::memory_order_relaxed);
+}
 
 OutlierDetector::~OutlierDetector() = default;
 
@@ -298,13 +372,14 @@ void OutlierDetector::reportExternal(const HostConstSharedPtr& host, uint64_t co
   s.record(HostOutlierState::kExternal, false);
   if (isGatewayError(code)) {
     if (s.consecutive_gateway_failure.fetch_add(1, std::memory_order_relaxed) + 1 ==
-        config_->consecutive_gateway_failure) {
+        consecutive_gateway_failure_.load(std::memory_order_relaxed)) {
       notifyMain(host, EjectionType::ConsecutiveGatewayFailure);
     }
   } else {
     s.consecutive_gateway_failure.store(0, std::memory_order_relaxed);
   }
-  if (s.consecutive_5xx.fetch_add(1, std::memory_order_relaxed) + 1 == config_->consecutive_5xx) {
+  if (s.consecutive_5xx.fetch_add(1, std::memory_order_relaxed) + 1 ==
+      consecutive_5xx_.load(std::memory_order_relaxed)) {
     notifyMain(host, EjectionType::Consecutive5xx);
   }
 }
@@ -313,7 +388,7 @@ void OutlierDetector::localOriginFailure(const HostConstSharedPtr& host) {
   HostOutlierState& s = host->outlier();
   s.record(HostOutlierState::kLocal, false);
   if (s.consecutive_local_origin_failure.fetch_add(1, std::memory_order_relaxed) + 1 ==
-      config_->consecutive_local_origin_failure) {
+      consecutive_local_origin_failure_.load(std::memory_order_relaxed)) {
     notifyMain(host, EjectionType::ConsecutiveLocalOriginFailure);
   }
 }
@@ -333,11 +408,12 @@ void OutlierDetector::notifyMain(const HostConstSharedPtr& host, EjectionType ty
 
 void OutlierDetector::start(event::Dispatcher& main) {
   main_ = &main;
+  refreshEffective();
   interval_timer_ = main.createTimer([this] {
     runInterval();
-    interval_timer_->enableTimer(config_->interval);
+    interval_timer_->enableTimer(effective_.interval);
   });
-  interval_timer_->enableTimer(config_->interval);
+  interval_timer_->enableTimer(effective_.interval);
 }
 
 bool OutlierDetector::isMember(const Host& host) const {
@@ -384,12 +460,13 @@ void OutlierDetector::onConsecutiveError(const HostConstSharedPtr& host, Ejectio
     break;
   }
   stats_.detected(type).inc();
+  refreshEffective();
   ejectHost(host, type);
   publishActive();
 }
 
 bool OutlierDetector::ejectHost(const HostConstSharedPtr& host, EjectionType type) {
-  const OutlierDetectionConfig& c = *config_;
+  const OutlierDetectionConfig& c = effective_;
   if (!ejectionAllowed(activeEjections(), cluster_.hosts().size(), c.max_ejection_percent,
                        c.always_eject_one_host)) {
     stats_.ejections_overflow.inc();
@@ -440,7 +517,8 @@ void OutlierDetector::onActiveHealthCheckSuccess(const HostConstSharedPtr& host)
 }
 
 void OutlierDetector::runInterval() {
-  const OutlierDetectionConfig& c = *config_;
+  refreshEffective();
+  const OutlierDetectionConfig& c = effective_;
   const auto now = now_();
   const auto& hosts = cluster_.hosts();
   // Per host: {external total, external successes, local total, local successes}.
@@ -473,7 +551,7 @@ void OutlierDetector::runInterval() {
 
 void OutlierDetector::processSuccessRates(HostOutlierState::Origin origin,
                                           const std::vector<std::array<uint64_t, 4>>& counts) {
-  const OutlierDetectionConfig& c = *config_;
+  const OutlierDetectionConfig& c = effective_;
   sr_numbers_[origin] = SuccessRateThreshold{};
   const auto& hosts = cluster_.hosts();
   const uint64_t sr_volume = std::max<uint64_t>(c.success_rate_request_volume, 1);

@@ -27,8 +27,12 @@
 // Threading: a detector belongs to its Cluster. put*() may be called from any
 // thread and never blocks; everything else runs on the main thread, after
 // start(). Reports before start() (or in --mode validate) only count.
+// Envoy's runtime keys (outlier_detection.*) override the configuration; the
+// main thread reads them at each interval and at each decision, and workers
+// see new consecutive thresholds from the next interval on.
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -99,6 +103,10 @@ struct OutlierDetectionConfig {
   static absl::StatusOr<std::shared_ptr<const OutlierDetectionConfig>>
   create(const envoy::config::cluster::v3::OutlierDetection& proto, const std::string& path);
   uint32_t enforcing(EjectionType t) const;
+  // This configuration with Envoy's runtime overrides applied (the global
+  // outlier_detection.* keys: consecutive_5xx, interval_ms, base_ejection_time_ms,
+  // max_ejection_percent, enforcing_*, ...).
+  OutlierDetectionConfig withRuntime() const;
 };
 
 // cluster.<name>.outlier_detection.*
@@ -187,6 +195,9 @@ public:
   SuccessRateThreshold successRateNumbers(HostOutlierState::Origin o) const {
     return sr_numbers_[o];
   }
+  // The settings in force: the configuration with the runtime's overrides as
+  // of the last interval (or the last main-thread decision).
+  const OutlierDetectionConfig& effective() const { return effective_; }
   // Tests: a fake clock and a seeded random source.
   void setTimeSource(TimeSource now) { now_ = std::move(now); }
   void seedRandom(uint32_t seed) { rng_.seed(seed); }
@@ -205,10 +216,19 @@ private:
   void processSuccessRates(HostOutlierState::Origin origin,
                            const std::vector<std::array<uint64_t, 4>>& counts);
   void publishActive();
+  // Re-reads the runtime's overrides (main thread) and hands workers the
+  // thresholds they compare against.
+  void refreshEffective();
 
   Cluster& cluster_;
   std::shared_ptr<const OutlierDetectionConfig> config_;
   OutlierDetectionStats stats_;
+  OutlierDetectionConfig effective_; // main thread
+  // The consecutive thresholds of effective_, for workers (relaxed; a runtime
+  // change reaches them at the next interval, so no worker reads the runtime).
+  std::atomic<uint32_t> consecutive_5xx_{0};
+  std::atomic<uint32_t> consecutive_gateway_failure_{0};
+  std::atomic<uint32_t> consecutive_local_origin_failure_{0};
   // Set once by start(), before any worker runs.
   event::Dispatcher* main_ = nullptr;
   event::TimerPtr interval_timer_;

@@ -212,6 +212,39 @@ class Mirrors(LegateTestCase):
         self.assertEqual(lg.stat("cluster.shadow.upstream_cx_connect_fail"), fails)
 
 
+class Runtime(OutlierCase):
+    def test_runtime_keys_override_the_configuration(self):
+        ups = [self.server(Switchable, "u%d" % i) for i in range(3)]
+        bad = ups[1]
+        bad.status = 503
+        rc = route_config([virtual_host("default", ["*"], [route({"prefix": "/"}, cluster="up")])])
+        config = http_bootstrap([static_cluster("up", [u.port for u in ups], outlier_detection={
+            "consecutive_5xx": 50, "interval": "0.2s", "base_ejection_time": "30s",
+            "max_ejection_percent": 50})], route_cfg=rc)
+        # Envoy's global keys: detect after 2 in a row, but do not enforce.
+        config["layered_runtime"] = {"layers": [
+            {"name": "base", "static_layer": {"outlier_detection": {
+                "consecutive_5xx": 2, "enforcing_consecutive_5xx": 0}}},
+            {"name": "admin", "admin_layer": {}}]}
+        lg = self.start_legate(config)
+        port = lg.port("http")
+        for i in range(60):
+            http_get(port, "/a%d" % i)
+            if lg.stat(OD + "ejections_detected_consecutive_5xx") >= 2:
+                break
+        lg.wait_for_stat(OD + "ejections_detected_consecutive_5xx", lambda v: v >= 2)
+        self.assertEqual(lg.stat(OD + "ejections_active"), 0)
+        # Enforcing through the admin layer: the next detection ejects.
+        self.assertEqual(lg.admin_post("/runtime_modify?"
+                                       "outlier_detection.enforcing_consecutive_5xx=100")[0], 200)
+        for i in range(60):
+            http_get(port, "/b%d" % i)
+            if lg.stat(OD + "ejections_active") >= 1:
+                break
+        lg.wait_for_stat(OD + "ejections_active", lambda v: v == 1)
+        self.assertEqual(ejected_ports(lg), [bad.port])
+
+
 class KilledHost(OutlierCase):
     def test_killed_host_is_ejected_no_client_failure_and_returns(self):
         ups = [self.server(HttpUpstream, name="u%d" % i) for i in range(3)]

@@ -3,6 +3,7 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "event/dispatcher.h"
 #include "gtest/gtest.h"
+#include "runtime/runtime.h"
 #include "upstream/cluster.h"
 #include "upstream/outlier_detection.h"
 
@@ -479,6 +480,33 @@ TEST_F(DetectorTest, PanicThresholdStillAppliesToEjectedHosts) {
   // Nothing healthy: the balancer panics and uses every host, as for active HC.
   EXPECT_EQ(balancedPorts(), (std::set<uint16_t>{2000, 2001}));
   EXPECT_GT(store_.counter("cluster.od.lb_healthy_panic").value(), 0u);
+}
+
+TEST_F(DetectorTest, RuntimeKeysOverrideTheConfiguration) {
+  runtime::Layer layer;
+  layer.name = "static";
+  layer.values = {{"outlier_detection.consecutive_5xx", "2"},
+                  {"outlier_detection.base_ejection_time_ms", "500"},
+                  {"outlier_detection.max_ejection_percent", "100"},
+                  {"outlier_detection.interval_ms", "250"}};
+  runtime::setLoader(std::make_shared<runtime::Loader>(std::vector<runtime::Layer>{layer}));
+  OD od;
+  od.mutable_consecutive_5xx()->set_value(50);
+  build(2, od);
+  od_->start(dispatcher_);
+  EXPECT_EQ(od_->effective().consecutive_5xx, 2u);
+  EXPECT_EQ(od_->effective().interval, milliseconds(250));
+  EXPECT_EQ(od_->config().consecutive_5xx, 50u) << "the configuration itself is unchanged";
+  od_->putHttpResponseCode(host(0), 503);
+  od_->putHttpResponseCode(host(0), 503);
+  drainPosts();
+  EXPECT_TRUE(ejected(0)) << "2 of 2 hosts may go with the runtime's 100%";
+  advance(milliseconds(500));
+  od_->runInterval();
+  EXPECT_FALSE(ejected(0));
+  runtime::setLoader(std::make_shared<runtime::Loader>());
+  od_->runInterval();
+  EXPECT_EQ(od_->effective().consecutive_5xx, 50u);
 }
 
 } // namespace
