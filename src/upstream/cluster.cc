@@ -117,6 +117,27 @@ bool isPrime(uint64_t n) {
 int64_t toMillis(const google::protobuf::Duration& d) {
   return google::protobuf::util::TimeUtil::DurationToMilliseconds(d);
 }
+
+// slow_start_config; nullopt when it has no window (slow start off).
+absl::StatusOr<std::optional<upstream::Cluster::SlowStart>>
+parseSlowStart(const ClusterProto::SlowStartConfig& proto, const std::string& path) {
+  if (!proto.has_slow_start_window() || toMillis(proto.slow_start_window()) <= 0) {
+    return std::nullopt;
+  }
+  upstream::Cluster::SlowStart ss;
+  ss.window = std::chrono::milliseconds(toMillis(proto.slow_start_window()));
+  if (proto.has_aggression()) {
+    ss.aggression = proto.aggression().default_value();
+    ss.aggression_key = proto.aggression().runtime_key();
+    if (!(ss.aggression > 0)) {
+      return absl::InvalidArgumentError(path + ".aggression.default_value: must be greater than 0");
+    }
+  }
+  if (proto.has_min_weight_percent()) {
+    ss.min_weight_percent = std::clamp(proto.min_weight_percent().value(), 0.0, 100.0);
+  }
+  return ss;
+}
 } // namespace
 
 absl::Status upstream::Cluster::parseHttpProtocolOptions(const ClusterProto& proto,
@@ -173,9 +194,16 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
   case ClusterProto::ROUND_ROBIN:
     c.lb_policy_ = LbPolicy::RoundRobin;
     if (proto.has_round_robin_lb_config()) {
-      return config::rejectUnsupportedFields(proto.round_robin_lb_config(),
-                                             {"slow_start_config", "locality_lb_config"},
-                                             where + ".round_robin_lb_config");
+      const std::string path = where + ".round_robin_lb_config";
+      if (auto st = config::rejectUnsupportedFields(proto.round_robin_lb_config(),
+                                                    {"locality_lb_config"}, path);
+          !st.ok()) {
+        return st;
+      }
+      auto ss = parseSlowStart(proto.round_robin_lb_config().slow_start_config(),
+                               path + ".slow_start_config");
+      if (!ss.ok()) return ss.status();
+      c.slow_start_ = *ss;
     }
     return absl::OkStatus();
   case ClusterProto::RANDOM:
@@ -184,12 +212,15 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
   case ClusterProto::LEAST_REQUEST: {
     c.lb_policy_ = LbPolicy::LeastRequest;
     const auto& lr = proto.least_request_lb_config();
-    if (auto st = config::rejectUnsupportedFields(
-            lr, {"slow_start_config", "locality_lb_config", "selection_method"},
-            where + ".least_request_lb_config");
+    if (auto st = config::rejectUnsupportedFields(lr, {"locality_lb_config", "selection_method"},
+                                                  where + ".least_request_lb_config");
         !st.ok()) {
       return st;
     }
+    auto ss = parseSlowStart(lr.slow_start_config(),
+                             where + ".least_request_lb_config.slow_start_config");
+    if (!ss.ok()) return ss.status();
+    c.slow_start_ = *ss;
     if (lr.has_choice_count()) c.choice_count_ = std::max<uint32_t>(2, lr.choice_count().value());
     if (lr.has_active_request_bias()) {
       // No runtime layer yet: the default value applies (as when the key is absent).
@@ -302,7 +333,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     const auto& lb = proto.common_lb_config();
     if (auto st = config::rejectUnsupportedFields(
             lb,
-            {"zone_aware_lb_config", "locality_weighted_lb_config", "update_merge_window",
+            {"zone_aware_lb_config", "update_merge_window",
              "ignore_new_hosts_until_first_hc", "close_connections_on_host_set_change",
              "consistent_hashing_lb_config", "override_host_status"},
             where + ".common_lb_config");
@@ -311,6 +342,14 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     }
     if (lb.has_healthy_panic_threshold()) {
       c->panic_threshold_ = std::clamp(lb.healthy_panic_threshold().value(), 0.0, 100.0);
+    }
+    if (lb.has_locality_weighted_lb_config()) {
+      if (c->lb_policy_ == LbPolicy::RingHash || c->lb_policy_ == LbPolicy::Maglev) {
+        return absl::InvalidArgumentError(
+            where + ".common_lb_config.locality_weighted_lb_config: not implemented by legate "
+                    "with RING_HASH or MAGLEV (ROUND_ROBIN, LEAST_REQUEST and RANDOM have it)");
+      }
+      c->locality_weighted_ = true;
     }
   }
   auto hosts = parseLoadAssignment(proto, where, *c);
@@ -353,6 +392,22 @@ upstream::Cluster::parseLoadAssignment(const ClusterProto& proto, const std::str
   }
   if (!la.named_endpoints().empty()) {
     return absl::InvalidArgumentError(la_path + ".named_endpoints: not implemented by legate");
+  }
+  // Locality weights (used with locality_weighted_lb_config); one entry per
+  // locality and priority, as in Envoy.
+  for (int i = 0; i < la.endpoints_size(); ++i) {
+    const auto& locality = la.endpoints(i);
+    const Locality loc{locality.locality().region(), locality.locality().zone(),
+                       locality.locality().sub_zone()};
+    const uint32_t weight =
+        locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0;
+    if (!c.locality_weights_.emplace(std::make_pair(locality.priority(), loc), weight).second &&
+        c.locality_weighted_) {
+      return absl::InvalidArgumentError(la_path + ".endpoints[" + std::to_string(i) +
+                                        "].locality: the same locality appears twice at "
+                                        "priority " +
+                                        std::to_string(locality.priority()));
+    }
   }
   std::vector<HostConstSharedPtr> hosts;
   if (c.dns_) {
@@ -406,6 +461,12 @@ void upstream::Cluster::setHosts(std::vector<HostConstSharedPtr> hosts) {
     }
   }
   const bool changed = !removed.empty() || hosts.size() != members_.size();
+  const auto now = clock_();
+  for (const auto& h : hosts) {
+    if (std::find(members_.begin(), members_.end(), h) == members_.end()) {
+      h->setActiveSince(now); // a new member: slow start runs from here
+    }
+  }
   members_ = std::move(hosts);
   if (changed) {
     stats_->membership_change.inc();
@@ -426,22 +487,67 @@ void upstream::Cluster::publish() {
     levels = std::max(levels, h->priority() + 1);
   }
   snap->priorities.resize(levels);
-  for (const auto& h : members_) {
-    HostSet& set = snap->priorities[h->priority()];
-    set.all.add(h);
+  auto add_to = [](HostList& all, HostList& healthy, HostList& degraded,
+                   const HostConstSharedPtr& h) {
+    all.add(h);
     switch (h->health()) {
     case Host::Health::Healthy:
-      set.healthy.add(h);
-      ++snap->healthy;
+      healthy.add(h);
       break;
     case Host::Health::Degraded:
-      set.degraded.add(h);
-      ++snap->degraded;
+      degraded.add(h);
       break;
     case Host::Health::Unhealthy:
       break;
     }
+  };
+  for (const auto& h : members_) {
+    HostSet& set = snap->priorities[h->priority()];
+    add_to(set.all, set.healthy, set.degraded, h);
+    if (locality_weighted_) {
+      auto it = std::find_if(set.localities.begin(), set.localities.end(),
+                             [&](const LocalityHosts& l) { return l.locality == h->locality(); });
+      if (it == set.localities.end()) {
+        LocalityHosts& l = set.localities.emplace_back();
+        l.locality = h->locality();
+        auto w = locality_weights_.find({h->priority(), h->locality()});
+        l.weight = w == locality_weights_.end() ? 0 : w->second;
+        it = set.localities.end() - 1;
+      }
+      add_to(it->all, it->healthy, it->degraded, h);
+    }
   }
+  uint32_t states = 0;
+  auto slow_start_until = std::chrono::steady_clock::time_point{};
+  for (auto& set : snap->priorities) {
+    snap->healthy += set.healthy.hosts.size();
+    snap->degraded += set.degraded.hosts.size();
+    for (HostList* list : {&set.all, &set.healthy, &set.degraded}) {
+      list->state_index = states++;
+    }
+    for (auto& l : set.localities) {
+      for (HostList* list : {&l.all, &l.healthy, &l.degraded}) {
+        list->state_index = states++;
+      }
+      set.healthy_localities.effective.push_back(localityEffectiveWeight(
+          l.weight, l.healthy.hosts.size(), l.all.hosts.size(), overprovisioning_factor_));
+      set.degraded_localities.effective.push_back(localityEffectiveWeight(
+          l.weight, l.degraded.hosts.size(), l.all.hosts.size(), overprovisioning_factor_));
+    }
+    for (LocalityWeights* lw : {&set.healthy_localities, &set.degraded_localities}) {
+      for (double w : lw->effective) lw->total += w;
+      lw->state_index = states++;
+    }
+    if (slow_start_) {
+      for (const HostList* list : {&set.healthy, &set.degraded}) {
+        for (const auto& h : list->hosts) {
+          slow_start_until = std::max(slow_start_until, h->activeSince() + slow_start_->window);
+        }
+      }
+    }
+  }
+  snap->state_count = states;
+  snap->slow_start_until = slow_start_until;
   snap->total = members_.size();
   if (lb_policy_ == LbPolicy::RingHash || lb_policy_ == LbPolicy::Maglev) {
     for (auto& set : snap->priorities) {

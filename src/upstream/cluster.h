@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -108,6 +109,13 @@ enum class LbPolicy { RoundRobin, Random, LeastRequest, RingHash, Maglev };
 class Cluster {
 public:
   using ClusterProto = envoy::config::cluster::v3::Cluster;
+  // slow_start_config of ROUND_ROBIN / LEAST_REQUEST.
+  struct SlowStart {
+    std::chrono::milliseconds window{0};
+    double aggression = 1.0;      // aggression.default_value
+    std::string aggression_key;   // aggression.runtime_key (may be empty)
+    double min_weight_percent = 10.0;
+  };
   // Validates what legate supports of the proto; errors start with the field
   // path under `where` (the cluster's own path, e.g. "static_resources.clusters[0]").
   static absl::StatusOr<std::shared_ptr<Cluster>>
@@ -146,6 +154,10 @@ public:
   }
   // The snapshot balancers use now.
   std::shared_ptr<const HostSnapshot> snapshot() const { return snapshot_.load(); }
+  // Tests: the clock slow start reads (default: steady_clock). Set before any
+  // host is added that should start at the new clock's time.
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  void setClockForTest(Clock clock) { clock_ = std::move(clock); }
 
   // --- Any thread -----------------------------------------------------------
   // Picks a host for a new upstream request/connection on worker `worker`;
@@ -180,8 +192,14 @@ private:
   parseLoadAssignment(const ClusterProto& proto, const std::string& where, Cluster& c);
   void publish();
 
-  // Per-worker load-balancer state, padded to its own cache line. Lists are
-  // indexed priority * 3 + {0: all (panic), 1: healthy, 2: degraded}.
+  // What a pick in slow start needs: the time and the aggression now.
+  struct Ramp {
+    std::chrono::steady_clock::time_point now;
+    double aggression;
+  };
+  double rampedWeight(const Host& h, const Ramp& ramp) const;
+  // Per-worker load-balancer state, padded to its own cache line. States are
+  // indexed by HostList::state_index / LocalityWeights::state_index.
   struct ListState {
     uint64_t rr_index = 0;
     std::vector<double> current_weights; // smooth weighted round robin
@@ -194,10 +212,12 @@ private:
   };
   HostConstSharedPtr pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const;
   HostConstSharedPtr pickFromList(const HostList& list, ListState& ls, std::minstd_rand& rng,
-                                  std::optional<uint64_t> hash) const;
-  HostConstSharedPtr roundRobin(const HostList& list, ListState& ls) const;
+                                  std::optional<uint64_t> hash, const Ramp* ramp) const;
+  HostConstSharedPtr roundRobin(const HostList& list, ListState& ls, const Ramp* ramp) const;
   HostConstSharedPtr leastRequestChoices(const HostList& list, std::minstd_rand& rng) const;
-  HostConstSharedPtr leastRequestWeighted(const HostList& list, ListState& ls) const;
+  HostConstSharedPtr leastRequestWeighted(const HostList& list, ListState& ls,
+                                          const Ramp* ramp) const;
+  static size_t pickLocality(const LocalityWeights& weights, ListState& ls);
   static absl::Status parseLbPolicy(const ClusterProto& proto, const std::string& where,
                                     Cluster& c);
 
@@ -215,6 +235,12 @@ private:
   uint64_t maglev_table_size_ = 65537; // maglev_lb_config
   uint32_t overprovisioning_factor_ = 140;
   double panic_threshold_ = 50.0;
+  std::optional<SlowStart> slow_start_;
+  Clock clock_ = [] { return std::chrono::steady_clock::now(); };
+  // common_lb_config.locality_weighted_lb_config, and the localities' weights
+  // by (priority, locality).
+  bool locality_weighted_ = false;
+  std::map<std::pair<uint32_t, Locality>, uint32_t> locality_weights_;
   std::unique_ptr<ClusterStats> stats_;
   std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;
   uint32_t max_requests_per_connection_ = 0;

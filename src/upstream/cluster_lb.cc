@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/runtime.h"
 #include "upstream/cluster.h"
 #include "upstream/hash_lb.h"
 
@@ -17,7 +18,7 @@ HostConstSharedPtr Cluster::chooseHost(uint32_t worker, LoadBalancerContext* ctx
     // starts over (it is indexed by the old lists).
     st.snapshot = snapshot_.load();
     st.version = st.snapshot->version;
-    st.lists.assign(st.snapshot->priorities.size() * 3, ListState{});
+    st.lists.assign(st.snapshot->state_count, ListState{});
   }
   HostConstSharedPtr host = pickOnce(st, ctx);
   if (ctx == nullptr) {
@@ -67,19 +68,67 @@ HostConstSharedPtr Cluster::pickOnce(WorkerLbState& st, LoadBalancerContext* ctx
   const HostSet& set = snap.priorities[level];
   const HostList* list = which == 1 ? &set.healthy : &set.degraded;
   if (ps.panic[level]) {
+    // Panic balances over every host of the level, localities aside (Envoy).
     stats_->lb_healthy_panic.inc();
     list = &set.all;
-    which = 0;
+  } else if (locality_weighted_) {
+    // A locality by its effective weight, then a host of it.
+    const LocalityWeights& lw = which == 1 ? set.healthy_localities : set.degraded_localities;
+    if (lw.total > 0) {
+      const LocalityHosts& l = set.localities[pickLocality(lw, st.lists[lw.state_index])];
+      list = which == 1 ? &l.healthy : &l.degraded;
+    }
   }
   if (list->hosts.empty()) {
     return nullptr;
   }
-  return pickFromList(*list, st.lists[level * 3 + which], st.rng, hash);
+  // slow_start_config: while a usable host is still ramping up, weights are ramped.
+  std::optional<Ramp> ramp;
+  if (slow_start_) {
+    const auto now = clock_();
+    if (now < snap.slow_start_until) {
+      double aggression = slow_start_->aggression;
+      if (!slow_start_->aggression_key.empty()) {
+        aggression = runtime::snapshot()->getDouble(slow_start_->aggression_key, aggression);
+        if (!(aggression > 0)) aggression = 1.0;
+      }
+      ramp = Ramp{now, aggression};
+    }
+  }
+  return pickFromList(*list, st.lists[list->state_index], st.rng, hash, ramp ? &*ramp : nullptr);
+}
+
+size_t Cluster::pickLocality(const LocalityWeights& weights, ListState& ls) {
+  // Smooth weighted round robin over the localities' effective weights.
+  const auto& w = weights.effective;
+  if (ls.current_weights.size() != w.size()) ls.current_weights.assign(w.size(), 0);
+  size_t best = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    ls.current_weights[i] += w[i];
+    if (ls.current_weights[i] > ls.current_weights[best]) best = i;
+  }
+  ls.current_weights[best] -= weights.total;
+  return best;
+}
+
+double Cluster::rampedWeight(const Host& h, const Ramp& ramp) const {
+  // Envoy's slow start: weight x max(min_weight_percent, time_factor^(1/aggression)),
+  // time_factor = max(seconds since the host became active, 1) / window.
+  const double weight = h.weight();
+  const auto since = ramp.now - h.activeSince();
+  if (since >= slow_start_->window) return weight;
+  const double seconds =
+      std::max(1.0, std::chrono::duration<double>(since).count());
+  const double factor =
+      seconds / std::chrono::duration<double>(slow_start_->window).count();
+  const double scale = std::max(slow_start_->min_weight_percent / 100.0,
+                                std::pow(std::min(factor, 1.0), 1.0 / ramp.aggression));
+  return weight * scale;
 }
 
 HostConstSharedPtr Cluster::pickFromList(const HostList& list, ListState& ls,
-                                                   std::minstd_rand& rng,
-                                                   std::optional<uint64_t> hash) const {
+                                         std::minstd_rand& rng, std::optional<uint64_t> hash,
+                                         const Ramp* ramp) const {
   const auto& hosts = list.hosts;
   const size_t n = hosts.size();
   switch (lb_policy_) {
@@ -92,15 +141,16 @@ HostConstSharedPtr Cluster::pickFromList(const HostList& list, ListState& ls,
     return list.hash_table->pick(h);
   }
   case LbPolicy::LeastRequest:
-    return list.weighted ? leastRequestWeighted(list, ls) : leastRequestChoices(list, rng);
+    return list.weighted || ramp != nullptr ? leastRequestWeighted(list, ls, ramp)
+                                            : leastRequestChoices(list, rng);
   case LbPolicy::RoundRobin:
     break;
   }
-  return roundRobin(list, ls);
+  return roundRobin(list, ls, ramp);
 }
 
 HostConstSharedPtr Cluster::leastRequestChoices(const HostList& list,
-                                                          std::minstd_rand& rng) const {
+                                                std::minstd_rand& rng) const {
   // Power of choice_count choices: the least loaded of that many random picks.
   const auto& hosts = list.hosts;
   const HostConstSharedPtr* best = nullptr;
@@ -116,9 +166,9 @@ HostConstSharedPtr Cluster::leastRequestChoices(const HostList& list,
   return *best;
 }
 
-HostConstSharedPtr Cluster::leastRequestWeighted(const HostList& list,
-                                                           ListState& ls) const {
-  // Weights differ: each host's effective weight is
+HostConstSharedPtr Cluster::leastRequestWeighted(const HostList& list, ListState& ls,
+                                                 const Ramp* ramp) const {
+  // Weights differ (or ramp up in slow start): each host's effective weight is
   // weight / (active_requests + 1)^active_request_bias, interleaved by smooth
   // weighted round robin, so a busy host gets proportionally fewer requests.
   const auto& hosts = list.hosts;
@@ -129,9 +179,10 @@ HostConstSharedPtr Cluster::leastRequestWeighted(const HostList& list,
   for (size_t i = 0; i < n; ++i) {
     const double active =
         static_cast<double>(hosts[i]->stats().rq_active.load(std::memory_order_relaxed));
+    const double weight = ramp != nullptr ? rampedWeight(*hosts[i], *ramp) : hosts[i]->weight();
     const double w = active_request_bias_ == 0
-                         ? hosts[i]->weight()
-                         : hosts[i]->weight() / std::pow(active + 1, active_request_bias_);
+                         ? weight
+                         : weight / std::pow(active + 1, active_request_bias_);
     total += w;
     ls.current_weights[i] += w;
     if (ls.current_weights[i] > ls.current_weights[best]) best = i;
@@ -140,10 +191,11 @@ HostConstSharedPtr Cluster::leastRequestWeighted(const HostList& list,
   return hosts[best];
 }
 
-HostConstSharedPtr Cluster::roundRobin(const HostList& list, ListState& ls) const {
+HostConstSharedPtr Cluster::roundRobin(const HostList& list, ListState& ls,
+                                       const Ramp* ramp) const {
   const auto& hosts = list.hosts;
   const size_t n = hosts.size();
-  if (!list.weighted) {
+  if (!list.weighted && ramp == nullptr) {
     return hosts[ls.rr_index++ % n];
   }
   // Smooth weighted round robin: every pick raises each host by its weight and
@@ -152,13 +204,16 @@ HostConstSharedPtr Cluster::roundRobin(const HostList& list, ListState& ls) cons
     ls.current_weights.assign(n, 0);
   }
   size_t best = 0;
+  double total = 0;
   for (size_t i = 0; i < n; ++i) {
-    ls.current_weights[i] += hosts[i]->weight();
+    const double w = ramp != nullptr ? rampedWeight(*hosts[i], *ramp) : hosts[i]->weight();
+    total += w;
+    ls.current_weights[i] += w;
     if (ls.current_weights[i] > ls.current_weights[best]) {
       best = i;
     }
   }
-  ls.current_weights[best] -= static_cast<double>(list.total_weight);
+  ls.current_weights[best] -= total;
   return hosts[best];
 }
 

@@ -332,6 +332,7 @@ private:
         // The first check after start counts as enough (Envoy).
         if (first_ || successes_ >= cfg.healthy_threshold) {
           host_->healthFlagClear(Host::HealthFlag::FAILED_ACTIVE_HC);
+          host_->setActiveSince(std::chrono::steady_clock::now()); // slow start begins
           changed = true;
         }
       }

@@ -110,6 +110,17 @@ public:
   // As Envoy's /clusters prints health_flags: "healthy", or "/failed_active_hc/..." per flag.
   std::string healthFlagsString() const;
 
+  // Since when the host has served: when it joined the cluster, or last became
+  // healthy through active health checking (slow_start_config ramps from
+  // here). Main thread sets; any thread reads.
+  std::chrono::steady_clock::time_point activeSince() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(active_since_.load(std::memory_order_relaxed)));
+  }
+  void setActiveSince(std::chrono::steady_clock::time_point t) const {
+    active_since_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
 private:
   const network::Address address_;
   const std::string hostname_;
@@ -117,6 +128,8 @@ private:
   const uint32_t weight_;
   const uint32_t priority_;
   mutable std::atomic<uint32_t> health_flags_{0};
+  mutable std::atomic<std::chrono::steady_clock::rep> active_since_{
+      std::chrono::steady_clock::now().time_since_epoch().count()};
   mutable HostStats stats_;
   mutable HostOutlierState outlier_;
 };

@@ -12,6 +12,14 @@ void HostList::add(HostConstSharedPtr h) {
   hosts.push_back(std::move(h));
 }
 
+double localityEffectiveWeight(uint32_t weight, size_t usable, size_t total,
+                               uint32_t overprovisioning_factor) {
+  if (total == 0 || weight == 0) return 0;
+  const double availability =
+      static_cast<double>(usable) * overprovisioning_factor / 100.0 / static_cast<double>(total);
+  return weight * std::min(1.0, availability);
+}
+
 namespace {
 
 // A level's availability in percent: its share of usable hosts, scaled up by

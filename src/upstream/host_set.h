@@ -7,6 +7,7 @@
 // health changes and is never modified afterwards; workers hold it through a
 // shared_ptr (see Cluster), so reading it takes no lock.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -23,14 +24,38 @@ struct HostList {
   uint64_t total_weight = 0;
   bool weighted = false; // some weights differ
   std::shared_ptr<const HashTable> hash_table; // RING_HASH and MAGLEV only
+  uint32_t state_index = 0; // where each worker keeps its balancer state for this list
   void add(HostConstSharedPtr h);
 };
+
+// The hosts of one locality of a priority level (locality-weighted balancing).
+struct LocalityHosts {
+  Locality locality;
+  uint32_t weight = 0; // LocalityLbEndpoints.load_balancing_weight (unset: 0, no traffic)
+  HostList all;
+  HostList healthy;
+  HostList degraded;
+};
+
+// Envoy's effective locality weights of a level, for its healthy or its
+// degraded hosts: weight x min(1, overprovisioning x usable / total).
+struct LocalityWeights {
+  std::vector<double> effective; // by index into HostSet::localities
+  double total = 0;              // 0: no locality is usable, balance over the level
+  uint32_t state_index = 0;      // the workers' weighted round robin state over localities
+};
+double localityEffectiveWeight(uint32_t weight, size_t usable, size_t total,
+                               uint32_t overprovisioning_factor);
 
 // The hosts of one priority level.
 struct HostSet {
   HostList all;
   HostList healthy;
   HostList degraded;
+  // With locality_weighted_lb_config only.
+  std::vector<LocalityHosts> localities;
+  LocalityWeights healthy_localities;
+  LocalityWeights degraded_localities;
 };
 
 // Host counts of one priority level, the input to the priority load.
@@ -38,6 +63,9 @@ struct HostAvailability {
   size_t total = 0;
   size_t healthy = 0;
   size_t degraded = 0;
+  uint32_t state_count = 0; // balancer states a worker keeps (see HostList::state_index)
+  // slow_start_config: until when some usable host is still ramping up.
+  std::chrono::steady_clock::time_point slow_start_until{};
 };
 
 // Envoy's priority load: the percentage of traffic each level takes for its
@@ -61,6 +89,9 @@ struct HostSnapshot {
   size_t total = 0;
   size_t healthy = 0;
   size_t degraded = 0;
+  uint32_t state_count = 0; // balancer states a worker keeps (see HostList::state_index)
+  // slow_start_config: until when some usable host is still ramping up.
+  std::chrono::steady_clock::time_point slow_start_until{};
 };
 
 } // namespace legate::upstream

@@ -7,6 +7,8 @@
 #include "gtest/gtest.h"
 #include "upstream/cluster.h"
 #include "upstream/cluster_manager.h"
+#include "runtime/runtime.h"
+#include <cmath>
 
 namespace legate::upstream {
 namespace {
@@ -427,6 +429,181 @@ TEST(LoadBalancerTest, WeightedLeastRequestScalesWeightsByLoad) {
   EXPECT_EQ(counts[2], 3000);
 }
 
+// A cluster with slow start whose clock the test moves; hosts on ports 1 and
+// 2 were there from the start (past their window), host 3 joins at time 0.
+struct SlowStartFixture {
+  SlowStartFixture(envoy::config::cluster::v3::Cluster::LbPolicy policy, double aggression,
+                   double min_weight_percent = -1) {
+    auto proto = makeCluster("ss", {{1, 0}, {2, 0}});
+    proto.set_lb_policy(policy);
+    auto* ss = policy == envoy::config::cluster::v3::Cluster::ROUND_ROBIN
+                   ? proto.mutable_round_robin_lb_config()->mutable_slow_start_config()
+                   : proto.mutable_least_request_lb_config()->mutable_slow_start_config();
+    ss->mutable_slow_start_window()->set_seconds(100);
+    ss->mutable_aggression()->set_default_value(aggression);
+    ss->mutable_aggression()->set_runtime_key("ss.aggression");
+    if (min_weight_percent >= 0) ss->mutable_min_weight_percent()->set_value(min_weight_percent);
+    auto c = Cluster::create(proto, store, 1);
+    EXPECT_TRUE(c.ok()) << c.status();
+    cluster = *c;
+    start = std::chrono::steady_clock::now();
+    cluster->setClockForTest([this] { return start + offset; });
+    for (const auto& h : cluster->hosts()) h->setActiveSince(start - std::chrono::hours(1));
+    auto hosts = cluster->hosts();
+    hosts.push_back(std::make_shared<Host>(*network::Address::fromIpPort("127.0.0.1", 3), 1));
+    cluster->setHosts(hosts); // the new host's window starts now (offset 0)
+  }
+  // The new host's share of `n` picks at `seconds` into its window.
+  double newShare(double seconds, int n = 3000) {
+    offset = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(seconds));
+    return countPicks(*cluster, n)[3] / static_cast<double>(n);
+  }
+  stats::Store store;
+  std::shared_ptr<Cluster> cluster;
+  std::chrono::steady_clock::time_point start;
+  std::chrono::steady_clock::duration offset{0};
+};
+
+// The new host's expected share with two full-weight hosts beside it.
+double expectedShare(double seconds, double aggression, double min_percent = 10) {
+  const double f = std::max(min_percent / 100, std::pow(std::max(seconds, 1.0) / 100, 1 / aggression));
+  return f / (2 + f);
+}
+
+TEST(LoadBalancerTest, SlowStartRampsANewHostsWeightLinearly) {
+  SlowStartFixture fx(envoy::config::cluster::v3::Cluster::ROUND_ROBIN, 1.0);
+  // Under min_weight_percent the floor (10%) holds; then weight x t / window.
+  for (double t : {0.0, 5.0, 25.0, 50.0, 75.0, 99.0}) {
+    EXPECT_NEAR(fx.newShare(t), expectedShare(t, 1.0), 0.005) << "at " << t << " s";
+  }
+  EXPECT_NEAR(fx.newShare(0), 0.1 / 2.1, 0.005);
+  EXPECT_NEAR(fx.newShare(50), 0.5 / 2.5, 0.005);
+  // After the window: an equal third, plain round robin.
+  EXPECT_NEAR(fx.newShare(100), 1.0 / 3, 0.001);
+  EXPECT_NEAR(fx.newShare(1000), 1.0 / 3, 0.001);
+}
+
+TEST(LoadBalancerTest, SlowStartAggressionAndMinWeightShapeTheRamp) {
+  // aggression 2: time_factor^(1/2) (a faster start).
+  SlowStartFixture fast(envoy::config::cluster::v3::Cluster::ROUND_ROBIN, 2.0);
+  EXPECT_NEAR(fast.newShare(25), 0.5 / 2.5, 0.005);
+  EXPECT_NEAR(fast.newShare(64), 0.8 / 2.8, 0.005);
+  // aggression 0.5: time_factor^2 (a slower start), above a 20% floor.
+  SlowStartFixture slow(envoy::config::cluster::v3::Cluster::ROUND_ROBIN, 0.5, 20);
+  EXPECT_NEAR(slow.newShare(10), 0.2 / 2.2, 0.005);  // 0.01 is under the floor
+  EXPECT_NEAR(slow.newShare(70), 0.49 / 2.49, 0.005);
+  // The aggression comes from the runtime when its key is set there.
+  SlowStartFixture rt(envoy::config::cluster::v3::Cluster::ROUND_ROBIN, 1.0);
+  runtime::Layer layer;
+  layer.name = "static";
+  layer.values["ss.aggression"] = "2";
+  runtime::setLoader(std::make_shared<runtime::Loader>(std::vector<runtime::Layer>{layer}));
+  EXPECT_NEAR(rt.newShare(25), 0.5 / 2.5, 0.005);
+  runtime::setLoader(std::make_shared<runtime::Loader>());
+  EXPECT_NEAR(rt.newShare(25), 0.25 / 2.25, 0.005);
+}
+
+TEST(LoadBalancerTest, SlowStartWithLeastRequestAndAfterActiveHealthChecks) {
+  SlowStartFixture fx(envoy::config::cluster::v3::Cluster::LEAST_REQUEST, 1.0);
+  EXPECT_NEAR(fx.newShare(50), 0.5 / 2.5, 0.01);
+  EXPECT_NEAR(fx.newShare(200, 6000), 1.0 / 3, 0.05); // random choices again
+  // A host that becomes healthy again (active HC) starts a new window.
+  const auto& host = fx.cluster->hosts()[0];
+  host->setActiveSince(fx.start + std::chrono::seconds(200));
+  fx.cluster->refreshHealth();
+  // Host 1 at 25 s into its window: 0.25 against 1 + 1.
+  fx.offset = std::chrono::seconds(225);
+  auto counts = countPicks(*fx.cluster, 3000);
+  EXPECT_NEAR(counts[1] / 3000.0, 0.25 / 2.25, 0.01);
+}
+
+// A cluster of localities: {zone, locality weight, hosts (port, healthy)}.
+struct LocalitySpec {
+  std::string zone;
+  int weight; // 0: unset
+  std::vector<std::pair<int, bool>> hosts;
+};
+envoy::config::cluster::v3::Cluster localityCluster(const std::vector<LocalitySpec>& spec) {
+  envoy::config::cluster::v3::Cluster c;
+  c.set_name("loc");
+  c.mutable_common_lb_config()->mutable_locality_weighted_lb_config();
+  for (const auto& l : spec) {
+    auto* loc = c.mutable_load_assignment()->add_endpoints();
+    loc->mutable_locality()->set_zone(l.zone);
+    if (l.weight > 0) loc->mutable_load_balancing_weight()->set_value(l.weight);
+    for (auto [port, healthy] : l.hosts) {
+      auto* lbe = loc->add_lb_endpoints();
+      auto* sa = lbe->mutable_endpoint()->mutable_address()->mutable_socket_address();
+      sa->set_address("127.0.0.1");
+      sa->set_port_value(port);
+      if (!healthy) lbe->set_health_status(envoy::config::core::v3::UNHEALTHY);
+    }
+  }
+  return c;
+}
+
+TEST(LoadBalancerTest, LocalityWeightsSplitTrafficThenHostsShareTheirLocality) {
+  stats::Store store;
+  // X weight 1 (ports 1, 2), Y weight 2 (ports 3, 4, 5), Z no weight (port 6).
+  auto c = Cluster::create(localityCluster({{"x", 1, {{1, true}, {2, true}}},
+                                            {"y", 2, {{3, true}, {4, true}, {5, true}}},
+                                            {"z", 0, {{6, true}}}}),
+                           store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto counts = countPicks(**c, 6000);
+  EXPECT_NEAR(counts[1] + counts[2], 2000, 60);
+  EXPECT_NEAR(counts[1], 1000, 60);
+  EXPECT_NEAR(counts[3] + counts[4] + counts[5], 4000, 60);
+  EXPECT_NEAR(counts[3], 1333, 60);
+  EXPECT_EQ(counts[6], 0); // a locality without a weight gets nothing
+}
+
+TEST(LoadBalancerTest, LocalityWeightFollowsItsHealthWithOverprovisioning) {
+  // Envoy's table: X weight 1, Y weight 2 (all healthy); X's share by its
+  // healthy fraction: 100% -> 33%, 70% -> 33%, 50% -> 26%, 25% -> 15%, 0% -> 0%.
+  struct Case {
+    int healthy_of_x; // of 20
+    double share;
+  };
+  for (auto [healthy, share] : std::vector<Case>{{20, 1.0 / 3}, {14, 0.98 / 2.98},
+                                                  {10, 0.7 / 2.7}, {5, 0.35 / 2.35}, {0, 0.0}}) {
+    std::vector<std::pair<int, bool>> x;
+    for (int i = 0; i < 20; ++i) x.push_back({100 + i, i < healthy});
+    stats::Store store;
+    auto proto = localityCluster({{"x", 1, x}, {"y", 2, {{1, true}, {2, true}}}});
+    // Without panic (most of the level's hosts may be down here).
+    proto.mutable_common_lb_config()->mutable_healthy_panic_threshold()->set_value(0);
+    auto c = Cluster::create(proto, store, 1);
+    ASSERT_TRUE(c.ok()) << c.status();
+    auto counts = countPicks(**c, 10000);
+    const double got = 1.0 - (counts[1] + counts[2]) / 10000.0;
+    EXPECT_NEAR(got, share, 0.01) << healthy << " of 20 healthy in X";
+  }
+  EXPECT_NEAR(localityEffectiveWeight(1, 10, 20, 140), 0.7, 1e-9);
+  EXPECT_NEAR(localityEffectiveWeight(3, 20, 20, 140), 3.0, 1e-9);
+  EXPECT_EQ(localityEffectiveWeight(0, 20, 20, 140), 0.0);
+}
+
+TEST(LoadBalancerTest, LocalityWeightingIsRefusedWithHashingAndDuplicates) {
+  stats::Store store;
+  auto proto = localityCluster({{"x", 1, {{1, true}}}});
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::MAGLEV);
+  auto r = Cluster::create(proto, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("common_lb_config.locality_weighted_lb_config"),
+            std::string::npos);
+  auto dup = localityCluster({{"x", 1, {{1, true}}}, {"x", 2, {{2, true}}}});
+  r = Cluster::create(dup, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("load_assignment.endpoints[1].locality"), std::string::npos)
+      << r.status();
+  // Without locality weighting, repeated localities are fine.
+  dup.clear_common_lb_config();
+  dup.set_name("dup2");
+  EXPECT_TRUE(Cluster::create(dup, store, 1).ok());
+}
+
 // Keys and their hosts under a consistent-hash policy.
 std::map<uint64_t, const Host*> mapKeys(const Cluster& c, int keys) {
   std::map<uint64_t, const Host*> out;
@@ -537,11 +714,15 @@ TEST(LoadBalancerTest, HashTableSettingsAreChecked) {
   r = Cluster::create(proto, store, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   proto.set_lb_policy(envoy::config::cluster::v3::Cluster::LEAST_REQUEST);
-  proto.mutable_least_request_lb_config()->mutable_slow_start_config();
+  auto* ss = proto.mutable_least_request_lb_config()->mutable_slow_start_config();
+  ss->mutable_slow_start_window()->set_seconds(10);
+  ss->mutable_aggression()->set_default_value(0);
   r = Cluster::create(proto, store, 1);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("least_request_lb_config.slow_start_config"),
-            std::string::npos);
+  EXPECT_NE(r.status().message().find(
+                "least_request_lb_config.slow_start_config.aggression.default_value"),
+            std::string::npos)
+      << r.status();
 }
 
 TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {
