@@ -4,6 +4,7 @@ breakers, and slow peers on either side (memory must stay bounded)."""
 
 import http.client
 import os
+import select
 import socket
 import threading
 import time
@@ -251,6 +252,83 @@ class CircuitBreakers(FaultCase):
             release.set()
             first.get(10)
 
+
+    def test_flood_past_the_breakers_fast_503_uo_and_flat_memory(self):
+        # Ten requests may be in flight and ten wait; a slow upstream holds everything
+        # it gets. Each wave sends 300 requests at once on their own connections: the
+        # overflow is answered 503 UO while the upstream still holds the first ones
+        # (fast: no queue forms behind the breakers), and a second wave does not grow
+        # legate's memory.
+        cb = {"circuit_breakers": {"thresholds": [{"max_connections": 10,
+                                                   "max_pending_requests": 10,
+                                                   "max_requests": 10}]}}
+        gate = {"release": threading.Event()}
+
+        def handler(req):
+            gate["release"].wait(30)
+            return (200, [], b"ok")
+        up, lg, port = self.proxy(handler, cluster_extra=cb)
+        wave_size = 300
+
+        def wave(n):
+            overflow_before = lg.stat("cluster.up.upstream_rq_pending_overflow")
+            upstream_before = up.count()
+            socks = [connect(port) for _ in range(wave_size)]
+            try:
+                for i, s in enumerate(socks):
+                    s.sendall(b"GET /flood%d-%d HTTP/1.1\r\nhost: a\r\n\r\n" % (n, i))
+                # Everything past the breakers is refused while the upstream holds
+                # the admitted requests.
+                lg.wait_for_stat("cluster.up.upstream_rq_pending_overflow",
+                                 lambda v: v - overflow_before >= wave_size - 20, timeout=30)
+                overflowed = lg.stat("cluster.up.upstream_rq_pending_overflow") - overflow_before
+                self.assertLessEqual(up.count() - upstream_before, 10)
+                self.assertFalse(gate["release"].is_set())
+                # Wait (bounded) until that many connections have an answer to read.
+                answered = []
+                deadline = time.monotonic() + 10
+                while len(answered) < overflowed and time.monotonic() < deadline:
+                    ready, _, _ = select.select([s for s in socks if s not in answered], [], [],
+                                                0.1)
+                    answered.extend(ready)
+                codes = {}
+                for s in answered:
+                    resp = read_http_response(SockReader(s))
+                    self.assertEqual(resp.status, 503)
+                    self.assertEqual(resp.header("x-envoy-overloaded"), "true")
+                    codes[503] = codes.get(503, 0) + 1
+                pending = [s for s in socks if s not in answered]
+                # Every refusal was answered before the upstream let anything go.
+                self.assertEqual(codes.get(503, 0), overflowed)
+                gate["release"].set()
+                for s in pending:
+                    resp = read_http_response(SockReader(s))
+                    codes[resp.status] = codes.get(resp.status, 0) + 1
+                self.assertEqual(codes.get(200, 0) + codes.get(503, 0), wave_size, codes)
+                self.assertLessEqual(codes.get(200, 0), 20, codes)
+                return codes
+            finally:
+                for s in socks:
+                    s.close()
+
+        first = wave(1)
+        lg.wait_for_stat("cluster.up.upstream_rq_active", lambda v: v == 0)
+        lg.wait_for_stat("http.ingress.downstream_cx_active", lambda v: v == 0)
+        rss_after_first = lg.rss_kib()
+        gate["release"] = threading.Event()
+        second = wave(2)
+        lg.wait_for_stat("cluster.up.upstream_rq_active", lambda v: v == 0)
+        lg.wait_for_stat("http.ingress.downstream_cx_active", lambda v: v == 0)
+        rss_after_second = lg.rss_kib()
+        self.assertLess(rss_after_second - rss_after_first, 8 * 1024,
+                        "RSS %d KiB after the first wave, %d after the second"
+                        % (rss_after_first, rss_after_second))
+        # The access log has a 503 UO line for each refusal.
+        refused = first[503] + second[503]
+        lines = self.log_lines(2 * wave_size, timeout=20)
+        self.assertEqual(sum(1 for l in lines if l.startswith("503 UO /flood")), refused)
+        self.assertEqual(lg.stat("cluster.up.upstream_rq_pending_overflow"), refused)
+        self.assertLessEqual(lg.stat("cluster.up.upstream_cx_total"), 20)
 
     def test_waiting_request_gets_a_new_connection_when_the_busy_one_closes(self):
         # One connection allowed; the upstream ends each response with Connection:

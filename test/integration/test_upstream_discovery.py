@@ -13,8 +13,8 @@ import subprocess
 import threading
 import unittest
 
-from harness import (HttpUpstream, LegateTestCase, free_port, http_bootstrap, http_get,
-                     wait_until)
+from harness import (HttpUpstream, LegateTestCase, free_port, http_bootstrap, http_get, route,
+                     route_config, virtual_host, wait_until)
 
 DNSMASQ = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq")
                                       else None)
@@ -237,6 +237,84 @@ class DnsDiscoveryTest(LegateTestCase):
         self.switch(lg, ["127.0.0.4"], stat_cluster="logical")
         self.assertEqual({self.who(lg) for _ in range(3)}, {"c"})
         self.assertEqual(lg.stat("cluster.logical.membership_total"), 1)
+
+    def test_under_load_kill_restart_and_dns_change_without_client_failures(self):
+        # Three upstreams behind one name; continuous load with retries on connect
+        # failures and resets to other hosts. One upstream dies and comes back, then
+        # the name moves to two new addresses: the clients never see a failure, and
+        # traffic follows each change.
+        port = self.up_port
+        for ip, n in (("127.0.0.5", "d"), ("127.0.0.6", "e")):
+            self.ups[ip] = self.server(HttpUpstream, name=n, host=ip, port=port)
+        first = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        self.dns.set({NAME: first})
+        self.dns.wait_answer(NAME, first)
+        retry = {"retry_on": "connect-failure,reset", "num_retries": 3,
+                 "retry_host_predicate": [{
+                     "name": "envoy.retry_host_predicates.previous_hosts",
+                     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host."
+                                               "previous_hosts.v3.PreviousHostsPredicate"}}],
+                 "host_selection_retry_max_attempts": 5}
+        rc = route_config([virtual_host("v", ["*"], [route({"prefix": "/"}, cluster="dns",
+                                                           route_extra={"retry_policy": retry})])])
+        lg = self.start_legate(http_bootstrap(
+            [dns_cluster("dns", port, self.dns.port, dns_lookup_family="V4_ONLY")], route_cfg=rc))
+        lport = lg.port("http")
+        results = []  # (status or error, x-upstream)
+        stop = threading.Event()
+
+        def load():
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", lport, timeout=10)
+            i = 0
+            while not stop.is_set() and i < 20000:
+                try:
+                    conn.request("GET", "/load%d" % i)
+                    resp = conn.getresponse()
+                    resp.read()
+                    results.append((resp.status, resp.getheader("x-upstream")))
+                except (OSError, http.client.HTTPException) as e:
+                    results.append((repr(e), None))
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", lport, timeout=10)
+                i += 1
+            conn.close()
+
+        def upstreams_after(mark, count, what):
+            wait_until(lambda: len(results) >= mark + count, 30, what=what)
+            return {u for _, u in results[mark:mark + count]}
+
+        workers = [self.thread(load) for _ in range(3)]
+        try:
+            self.assertEqual(upstreams_after(0, 150, "150 requests"), {"a", "b", "c"})
+            # b dies: in-flight requests reset, new connections refused; retries cover it.
+            self.ups["127.0.0.3"].close()
+            killed = len(results)
+            wait_until(lambda: len(results) >= killed + 300, 30, what="300 requests after the kill")
+            tail = len(results) - 100
+            self.assertEqual(upstreams_after(tail, 100, "100 more"), {"a", "c"})
+            # b restarts on its address: it is back in rotation.
+            self.ups["127.0.0.3"] = self.server(HttpUpstream, name="b", host="127.0.0.3", port=port)
+            wait_until(lambda: any(u == "b" for _, u in results[-50:]), 30,
+                       what="the restarted upstream serving again")
+            # The name moves to d and e: traffic follows.
+            self.switch(lg, ["127.0.0.5", "127.0.0.6"])
+            moved = len(results)
+            self.assertEqual(upstreams_after(moved + 20, 200, "200 requests after the move"),
+                             {"d", "e"})
+            # And back to the first three.
+            self.switch(lg, first)
+            back = len(results)
+            self.assertEqual(upstreams_after(back + 20, 200, "200 requests after moving back"),
+                             {"a", "b", "c"})
+        finally:
+            stop.set()
+            for w in workers:
+                w.get(30)
+        failures = [r for r in results if r[0] != 200]
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(lg.stat("cluster.dns.upstream_rq_retry"), 1)
+        self.assertEqual(lg.stat("http.ingress.downstream_rq_5xx"), 0)
 
     def test_unknown_resolver_and_bad_settings_are_refused_by_path(self):
         from harness import run_legate
