@@ -8,7 +8,6 @@
 #include "admin/http_util.h"
 #include "envoy/admin/v3/config_dump.pb.h"
 #include "envoy/admin/v3/config_dump_shared.pb.h"
-#include "envoy/config/cluster/v3/circuit_breaker.pb.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "google/protobuf/field_mask.pb.h"
@@ -198,31 +197,7 @@ Response listeners(server::Instance& server, const Request& request) {
   return textResponse(200, std::move(out));
 }
 
-// Circuit breaker thresholds per priority, with Envoy's defaults for unset fields.
-struct Thresholds {
-  uint32_t max_connections = 1024;
-  uint32_t max_pending_requests = 1024;
-  uint32_t max_requests = 1024;
-  uint32_t max_retries = 3;
-};
-
-std::pair<Thresholds, Thresholds> circuitBreakers(const server::Instance& server,
-                                                  const std::string& cluster_name) {
-  Thresholds normal, high;
-  for (const auto& cluster : server.bootstrap().static_resources().clusters()) {
-    if (cluster.name() != cluster_name) continue;
-    for (const auto& t : cluster.circuit_breakers().thresholds()) {
-      Thresholds& out = t.priority() == envoy::config::core::v3::HIGH ? high : normal;
-      if (t.has_max_connections()) out.max_connections = t.max_connections().value();
-      if (t.has_max_pending_requests()) out.max_pending_requests = t.max_pending_requests().value();
-      if (t.has_max_requests()) out.max_requests = t.max_requests().value();
-      if (t.has_max_retries()) out.max_retries = t.max_retries().value();
-    }
-  }
-  return {normal, high};
-}
-
-Json thresholdsJson(const Thresholds& t, bool high) {
+Json thresholdsJson(const server::CircuitBreakerInfo& t, bool high) {
   Json j = Json::object();
   if (high) j.set("priority", "HIGH");
   j.set("max_connections", t.max_connections);
@@ -232,25 +207,11 @@ Json thresholdsJson(const Thresholds& t, bool high) {
   return j;
 }
 
-// Host stats as Envoy lists them: counters and gauges in name order.
-struct HostStat {
-  const char* name;
-  bool gauge;
-  uint64_t value;
-};
-std::vector<HostStat> hostStats(const server::HostInfo& h) {
-  return {{"cx_active", true, h.cx_active},
-          {"cx_connect_fail", false, h.cx_connect_fail},
-          {"cx_total", false, h.cx_total},
-          {"rq_active", true, h.rq_active}};
-}
-
 Response clusters(server::Instance& server, const Request& request) {
   const auto infos = server.clusters();
   if (request.param("format") == "json") {
     Json statuses = Json::array();
     for (const auto& c : infos) {
-      const auto [normal, high] = circuitBreakers(server, c.name);
       Json& s = statuses.push(Json::object());
       s.set("name", c.name);
       Json& hosts = s.set("host_statuses", Json::array());
@@ -258,7 +219,7 @@ Response clusters(server::Instance& server, const Request& request) {
         Json& hs = hosts.push(Json::object());
         hs.set("address", socketAddress(h.address));
         Json& stat_list = hs.set("stats", Json::array());
-        for (const auto& st : hostStats(h)) {
+        for (const auto& st : h.stats) {
           Json& e = stat_list.push(Json::object());
           e.set("name", st.name);
           // uint64 is a JSON string in proto3's mapping, as Envoy prints it.
@@ -304,8 +265,8 @@ Response clusters(server::Instance& server, const Request& request) {
       }
       Json& cb = s.set("circuit_breakers", Json::object());
       Json& thresholds = cb.set("thresholds", Json::array());
-      thresholds.push(thresholdsJson(normal, false));
-      thresholds.push(thresholdsJson(high, true));
+      thresholds.push(thresholdsJson(c.default_priority, false));
+      thresholds.push(thresholdsJson(c.high_priority, true));
       s.set("observability_name", c.name);
     }
     Json doc = Json::object();
@@ -315,10 +276,9 @@ Response clusters(server::Instance& server, const Request& request) {
 
   std::string out;
   for (const auto& c : infos) {
-    const auto [normal, high] = circuitBreakers(server, c.name);
     absl::StrAppend(&out, c.name, "::observability_name::", c.name, "\n");
-    for (const auto& [prefix, t] :
-         {std::pair{"default_priority", normal}, std::pair{"high_priority", high}}) {
+    for (const auto& [prefix, t] : {std::pair{"default_priority", c.default_priority},
+                                    std::pair{"high_priority", c.high_priority}}) {
       absl::StrAppend(&out, c.name, "::", prefix, "::max_connections::", t.max_connections, "\n",
                       c.name, "::", prefix, "::max_pending_requests::", t.max_pending_requests, "\n",
                       c.name, "::", prefix, "::max_requests::", t.max_requests, "\n",
@@ -336,7 +296,7 @@ Response clusters(server::Instance& server, const Request& request) {
     absl::StrAppend(&out, c.name, "::added_via_api::false\n");
     for (const auto& h : c.hosts) {
       const std::string p = absl::StrCat(c.name, "::", h.address, "::");
-      for (const auto& st : hostStats(h)) absl::StrAppend(&out, p, st.name, "::", st.value, "\n");
+      for (const auto& st : h.stats) absl::StrAppend(&out, p, st.name, "::", st.value, "\n");
       absl::StrAppend(&out, p, "health_flags::", h.health, "\n", p, "weight::", h.weight, "\n", p,
                       "success_rate::", h.success_rate, "\n", p,
                       "local_origin_success_rate::", h.local_origin_success_rate, "\n");

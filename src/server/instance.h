@@ -28,10 +28,20 @@ struct HostInfo {
   std::string address;  // "127.0.0.1:8080"
   uint32_t weight = 1;
   std::string health;   // Envoy's health_flags text: "healthy" or "/failed_active_hc/..."
-  uint64_t cx_total = 0, cx_active = 0, cx_connect_fail = 0, rq_active = 0;
   // Outlier detection's last interval, in percent; -1 where not computed.
   double success_rate = -1;
   double local_origin_success_rate = -1;
+  struct Stat {
+    const char* name;
+    bool gauge;
+    uint64_t value;
+  };
+  std::vector<Stat> stats; // Envoy's order (upstream::HostStats::forEach)
+};
+
+// A priority's circuit breaker limits, as the cluster's ResourceManager has them.
+struct CircuitBreakerInfo {
+  uint64_t max_connections = 0, max_pending_requests = 0, max_requests = 0, max_retries = 0;
 };
 
 struct ClusterInfo {
@@ -44,6 +54,7 @@ struct ClusterInfo {
   double success_rate_ejection_threshold = -1;
   double local_origin_success_rate_average = -1;
   double local_origin_success_rate_ejection_threshold = -1;
+  CircuitBreakerInfo default_priority, high_priority;
 };
 
 class Instance {

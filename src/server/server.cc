@@ -537,14 +537,21 @@ std::vector<ClusterInfo> Server::clusters() const {
       hi.address = h->address().asString();
       hi.weight = h->weight();
       hi.health = h->healthFlagsString();
-      hi.cx_total = h->stats().cx_total.load(std::memory_order_relaxed);
-      hi.cx_active = static_cast<uint64_t>(h->stats().cx_active.load(std::memory_order_relaxed));
-      hi.cx_connect_fail = h->stats().cx_connect_fail.load(std::memory_order_relaxed);
-      hi.rq_active = static_cast<uint64_t>(
-          std::max<int64_t>(0, h->stats().rq_active.load(std::memory_order_relaxed)));
+      h->stats().forEach([&hi](const char* stat, bool gauge, uint64_t value) {
+        hi.stats.push_back({stat, gauge, value});
+      });
       hi.success_rate = h->outlier().success_rate[upstream::HostOutlierState::kExternal];
       hi.local_origin_success_rate = h->outlier().success_rate[upstream::HostOutlierState::kLocal];
       ci.hosts.push_back(std::move(hi));
+    }
+    // Read from the cluster's breakers: the limits requests are held to.
+    for (auto [priority, out] : {std::pair{upstream::ResourcePriority::Default, &ci.default_priority},
+                                 std::pair{upstream::ResourcePriority::High, &ci.high_priority}}) {
+      const upstream::ResourceManager& rm = cluster->resourceManager(priority);
+      out->max_connections = rm.thresholds().max_connections;
+      out->max_pending_requests = rm.thresholds().max_pending_requests;
+      out->max_requests = rm.thresholds().max_requests;
+      out->max_retries = rm.maxRetries();
     }
     out.push_back(std::move(ci));
   }

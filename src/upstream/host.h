@@ -19,12 +19,40 @@
 
 namespace legate::upstream {
 
+// Envoy's per-host stats (admin /clusters). Connections: counted by the HTTP pools
+// and tcp_proxy. Requests: rq_total and rq_active per attempt sent to the host
+// (tcp_proxy: per connection); rq_success / rq_error per attempt's outcome (a
+// non-5xx / 5xx response; a reset, connect failure or timeout is an error);
+// rq_timeout per attempt cut by a per-try or route timeout.
 struct HostStats {
   std::atomic<uint64_t> cx_total{0};
   std::atomic<int64_t> cx_active{0};
   std::atomic<uint64_t> cx_connect_fail{0};
   std::atomic<int64_t> rq_active{0}; // least-request balancing reads this
   std::atomic<uint64_t> rq_total{0};
+  std::atomic<uint64_t> rq_success{0};
+  std::atomic<uint64_t> rq_error{0};
+  std::atomic<uint64_t> rq_timeout{0};
+
+  static void add(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+
+  // Every stat in Envoy's /clusters order: counters by name, then gauges by name.
+  // fn(name, is_gauge, value); gauges below 0 (a racing decrement) read as 0.
+  template <class Fn> void forEach(Fn&& fn) const {
+    auto c = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+    auto g = [](const std::atomic<int64_t>& v) {
+      const int64_t x = v.load(std::memory_order_relaxed);
+      return x < 0 ? uint64_t{0} : static_cast<uint64_t>(x);
+    };
+    fn("cx_connect_fail", false, c(cx_connect_fail));
+    fn("cx_total", false, c(cx_total));
+    fn("rq_error", false, c(rq_error));
+    fn("rq_success", false, c(rq_success));
+    fn("rq_timeout", false, c(rq_timeout));
+    fn("rq_total", false, c(rq_total));
+    fn("cx_active", true, g(cx_active));
+    fn("rq_active", true, g(rq_active));
+  }
 };
 
 // Outlier detection's state of one host (upstream/outlier_detection.h drives

@@ -9,7 +9,8 @@ import os
 import socket
 
 from harness import (EchoServer, HttpUpstream, LegateTestCase, bootstrap, connect, http_bootstrap,
-                     http_get, is_listening, recv_exact, static_cluster, tcp_listener, wait_until)
+                     http_get, is_listening, recv_exact, route, route_config, static_cluster,
+                     tcp_listener, virtual_host, wait_until)
 
 
 class AdminEndpointsMore(LegateTestCase):
@@ -117,6 +118,56 @@ class AdminEndpointsMore(LegateTestCase):
         self.assertIn("backend::127.0.0.1:1::health_flags::/failed_eds_health\n", text)
         self.assertIn("backend::127.0.0.1:1::weight::7\n", text)
         self.assertIn("backend::127.0.0.1:%d::cx_total::1\n" % self.up.port, text)
+
+    def test_clusters_per_host_request_stats_and_breakers_from_the_cluster(self):
+        up = self.server(HttpUpstream)
+        dead = self.server(HttpUpstream)
+        dead_port = dead.port
+        dead.close()  # connections to it are refused
+        cluster = static_cluster("backend", [up.port], circuit_breakers={"thresholds": [
+            {"max_connections": 11, "max_retries": 5},
+            {"priority": "HIGH", "max_requests": 13}]})
+        routes = route_config([virtual_host("v", ["*"], [
+            route({"prefix": "/dead"}, cluster="dead"), route({"prefix": "/"}, cluster="backend")])])
+        self.lg = self.start_legate(http_bootstrap([cluster, static_cluster("dead", [dead_port])],
+                                                   route_cfg=routes))
+        port = self.lg.port("http")
+        self.assertEqual(http_get(port, "/a")[0], 200)
+        self.assertEqual(http_get(port, "/b/status/503")[0], 503)
+        self.assertEqual(http_get(port, "/c/status/404")[0], 404)
+        # The route timeout cuts an answer the upstream holds back.
+        status, _, _, _ = http_get(port, "/d/delay/5000",
+                                   headers={"x-envoy-upstream-rq-timeout-ms": "200"})
+        self.assertEqual(status, 504)
+        self.assertEqual(http_get(port, "/dead")[0], 503)
+        self.lg.wait_for_stat("cluster.backend.upstream_rq_active", lambda v: v == 0)
+        prefix = "backend::127.0.0.1:%d::" % up.port
+        text = self.get("/clusters")
+        host_lines = [l[len(prefix):] for l in text.splitlines() if l.startswith(prefix)]
+        # Envoy's order: counters by name, then gauges.
+        self.assertEqual(host_lines[:8], [
+            "cx_connect_fail::0", "cx_total::%d" % self.lg.stat("cluster.backend.upstream_cx_total"),
+            "rq_error::2", "rq_success::2", "rq_timeout::1", "rq_total::4",
+            "cx_active::%d" % self.lg.stat("cluster.backend.upstream_cx_active"), "rq_active::0"])
+        self.assertIn("backend::default_priority::max_connections::11\n", text)
+        self.assertIn("backend::default_priority::max_retries::5\n", text)
+        self.assertIn("backend::high_priority::max_requests::13\n", text)
+        self.assertIn("backend::high_priority::max_connections::1024\n", text)
+        dead_prefix = "dead::127.0.0.1:%d::" % dead_port
+        self.assertIn(dead_prefix + "cx_connect_fail::1\n", text)
+        self.assertIn(dead_prefix + "rq_error::1\n", text)
+        self.assertIn(dead_prefix + "rq_total::1\n", text)
+        doc = json.loads(self.get("/clusters?format=json"))
+        backend = [c for c in doc["cluster_statuses"] if c["name"] == "backend"][0]
+        (host,) = backend["host_statuses"]
+        stats = {s["name"]: (s["value"], s.get("type")) for s in host["stats"]}
+        self.assertEqual(stats["rq_total"], ("4", None))
+        self.assertEqual(stats["rq_timeout"], ("1", None))
+        self.assertEqual(stats["rq_active"], ("0", "GAUGE"))
+        self.assertEqual(backend["circuit_breakers"]["thresholds"][0]["max_connections"], 11)
+        self.assertEqual(backend["circuit_breakers"]["thresholds"][1],
+                         {"priority": "HIGH", "max_connections": 1024, "max_pending_requests": 1024,
+                          "max_requests": 13, "max_retries": 3})
 
     def test_config_dump_mask_and_include_eds(self):
         self.start()

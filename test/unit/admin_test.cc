@@ -76,10 +76,15 @@ public:
     h.address = "127.0.0.1:8080";
     h.weight = 3;
     h.health = "healthy";
-    h.cx_total = 5;
-    h.cx_active = 2;
-    h.cx_connect_fail = 1;
-    return {{"backend", {h}}};
+    h.stats = {{"cx_connect_fail", false, 1}, {"cx_total", false, 5}, {"rq_total", false, 9},
+               {"cx_active", true, 2}, {"rq_active", true, 0}};
+    server::ClusterInfo c;
+    c.name = "backend";
+    c.hosts = {h};
+    // What the cluster's ResourceManager says (not re-read from the bootstrap).
+    c.default_priority = {8, 1024, 1024, 3};
+    c.high_priority = {1024, 1024, 1024, 3};
+    return {c};
   }
   void setHealthCheckFailed(bool failed) override { hc_failed_ = failed; }
   bool healthCheckFailed() const override { return hc_failed_; }
@@ -364,13 +369,14 @@ TEST_F(AdminTest, Listeners) {
 TEST_F(AdminTest, Clusters) {
   auto r = get("/clusters");
   EXPECT_EQ(r.code, 200);
-  EXPECT_THAT(r.body, HasSubstr("backend::default_priority::max_connections::7\n"));
+  EXPECT_THAT(r.body, HasSubstr("backend::default_priority::max_connections::8\n"));
   EXPECT_THAT(r.body, HasSubstr("backend::default_priority::max_retries::3\n"));
   EXPECT_THAT(r.body, HasSubstr("backend::high_priority::max_connections::1024\n"));
   EXPECT_THAT(r.body, HasSubstr("backend::added_via_api::false\n"));
-  EXPECT_THAT(r.body, HasSubstr("backend::127.0.0.1:8080::cx_active::2\n"
-                                "backend::127.0.0.1:8080::cx_connect_fail::1\n"
+  EXPECT_THAT(r.body, HasSubstr("backend::127.0.0.1:8080::cx_connect_fail::1\n"
                                 "backend::127.0.0.1:8080::cx_total::5\n"
+                                "backend::127.0.0.1:8080::rq_total::9\n"
+                                "backend::127.0.0.1:8080::cx_active::2\n"
                                 "backend::127.0.0.1:8080::rq_active::0\n"
                                 "backend::127.0.0.1:8080::health_flags::healthy\n"
                                 "backend::127.0.0.1:8080::weight::3\n"));

@@ -351,6 +351,8 @@ void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr he
   else if (code >= 200) cs.upstream_rq_2xx.inc();
   else cs.upstream_rq_1xx.inc();
   cs.upstream_rq_code.inc(code);
+  upstream::HostStats& hs = req.host()->stats();
+  upstream::HostStats::add(code >= 500 ? hs.rq_error : hs.rq_success);
 
   if (retry_state_ && !response_started_) {
     const bool would_retry = retry_state_->wouldRetryResponse(*headers);
@@ -429,6 +431,8 @@ void RouterFilter::onResponseComplete(UpstreamRequest& req) {
 void RouterFilter::onUpstreamFailure(UpstreamRequest& req, RetryState::Failure failure,
                                      http::StreamResetReason reason, std::string_view details) {
   if (finished_) return;
+  // An overflow never reached the host.
+  if (failure != RetryState::Failure::Overflow) upstream::HostStats::add(req.host()->stats().rq_error);
   const bool request_started = req.requestStarted();
   const bool retried = req.retried();
   if (&req == final_upstream_) {
@@ -472,6 +476,7 @@ void RouterFilter::onPerTryTimeout(UpstreamRequest& req, bool idle) {
   }
   upstream::ClusterStats& cs = cluster_->stats();
   (idle ? cs.upstream_rq_per_try_idle_timeout : cs.upstream_rq_per_try_timeout).inc();
+  chargeHostTimeout(req);
   const std::string_view details = idle ? "upstream_per_try_idle_timeout" : "upstream_per_try_timeout";
   if (&req == final_upstream_) {
     // The response stalled after it started: nothing can be retried.
@@ -501,6 +506,7 @@ void RouterFilter::onGlobalTimeout() {
     if (!req->responseComplete()) req->recordOutlierTimeout();
   }
   cluster_->stats().upstream_rq_timeout.inc();
+  for (const auto& req : upstream_requests_) chargeHostTimeout(*req);
   if (response_started_) {
     callbacks_->streamInfo().setResponseFlag(accesslog::kUpstreamRequestTimeout);
     cleanup();
@@ -509,6 +515,13 @@ void RouterFilter::onGlobalTimeout() {
   }
   sendUpstreamFailure(504, accesslog::kUpstreamRequestTimeout, "upstream request timeout",
                       "upstream_response_timeout");
+}
+
+void RouterFilter::chargeHostTimeout(const UpstreamRequest& req) {
+  upstream::HostStats& hs = req.host()->stats();
+  upstream::HostStats::add(hs.rq_timeout);
+  // A response already under way was charged by its status.
+  if (&req != final_upstream_) upstream::HostStats::add(hs.rq_error);
 }
 
 void RouterFilter::noteRetryRefused(RetryState::Status status) {

@@ -100,6 +100,8 @@ private:
   void onGlobalTimeout();
   // Sets URX / UO after a refused retry.
   void noteRetryRefused(RetryState::Status status);
+  // Host rq_timeout (and rq_error) for an attempt a per-try or route timeout cut.
+  void chargeHostTimeout(const UpstreamRequest& req);
   void sendFailureReply(RetryState::Failure failure, http::StreamResetReason reason,
                         std::string_view details);
   void sendUpstreamFailure(uint32_t code, std::optional<accesslog::ResponseFlag> flag,

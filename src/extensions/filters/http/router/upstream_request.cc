@@ -40,6 +40,7 @@ void UpstreamRequest::start() {
   cs.upstream_rq_total.inc();
   cs.upstream_rq_active.inc();
   host_->stats().rq_active.fetch_add(1, std::memory_order_relaxed); // least-request balancing
+  upstream::HostStats::add(host_->stats().rq_total);
   auto& pool = upstream::PoolRegistry::forThread(parent_.callbacks().dispatcher()).get(cluster_, host_);
   upstream::Cancellable* handle = pool.newStream(*this, *this);
   // The pool may have answered already (ready or failed): then it returns null.

@@ -170,6 +170,7 @@ void TcpProxyFilter::establishUpstream() {
   host_->stats().cx_total.fetch_add(1, std::memory_order_relaxed);
   host_->stats().cx_active.fetch_add(1, std::memory_order_relaxed);
   host_->stats().rq_active.fetch_add(1, std::memory_order_relaxed); // least request: one per connection
+  upstream::HostStats::add(host_->stats().rq_total);
   info_.upstream_host = host_->address();
   connect_start_ = std::chrono::steady_clock::now();
 
