@@ -54,6 +54,8 @@ absl::StatusOr<AccessLogSharedPtr> create(const envoy::config::accesslog::v3::Ac
   }
   std::string file_path;
   absl::StatusOr<FormatterPtr> formatter;
+  // The field under typed_config the format came from, for errors.
+  std::string format_field = "log_format.";
   if (type == envoy::extensions::access_loggers::file::v3::FileAccessLog::descriptor()->full_name()) {
     envoy::extensions::access_loggers::file::v3::FileAccessLog cfg;
     proto.typed_config().UnpackTo(&cfg);
@@ -62,12 +64,15 @@ absl::StatusOr<AccessLogSharedPtr> create(const envoy::config::accesslog::v3::Ac
     switch (cfg.access_log_format_case()) {
     case FAL::kFormat:
       formatter = parseTextFormat(cfg.format());
+      format_field = "format: ";
       break;
     case FAL::kJsonFormat:
-      formatter = parseJsonFormat(cfg.json_format(), false);
+      formatter = parseJsonFormat(cfg.json_format(), false, "json_format");
+      format_field = "";
       break;
     case FAL::kTypedJsonFormat:
-      formatter = parseJsonFormat(cfg.typed_json_format(), false);
+      formatter = parseJsonFormat(cfg.typed_json_format(), false, "typed_json_format");
+      format_field = "";
       break;
     default:
       formatter = fromProto(cfg.log_format(), cfg.has_log_format());
@@ -85,7 +90,7 @@ absl::StatusOr<AccessLogSharedPtr> create(const envoy::config::accesslog::v3::Ac
     formatter = fromProto(cfg.log_format(), cfg.has_log_format());
   }
   if (!formatter.ok()) {
-    return absl::InvalidArgumentError(path + ".typed_config: " +
+    return absl::InvalidArgumentError(path + ".typed_config." + format_field +
                                       std::string(formatter.status().message()));
   }
   auto file = LogFile::open(file_path, store);

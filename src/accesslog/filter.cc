@@ -8,7 +8,11 @@
 #include <vector>
 
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
+#include "envoy/config/core/v3/base.pb.h"
 #include "envoy/config/route/v3/route_components.pb.h"
+#include "envoy/data/accesslog/v3/accesslog.pb.h"
+#include "envoy/type/matcher/v3/metadata.pb.h"
+#include "envoy/type/matcher/v3/value.pb.h"
 #include "envoy/type/matcher/v3/string.pb.h"
 #include "envoy/type/v3/percent.pb.h"
 #include "runtime/runtime.h"
@@ -129,44 +133,20 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
          });
 }
 
-// A route HeaderMatcher restricted to exact/prefix/suffix/contains/present
-// (plain or through string_match, with ignore_case) and invert_match.
-class HeaderFilter : public Filter {
-public:
+// exact / prefix / suffix / contains, optionally ignoring case (Envoy's StringMatcher
+// without regexes). Present: matches nothing (callers test presence themselves).
+struct StringMatch {
   enum class Kind { Present, Exact, Prefix, Suffix, Contains };
-  HeaderFilter(std::string name, Kind kind, std::string value, bool present, bool ignore_case,
-               bool invert, bool missing_as_empty)
-      : name_(std::move(name)), kind_(kind), value_(std::move(value)), present_(present),
-        ignore_case_(ignore_case), invert_(invert), missing_as_empty_(missing_as_empty) {
-    http::toLowerInPlace(name_);
-  }
-  bool evaluate(const StreamInfo& info) const override {
-    std::vector<std::string_view> values;
-    if (info.request_headers != nullptr) values = info.request_headers->getAll(name_);
-    bool match;
-    if (kind_ == Kind::Present) {
-      match = values.empty() != present_;
-    } else if (values.empty() && !missing_as_empty_) {
-      match = false;
-    } else {
-      // Several values are matched as one comma-joined value, as Envoy does.
-      std::string joined;
-      for (size_t i = 0; i < values.size(); ++i) {
-        if (i) joined += ',';
-        joined += values[i];
-      }
-      match = matchValue(joined);
-    }
-    return match != invert_;
-  }
+  Kind kind = Kind::Present;
+  std::string value;
+  bool ignore_case = false;
 
-private:
-  bool matchValue(std::string_view v) const {
-    const std::string_view want = value_;
+  bool matches(std::string_view v) const {
+    const std::string_view want = value;
     auto eq = [this](std::string_view a, std::string_view b) {
-      return ignore_case_ ? equalsIgnoreCase(a, b) : a == b;
+      return ignore_case ? equalsIgnoreCase(a, b) : a == b;
     };
-    switch (kind_) {
+    switch (kind) {
     case Kind::Exact: return eq(v, want);
     case Kind::Prefix: return v.size() >= want.size() && eq(v.substr(0, want.size()), want);
     case Kind::Suffix:
@@ -180,12 +160,63 @@ private:
     default: return false;
     }
   }
+};
 
+// A StringMatcher; regexes (and anything newer) are refused naming path.
+absl::StatusOr<StringMatch> stringMatch(const envoy::type::matcher::v3::StringMatcher& s,
+                                        const std::string& path) {
+  using SM = envoy::type::matcher::v3::StringMatcher;
+  StringMatch m;
+  m.ignore_case = s.ignore_case();
+  switch (s.match_pattern_case()) {
+  case SM::kExact: m.kind = StringMatch::Kind::Exact; m.value = s.exact(); break;
+  case SM::kPrefix: m.kind = StringMatch::Kind::Prefix; m.value = s.prefix(); break;
+  case SM::kSuffix: m.kind = StringMatch::Kind::Suffix; m.value = s.suffix(); break;
+  case SM::kContains: m.kind = StringMatch::Kind::Contains; m.value = s.contains(); break;
+  case SM::kSafeRegex:
+    return absl::InvalidArgumentError(path + ".safe_regex: regex matching in access log filters "
+                                             "is not implemented by legate yet");
+  default:
+    return absl::InvalidArgumentError(path + ": this match pattern is not implemented by legate");
+  }
+  return m;
+}
+
+// A route HeaderMatcher restricted to exact/prefix/suffix/contains/present
+// (plain or through string_match, with ignore_case) and invert_match.
+class HeaderFilter : public Filter {
+public:
+  using Kind = StringMatch::Kind;
+  HeaderFilter(std::string name, StringMatch match, bool present, bool invert,
+               bool missing_as_empty)
+      : name_(std::move(name)), match_(std::move(match)), present_(present), invert_(invert),
+        missing_as_empty_(missing_as_empty) {
+    http::toLowerInPlace(name_);
+  }
+  bool evaluate(const StreamInfo& info) const override {
+    std::vector<std::string_view> values;
+    if (info.request_headers != nullptr) values = info.request_headers->getAll(name_);
+    bool match;
+    if (match_.kind == Kind::Present) {
+      match = values.empty() != present_;
+    } else if (values.empty() && !missing_as_empty_) {
+      match = false;
+    } else {
+      // Several values are matched as one comma-joined value, as Envoy does.
+      std::string joined;
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (i) joined += ',';
+        joined += values[i];
+      }
+      match = match_.matches(joined);
+    }
+    return match != invert_;
+  }
+
+private:
   std::string name_;
-  Kind kind_;
-  std::string value_;
+  StringMatch match_;
   bool present_;
-  bool ignore_case_;
   bool invert_;
   bool missing_as_empty_;
 };
@@ -193,38 +224,23 @@ private:
 absl::StatusOr<FilterPtr> createHeaderFilter(const envoy::config::route::v3::HeaderMatcher& m,
                                              const std::string& path) {
   using HM = envoy::config::route::v3::HeaderMatcher;
-  using SM = envoy::type::matcher::v3::StringMatcher;
   using Kind = HeaderFilter::Kind;
   if (m.name().empty()) {
     return absl::InvalidArgumentError(path + ".name: a header name is required");
   }
-  Kind kind = Kind::Present;
-  std::string value;
+  StringMatch match;
   bool present = true;
-  bool ignore_case = false;
   switch (m.header_match_specifier_case()) {
   case HM::HEADER_MATCH_SPECIFIER_NOT_SET: break; // no specifier: "is present"
   case HM::kPresentMatch: present = m.present_match(); break;
-  case HM::kExactMatch: kind = Kind::Exact; value = m.exact_match(); break;
-  case HM::kPrefixMatch: kind = Kind::Prefix; value = m.prefix_match(); break;
-  case HM::kSuffixMatch: kind = Kind::Suffix; value = m.suffix_match(); break;
-  case HM::kContainsMatch: kind = Kind::Contains; value = m.contains_match(); break;
+  case HM::kExactMatch: match = {Kind::Exact, m.exact_match()}; break;
+  case HM::kPrefixMatch: match = {Kind::Prefix, m.prefix_match()}; break;
+  case HM::kSuffixMatch: match = {Kind::Suffix, m.suffix_match()}; break;
+  case HM::kContainsMatch: match = {Kind::Contains, m.contains_match()}; break;
   case HM::kStringMatch: {
-    const SM& s = m.string_match();
-    ignore_case = s.ignore_case();
-    switch (s.match_pattern_case()) {
-    case SM::kExact: kind = Kind::Exact; value = s.exact(); break;
-    case SM::kPrefix: kind = Kind::Prefix; value = s.prefix(); break;
-    case SM::kSuffix: kind = Kind::Suffix; value = s.suffix(); break;
-    case SM::kContains: kind = Kind::Contains; value = s.contains(); break;
-    case SM::kSafeRegex:
-      return absl::InvalidArgumentError(
-          path + ".string_match.safe_regex: regex header matching in access log filters is not "
-                 "implemented by legate yet");
-    default:
-      return absl::InvalidArgumentError(path + ".string_match: this match pattern is not "
-                                               "implemented by legate");
-    }
+    auto sm = stringMatch(m.string_match(), path + ".string_match");
+    if (!sm.ok()) return sm.status();
+    match = std::move(*sm);
     break;
   }
   case HM::kSafeRegexMatch:
@@ -237,8 +253,180 @@ absl::StatusOr<FilterPtr> createHeaderFilter(const envoy::config::route::v3::Hea
     return absl::InvalidArgumentError(path + ": this header match kind is not implemented by "
                                              "legate");
   }
-  return std::make_unique<HeaderFilter>(m.name(), kind, std::move(value), present, ignore_case,
-                                        m.invert_match(), m.treat_missing_header_as_empty());
+  return std::make_unique<HeaderFilter>(m.name(), std::move(match), present, m.invert_match(),
+                                        m.treat_missing_header_as_empty());
+}
+
+// gRPC's status of a stream as Envoy finds it: grpc-status in the trailers, else in
+// the headers, else the HTTP status mapped as gRPC specifies, else UNKNOWN (2).
+uint32_t grpcStatus(const StreamInfo& info) {
+  constexpr uint32_t kUnknown = 2;
+  for (const http::HeaderMap* h : {info.response_trailers, info.response_headers}) {
+    if (h == nullptr) continue;
+    if (auto v = h->get("grpc-status")) {
+      uint32_t n = 0;
+      if (v->empty() || v->size() > 9) return kUnknown;
+      for (char c : *v) {
+        if (c < '0' || c > '9') return kUnknown;
+        n = n * 10 + static_cast<uint32_t>(c - '0');
+      }
+      return n;
+    }
+  }
+  switch (info.response_code) {
+  case 400: return 13; // INTERNAL
+  case 401: return 16; // UNAUTHENTICATED
+  case 403: return 7;  // PERMISSION_DENIED
+  case 404: return 12; // UNIMPLEMENTED
+  case 429:
+  case 502:
+  case 503:
+  case 504: return 14; // UNAVAILABLE
+  default: return kUnknown;
+  }
+}
+
+class GrpcStatusFilter : public Filter {
+public:
+  GrpcStatusFilter(std::vector<uint32_t> statuses, bool exclude)
+      : statuses_(std::move(statuses)), exclude_(exclude) {}
+  bool evaluate(const StreamInfo& info) const override {
+    const uint32_t status = grpcStatus(info);
+    const bool found = std::find(statuses_.begin(), statuses_.end(), status) != statuses_.end();
+    return found != exclude_;
+  }
+
+private:
+  std::vector<uint32_t> statuses_;
+  bool exclude_;
+};
+
+// legate logs once per stream, at its end: DownstreamEnd for HTTP, TcpConnectionEnd
+// for tcp_proxy.
+class LogTypeFilter : public Filter {
+public:
+  LogTypeFilter(std::vector<int> types, bool exclude) : types_(std::move(types)), exclude_(exclude) {}
+  bool evaluate(const StreamInfo& info) const override {
+    const int type = info.protocol.empty() ? envoy::data::accesslog::v3::TcpConnectionEnd
+                                           : envoy::data::accesslog::v3::DownstreamEnd;
+    const bool found = std::find(types_.begin(), types_.end(), type) != types_.end();
+    return found != exclude_;
+  }
+
+private:
+  std::vector<int> types_;
+  bool exclude_;
+};
+
+// A ValueMatcher of the kinds legate implements (null, double exact/range, string,
+// bool, present).
+struct ValueMatch {
+  using V = google::protobuf::Value;
+  envoy::type::matcher::v3::ValueMatcher::MatchPatternCase kind;
+  double exact = 0, start = 0, end = 0;
+  bool is_range = false;
+  StringMatch string;
+  bool flag = false;
+
+  bool matches(const V& v) const {
+    using VM = envoy::type::matcher::v3::ValueMatcher;
+    switch (kind) {
+    case VM::kNullMatch: return v.kind_case() == V::kNullValue;
+    case VM::kDoubleMatch:
+      if (v.kind_case() != V::kNumberValue) return false;
+      return is_range ? v.number_value() >= start && v.number_value() < end
+                      : v.number_value() == exact;
+    case VM::kStringMatch: return v.kind_case() == V::kStringValue && string.matches(v.string_value());
+    case VM::kBoolMatch: return v.kind_case() == V::kBoolValue && v.bool_value() == flag;
+    case VM::kPresentMatch: return (v.kind_case() != V::KIND_NOT_SET) == flag;
+    default: return false;
+    }
+  }
+};
+
+// metadata_filter: the dynamic metadata value at filter + path against a value
+// matcher; a missing key gives match_if_key_not_found (default true).
+class MetadataFilter : public Filter {
+public:
+  MetadataFilter(std::string ns, std::vector<std::string> path, ValueMatch match, bool invert,
+                 bool if_missing)
+      : ns_(std::move(ns)), path_(std::move(path)), match_(std::move(match)), invert_(invert),
+        if_missing_(if_missing) {}
+  bool evaluate(const StreamInfo& info) const override {
+    const google::protobuf::Value* v = find(info);
+    if (v == nullptr || v->kind_case() == google::protobuf::Value::KIND_NOT_SET) return if_missing_;
+    return match_.matches(*v) != invert_;
+  }
+
+private:
+  const google::protobuf::Value* find(const StreamInfo& info) const {
+    if (info.dynamic_metadata == nullptr) return nullptr;
+    const auto& fm = info.dynamic_metadata->filter_metadata();
+    auto it = fm.find(ns_);
+    if (it == fm.end()) return nullptr;
+    const google::protobuf::Struct* st = &it->second;
+    const google::protobuf::Value* v = nullptr;
+    for (const std::string& key : path_) {
+      if (st == nullptr) return nullptr;
+      auto f = st->fields().find(key);
+      if (f == st->fields().end()) return nullptr;
+      v = &f->second;
+      st = v->has_struct_value() ? &v->struct_value() : nullptr;
+    }
+    return v;
+  }
+
+  std::string ns_;
+  std::vector<std::string> path_;
+  ValueMatch match_;
+  bool invert_;
+  bool if_missing_;
+};
+
+absl::StatusOr<FilterPtr> createMetadataFilter(const pb::MetadataFilter& proto,
+                                               const std::string& path) {
+  using VM = envoy::type::matcher::v3::ValueMatcher;
+  // Without a matcher Envoy logs every stream (the key cannot be looked up).
+  if (!proto.has_matcher()) return std::make_unique<ConstantFilter>(true);
+  const auto& m = proto.matcher();
+  const std::string mpath = path + ".matcher";
+  std::vector<std::string> keys;
+  for (int i = 0; i < m.path_size(); ++i) keys.push_back(m.path(i).key());
+  if (m.filter().empty() || keys.empty()) {
+    return absl::InvalidArgumentError(mpath + ": filter and a non-empty path are required");
+  }
+  ValueMatch match;
+  const VM& vm = m.value();
+  match.kind = vm.match_pattern_case();
+  switch (match.kind) {
+  case VM::kNullMatch: break;
+  case VM::kDoubleMatch:
+    if (vm.double_match().has_range()) {
+      match.is_range = true;
+      match.start = vm.double_match().range().start();
+      match.end = vm.double_match().range().end();
+    } else {
+      match.exact = vm.double_match().exact();
+    }
+    break;
+  case VM::kStringMatch: {
+    auto sm = stringMatch(vm.string_match(), mpath + ".value.string_match");
+    if (!sm.ok()) return sm.status();
+    match.string = std::move(*sm);
+    break;
+  }
+  case VM::kBoolMatch: match.flag = vm.bool_match(); break;
+  case VM::kPresentMatch: match.flag = vm.present_match(); break;
+  case VM::kListMatch:
+  case VM::kOrMatch:
+    return absl::InvalidArgumentError(mpath + ".value: list_match and or_match are not "
+                                              "implemented by legate yet");
+  default: return absl::InvalidArgumentError(mpath + ".value: a value matcher is required");
+  }
+  const bool if_missing =
+      !proto.has_match_if_key_not_found() || proto.match_if_key_not_found().value();
+  return std::make_unique<MetadataFilter>(m.filter(), std::move(keys), std::move(match),
+                                          m.invert(), if_missing);
 }
 
 absl::Status refuse(const std::string& path, const std::string& field) {
@@ -322,9 +510,19 @@ absl::StatusOr<FilterPtr> createFilter(const pb::AccessLogFilter& proto, const s
     return std::make_unique<ResponseFlagFilter>(mask, flags.empty());
   }
   case F::kTraceableFilter: return refuse(path, "traceable_filter");
-  case F::kGrpcStatusFilter: return refuse(path, "grpc_status_filter");
-  case F::kMetadataFilter: return refuse(path, "metadata_filter");
-  case F::kLogTypeFilter: return refuse(path, "log_type_filter");
+  case F::kGrpcStatusFilter: {
+    std::vector<uint32_t> statuses;
+    for (int s : proto.grpc_status_filter().statuses()) statuses.push_back(static_cast<uint32_t>(s));
+    return std::make_unique<GrpcStatusFilter>(std::move(statuses),
+                                              proto.grpc_status_filter().exclude());
+  }
+  case F::kMetadataFilter:
+    return createMetadataFilter(proto.metadata_filter(), path + ".metadata_filter");
+  case F::kLogTypeFilter: {
+    std::vector<int> types(proto.log_type_filter().types().begin(),
+                           proto.log_type_filter().types().end());
+    return std::make_unique<LogTypeFilter>(std::move(types), proto.log_type_filter().exclude());
+  }
   case F::kExtensionFilter: return refuse(path, "extension_filter");
   default:
     return absl::InvalidArgumentError(path + ": an access log filter must set one filter kind");

@@ -33,8 +33,9 @@ using FilterPtr = std::unique_ptr<const Filter>;
 using RandomFn = std::function<uint64_t()>;
 
 // Builds a filter tree; path (e.g. "...access_log[0].filter") prefixes errors.
-// Refused kinds (traceable, grpc_status, metadata, log_type, extension, and
-// header matchers legate does not implement) are errors naming the field.
+// Refused kinds (traceable_filter until tracing exists, extension_filter, regex
+// and range header matchers, list/or metadata value matchers) are errors naming the
+// field.
 absl::StatusOr<FilterPtr> createFilter(const envoy::config::accesslog::v3::AccessLogFilter& proto,
                                        const std::string& path, RandomFn random = nullptr);
 

@@ -29,14 +29,22 @@ public:
 };
 using FormatterPtr = std::unique_ptr<Formatter>;
 
-// A text format. Unknown operators are errors naming the operator.
-absl::StatusOr<FormatterPtr> parseTextFormat(const std::string& format);
-// A JSON format: each value is a text format; a value that is exactly one
-// numeric operator prints as a JSON number.
+// A text format. Unknown operators are errors naming the operator; Envoy operators
+// legate does not implement yet are refused by name. omit_empty_values: an empty
+// value prints as nothing instead of "-".
+absl::StatusOr<FormatterPtr> parseTextFormat(const std::string& format,
+                                             bool omit_empty_values = false);
+// A JSON format (json_format, typed_json_format): each value is a text format, a
+// number, a bool or a nested dictionary; a value that is exactly one operator keeps
+// its type (numbers stay numbers, metadata its JSON shape). path names the field in
+// errors ("json_format" -> "json_format.key: ...").
 absl::StatusOr<FormatterPtr> parseJsonFormat(const google::protobuf::Struct& format,
-                                             bool omit_empty_values);
+                                             bool omit_empty_values, const std::string& path);
 // From an envoy SubstitutionFormatString (text_format, text_format_source
-// inline_string, json_format); an unset one gives the default format.
+// inline_string, json_format, omit_empty_values); an unset one gives the default
+// format. Errors start with the field inside it ("text_format: ..."); content_type
+// concerns local replies only and json_format_options' sorting is what legate
+// always does (keys in name order).
 absl::StatusOr<FormatterPtr>
 fromProto(const envoy::config::core::v3::SubstitutionFormatString& proto, bool has_proto);
 

@@ -6,12 +6,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "http/header_map.h"
 #include "network/address.h"
+
+namespace envoy::config::core::v3 {
+class Metadata;
+}
 
 namespace legate::accesslog {
 
@@ -50,6 +55,7 @@ struct StreamInfo {
   std::optional<std::chrono::steady_clock::time_point> last_request_rx;
   std::optional<std::chrono::steady_clock::time_point> first_upstream_rx;
   uint64_t connection_id = 0;
+  uint64_t upstream_connection_id = 0; // 0: no upstream connection
   network::Address downstream_local;
   network::Address downstream_remote;
   network::Address upstream_host;
@@ -57,11 +63,18 @@ struct StreamInfo {
   std::string upstream_cluster;
   std::string filter_chain_name;
   std::string protocol; // "" for raw TCP
+  std::string upstream_protocol; // "" for raw TCP or no upstream
   uint32_t response_code = 0;
   uint64_t bytes_received = 0; // from downstream
   uint64_t bytes_sent = 0;     // to downstream
   uint32_t response_flags = 0;
+  // HTTP: why the response code is what it is ("via_upstream", "route_not_found", ...).
+  std::string response_code_details;
+  // Why legate closed the connection (tcp_proxy), else empty.
   std::string termination_details;
+  // Filters' dynamic metadata (%DYNAMIC_METADATA%, metadata_filter); null = none.
+  // No filter in legate writes any yet.
+  std::shared_ptr<const envoy::config::core::v3::Metadata> dynamic_metadata;
   // HTTP streams: the headers as they are when the stream ends (owned by the
   // stream, valid while it logs). Null for TCP connections.
   const http::HeaderMap* request_headers = nullptr;

@@ -672,8 +672,8 @@ void ConnectionManager::ActiveStream::encodeHeadersFrom(size_t start, HeaderMapP
   }
   response_headers_ = std::move(headers);
   encode_end_pending_ = end_stream;
-  if (!details.empty() && info_.termination_details.empty()) {
-    info_.termination_details = std::string(details);
+  if (!details.empty() && info_.response_code_details.empty()) {
+    info_.response_code_details = std::string(details);
   }
   runEncodeHeaders(start);
 }
@@ -864,8 +864,8 @@ void ConnectionManager::ActiveStream::sendLocalReplyImpl(
     uint32_t code, std::string_view body, const std::function<void(HeaderMap&)>& modify,
     std::string_view details, size_t encoder_start) {
   if (done_) return;
-  if (info_.termination_details.empty()) {
-    info_.termination_details = std::string(details);
+  if (info_.response_code_details.empty()) {
+    info_.response_code_details = std::string(details);
   }
   if (response_started_) {
     // Too late for a reply: the client already has headers. Reset instead.
@@ -969,7 +969,7 @@ void ConnectionManager::ActiveStream::onResetStream(StreamResetReason reason,
     parent_.stats_.downstream_rq_rx_reset.inc();
     info_.setResponseFlag(accesslog::kDownstreamConnectionTermination);
   }
-  if (info_.termination_details.empty()) info_.termination_details = std::string(details);
+  if (info_.response_code_details.empty()) info_.response_code_details = std::string(details);
   parent_.close_after_stream_ = true;
   finish();
 }
@@ -978,7 +978,7 @@ void ConnectionManager::ActiveStream::resetFromConnection(const char* details) {
   if (done_) return;
   parent_.stats_.downstream_rq_rx_reset.inc();
   info_.setResponseFlag(accesslog::kDownstreamConnectionTermination);
-  if (info_.termination_details.empty()) info_.termination_details = details;
+  if (info_.response_code_details.empty()) info_.response_code_details = details;
   finish();
 }
 

@@ -341,7 +341,7 @@ void HttpConnPool::moveClient(ActiveClient& client, std::list<std::unique_ptr<Ac
 void HttpConnPool::attach(ActiveClient& client, http::StreamDecoder& decoder,
                           PoolCallbacks& callbacks) {
   client.attach(decoder);
-  callbacks.onPoolReady(client, client.connection().localAddress());
+  callbacks.onPoolReady(client, client.connection());
 }
 
 void HttpConnPool::onClientConnected(ActiveClient& client) {

@@ -35,9 +35,10 @@ public:
   virtual ~PoolCallbacks() = default;
   virtual void onPoolFailure(PoolFailureReason reason, std::string_view details) = 0;
   // The request may now be encoded; responses go to the decoder given to
-  // newStream(). upstream_local is the connection's local address.
+  // newStream(). upstream is the connection it goes on (its local address and id
+  // are what access logs show).
   virtual void onPoolReady(http::StreamEncoder& request_encoder,
-                           const network::Address& upstream_local) = 0;
+                           const network::Connection& upstream) = 0;
 };
 
 class Cancellable {

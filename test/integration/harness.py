@@ -375,7 +375,8 @@ def run_legate(args, timeout=15.0, cwd=None):
 
 class TcpServer:
     """A threaded TCP server on 127.0.0.1:0; one thread per accepted connection runs
-    handle(conn, index). Subclasses override handle."""
+    handle(conn, index). Subclasses override handle. `peers[index]` is that
+    connection's (client address, port)."""
 
     def __init__(self, backlog=128, rcvbuf=None, host="127.0.0.1", port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -388,6 +389,7 @@ class TcpServer:
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.conns = []
+        self.peers = []
         self.threads = []
         self.accepted = 0
         self.errors = []
@@ -398,7 +400,7 @@ class TcpServer:
     def _accept_loop(self):
         while not self.closed:
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except OSError:
                 return
             with self.lock:
@@ -408,6 +410,7 @@ class TcpServer:
                 index = self.accepted
                 self.accepted += 1
                 self.conns.append(conn)
+                self.peers.append(peer)
                 t = threading.Thread(target=self._run, args=(conn, index), daemon=True)
                 self.threads.append(t)
             t.start()

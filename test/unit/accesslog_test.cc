@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -12,6 +13,8 @@
 #include "accesslog/log_file.h"
 #include "config/extension_registry.h"
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
+#include "envoy/config/core/v3/base.pb.h"
+#include "envoy/config/core/v3/substitution_format_string.pb.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
@@ -91,10 +94,10 @@ TEST(FormatterTest, JsonFormatTypesNumbersAndEscapes) {
   (*s.mutable_fields())["fixed"].set_number_value(1);
   StreamInfo i = sample();
   i.upstream_cluster = "a\"b";
-  auto f = parseJsonFormat(s, false);
+  auto f = parseJsonFormat(s, false, "json_format");
   ASSERT_TRUE(f.ok());
   EXPECT_EQ((*f)->format(i), "{\"bytes\":34,\"cluster\":\"c=a\\\"b\",\"fixed\":1,\"path\":null}\n");
-  auto omit = parseJsonFormat(s, true);
+  auto omit = parseJsonFormat(s, true, "json_format");
   ASSERT_TRUE(omit.ok());
   EXPECT_EQ((*omit)->format(i).find("path"), std::string::npos);
 }
@@ -152,7 +155,7 @@ TEST(FormatterTest, DurationOperatorsAreJsonNumbers) {
   (*s.mutable_fields())["rs"].set_string_value("%RESPONSE_DURATION%");
   StreamInfo i = sample();
   i.last_request_rx = i.start_steady + milliseconds(3);
-  auto f = parseJsonFormat(s, false);
+  auto f = parseJsonFormat(s, false, "json_format");
   ASSERT_TRUE(f.ok());
   EXPECT_EQ((*f)->format(i), "{\"rq\":3,\"rs\":null}\n");
 }
@@ -163,7 +166,7 @@ TEST(FormatterTest, DetailsAttemptsSniAndRoute) {
                 "%REQUESTED_SERVER_NAME% %ROUTE_NAME%",
                 i),
             "- 1 - -");
-  i.termination_details = "via_upstream";
+  i.response_code_details = "via_upstream";
   i.route_name = "r1";
   i.requested_server_name = "example.com";
   EXPECT_EQ(fmt("%RESPONSE_CODE_DETAILS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%", i),
@@ -172,6 +175,124 @@ TEST(FormatterTest, DetailsAttemptsSniAndRoute) {
   EXPECT_EQ(fmt("%UPSTREAM_REQUEST_ATTEMPT_COUNT%", i), "0");
   i.upstream_request_attempt_count = 3;
   EXPECT_EQ(fmt("%UPSTREAM_REQUEST_ATTEMPT_COUNT%", i), "3");
+}
+
+TEST(FormatterTest, AddressPortAndConnectionVariants) {
+  StreamInfo i = sample();
+  EXPECT_EQ(fmt("%UPSTREAM_LOCAL_ADDRESS% %UPSTREAM_CONNECTION_ID% %UPSTREAM_PROTOCOL%", i),
+            "- - -");
+  i.upstream_local = *network::Address::fromIpPort("127.0.0.2", 4444);
+  i.upstream_connection_id = 12;
+  i.upstream_protocol = "HTTP/1.1";
+  EXPECT_EQ(fmt("%UPSTREAM_LOCAL_ADDRESS% %UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% "
+                "%UPSTREAM_LOCAL_PORT% %UPSTREAM_REMOTE_ADDRESS% "
+                "%UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %UPSTREAM_REMOTE_PORT% "
+                "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS% %DOWNSTREAM_DIRECT_REMOTE_PORT% "
+                "%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% %CONNECTION_ID% %UPSTREAM_CONNECTION_ID% "
+                "%UPSTREAM_PROTOCOL% %VIRTUAL_CLUSTER_NAME% %STREAM_ID%",
+                i),
+            "127.0.0.2:4444 127.0.0.2 4444 127.0.0.1:8080 127.0.0.1 8080 127.0.0.9:5555 5555 "
+            "127.0.0.1 7 12 HTTP/1.1 - -");
+  http::HeaderMap req, resp;
+  req.add(":method", "GET");
+  req.add("x-request-id", "abc");
+  resp.add(":status", "200");
+  i.request_headers = &req;
+  i.response_headers = &resp;
+  EXPECT_EQ(fmt("%STREAM_ID% %REQUEST_HEADERS_BYTES% %RESPONSE_HEADERS_BYTES% "
+                "%RESPONSE_TRAILERS_BYTES%",
+                i),
+            "abc 25 10 -");
+  const std::string id = fmt("%UNIQUE_ID%", i);
+  EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                              "[0-9a-f]{12}")))
+      << id;
+  EXPECT_NE(id, fmt("%UNIQUE_ID%", i));
+}
+
+TEST(FormatterTest, StartTimeEnvoySpecifiers) {
+  StreamInfo i = sample();
+  i.start_time += std::chrono::microseconds(456) + std::chrono::nanoseconds(789);
+  EXPECT_EQ(fmt("%START_TIME(%s.%3f)%", i), "1700000000.123");
+  EXPECT_EQ(fmt("%START_TIME(%s.%6f)%", i), "1700000000.123456");
+  EXPECT_EQ(fmt("%START_TIME(%s.%9f)%", i), "1700000000.123456789");
+  EXPECT_EQ(fmt("%START_TIME(%f)%", i), "123456789");
+  EXPECT_EQ(fmt("%START_TIME(%1f|%2f)%", i), "1|12");
+  EXPECT_EQ(fmt("%START_TIME(%Y-%m-%dT%H:%M:%E6SZ)%", i), "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(fmt("%START_TIME(%Ez %a %b %j %%s)%", i), "+00:00 Tue Nov 318 %s");
+}
+
+TEST(FormatterTest, OmitEmptyValuesInText) {
+  envoy::config::core::v3::SubstitutionFormatString proto;
+  proto.mutable_text_format_source()->set_inline_string("[%REQ(:PATH)%] %BYTES_SENT%");
+  proto.set_omit_empty_values(true);
+  auto f = fromProto(proto, true);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->format(sample()), "[] 34");
+}
+
+TEST(FormatterTest, DynamicMetadataTextAndTyped) {
+  StreamInfo i = sample();
+  EXPECT_EQ(fmt("%DYNAMIC_METADATA(ns:k)%", i), "-");
+  auto md = std::make_shared<envoy::config::core::v3::Metadata>();
+  google::protobuf::Struct& ns = (*md->mutable_filter_metadata())["ns"];
+  (*ns.mutable_fields())["s"].set_string_value("hello world");
+  (*ns.mutable_fields())["n"].set_number_value(3);
+  google::protobuf::Struct& inner = *(*ns.mutable_fields())["o"].mutable_struct_value();
+  (*inner.mutable_fields())["b"].set_bool_value(true);
+  i.dynamic_metadata = md;
+  EXPECT_EQ(fmt("%DYNAMIC_METADATA(ns:s)% %DYNAMIC_METADATA(ns:s):5% %DYNAMIC_METADATA(ns:n)% "
+                "%DYNAMIC_METADATA(ns:o:b)% %DYNAMIC_METADATA(ns:o)% %DYNAMIC_METADATA(ns:nope)% "
+                "%DYNAMIC_METADATA(other)%",
+                i),
+            "hello world hello 3 true {\"b\":true} - -");
+  google::protobuf::Struct s;
+  (*s.mutable_fields())["all"].set_string_value("%DYNAMIC_METADATA(ns)%");
+  (*s.mutable_fields())["n"].set_string_value("%DYNAMIC_METADATA(ns:n)%");
+  (*s.mutable_fields())["s"].set_string_value("%DYNAMIC_METADATA(ns:s)%");
+  auto f = parseJsonFormat(s, false, "json_format");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->format(i), "{\"all\":{\"n\":3,\"o\":{\"b\":true},\"s\":\"hello world\"},"
+                             "\"n\":3,\"s\":\"hello world\"}\n");
+}
+
+TEST(FormatterTest, JsonNestedDictionariesAndOmitEmpty) {
+  google::protobuf::Struct s;
+  google::protobuf::Struct& up = *(*s.mutable_fields())["upstream"].mutable_struct_value();
+  (*up.mutable_fields())["host"].set_string_value("%UPSTREAM_HOST%");
+  (*up.mutable_fields())["port"].set_string_value("%UPSTREAM_REMOTE_PORT%");
+  google::protobuf::Struct& rq = *(*s.mutable_fields())["request"].mutable_struct_value();
+  (*rq.mutable_fields())["path"].set_string_value("%REQ(:PATH)%");
+  (*s.mutable_fields())["code"].set_string_value("%RESPONSE_CODE%");
+  StreamInfo i = sample();
+  i.response_code = 200;
+  auto f = parseJsonFormat(s, false, "json_format");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->format(i), "{\"code\":200,\"request\":{\"path\":null},"
+                             "\"upstream\":{\"host\":\"127.0.0.1:8080\",\"port\":8080}}\n");
+  auto omit = parseJsonFormat(s, true, "json_format");
+  ASSERT_TRUE(omit.ok());
+  EXPECT_EQ((*omit)->format(i),
+            "{\"code\":200,\"upstream\":{\"host\":\"127.0.0.1:8080\",\"port\":8080}}\n");
+  (*rq.mutable_fields())["bad"].set_string_value("%NOPE%");
+  (*s.mutable_fields())["request"].mutable_struct_value()->CopyFrom(rq);
+  auto bad = parseJsonFormat(s, false, "json_format");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "json_format.request.bad: unknown or unsupported format operator '%NOPE%'");
+}
+
+TEST(FormatterTest, RefusedOperatorsAreNamed) {
+  for (const char* op : {"%FILTER_STATE(k)%", "%UPSTREAM_WIRE_BYTES_SENT%",
+                         "%DOWNSTREAM_PEER_SUBJECT%", "%CLUSTER_METADATA(a:b)%"}) {
+    auto f = parseTextFormat(op);
+    ASSERT_FALSE(f.ok()) << op;
+    EXPECT_NE(f.status().message().find(std::string(op).substr(0, std::string(op).find('('))),
+              std::string::npos)
+        << f.status();
+    EXPECT_NE(f.status().message().find("not implemented by legate"), std::string::npos)
+        << f.status();
+  }
 }
 
 // ---- Filters ---------------------------------------------------------------
@@ -407,9 +528,71 @@ TEST(FilterTest, ResponseFlags) {
             std::string::npos);
 }
 
+TEST(FilterTest, GrpcStatusFromTrailersHeadersOrHttpCode) {
+  FilterPtr f = makeFilter("grpc_status_filter { statuses: UNAVAILABLE statuses: INTERNAL }");
+  FilterPtr not_ok = makeFilter("grpc_status_filter { statuses: OK exclude: true }");
+  StreamInfo i = withCode(200);
+  http::HeaderMap headers, trailers;
+  headers.add(":status", "200");
+  i.response_headers = &headers;
+  EXPECT_FALSE(f->evaluate(i)); // 200 without grpc-status: UNKNOWN
+  EXPECT_TRUE(not_ok->evaluate(i));
+  trailers.add("grpc-status", "14");
+  i.response_trailers = &trailers;
+  EXPECT_TRUE(f->evaluate(i));
+  headers.add("grpc-status", "0"); // trailers win
+  EXPECT_TRUE(f->evaluate(i));
+  i.response_trailers = nullptr;
+  EXPECT_FALSE(f->evaluate(i));
+  EXPECT_FALSE(not_ok->evaluate(i)); // OK is excluded
+  StreamInfo local = withCode(503);  // no grpc-status anywhere: 503 maps to UNAVAILABLE
+  EXPECT_TRUE(f->evaluate(local));
+  EXPECT_TRUE(f->evaluate(withCode(400))); // INTERNAL
+  EXPECT_FALSE(f->evaluate(withCode(404))); // UNIMPLEMENTED
+}
+
+TEST(FilterTest, MetadataFilter) {
+  auto md = std::make_shared<envoy::config::core::v3::Metadata>();
+  google::protobuf::Struct& ns = (*md->mutable_filter_metadata())["envoy.test"];
+  (*ns.mutable_fields())["user"].set_string_value("alice");
+  (*(*ns.mutable_fields())["o"].mutable_struct_value()->mutable_fields())["n"].set_number_value(5);
+  StreamInfo with = sample();
+  with.dynamic_metadata = md;
+  StreamInfo without = sample();
+  FilterPtr user = makeFilter(
+      "metadata_filter { matcher { filter: \"envoy.test\" path { key: \"user\" } "
+      "value { string_match { prefix: \"ali\" } } } }");
+  EXPECT_TRUE(user->evaluate(with));
+  EXPECT_TRUE(user->evaluate(without)); // missing key: logged by default
+  FilterPtr strict = makeFilter(
+      "metadata_filter { matcher { filter: \"envoy.test\" path { key: \"user\" } "
+      "value { string_match { exact: \"bob\" } } } match_if_key_not_found { value: false } }");
+  EXPECT_FALSE(strict->evaluate(with));
+  EXPECT_FALSE(strict->evaluate(without));
+  FilterPtr range = makeFilter(
+      "metadata_filter { matcher { filter: \"envoy.test\" path { key: \"o\" } path { key: \"n\" } "
+      "value { double_match { range { start: 1 end: 6 } } } invert: true } }");
+  EXPECT_FALSE(range->evaluate(with)); // 5 is in [1,6), inverted
+  EXPECT_NE(filterError("metadata_filter { matcher { filter: \"a\" path { key: \"b\" } "
+                        "value { list_match { } } } }")
+                .find("access_log[0].filter.metadata_filter.matcher.value"),
+            std::string::npos);
+}
+
+TEST(FilterTest, LogTypeFilter) {
+  FilterPtr http_only = makeFilter("log_type_filter { types: DownstreamEnd }");
+  FilterPtr not_tcp = makeFilter("log_type_filter { types: TcpConnectionEnd exclude: true }");
+  StreamInfo tcp = sample();
+  StreamInfo http = sample();
+  http.protocol = "HTTP/1.1";
+  EXPECT_FALSE(http_only->evaluate(tcp));
+  EXPECT_TRUE(http_only->evaluate(http));
+  EXPECT_FALSE(not_tcp->evaluate(tcp));
+  EXPECT_TRUE(not_tcp->evaluate(http));
+}
+
 TEST(FilterTest, RefusedKindsNameTheField) {
-  for (const char* k : {"traceable_filter", "grpc_status_filter", "metadata_filter",
-                        "log_type_filter", "extension_filter"}) {
+  for (const char* k : {"traceable_filter", "extension_filter"}) {
     const std::string kind = k;
     const std::string msg = filterError(kind + " {}");
     EXPECT_NE(msg.find("access_log[0].filter." + kind), std::string::npos) << msg;
@@ -606,7 +789,7 @@ TEST_F(AccessLogTest, StatusCodeFilterLogsOnly5xx) {
     ASSERT_TRUE(log.ok()) << log.status();
     for (uint32_t code : {200u, 503u, 404u, 500u}) {
       StreamInfo i = withCode(code);
-      i.termination_details = code == 503 ? "upstream_reset" : "via_upstream";
+      i.response_code_details = code == 503 ? "upstream_reset" : "via_upstream";
       (*log)->log(i);
     }
   } // last user of the file: flushed on destruction

@@ -317,8 +317,11 @@ void RouterFilter::abandonRetryBuffering() {
   }
 }
 
-void RouterFilter::onUpstreamReady(UpstreamRequest& req, const network::Address& upstream_local) {
-  callbacks_->streamInfo().upstream_local = upstream_local;
+void RouterFilter::onUpstreamReady(UpstreamRequest& req, const network::Connection& upstream) {
+  accesslog::StreamInfo& info = callbacks_->streamInfo();
+  info.upstream_local = upstream.localAddress();
+  info.upstream_connection_id = upstream.id();
+  info.upstream_protocol = "HTTP/1.1";
   if (include_attempt_count_) {
     request_headers_->set(kAttemptCount, std::to_string(req.attempt()));
   }

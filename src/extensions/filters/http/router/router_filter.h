@@ -69,7 +69,7 @@ public:
   bool downstreamBackedUp() const { return downstream_backed_up_; }
   std::chrono::milliseconds perTryTimeout() const { return per_try_timeout_; }
   std::chrono::milliseconds perTryIdleTimeout() const { return per_try_idle_timeout_; }
-  void onUpstreamReady(UpstreamRequest& req, const network::Address& upstream_local);
+  void onUpstreamReady(UpstreamRequest& req, const network::Connection& upstream);
   void onUpstream1xx(UpstreamRequest& req, http::HeaderMapPtr headers);
   void onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr headers, bool end_stream);
   void onUpstreamData(UpstreamRequest& req, Buffer& data, bool end_stream);

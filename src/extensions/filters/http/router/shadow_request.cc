@@ -113,7 +113,7 @@ void ShadowRequest::onPoolFailure(upstream::PoolFailureReason reason, std::strin
   finish(/*abandoned=*/true);
 }
 
-void ShadowRequest::onPoolReady(http::StreamEncoder& encoder, const network::Address&) {
+void ShadowRequest::onPoolReady(http::StreamEncoder& encoder, const network::Connection&) {
   pending_ = nullptr;
   outlierResult(upstream::OutlierResult::LocalOriginConnectSuccess);
   encoder_ = &encoder;

@@ -62,7 +62,7 @@ public:
 
   // upstream::PoolCallbacks
   void onPoolFailure(upstream::PoolFailureReason reason, std::string_view details) override;
-  void onPoolReady(http::StreamEncoder& encoder, const network::Address& upstream_local) override;
+  void onPoolReady(http::StreamEncoder& encoder, const network::Connection& upstream) override;
   // http::StreamDecoder: the response, dropped.
   void decodeHeaders(http::HeaderMapPtr headers, bool end_stream) override;
   void decodeData(Buffer& data, bool end_stream) override;

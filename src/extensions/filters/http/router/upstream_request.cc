@@ -65,12 +65,12 @@ void UpstreamRequest::onPoolFailure(upstream::PoolFailureReason reason, std::str
 }
 
 void UpstreamRequest::onPoolReady(http::StreamEncoder& encoder,
-                                  const network::Address& upstream_local) {
+                                  const network::Connection& upstream) {
   pending_ = nullptr;
   outlierResult(upstream::OutlierResult::LocalOriginConnectSuccess);
   encoder_ = &encoder;
   encoder.addCallbacks(*this);
-  parent_.onUpstreamReady(*this, upstream_local);
+  parent_.onUpstreamReady(*this, upstream);
   if (parent_.downstreamBackedUp()) readDisable(true);
   encodePending();
   maybeStartPerTryTimers();

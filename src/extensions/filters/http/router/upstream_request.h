@@ -76,7 +76,7 @@ public:
 
   // upstream::PoolCallbacks
   void onPoolFailure(upstream::PoolFailureReason reason, std::string_view details) override;
-  void onPoolReady(http::StreamEncoder& encoder, const network::Address& upstream_local) override;
+  void onPoolReady(http::StreamEncoder& encoder, const network::Connection& upstream) override;
 
   // http::StreamDecoder: the response.
   void decode1xxHeaders(http::HeaderMapPtr headers) override;

@@ -71,7 +71,7 @@ absl::Status parseLocalReplyConfig(
     if (m.has_body_format_override()) {
       auto f = accesslog::fromProto(m.body_format_override(), true);
       if (!f.ok()) {
-        return absl::InvalidArgumentError(mpath + ".body_format_override: " +
+        return absl::InvalidArgumentError(mpath + ".body_format_override." +
                                           std::string(f.status().message()));
       }
       mapper.body_format = std::move(*f);
@@ -90,7 +90,7 @@ absl::Status parseLocalReplyConfig(
   if (proto.has_body_format()) {
     auto f = accesslog::fromProto(proto.body_format(), true);
     if (!f.ok()) {
-      return absl::InvalidArgumentError(path + ".body_format: " + std::string(f.status().message()));
+      return absl::InvalidArgumentError(path + ".body_format." + std::string(f.status().message()));
     }
     cfg.local_reply_body_format = std::move(*f);
     cfg.local_reply_content_type = contentTypeOf(proto.body_format());

@@ -201,6 +201,7 @@ void TcpProxyFilter::onUpstreamEvent(network::ConnectionEvent event) {
     cs.upstream_cx_connect_ms.record(static_cast<uint64_t>(msSince(connect_start_)));
     upstream_start_ = std::chrono::steady_clock::now();
     info_.upstream_local = upstream_->localAddress();
+    info_.upstream_connection_id = upstream_->id();
     upstream_->initializeReadFilters();
     filterLog().debug("[C{}] connected upstream {} ({})", downstream_->id(),
                       host_->address().asString(), cluster_->name());
