@@ -51,12 +51,14 @@ class AdminEndpointsMore(LegateTestCase):
     def test_mutations_are_post_only(self):
         self.start()
         for path in ("/quitquitquit", "/healthcheck/fail", "/healthcheck/ok", "/reset_counters",
-                     "/drain_listeners", "/logging?level=debug"):
+                     "/drain_listeners", "/logging?level=debug", "/runtime_modify?a=1"):
             code, _ = self.lg.admin_get(path)
             self.assertEqual(code, 405, path)
             self.assertEqual(self.lg.last_headers.get("Allow"), "POST", path)
         self.assertEqual(self.get("/ready").strip(), "LIVE")
         self.assertIn("  admin: info\n", self.get("/logging"))
+        # Nothing a refused GET asked for happened.
+        self.assertNotIn("a", json.loads(self.get("/runtime"))["entries"])
 
     def test_logging_levels(self):
         self.start()
@@ -90,6 +92,105 @@ class AdminEndpointsMore(LegateTestCase):
             self.assertIn(key, doc)
         self.assertGreater(int(doc["allocated"]), 0)
         self.assertGreater(int(doc["total_physical_bytes"]), int(doc["allocated"]) // 4)
+
+    def test_server_info_command_line_options(self):
+        self.start(args=["--drain-time-s", "7", "--parent-shutdown-time-s", "9",
+                         "--log-level", "warning", "--component-log-level", "upstream:debug",
+                         "--service-cluster", "svc", "--service-node", "node-1",
+                         "--service-zone", "zone-a"])
+        info = json.loads(self.get("/server_info"))
+        opts = info["command_line_options"]
+        self.assertEqual(opts["drain_time"], "7s")
+        self.assertEqual(opts["parent_shutdown_time"], "9s")
+        self.assertEqual(opts["log_level"], "warning")
+        self.assertEqual(opts["component_log_level"], "upstream:debug")
+        self.assertEqual(opts["service_cluster"], "svc")
+        self.assertEqual(opts["service_node"], "node-1")
+        self.assertEqual(opts["service_zone"], "zone-a")
+        self.assertEqual(opts["mode"], "Serve")
+        self.assertEqual(opts["concurrency"], 1)
+        self.assertTrue(opts["disable_hot_restart"])
+        self.assertEqual(info["state"], "LIVE")
+        self.assertRegex(info["uptime_current_epoch"], r"^\d+s$")
+        # Draining shows in both /ready and /server_info.
+        self.post("/healthcheck/fail")
+        self.assertEqual(json.loads(self.get("/server_info"))["state"], "DRAINING")
+        code, body = self.lg.admin_get("/ready")
+        self.assertEqual((code, body.strip()), (503, "DRAINING"))
+        self.post("/healthcheck/ok")
+        self.assertEqual(self.get("/ready").strip(), "LIVE")
+
+    def test_ready_initializing_until_dns_clusters_warm(self):
+        # A DNS server that swallows queries: the DNS cluster cannot warm.
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(dns.close)
+        dns.bind(("127.0.0.1", 0))
+        up = self.server(HttpUpstream)
+        cluster = {
+            "name": "dns", "type": "STRICT_DNS", "connect_timeout": "1s",
+            "typed_dns_resolver_config": {
+                "name": "envoy.network.dns_resolver.cares",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3."
+                             "CaresDnsResolverConfig",
+                    "resolvers": [{"socket_address": {"address": "127.0.0.1",
+                                                      "port_value": dns.getsockname()[1]}}]}},
+            "load_assignment": {"cluster_name": "dns", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": "backend.legate.test", "port_value": up.port}}}}]}]}}
+        self.lg = self.start_legate(http_bootstrap([cluster]), wait_ready=False)
+        wait_until(lambda: os.path.exists(self.lg.admin_address_path), timeout=10,
+                   what="the admin address file")
+
+        def admin_file():
+            with open(self.lg.admin_address_path) as f:
+                host, _, port = f.read().strip().rpartition(":")
+            return port.isdigit() and (host.strip("[]"), int(port))
+        self.lg.admin = wait_until(admin_file, timeout=10, what="the admin address")
+        # A query reached the silent server: legate is waiting for the answer.
+        dns.settimeout(10)
+        dns.recvfrom(512)
+        code, body = self.lg.admin_get("/ready")
+        self.assertEqual((code, body.strip()), (503, "INITIALIZING"))
+        self.assertEqual(json.loads(self.get("/server_info"))["state"], "INITIALIZING")
+        # The server goes away: the lookup fails (ICMP refused), the cluster is warm
+        # (without hosts), the workers start.
+        dns.close()
+        wait_until(lambda: self.lg.admin_get("/ready")[0] == 200, timeout=30,
+                   what="/ready to say LIVE")
+        self.assertEqual(self.get("/ready").strip(), "LIVE")
+
+    def test_config_dump_resources(self):
+        self.start()
+        listeners = json.loads(self.get("/config_dump?resource=static_listeners"))
+        (entry,) = listeners["configs"]
+        self.assertEqual(entry["@type"], "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener")
+        self.assertEqual(entry["listener"]["name"], "http")
+        clusters = json.loads(self.get("/config_dump?resource=static_clusters"))
+        self.assertEqual([c["cluster"]["name"] for c in clusters["configs"]], ["backend"])
+        self.get("/config_dump?resource=nope", status=404)
+
+    def test_listeners_text_and_json(self):
+        self.start()
+        port = self.lg.port("http")
+        self.assertEqual(self.get("/listeners"), "http::127.0.0.1:%d\n" % port)
+        doc = json.loads(self.get("/listeners?format=json"))
+        self.assertEqual(doc["listener_statuses"], [{
+            "name": "http",
+            "local_address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}])
+
+    def test_reset_counters_zeroes_counters_not_gauges(self):
+        self.start()
+        self.assertEqual(http_get(self.lg.port("http"), "/x")[0], 200)
+        self.lg.wait_for_stat("cluster.backend.upstream_rq_total", lambda v: v == 1)
+        self.post("/reset_counters")
+        stats = self.lg.stats()
+        self.assertEqual(stats["cluster.backend.upstream_rq_total"], 0)
+        self.assertEqual(stats["http.ingress.downstream_rq_total"], 0)
+        self.assertEqual(stats["server.concurrency"], 1)  # a gauge: untouched
+        # Counting goes on from zero.
+        self.assertEqual(http_get(self.lg.port("http"), "/y")[0], 200)
+        self.lg.wait_for_stat("cluster.backend.upstream_rq_total", lambda v: v == 1)
 
     def test_server_info_fields(self):
         self.start()
