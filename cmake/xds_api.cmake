@@ -89,7 +89,9 @@ set(LEGATE_API_ROOTS
     envoy/extensions/filters/http/router/v3/router.proto
     envoy/extensions/upstreams/http/v3/http_protocol_options.proto
     envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto
-    envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto)
+    envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto
+    envoy/config/trace/v3/zipkin.proto
+    envoy/config/trace/v3/opentelemetry.proto)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 execute_process(

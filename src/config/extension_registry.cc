@@ -18,6 +18,8 @@ std::string_view categoryName(ExtensionCategory c) {
     return "DNS resolver";
   case ExtensionCategory::RetryHostPredicate:
     return "retry host predicate";
+  case ExtensionCategory::Tracer:
+    return "tracer";
   }
   return "extension";
 }

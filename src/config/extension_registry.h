@@ -27,6 +27,8 @@ enum class ExtensionCategory {
   DnsResolver,
   // Route retry_policy.retry_host_predicate.
   RetryHostPredicate,
+  // Tracing providers (HttpConnectionManager.tracing.provider, bootstrap tracing).
+  Tracer,
 };
 
 std::string_view categoryName(ExtensionCategory c);

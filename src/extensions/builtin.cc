@@ -118,6 +118,9 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
            "envoy.stat_sinks.statsd", nullptr});
     r.add({ExtensionCategory::StatsSink, "envoy.config.metrics.v3.DogStatsdSink",
            "envoy.stat_sinks.dog_statsd", nullptr});
+    // Tracers are built by extensions::tracers::createTracer, keyed by these types.
+    r.add({ExtensionCategory::Tracer, "envoy.config.trace.v3.ZipkinConfig", "envoy.tracers.zipkin",
+           nullptr});
   });
 }
 

@@ -4,11 +4,13 @@
 // thread; what they return is immutable and shared by the workers.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
 #include "network/filter_chain.h"
 #include "stats/stats.h"
+#include "tracing/span.h"
 #include "upstream/cluster_manager.h"
 
 namespace envoy::config::listener::v3 {
@@ -21,6 +23,16 @@ namespace legate::extensions {
 struct FactoryContext {
   stats::Store& store;
   const upstream::ClusterManager& cluster_manager;
+  // Tracing: the node (span tags and service name), the bootstrap's tracer
+  // (connection managers whose tracing names no provider use it), and where
+  // every tracer built is listed (the server starts their exporters).
+  std::string node_id;
+  std::string node_cluster;
+  std::string zone;
+  tracing::TracerSharedPtr bootstrap_tracer;
+  std::vector<tracing::TracerSharedPtr>* tracers = nullptr;
+  // The listener being built has traffic_direction OUTBOUND (egress spans).
+  bool outbound = false;
 };
 
 class NetworkFilterFactory {

@@ -8,7 +8,9 @@
 #include "http/path_utility.h"
 #include "http/utility.h"
 #include "network/drain.h"
+#include "router/route.h"
 #include "router/route_config.h"
+#include "tracing/decision.h"
 
 namespace legate::http {
 namespace {
@@ -77,6 +79,23 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
       rq_total(s.counter("rq_total")),
       rq_reset_after_downstream_response_started(
           s.counter("rq_reset_after_downstream_response_started")) {}
+
+void TracingConfig::applyCustomTags(tracing::Span& span, const HeaderMap* request_headers) const {
+  if (!span.sampled()) return;
+  for (const auto& t : custom_tags) {
+    if (t.kind == CustomTag::Kind::Literal) {
+      span.setTag(t.tag, t.value);
+      continue;
+    }
+    std::optional<std::string_view> v;
+    if (request_headers != nullptr) v = request_headers->get(t.value);
+    if (v) {
+      span.setTag(t.tag, *v);
+    } else if (!t.default_value.empty()) {
+      span.setTag(t.tag, t.default_value);
+    }
+  }
+}
 
 // ---------------------------------------------------------------------------
 // ActiveStream: one request/response exchange and its filter chain.
@@ -157,6 +176,19 @@ private:
     }
     return encoders_.size();
   }
+  // Tracing: the decision, the downstream span and its decorator, at the
+  // request headers; the span's tags at the end.
+  void startTracing();
+  void finishTracing();
+  const router::Route* cachedRoute() {
+    if (!route_cached_ && request_headers_) {
+      route_cached_ = true;
+      cached_route_ = parent_.config_->route_config
+                          ? parent_.config_->route_config->route(*request_headers_, random_)
+                          : nullptr;
+    }
+    return cached_route_;
+  }
   void resetStreamTimer();
   void onStreamIdleTimeout();
   void onRequestTimeout();
@@ -183,6 +215,9 @@ private:
   const router::Route* cached_route_ = nullptr;
   bool route_cached_ = false;
   bool upgrade_ = false; // an accepted upgrade request (e.g. websocket)
+  tracing::SpanPtr active_span_;
+  const std::string* decorated_operation_ = nullptr;
+  bool decorated_propagate_ = true;
   uint64_t random_ = nextRandom();
 
   // Decode iteration: where it stopped and what waits behind it.
@@ -220,16 +255,7 @@ struct ConnectionManager::ActiveStream::DecoderEntry : public DecoderFilterCallb
       : stream(s), filter(std::move(f)), index(i) {}
   event::Dispatcher& dispatcher() override { return stream.parent_.connection_->dispatcher(); }
   const network::Connection& connection() override { return *stream.parent_.connection_; }
-  const router::Route* route() override {
-    if (!stream.route_cached_ && stream.request_headers_) {
-      stream.route_cached_ = true;
-      stream.cached_route_ =
-          stream.parent_.config_->route_config
-              ? stream.parent_.config_->route_config->route(*stream.request_headers_, stream.random_)
-              : nullptr;
-    }
-    return stream.cached_route_;
-  }
+  const router::Route* route() override { return stream.cachedRoute(); }
   void clearRouteCache() override {
     stream.route_cached_ = false;
     stream.cached_route_ = nullptr;
@@ -281,6 +307,8 @@ struct ConnectionManager::ActiveStream::DecoderEntry : public DecoderFilterCallb
     std::erase(stream.watermark_callbacks_, &cb);
   }
   HeaderMap* requestHeaders() override { return stream.request_headers_.get(); }
+  tracing::Span* activeSpan() override { return stream.active_span_.get(); }
+  const TracingConfig* tracingConfig() override { return stream.parent_.config_->tracing.get(); }
 
   ActiveStream& stream;
   StreamDecoderFilterSharedPtr filter;
@@ -444,6 +472,8 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     h.set("x-envoy-internal", "true");
   } else {
     h.remove("x-envoy-internal");
+    // Only internal requests may force a trace (Envoy strips it from others).
+    h.remove(tracing::headers::kXEnvoyForceTrace);
     if (cfg.use_remote_address) {
       // External requests may not steer legate with x-envoy-* headers.
       h.removePrefix("x-envoy-");
@@ -490,8 +520,77 @@ void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool e
   if (!authorizeUpgrade()) {
     return;
   }
+  startTracing();
   if (remote_complete_ && request_timer_) request_timer_.reset();
   runDecodeHeaders(0);
+}
+
+void ConnectionManager::ActiveStream::startTracing() {
+  const TracingConfig* tc = parent_.config_->tracing.get();
+  if (tc == nullptr) return;
+  HeaderMap& h = *request_headers_;
+  const tracing::Decision decision = tracing::decide(h, tc->sampling, *tc->stats);
+  if (!tc->tracer) return;
+  active_span_ = tc->tracer->startSpan(h, decision, tc->egress, tc->spawn_upstream_span,
+                                       info_.downstream_local, info_.start_time);
+  if (const router::Route* route = cachedRoute(); route && route->decorator()) {
+    active_span_->setOperation(route->decorator()->operation);
+    decorated_operation_ = &route->decorator()->operation;
+    decorated_propagate_ = route->decorator()->propagate;
+  }
+  if (tc->egress) {
+    // The receiving service may name its server span after our decorator.
+    if (decorated_operation_ && decorated_propagate_) {
+      h.set(tracing::headers::kXEnvoyDecoratorOperation, *decorated_operation_);
+    }
+  } else if (auto op = h.get(tracing::headers::kXEnvoyDecoratorOperation)) {
+    if (!op->empty()) {
+      active_span_->setOperation(*op);
+      decorated_operation_ = nullptr; // the caller's name wins, and is not echoed
+    }
+    h.remove(tracing::headers::kXEnvoyDecoratorOperation);
+  }
+}
+
+void ConnectionManager::ActiveStream::finishTracing() {
+  if (!active_span_) return;
+  tracing::Span& span = *active_span_;
+  if (span.sampled()) {
+    const TracingConfig& tc = *parent_.config_->tracing;
+    if (const HeaderMap* h = request_headers_.get()) {
+      if (auto id = h->get(headers::kXRequestId)) span.setTag("guid:x-request-id", *id);
+      std::string_view scheme = h->get(headers::kXForwardedProto).value_or(h->scheme());
+      std::string_view path = h->get("x-envoy-original-path").value_or(h->path());
+      if (path.size() > tc.max_path_tag_length) path = path.substr(0, tc.max_path_tag_length);
+      std::string url;
+      url.reserve(scheme.size() + 3 + h->authority().size() + path.size());
+      url.append(scheme).append("://").append(h->authority()).append(path);
+      span.setTag("http.url", url);
+      span.setTag("http.method", h->method());
+      span.setTag("downstream_cluster",
+                  h->get("x-envoy-downstream-service-cluster").value_or("-"));
+      span.setTag("user_agent", h->get(headers::kUserAgent).value_or("-"));
+      if (auto client = h->get(tracing::headers::kXClientTraceId)) {
+        span.setTag("guid:x-client-trace-id", *client);
+      }
+    }
+    span.setTag("http.protocol", info_.protocol.empty() ? "-" : info_.protocol);
+    span.setTag("peer.address", info_.downstream_remote.ip());
+    span.setTag("request_size", std::to_string(info_.bytes_received));
+    if (!info_.upstream_cluster.empty()) {
+      span.setTag("upstream_cluster", info_.upstream_cluster);
+      span.setTag("upstream_cluster.name", info_.upstream_cluster);
+    }
+    if (info_.upstream_host.port() != 0) {
+      span.setTag("upstream_address", info_.upstream_host.asString());
+    }
+    span.setTag("http.status_code", std::to_string(info_.response_code));
+    span.setTag("response_size", std::to_string(info_.bytes_sent));
+    span.setTag("response_flags", accesslog::responseFlagsString(info_.response_flags));
+    if (info_.response_code == 0 || info_.response_code >= 500) span.setTag("error", "true");
+    tc.applyCustomTags(span, request_headers_.get());
+  }
+  span.finish();
 }
 
 bool ConnectionManager::ActiveStream::authorizeUpgrade() {
@@ -804,6 +903,24 @@ void ConnectionManager::ActiveStream::finalizeResponseHeaders(HeaderMap& h) {
   if (!h.has(headers::kDate)) {
     h.set(headers::kDate, utility::httpDate());
   }
+  if (request_headers_ && cfg.tracing) {
+    // A forced trace's id goes back to the caller (Envoy).
+    if (auto id = request_headers_->get(headers::kXRequestId);
+        id && request_headers_->has(tracing::headers::kXEnvoyForceTrace)) {
+      h.set(headers::kXRequestId, *id);
+    }
+    if (active_span_ && !cfg.tracing->egress) {
+      // Our decorator, for the caller's client span.
+      if (decorated_operation_ && decorated_propagate_) {
+        h.set(tracing::headers::kXEnvoyDecoratorOperation, *decorated_operation_);
+      }
+    } else if (active_span_) {
+      if (auto op = h.get(tracing::headers::kXEnvoyDecoratorOperation)) {
+        if (!op->empty()) active_span_->setOperation(*op);
+        h.remove(tracing::headers::kXEnvoyDecoratorOperation);
+      }
+    }
+  }
   if (cfg.always_set_request_id_in_response && request_headers_) {
     if (auto id = request_headers_->get(headers::kXRequestId)) {
       h.set(headers::kXRequestId, *id);
@@ -953,6 +1070,7 @@ void ConnectionManager::ActiveStream::finish() {
   info_.response_headers = response_headers_.get();
   info_.response_trailers = response_trailers_.get();
   if (cached_route_ != nullptr) info_.route_name = cached_route_->name();
+  finishTracing();
   for (const auto& log : parent_.config_->access_logs) {
     log->log(info_);
   }

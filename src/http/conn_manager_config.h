@@ -17,6 +17,8 @@
 #include "http/codec.h"
 #include "http/filter.h"
 #include "stats/stats.h"
+#include "tracing/decision.h"
+#include "tracing/span.h"
 
 namespace legate::router {
 class RouteConfig;
@@ -78,6 +80,30 @@ struct ConnectionManagerStats {
   stats::Counter& rq_reset_after_downstream_response_started;
 };
 
+// HttpConnectionManager.tracing: how requests are sampled and what their spans
+// say. tracer null: decisions are made and counted, no spans (Envoy's null tracer).
+struct TracingConfig {
+  struct CustomTag {
+    enum class Kind { Literal, RequestHeader };
+    std::string tag;
+    Kind kind = Kind::Literal;
+    std::string value; // the literal (environment tags are resolved at load), or the header name
+    std::string default_value;
+  };
+  tracing::TracerSharedPtr tracer;
+  tracing::Sampling sampling;
+  // The listener's traffic_direction is OUTBOUND: spans are "egress".
+  bool egress = false;
+  // spawn_upstream_span: a CLIENT span per upstream attempt (the router's).
+  bool spawn_upstream_span = false;
+  uint32_t max_path_tag_length = 256;
+  std::vector<CustomTag> custom_tags;
+  std::unique_ptr<tracing::DecisionStats> stats; // http.<prefix>.tracing.*
+
+  // custom_tags onto span, with the request's headers (may be null).
+  void applyCustomTags(tracing::Span& span, const HeaderMap* request_headers) const;
+};
+
 struct ConnectionManagerConfig {
   enum class CodecType { Auto, Http1 };
   enum class ServerHeaderTransformation { Overwrite, AppendIfAbsent, PassThrough };
@@ -133,6 +159,8 @@ struct ConnectionManagerConfig {
   std::vector<LocalReplyMapper> local_reply_mappers;
   accesslog::FormatterPtr local_reply_body_format; // null: the plain body
   std::string local_reply_content_type = "text/plain";
+
+  std::unique_ptr<TracingConfig> tracing; // null: tracing is not configured
 };
 
 } // namespace legate::http

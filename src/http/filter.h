@@ -32,8 +32,13 @@ class Connection;
 namespace legate::router {
 class Route;
 }
+namespace legate::tracing {
+class Span;
+}
 
 namespace legate::http {
+
+struct TracingConfig;
 
 enum class FilterHeadersStatus { Continue, StopIteration };
 enum class FilterDataStatus {
@@ -68,6 +73,11 @@ public:
   // Ends the stream abruptly (downstream connection reset for HTTP/1).
   virtual void resetStream() = 0;
   virtual uint32_t bufferLimit() const = 0;
+  // The stream's trace span (null when the request is not traced or tracing
+  // is not configured) and the connection manager's tracing settings (null
+  // when not configured).
+  virtual tracing::Span* activeSpan() { return nullptr; }
+  virtual const TracingConfig* tracingConfig() { return nullptr; }
 };
 
 class DecoderFilterCallbacks : public virtual StreamFilterCallbacks {

@@ -196,6 +196,14 @@ class Route {
 
   const TypedPerFilterConfig& typedPerFilterConfig() const { return typed_per_filter_config_; }
 
+  // The route's decorator: the operation name of its trace spans, and
+  // whether it is propagated (x-envoy-decorator-operation). Null if none.
+  struct Decorator {
+    std::string operation;
+    bool propagate = true;
+  };
+  const Decorator* decorator() const { return decorator_ ? &*decorator_ : nullptr; }
+
   // Whether this route matches. path/query: the :path split by splitPath.
   bool matches(const http::HeaderMap& headers, std::string_view path, std::string_view query,
                uint64_t random_value) const;
@@ -250,6 +258,7 @@ class Route {
 
   HeaderMutationLevel mutations_;
   TypedPerFilterConfig typed_per_filter_config_;
+  std::optional<Decorator> decorator_;
 };
 
 }  // namespace legate::router

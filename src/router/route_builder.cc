@@ -435,7 +435,7 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
                                                            uint32_t max_body) {
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"filter_action", "non_forwarding_action", "decorator", "tracing", "stat_prefix"},
+          {"filter_action", "non_forwarding_action", "tracing", "stat_prefix"},
           path);
       !st.ok()) {
     return st;
@@ -444,6 +444,11 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   route->name_ = proto.name();
   route->config_path_ = path;
   route->vhost_ = vhost;
+  if (proto.has_decorator()) {
+    route->decorator_ = Route::Decorator{
+        proto.decorator().operation(),
+        !proto.decorator().has_propagate() || proto.decorator().propagate().value()};
+  }
   if (!proto.has_match())
     return invalid(path + ".match", "is required");
   if (auto st = buildMatch(proto.match(), path + ".match", *route); !st.ok())

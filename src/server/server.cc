@@ -14,6 +14,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "extensions/factory.h"
+#include "extensions/tracers/tracer_factory.h"
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "network/drain.h"
@@ -109,7 +110,7 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
   if (auto st = config::rejectUnsupportedFields(
           bootstrap,
           {"dynamic_resources", "cluster_manager", "hds_config", "flags_path",
-           "stats_flush_on_admin", "watchdog", "watchdogs", "tracing", "overload_manager",
+           "stats_flush_on_admin", "watchdog", "watchdogs", "overload_manager",
            "default_socket_interface", "bootstrap_extensions", "fatal_actions", "dns_resolution_config",
            "typed_dns_resolver_config", "inline_headers", "default_regex_engine",
            "xds_delegate_extension", "xds_config_tracker_extension", "listener_manager",
@@ -156,7 +157,25 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
     model->global_max_connections = connectionLimit(*n);
   }
 
-  extensions::FactoryContext ctx{store, *model->cluster_manager};
+  extensions::FactoryContext ctx{store,
+                                 *model->cluster_manager,
+                                 bootstrap.node().id(),
+                                 bootstrap.node().cluster(),
+                                 bootstrap.node().locality().zone(),
+                                 nullptr,
+                                 &model->tracers,
+                                 false};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  if (bootstrap.has_tracing() && bootstrap.tracing().has_http()) {
+    // The bootstrap's tracer: for connection managers whose tracing names no provider.
+    extensions::tracers::TracerContext tctx{store, *model->cluster_manager, ctx.node_id,
+                                            ctx.node_cluster, ctx.zone, &model->tracers};
+    auto tracer = extensions::tracers::createTracer(bootstrap.tracing().http(), "tracing.http", tctx);
+    if (!tracer.ok()) return tracer.status();
+    ctx.bootstrap_tracer = std::move(*tracer);
+  }
+#pragma GCC diagnostic pop
   std::set<std::string> names;
   const auto& listeners = bootstrap.static_resources().listeners();
   for (int i = 0; i < listeners.size(); ++i) {
@@ -182,6 +201,7 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
     }
     ConfigModel::Listener l;
     l.name = proto.name().empty() ? addr->asString() : proto.name();
+    ctx.outbound = proto.traffic_direction() == envoy::config::core::v3::OUTBOUND;
     if (!names.insert(l.name).second) {
       return absl::InvalidArgumentError(where + ".name: duplicate listener name '" + l.name + "'");
     }
@@ -257,6 +277,7 @@ absl::Status Server::initialize() {
   model_ = std::move(*model);
   runtime_ = model_->runtime;
   runtime::setLoader(runtime_);
+  for (const auto& tracer : model_->tracers) tracer->start(dispatcher_);
   limits_.global_max = model_->global_max_connections;
 
   // Bind every socket before starting anything, so a conflict is reported

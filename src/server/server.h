@@ -17,6 +17,7 @@
 #include "runtime/runtime.h"
 #include "server/options.h"
 #include "stats/sink.h"
+#include "tracing/span.h"
 #include "server/worker.h"
 #include "upstream/cluster_manager.h"
 
@@ -42,6 +43,9 @@ struct ConfigModel {
   std::vector<accesslog::AccessLogSharedPtr> admin_access_logs;
   std::shared_ptr<runtime::Loader> runtime;
   std::chrono::milliseconds stats_flush_interval{5000};
+  // Every tracer the configuration built; their exporters start on the main
+  // dispatcher before the workers do.
+  std::vector<tracing::TracerSharedPtr> tracers;
 };
 
 absl::StatusOr<std::unique_ptr<ConfigModel>>

@@ -613,9 +613,9 @@ virtual_hosts:
 - name: vh
   domains: ["*"]
   routes:
-  - {match: {prefix: "/"}, route: {cluster: c}, decorator: {operation: op}}
+  - {match: {prefix: "/"}, route: {cluster: c}, tracing: {random_sampling: {numerator: 1}}}
 )"),
-                      "route_config.virtual_hosts[0].routes[0]", "decorator"));
+                      "route_config.virtual_hosts[0].routes[0]", "tracing"));
   EXPECT_TRUE(refused(buildError(R"(
 virtual_hosts:
 - name: vh

@@ -131,6 +131,15 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   include_attempt_count_in_response_ = vhost.includeAttemptCountInResponse();
   include_timeout_retry_header_ = vhost.includeIsTimeoutRetryHeader();
 
+  // Tracing: the next hop continues this stream's span, or each attempt's
+  // own CLIENT span (spawn_upstream_span / start_child_span).
+  span_ = callbacks_->activeSpan();
+  if (span_ != nullptr) {
+    const http::TracingConfig* tc = callbacks_->tracingConfig();
+    spawn_spans_ = config_->start_child_span || (tc != nullptr && tc->spawn_upstream_span);
+    if (!spawn_spans_) span_->injectContext(headers);
+  }
+
   callbacks_->addDownstreamWatermarkCallbacks(downstream_watermarks_);
   registered_watermarks_ = true;
   if (action->mirrorPolicies() != nullptr) startShadows(headers, end_stream);
@@ -229,6 +238,14 @@ bool RouterFilter::startAttempt(bool timeout_retry) {
                                                  timeout_retry);
   UpstreamRequest& req = *owned;
   upstream_requests_.push_back(std::move(owned));
+  if (spawn_spans_) {
+    tracing::SpanPtr child = span_->spawnChild("router " + cluster_->name() + " egress");
+    if (attempt_count_ > 1) child->setTag("retry.count", std::to_string(attempt_count_ - 1));
+    if (const http::TracingConfig* tc = callbacks_->tracingConfig()) {
+      tc->applyCustomTags(*child, request_headers_);
+    }
+    req.setSpan(std::move(child));
+  }
   // A retry replays what the client sent so far; the rest follows as it comes.
   if (!retry_body_.empty() || (request_complete_ && !request_trailers_)) {
     Buffer copy;
@@ -322,6 +339,7 @@ void RouterFilter::onUpstreamReady(UpstreamRequest& req, const network::Connecti
   info.upstream_local = upstream.localAddress();
   info.upstream_connection_id = upstream.id();
   info.upstream_protocol = "HTTP/1.1";
+  if (req.span() != nullptr) req.span()->injectContext(*request_headers_);
   if (include_attempt_count_) {
     request_headers_->set(kAttemptCount, std::to_string(req.attempt()));
   }

@@ -27,6 +27,7 @@
 #include "extensions/filters/http/router/upstream_request.h"
 #include "http/conn_manager_config.h"
 #include "http/filter.h"
+#include "tracing/span.h"
 #include "upstream/cluster_manager.h"
 #include "upstream/load_balancer.h"
 
@@ -40,6 +41,9 @@ struct RouterConfig {
   const upstream::ClusterManager& cluster_manager;
   http::ConnectionManagerStats& stats;
   bool suppress_envoy_headers = false;
+  // Router.start_child_span: a CLIENT span per attempt (as the connection
+  // manager's tracing.spawn_upstream_span).
+  bool start_child_span = false;
 };
 
 class RouterFilter : public http::StreamDecoderFilter, public upstream::LoadBalancerContext {
@@ -124,6 +128,9 @@ private:
   UpstreamRequest* final_upstream_ = nullptr; // the attempt whose response is forwarded
   std::unique_ptr<RetryState> retry_state_;
   std::optional<uint64_t> hash_key_;
+  // Tracing: the stream's span, and whether each attempt gets a child span.
+  tracing::Span* span_ = nullptr;
+  bool spawn_spans_ = false;
   std::string set_cookie_; // a hash_policy cookie generated for this client
   // The request as received so far, kept for retries while buffering_.
   Buffer retry_body_;

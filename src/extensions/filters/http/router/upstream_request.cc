@@ -12,7 +12,24 @@ UpstreamRequest::UpstreamRequest(RouterFilter& parent, const upstream::Cluster& 
 
 UpstreamRequest::~UpstreamRequest() { stop(); }
 
+void UpstreamRequest::finishSpan() {
+  if (!span_) return;
+  tracing::Span& span = *span_;
+  if (span.sampled()) {
+    span.setTag("http.protocol", "HTTP/1.1");
+    span.setTag("upstream_address", host_->address().asString());
+    span.setTag("upstream_cluster", cluster_.name());
+    span.setTag("upstream_cluster.name", cluster_.name());
+    span.setTag("http.status_code", std::to_string(response_code_));
+    span.setTag("response_size", std::to_string(response_bytes_));
+    if (response_code_ == 0 || response_code_ >= 500) span.setTag("error", "true");
+  }
+  span.finish();
+  span_.reset();
+}
+
 void UpstreamRequest::stop() {
+  finishSpan();
   done_ = true;
   per_try_timer_.reset();
   idle_timer_.reset();
@@ -163,6 +180,7 @@ void UpstreamRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream)
   if (done_) return;
   resetIdleTimer();
   response_started_ = true;
+  response_code_ = headers->status();
   if (end_stream) response_complete_ = true;
   if (!outlier_timeout_recorded_) {
     if (auto* od = cluster_.outlierDetector()) od->putHttpResponseCode(host_, headers->status());
@@ -176,6 +194,7 @@ void UpstreamRequest::decodeData(Buffer& data, bool end_stream) {
     return;
   }
   resetIdleTimer();
+  response_bytes_ += data.length();
   if (end_stream) response_complete_ = true;
   parent_.onUpstreamData(*this, data, end_stream);
 }

@@ -23,6 +23,7 @@
 #include "common/buffer.h"
 #include "event/dispatcher.h"
 #include "http/codec.h"
+#include "tracing/span.h"
 #include "upstream/cluster.h"
 #include "upstream/http_conn_pool.h"
 
@@ -70,6 +71,10 @@ public:
   // Outlier detection: this attempt timed out (per-try or route timeout);
   // counted once, and its late response, if any, is not counted again.
   void recordOutlierTimeout();
+  // Tracing: this attempt's CLIENT span (spawn_upstream_span), finished with
+  // the attempt's outcome when the attempt ends.
+  void setSpan(tracing::SpanPtr span) { span_ = std::move(span); }
+  tracing::Span* span() const { return span_.get(); }
   // Hedging: a per-try timeout already started another attempt for this one.
   bool retried() const { return retried_; }
   void setRetried() { retried_ = true; }
@@ -104,6 +109,7 @@ private:
   // Ends the attempt: timers, pending pool request, connection (kept only
   // after a complete exchange), slot. reset() also resumes the downstream.
   void stop();
+  void finishSpan();
 
   RouterFilter& parent_;
   const upstream::Cluster& cluster_;
@@ -131,6 +137,9 @@ private:
   bool retried_ = false;
   bool outlier_timeout_recorded_ = false;
   bool done_ = false; // reset() or the pool failed: silent from now on
+  tracing::SpanPtr span_;
+  uint32_t response_code_ = 0;
+  uint64_t response_bytes_ = 0;
 };
 
 } // namespace legate::extensions::router

@@ -1,5 +1,9 @@
 #include "extensions/filters/network/http_connection_manager/config.h"
 
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
 #include "accesslog/filter.h"
 #include "accesslog/formatter.h"
 #include "config/extension_registry.h"
@@ -7,6 +11,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "extensions/filters/http/router/router_filter.h"
+#include "extensions/tracers/tracer_factory.h"
 #include "google/protobuf/util/time_util.h"
 #include "router/route_builder.h"
 #include "router/route_config.h"
@@ -36,8 +41,12 @@ routerFactory(const google::protobuf::Any& any, const std::string& path, Factory
       !st.ok()) {
     return st;
   }
-  auto cfg = std::make_shared<router::RouterConfig>(
-      router::RouterConfig{context.cluster_manager, stats, proto.suppress_envoy_headers()});
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const bool start_child_span = proto.start_child_span();
+#pragma GCC diagnostic pop
+  auto cfg = std::make_shared<router::RouterConfig>(router::RouterConfig{
+      context.cluster_manager, stats, proto.suppress_envoy_headers(), start_child_span});
   return [cfg](http::FilterChainBuilder& builder) {
     builder.addStreamDecoderFilter(std::make_shared<router::RouterFilter>(cfg));
   };
@@ -98,13 +107,77 @@ absl::Status parseLocalReplyConfig(
   return absl::OkStatus();
 }
 
+// HttpConnectionManager.tracing. Percentages become fractions as Envoy keeps
+// them: random_sampling out of 10,000, the others out of 100 (rounded).
+absl::StatusOr<std::unique_ptr<http::TracingConfig>>
+parseTracing(const Hcm::Tracing& proto, const std::string& path, const std::string& stat_prefix,
+             FactoryContext& context) {
+  if (auto st = config::rejectUnsupportedFields(proto, {"verbose"}, path); !st.ok()) return st;
+  auto tc = std::make_unique<http::TracingConfig>();
+  auto pct = [](const envoy::type::v3::Percent& p, double scale) {
+    return static_cast<uint64_t>(std::llround(p.value() * scale / 100.0));
+  };
+  if (proto.has_client_sampling()) tc->sampling.client = {pct(proto.client_sampling(), 100), 100};
+  if (proto.has_random_sampling()) {
+    tc->sampling.random = {pct(proto.random_sampling(), 10000), 10000};
+  }
+  if (proto.has_overall_sampling()) {
+    tc->sampling.overall = {pct(proto.overall_sampling(), 100), 100};
+  }
+  if (proto.has_max_path_tag_length()) {
+    tc->max_path_tag_length = proto.max_path_tag_length().value();
+  }
+  tc->spawn_upstream_span = proto.has_spawn_upstream_span() && proto.spawn_upstream_span().value();
+  tc->egress = context.outbound;
+  for (int i = 0; i < proto.custom_tags_size(); ++i) {
+    const auto& t = proto.custom_tags(i);
+    const std::string tpath = path + ".custom_tags[" + std::to_string(i) + "]";
+    http::TracingConfig::CustomTag tag;
+    tag.tag = t.tag();
+    switch (t.type_case()) {
+    case envoy::type::tracing::v3::CustomTag::kLiteral:
+      tag.value = t.literal().value();
+      break;
+    case envoy::type::tracing::v3::CustomTag::kEnvironment: {
+      // Read once, at load (Envoy).
+      const char* env = std::getenv(t.environment().name().c_str());
+      tag.value = env != nullptr ? env : t.environment().default_value();
+      if (tag.value.empty()) continue;
+      break;
+    }
+    case envoy::type::tracing::v3::CustomTag::kRequestHeader:
+      tag.kind = http::TracingConfig::CustomTag::Kind::RequestHeader;
+      tag.value = absl::AsciiStrToLower(t.request_header().name());
+      tag.default_value = t.request_header().default_value();
+      break;
+    default:
+      return absl::InvalidArgumentError(tpath + ".metadata: metadata custom tags are not "
+                                                "implemented by legate yet");
+    }
+    tc->custom_tags.push_back(std::move(tag));
+  }
+  if (proto.has_provider()) {
+    extensions::tracers::TracerContext tctx{context.store, context.cluster_manager,
+                                            context.node_id,  context.node_cluster,
+                                            context.zone,     context.tracers};
+    auto tracer = extensions::tracers::createTracer(proto.provider(), path + ".provider", tctx);
+    if (!tracer.ok()) return tracer.status();
+    tc->tracer = std::move(*tracer);
+  } else {
+    tc->tracer = context.bootstrap_tracer; // may be null: decisions only
+  }
+  tc->stats = std::make_unique<tracing::DecisionStats>(
+      stats::Scope(context.store, "http." + stat_prefix + "."));
+  return tc;
+}
+
 } // namespace
 
 absl::StatusOr<std::shared_ptr<const http::ConnectionManagerConfig>>
 createConfig(const Hcm& proto, const std::string& path, FactoryContext& context) {
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"rds", "scoped_routes", "add_user_agent", "tracing", "http2_protocol_options",
+          {"rds", "scoped_routes", "add_user_agent", "http2_protocol_options",
            "http3_protocol_options", "scheme_header_transformation",
            "access_log_flush_interval", "flush_access_log_on_new_request", "access_log_options",
            "original_ip_detection_extensions", "early_header_mutation_extensions",
@@ -296,6 +369,11 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
   auto logs = accesslog::createAll(proto.access_log(), path + ".access_log", context.store);
   if (!logs.ok()) return logs.status();
   cfg->access_logs = std::move(*logs);
+  if (proto.has_tracing()) {
+    auto tc = parseTracing(proto.tracing(), path + ".tracing", proto.stat_prefix(), context);
+    if (!tc.ok()) return tc.status();
+    cfg->tracing = std::move(*tc);
+  }
   return cfg;
 }
 

@@ -1,0 +1,566 @@
+"""Distributed tracing: the trace decision carried in x-request-id, B3 and W3C
+propagation, spans through two legate hops (client -> legate A -> legate B ->
+upstream), and the exporters (envoy.tracers.zipkin as Zipkin v2 JSON,
+envoy.tracers.opentelemetry as OTLP/HTTP protobuf) against a collector in the
+test that decodes what legate sends. A dead, failing or hung collector never
+fails a request."""
+
+import http.server
+import json
+import os
+import socketserver
+import threading
+import time
+import unittest
+
+from harness import (HoldServer, HttpUpstream, LegateTestCase, bootstrap, http_get,
+                     http_listener, refused_port, route, route_config, static_cluster,
+                     virtual_host, wait_until)
+
+ZIPKIN_TYPE = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
+OTEL_TYPE = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
+
+
+# ------------------------------------------------------------------ the collector
+
+
+class Collector:
+    """An HTTP collector on an ephemeral loopback port: records every POST
+    (path, headers, body) and answers `status` (202 by default, as Zipkin)."""
+
+    def __init__(self, status=202):
+        self.status = status
+        self.posts = []
+        self.cv = threading.Condition()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(n)
+                with outer.cv:
+                    outer.posts.append((self.path, dict((k.lower(), v) for k, v in self.headers.items()), body))
+                    outer.cv.notify_all()
+                self.send_response(outer.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def bodies(self):
+        with self.cv:
+            return [b for _, _, b in self.posts]
+
+    def zipkin_spans(self):
+        spans = []
+        for body in self.bodies():
+            spans.extend(json.loads(body))
+        return spans
+
+    def wait_spans(self, predicate, timeout=10.0, decode=None):
+        decode = decode or self.zipkin_spans
+        found = []
+
+        def check():
+            found[:] = [s for s in decode() if predicate(s)]
+            return found
+        wait_until(check, timeout, what="spans at the collector")
+        return list(found)
+
+
+# --------------------------------------------------------------- config helpers
+
+
+def zipkin_provider(collector_cluster="zipkin", **extra):
+    cfg = {"@type": ZIPKIN_TYPE, "collector_cluster": collector_cluster,
+           "collector_endpoint": "/api/v2/spans", "collector_endpoint_version": "HTTP_JSON"}
+    cfg.update(extra)
+    return {"name": "envoy.tracers.zipkin", "typed_config": cfg}
+
+
+def runtime_layer(values):
+    return {"layers": [{"name": "static", "static_layer": values}]}
+
+
+def proxy_config(node, target_port, provider, tracing=None, collector_port=None, runtime=None,
+                 route_extra=None, route_fields=None, direction=None, **hcm_extra):
+    """One HTTP listener "http" routing everything to cluster "next" (target_port),
+    with HCM tracing, plus the collector's cluster "zipkin"."""
+    tracing = dict(tracing or {})
+    if provider is not None:
+        tracing["provider"] = provider
+    rc = route_config(virtual_hosts=[virtual_host(
+        "all", ["*"], [route({"prefix": "/"}, cluster="next", route_extra=route_extra,
+                             **(route_fields or {}))])])
+    listener = http_listener("http", rc, stat_prefix="ingress", tracing=tracing, **hcm_extra)
+    if direction:
+        listener["traffic_direction"] = direction
+    clusters = [static_cluster("next", [target_port]),
+                static_cluster("zipkin", [collector_port or refused_port()])]
+    cfg = bootstrap([listener], clusters, node={"id": node + "-id", "cluster": node,
+                                                 "locality": {"zone": "zone-" + node}})
+    layer = {"tracing.zipkin.min_flush_spans": 1, "tracing.opentelemetry.min_flush_spans": 1}
+    layer.update(runtime or {})
+    cfg["layered_runtime"] = runtime_layer(layer)
+    return cfg
+
+
+def by_service(spans, service):
+    return [s for s in spans if s["localEndpoint"]["serviceName"] == service]
+
+
+def upstream_json(body):
+    """The default upstream's echo, headers as a dict (lower-case names)."""
+    doc = json.loads(body)
+    doc["headers"] = dict((k.lower(), v) for k, v in doc["headers"])
+    return doc
+
+
+class TracingCase(LegateTestCase):
+    def collector(self, status=202):
+        c = Collector(status)
+        self.addCleanup(c.close)
+        return c
+
+    def two_hops(self, collector, a_tracing=None, b_tracing=None, a_provider=None,
+                 b_provider=None, a_extra=None, b_extra=None, handler=None):
+        """upstream <- legate B <- legate A; returns (A, B, upstream)."""
+        up = self.server(HttpUpstream, handler=handler, name="app")
+        b = self.start_legate(proxy_config("svc-b", up.port, b_provider or zipkin_provider(),
+                                           tracing=b_tracing, collector_port=collector.port,
+                                           **(b_extra or {})))
+        a = self.start_legate(proxy_config("svc-a", b.port("http"), a_provider or zipkin_provider(),
+                                           tracing=a_tracing, collector_port=collector.port,
+                                           **(a_extra or {})))
+        return a, b, up
+
+
+# ------------------------------------------------------------------------ zipkin
+
+
+class ZipkinTwoHops(TracingCase):
+    def test_two_hops_share_one_trace_with_envoy_tags(self):
+        col = self.collector()
+        a, b, up = self.two_hops(col, a_tracing={"spawn_upstream_span": True})
+        t0 = int(time.time() * 1e6)
+        status, headers, body, _ = http_get(a.port("http"), "/hello?x=1",
+                                            headers={"Host": "front.example",
+                                                     "User-Agent": "trace-test/1"})
+        t1 = int(time.time() * 1e6)
+        self.assertEqual(status, 200)
+        seen = upstream_json(body)["headers"]
+        spans = col.wait_spans(lambda s: True)
+        wait_until(lambda: len(col.zipkin_spans()) >= 3, what="three spans")
+        spans = col.zipkin_spans()
+        self.assertEqual(len(spans), 3, spans)
+        a_spans = by_service(spans, "svc-a")
+        b_spans = by_service(spans, "svc-b")
+        self.assertEqual(len(a_spans), 2, spans)
+        self.assertEqual(len(b_spans), 1, spans)
+        a_server = [s for s in a_spans if s["kind"] == "SERVER"][0]
+        a_client = [s for s in a_spans if s["kind"] == "CLIENT"][0]
+        b_server = b_spans[0]
+
+        # One trace; A's server span is the root, its client span its child; B's
+        # server span shares A's client span id (Zipkin shared span context).
+        trace = a_server["traceId"]
+        self.assertRegex(trace, r"^[0-9a-f]{16}$")
+        self.assertEqual({s["traceId"] for s in spans}, {trace})
+        self.assertNotIn("parentId", a_server)
+        self.assertEqual(a_client["parentId"], a_server["id"])
+        self.assertEqual(b_server["id"], a_client["id"])
+        self.assertEqual(b_server["parentId"], a_server["id"])
+        self.assertTrue(b_server.get("shared"))
+        self.assertEqual(b_server["kind"], "SERVER")
+        self.assertEqual(a_server["name"], "front.example")
+        self.assertEqual(a_client["name"], "router next egress")
+
+        # What reached the application: B's span context, sampled.
+        self.assertEqual(seen.get("x-b3-traceid"), trace)
+        self.assertEqual(seen.get("x-b3-spanid"), b_server["id"])
+        self.assertEqual(seen.get("x-b3-parentspanid"), a_server["id"])
+        self.assertEqual(seen.get("x-b3-sampled"), "1")
+        request_id = seen["x-request-id"]
+        self.assertEqual(request_id[14], "9")  # sampled, in the UUID
+
+        tags = a_server["tags"]
+        self.assertEqual(tags["http.method"], "GET")
+        self.assertEqual(tags["http.url"], "http://front.example/hello?x=1")
+        self.assertEqual(tags["http.protocol"], "HTTP/1.1")
+        self.assertEqual(tags["http.status_code"], "200")
+        self.assertEqual(tags["upstream_cluster"], "next")
+        self.assertEqual(tags["upstream_cluster.name"], "next")
+        self.assertEqual(tags["response_flags"], "-")
+        self.assertEqual(tags["response_size"], str(len(body)))
+        self.assertEqual(tags["request_size"], "0")
+        self.assertEqual(tags["downstream_cluster"], "-")
+        self.assertEqual(tags["user_agent"], "trace-test/1")
+        self.assertEqual(tags["guid:x-request-id"], request_id)
+        self.assertEqual(tags["node_id"], "svc-a-id")
+        self.assertEqual(tags["zone"], "zone-svc-a")
+        self.assertEqual(tags["peer.address"], "127.0.0.1")
+        self.assertEqual(tags["component"], "proxy")
+        self.assertNotIn("error", tags)
+        ctags = a_client["tags"]
+        self.assertEqual(ctags["upstream_cluster"], "next")
+        self.assertEqual(ctags["http.status_code"], "200")
+        self.assertEqual(ctags["upstream_address"], "127.0.0.1:%d" % b.port("http"))
+        self.assertEqual(b_server["tags"]["guid:x-request-id"], request_id)
+        self.assertEqual(b_server["tags"]["node_id"], "svc-b-id")
+
+        # Microseconds since the epoch; durations in microseconds too.
+        for s in spans:
+            self.assertGreaterEqual(s["timestamp"], t0 - 1000)
+            self.assertLessEqual(s["timestamp"], t1)
+            self.assertGreaterEqual(s["duration"], 0)
+            self.assertLessEqual(s["duration"], t1 - t0 + 1000)
+            self.assertEqual(s["localEndpoint"]["ipv4"], "127.0.0.1")
+        self.assertEqual(a_server["localEndpoint"]["port"], a.port("http"))
+        self.assertEqual(col.posts[0][0], "/api/v2/spans")
+        self.assertEqual(col.posts[0][1]["content-type"], "application/json")
+        self.assertEqual(col.posts[0][1]["host"], "zipkin")
+        self.assertGreaterEqual(a.stat("tracing.zipkin.spans_sent"), 2)
+        a.wait_for_stat("tracing.zipkin.reports_sent", lambda v: v >= 1)
+        self.assertEqual(a.stat("http.ingress.tracing.random_sampling"), 1)
+        self.assertEqual(b.stat("http.ingress.tracing.random_sampling"), 1)
+
+    def test_without_shared_context_b_is_a_child_of_a_client_span(self):
+        col = self.collector()
+        a, b, _ = self.two_hops(col, a_tracing={"spawn_upstream_span": True},
+                                b_provider=zipkin_provider(shared_span_context=False,
+                                                           trace_id_128bit=True))
+        status, _, _, _ = http_get(a.port("http"), "/x")
+        self.assertEqual(status, 200)
+        wait_until(lambda: len(col.zipkin_spans()) >= 3, what="three spans")
+        spans = col.zipkin_spans()
+        a_client = [s for s in by_service(spans, "svc-a") if s["kind"] == "CLIENT"][0]
+        b_server = by_service(spans, "svc-b")[0]
+        self.assertEqual(b_server["traceId"], a_client["traceId"])
+        self.assertEqual(b_server["parentId"], a_client["id"])
+        self.assertNotEqual(b_server["id"], a_client["id"])
+        self.assertNotIn("shared", b_server)
+
+    def test_without_spawn_b_shares_a_server_span(self):
+        col = self.collector()
+        a, b, up = self.two_hops(col)
+        self.assertEqual(http_get(a.port("http"), "/y")[0], 200)
+        wait_until(lambda: len(col.zipkin_spans()) >= 2, what="two spans")
+        spans = col.zipkin_spans()
+        self.assertEqual(len(spans), 2)
+        a_server = by_service(spans, "svc-a")[0]
+        b_server = by_service(spans, "svc-b")[0]
+        self.assertEqual(a_server["kind"], "SERVER")
+        self.assertEqual(b_server["id"], a_server["id"])
+        self.assertEqual(b_server["traceId"], a_server["traceId"])
+        self.assertTrue(b_server.get("shared"))
+
+    def test_egress_listener_makes_client_spans(self):
+        col = self.collector()
+        a, b, _ = self.two_hops(col, a_extra={"direction": "OUTBOUND"})
+        self.assertEqual(http_get(a.port("http"), "/e", headers={"Host": "svc"})[0], 200)
+        wait_until(lambda: len(col.zipkin_spans()) >= 2, what="two spans")
+        spans = col.zipkin_spans()
+        a_span = by_service(spans, "svc-a")[0]
+        b_span = by_service(spans, "svc-b")[0]
+        self.assertEqual(a_span["kind"], "CLIENT")
+        self.assertEqual(b_span["id"], a_span["id"])
+        self.assertEqual(b_span["parentId"] if "parentId" in b_span else None,
+                         a_span.get("parentId"))
+
+    def test_5xx_and_reset_mark_error(self):
+        col = self.collector()
+        a, b, up = self.two_hops(col, a_tracing={"spawn_upstream_span": True})
+        status, _, _, _ = http_get(a.port("http"), "/status/503")
+        self.assertEqual(status, 503)
+        wait_until(lambda: len(col.zipkin_spans()) >= 3, what="three spans")
+        for s in col.zipkin_spans():
+            self.assertEqual(s["tags"]["http.status_code"], "503", s)
+            self.assertEqual(s["tags"].get("error"), "true", s)
+
+    def test_connect_failure_marks_error_and_response_flags(self):
+        col = self.collector()
+        lg = self.start_legate(proxy_config("solo", refused_port(), zipkin_provider(),
+                                            tracing={"spawn_upstream_span": True},
+                                            collector_port=col.port))
+        status, _, _, _ = http_get(lg.port("http"), "/")
+        self.assertEqual(status, 503)
+        wait_until(lambda: len(col.zipkin_spans()) >= 2, what="two spans")
+        spans = col.zipkin_spans()
+        server = [s for s in spans if s["kind"] == "SERVER"][0]
+        client = [s for s in spans if s["kind"] == "CLIENT"][0]
+        self.assertEqual(server["tags"]["response_flags"], "UF")
+        self.assertEqual(server["tags"]["error"], "true")
+        self.assertEqual(client["tags"]["http.status_code"], "0")
+        self.assertEqual(client["tags"]["error"], "true")
+
+
+class ZipkinDecision(TracingCase):
+    def test_zero_sampling_sends_nothing_unless_forced_or_client_traced(self):
+        col = self.collector()
+        a, b, up = self.two_hops(col, a_tracing={"random_sampling": {"value": 0}},
+                                 a_extra={"use_remote_address": True})
+        port = a.port("http")
+        for _ in range(3):
+            status, _, body, _ = http_get(port, "/quiet")
+            self.assertEqual(status, 200)
+            seen = upstream_json(body)["headers"]
+            # The decision travels on in B3: B does not trace either (B's own
+            # x-request-id decision, sampled at 100%, yields to the caller's).
+            self.assertEqual(seen["x-b3-sampled"], "0")
+        # An external client cannot force a trace (x-envoy-force-trace is stripped).
+        status, _, body, _ = http_get(port, "/external", headers={
+            "x-envoy-force-trace": "1", "x-forwarded-for": "203.0.113.7"})
+        self.assertEqual(status, 200)
+        self.assertNotIn("x-envoy-force-trace", upstream_json(body)["headers"])
+        self.assertEqual(a.stat("http.ingress.tracing.not_traceable"), 4)
+
+        # An internal caller (loopback) can; the id comes back in the response.
+        status, headers, body, _ = http_get(port, "/forced", headers={"x-envoy-force-trace": "1"})
+        self.assertEqual(status, 200)
+        rid = dict((k.lower(), v) for k, v in headers)["x-request-id"]
+        self.assertEqual(rid[14], "a")
+        spans = col.wait_spans(lambda s: s["tags"].get("guid:x-request-id") == rid)
+        wait_until(lambda: len(col.zipkin_spans()) >= 2, what="A and B spans")
+        # Nothing of the unsampled requests reached the collector (its reports
+        # would have come first: min_flush_spans is 1).
+        self.assertEqual({s["tags"]["guid:x-request-id"] for s in col.zipkin_spans()}, {rid})
+        self.assertEqual(a.stat("http.ingress.tracing.service_forced"), 1)
+
+        # x-client-trace-id forces a trace too (client_sampling, 100% by default).
+        status, headers, body, _ = http_get(port, "/client", headers={"x-client-trace-id": "c-42"})
+        self.assertEqual(status, 200)
+        rid = upstream_json(body)["headers"]["x-request-id"]
+        self.assertEqual(rid[14], "b")
+        spans = col.wait_spans(lambda s: s["tags"].get("guid:x-client-trace-id") == "c-42")
+        self.assertEqual(spans[0]["tags"]["guid:x-request-id"], rid)
+        self.assertEqual(a.stat("http.ingress.tracing.client_enabled"), 1)
+
+    def test_client_sampling_zero_ignores_client_trace_id(self):
+        col = self.collector()
+        lg = self.start_legate(proxy_config(
+            "solo", self.server(HttpUpstream).port, zipkin_provider(), collector_port=col.port,
+            tracing={"random_sampling": {"value": 0}, "client_sampling": {"value": 0}}))
+        self.assertEqual(http_get(lg.port("http"), "/", headers={"x-client-trace-id": "z"})[0], 200)
+        self.assertEqual(lg.stat("http.ingress.tracing.not_traceable"), 1)
+        self.assertEqual(lg.stat("http.ingress.tracing.client_enabled"), 0)
+
+    def test_overall_sampling_vetoes_all_but_forced(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
+                                            collector_port=col.port, use_remote_address=True,
+                                            tracing={"overall_sampling": {"value": 0}}))
+        _, _, body, _ = http_get(lg.port("http"), "/", headers={"x-client-trace-id": "q"})
+        self.assertEqual(upstream_json(body)["headers"]["x-request-id"][14], "4")
+        _, _, body, _ = http_get(lg.port("http"), "/", headers={"x-envoy-force-trace": "1"})
+        self.assertEqual(upstream_json(body)["headers"]["x-request-id"][14], "a")
+        col.wait_spans(lambda s: True)
+        self.assertEqual(lg.stat("http.ingress.tracing.not_traceable"), 1)
+        self.assertEqual(lg.stat("http.ingress.tracing.service_forced"), 1)
+
+    def test_runtime_random_sampling_overrides_config(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
+                                            collector_port=col.port,
+                                            runtime={"tracing.random_sampling": 0}))
+        for _ in range(5):
+            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        self.assertEqual(lg.stat("http.ingress.tracing.not_traceable"), 5)
+        self.assertEqual(lg.stat("http.ingress.tracing.random_sampling"), 0)
+
+    def test_a_decided_request_id_is_kept(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
+                                            collector_port=col.port,
+                                            tracing={"random_sampling": {"value": 0}}))
+        rid = "0f1e2d3c-4b5a-9687-8899-aabbccddeeff"  # '9': sampled upstream of us
+        _, _, body, _ = http_get(lg.port("http"), "/", headers={"x-request-id": rid})
+        self.assertEqual(upstream_json(body)["headers"]["x-request-id"], rid)
+        spans = col.wait_spans(lambda s: s["tags"].get("guid:x-request-id") == rid)
+        self.assertEqual(len(spans), 1)
+
+
+class ZipkinPropagation(TracingCase):
+    def solo(self, col, **kw):
+        up = self.server(HttpUpstream)
+        return self.start_legate(proxy_config("solo", up.port, kw.pop("provider", zipkin_provider()),
+                                              collector_port=col.port, **kw))
+
+    def test_b3_single_header_is_continued(self):
+        col = self.collector()
+        lg = self.solo(col, tracing={"spawn_upstream_span": True})
+        trace = "463ac35c9f6413ad48485a3953bb6124"
+        parent = "0020000000000001"
+        _, _, body, _ = http_get(lg.port("http"), "/", headers={"b3": "%s-%s-1" % (trace, parent)})
+        seen = upstream_json(body)["headers"]
+        wait_until(lambda: len(col.zipkin_spans()) >= 2, what="two spans")
+        spans = col.zipkin_spans()
+        server = [s for s in spans if s["kind"] == "SERVER"][0]
+        client = [s for s in spans if s["kind"] == "CLIENT"][0]
+        self.assertEqual(server["traceId"], trace)
+        self.assertEqual(server["id"], parent)  # shared with the caller's span
+        self.assertEqual(client["parentId"], parent)
+        # Injected as multi headers; the stale single header is gone.
+        self.assertNotIn("b3", seen)
+        self.assertEqual(seen["x-b3-traceid"], trace)
+        self.assertEqual(seen["x-b3-spanid"], client["id"])
+        self.assertEqual(seen["x-b3-parentspanid"], parent)
+
+    def test_b3_sampling_decisions_are_respected(self):
+        col = self.collector()
+        lg = self.solo(col, tracing={"random_sampling": {"value": 0}})
+        port = lg.port("http")
+        # Sampled by the caller although we sample nothing ourselves.
+        http_get(port, "/", headers={"x-b3-traceid": "00000000000000aa", "x-b3-spanid": "00000000000000bb",
+                                     "x-b3-sampled": "1"})
+        spans = col.wait_spans(lambda s: s["traceId"] == "00000000000000aa")
+        self.assertEqual(spans[0]["id"], "00000000000000bb")
+        # A single-header "not sampled" from the caller wins over 100% sampling
+        # (checked on a second legate with default sampling).
+        col2 = self.collector()
+        lg2 = self.solo(col2)
+        _, _, body, _ = http_get(lg2.port("http"), "/", headers={"b3": "0"})
+        self.assertEqual(upstream_json(body)["headers"]["x-b3-sampled"], "0")
+        _, _, body, _ = http_get(lg2.port("http"), "/", headers={"b3": "d"})
+        self.assertEqual(upstream_json(body)["headers"]["x-b3-sampled"], "1")
+        col2.wait_spans(lambda s: True)
+        self.assertEqual(len(col2.zipkin_spans()), 1)
+
+    def test_malformed_b3_starts_a_new_trace(self):
+        col = self.collector()
+        lg = self.solo(col)
+        _, _, body, _ = http_get(lg.port("http"), "/", headers={"b3": "xyz-123-1"})
+        seen = upstream_json(body)["headers"]
+        spans = col.wait_spans(lambda s: True)
+        self.assertEqual(seen["x-b3-traceid"], spans[0]["traceId"])
+        self.assertNotIn("parentId", spans[0])
+
+    def test_custom_tags_decorator_and_path_length(self):
+        col = self.collector()
+        os.environ["LEGATE_TRACE_TEST_ENV"] = "from-env"
+        self.addCleanup(os.environ.pop, "LEGATE_TRACE_TEST_ENV", None)
+        lg = self.solo(col, tracing={
+            "max_path_tag_length": 6,
+            "custom_tags": [
+                {"tag": "lit", "literal": {"value": "v1"}},
+                {"tag": "hdr", "request_header": {"name": "X-Team", "default_value": "none"}},
+                {"tag": "hdr2", "request_header": {"name": "x-absent", "default_value": "dflt"}},
+                {"tag": "env", "environment": {"name": "LEGATE_TRACE_TEST_ENV"}},
+            ]}, route_fields={"decorator": {"operation": "checkout"}})
+        status, headers, _, _ = http_get(lg.port("http"), "/abcdefghij", headers={"x-team": "blue"})
+        self.assertEqual(status, 200)
+        self.assertEqual(dict((k.lower(), v) for k, v in headers)["x-envoy-decorator-operation"],
+                         "checkout")
+        span = col.wait_spans(lambda s: True)[0]
+        self.assertEqual(span["name"], "checkout")
+        tags = span["tags"]
+        self.assertEqual(tags["lit"], "v1")
+        self.assertEqual(tags["hdr"], "blue")
+        self.assertEqual(tags["hdr2"], "dflt")
+        self.assertEqual(tags["env"], "from-env")
+        self.assertTrue(tags["http.url"].endswith("/abcde"), tags["http.url"])
+
+
+class ZipkinExport(TracingCase):
+    def test_batches_of_min_flush_spans(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config(
+            "solo", up.port, zipkin_provider(), collector_port=col.port,
+            runtime={"tracing.zipkin.min_flush_spans": 5,
+                     "tracing.zipkin.flush_interval_ms": 600000}))
+        for _ in range(5):
+            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        wait_until(lambda: len(col.posts) >= 1, what="one report")
+        self.assertEqual(len(col.zipkin_spans()), 5)
+        self.assertEqual(len(col.posts), 1)
+        lg.wait_for_stat("tracing.zipkin.reports_sent", lambda v: v == 1)
+        self.assertEqual(lg.stat("tracing.zipkin.spans_sent"), 5)
+
+    def test_timer_flushes_a_partial_batch(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config(
+            "solo", up.port, zipkin_provider(), collector_port=col.port,
+            runtime={"tracing.zipkin.min_flush_spans": 100,
+                     "tracing.zipkin.flush_interval_ms": 200}))
+        self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        col.wait_spans(lambda s: True)
+        self.assertGreaterEqual(lg.stat("tracing.zipkin.timer_flushed"), 1)
+
+    def test_dead_collector_never_fails_requests(self):
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
+                                            collector_port=refused_port()))
+        for _ in range(10):
+            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        lg.wait_for_stat("tracing.zipkin.reports_failed", lambda v: v >= 1)
+        self.assertEqual(lg.stat("tracing.zipkin.reports_sent"), 0)
+
+    def test_collector_errors_count_as_dropped(self):
+        col = self.collector(status=500)
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
+                                            collector_port=col.port))
+        self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        lg.wait_for_stat("tracing.zipkin.reports_dropped", lambda v: v >= 1)
+
+    def test_hung_collector_bounds_the_queue(self):
+        hold = self.server(HoldServer)
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
+                                            collector_port=hold.port))
+        for _ in range(40):
+            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        # One report waits for an answer that never comes; the queue behind it
+        # is bounded, the rest is dropped and counted.
+        lg.wait_for_stat("tracing.zipkin.reports_dropped", lambda v: v >= 1)
+        self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+
+
+class TracingConfigErrors(TracingCase):
+    def assert_refused(self, cfg, needle):
+        from harness import run_legate
+        d = self.tmpdir()
+        path = os.path.join(d, "config.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        code, _, err = run_legate(["--mode", "validate", "-c", path])
+        self.assertEqual(code, 1, err)
+        self.assertIn(needle, err)
+
+    def test_unimplemented_fields_are_refused_by_name(self):
+        port = refused_port()
+        self.assert_refused(proxy_config("x", port, zipkin_provider(), tracing={"verbose": True}),
+                            "tracing.verbose")
+        self.assert_refused(proxy_config("x", port, zipkin_provider(collector_endpoint_version="HTTP_PROTO")),
+                            "collector_endpoint_version")
+        self.assert_refused(proxy_config("x", port, zipkin_provider(split_spans_for_request=True)),
+                            "split_spans_for_request")
+        self.assert_refused(proxy_config("x", port, zipkin_provider(collector_cluster="nope")),
+                            "collector_cluster: unknown cluster 'nope'")
+        self.assert_refused(proxy_config("x", port, zipkin_provider(), tracing={"custom_tags": [
+            {"tag": "m", "metadata": {"kind": {"request": {}}, "metadata_key": {"key": "k", "path": [{"key": "a"}]}}}]}),
+            "custom_tags[0].metadata")
+
+
+if __name__ == "__main__":
+    unittest.main()
