@@ -121,6 +121,8 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
     // Tracers are built by extensions::tracers::createTracer, keyed by these types.
     r.add({ExtensionCategory::Tracer, "envoy.config.trace.v3.ZipkinConfig", "envoy.tracers.zipkin",
            nullptr});
+    r.add({ExtensionCategory::Tracer, "envoy.config.trace.v3.OpenTelemetryConfig",
+           "envoy.tracers.opentelemetry", nullptr});
   });
 }
 

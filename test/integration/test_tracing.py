@@ -562,5 +562,240 @@ class TracingConfigErrors(TracingCase):
             "custom_tags[0].metadata")
 
 
+# ------------------------------------------------------------- OTLP (protobuf)
+
+
+def pb_fields(data):
+    """Decodes one protobuf message into [(field, wire_type, value)]: ints for
+    varint/fixed, bytes for length-delimited."""
+    out = []
+    i = 0
+
+    def varint():
+        nonlocal i
+        shift = result = 0
+        while True:
+            b = data[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            if b < 0x80:
+                return result
+            shift += 7
+    while i < len(data):
+        key = varint()
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            out.append((field, wt, varint()))
+        elif wt == 1:
+            out.append((field, wt, int.from_bytes(data[i:i + 8], "little")))
+            i += 8
+        elif wt == 2:
+            n = varint()
+            out.append((field, wt, data[i:i + n]))
+            i += n
+        elif wt == 5:
+            out.append((field, wt, int.from_bytes(data[i:i + 4], "little")))
+            i += 4
+        else:
+            raise ValueError("wire type %d" % wt)
+    return out
+
+
+def pb_get(fields, number):
+    return [v for f, _, v in fields if f == number]
+
+
+def otlp_attributes(raw_list):
+    attrs = {}
+    for raw in raw_list:
+        kv = pb_fields(raw)
+        key = pb_get(kv, 1)[0].decode()
+        value = pb_fields(pb_get(kv, 2)[0])
+        attrs[key] = pb_get(value, 1)[0].decode()
+    return attrs
+
+
+def otlp_decode(body):
+    """ExportTraceServiceRequest -> [span dict] with resource and scope."""
+    spans = []
+    for rs_raw in pb_get(pb_fields(body), 1):
+        rs = pb_fields(rs_raw)
+        resource = otlp_attributes(pb_get(pb_fields(pb_get(rs, 1)[0]), 1))
+        for ss_raw in pb_get(rs, 2):
+            ss = pb_fields(ss_raw)
+            scope = pb_fields(pb_get(ss, 1)[0])
+            for sp_raw in pb_get(ss, 2):
+                sp = pb_fields(sp_raw)
+                status = pb_get(sp, 15)
+                spans.append({
+                    "resource": resource,
+                    "scope": pb_get(scope, 1)[0].decode(),
+                    "traceId": pb_get(sp, 1)[0].hex(),
+                    "id": pb_get(sp, 2)[0].hex(),
+                    "tracestate": (pb_get(sp, 3) or [b""])[0].decode(),
+                    "parentId": (pb_get(sp, 4) or [b""])[0].hex() or None,
+                    "name": pb_get(sp, 5)[0].decode(),
+                    "kind": pb_get(sp, 6)[0],
+                    "start_ns": pb_get(sp, 7)[0],
+                    "end_ns": pb_get(sp, 8)[0],
+                    "tags": otlp_attributes(pb_get(sp, 9)),
+                    "status": pb_get(pb_fields(status[0]), 3)[0] if status else 0,
+                })
+    return spans
+
+
+def otel_provider(service_name=None, cluster="zipkin", path="/v1/traces", headers=None):
+    svc = {"http_uri": {"uri": "http://otel-collector:4318" + path, "cluster": cluster,
+                        "timeout": "2s"}}
+    if headers:
+        svc["request_headers_to_add"] = [{"header": {"key": k, "value": v}} for k, v in headers]
+    cfg = {"@type": OTEL_TYPE, "http_service": svc}
+    if service_name:
+        cfg["service_name"] = service_name
+    return {"name": "envoy.tracers.opentelemetry", "typed_config": cfg}
+
+
+SERVER, CLIENT = 2, 3
+
+
+class OpenTelemetry(TracingCase):
+    def otlp_spans(self, col):
+        spans = []
+        for body in col.bodies():
+            spans.extend(otlp_decode(body))
+        return spans
+
+    def test_two_hops_continue_the_callers_traceparent(self):
+        col = self.collector(status=200)
+        a, b, up = self.two_hops(col, a_tracing={"spawn_upstream_span": True},
+                                 a_provider=otel_provider("svc-a", headers=[("x-api-key", "k1")]),
+                                 b_provider=otel_provider("svc-b"))
+        trace = "0af7651916cd43dd8448eb211c80319c"
+        caller = "b7ad6b7169203331"
+        t0 = time.time_ns()
+        status, _, body, _ = http_get(a.port("http"), "/otel", headers={
+            "Host": "front.example", "traceparent": "00-%s-%s-01" % (trace, caller),
+            "tracestate": "vendor=abc"})
+        t1 = time.time_ns()
+        self.assertEqual(status, 200)
+        seen = upstream_json(body)["headers"]
+        wait_until(lambda: len(self.otlp_spans(col)) >= 3, what="three OTLP spans")
+        spans = self.otlp_spans(col)
+        self.assertEqual(len(spans), 3)
+        a_spans = [s for s in spans if s["resource"]["service.name"] == "svc-a"]
+        b_spans = [s for s in spans if s["resource"]["service.name"] == "svc-b"]
+        a_server = [s for s in a_spans if s["kind"] == SERVER][0]
+        a_client = [s for s in a_spans if s["kind"] == CLIENT][0]
+        b_server = b_spans[0]
+        self.assertEqual({s["traceId"] for s in spans}, {trace})
+        self.assertEqual(a_server["parentId"], caller)
+        self.assertEqual(a_client["parentId"], a_server["id"])
+        self.assertEqual(b_server["parentId"], a_client["id"])  # no shared ids in OTel
+        self.assertEqual(b_server["kind"], SERVER)
+        self.assertEqual(a_server["name"], "ingress")
+        self.assertEqual(a_client["name"], "router next egress")
+        self.assertEqual({s["tracestate"] for s in spans}, {"vendor=abc"})
+        self.assertEqual(seen["traceparent"], "00-%s-%s-01" % (trace, b_server["id"]))
+        self.assertEqual(seen["tracestate"], "vendor=abc")
+        tags = a_server["tags"]
+        self.assertEqual(tags["http.status_code"], "200")
+        self.assertEqual(tags["http.url"], "http://front.example/otel")
+        self.assertEqual(tags["upstream_cluster"], "next")
+        self.assertEqual(tags["node_id"], "svc-a-id")
+        self.assertEqual(a_server["scope"], "legate")
+        self.assertEqual(a_server["status"], 0)
+        for s in spans:
+            self.assertGreaterEqual(s["start_ns"], t0 - 10**6)
+            self.assertLessEqual(s["end_ns"], t1 + 10**6)
+            self.assertLessEqual(s["start_ns"], s["end_ns"])
+        path, headers, _ = col.posts[0]
+        self.assertEqual(path, "/v1/traces")
+        self.assertEqual(headers["content-type"], "application/x-protobuf")
+        self.assertEqual(headers["host"], "otel-collector:4318")
+        a_posts = [h for _, h, body in col.posts
+                   if otlp_decode(body)[0]["resource"]["service.name"] == "svc-a"]
+        self.assertTrue(a_posts and all(h.get("x-api-key") == "k1" for h in a_posts))
+        a.wait_for_stat("tracing.opentelemetry.http_reports_success", lambda v: v >= 1)
+        self.assertGreaterEqual(a.stat("tracing.opentelemetry.http_reports_sent"), 1)
+        self.assertGreaterEqual(a.stat("tracing.opentelemetry.spans_sent"), 2)
+
+    def test_new_trace_unsampled_parent_and_malformed_traceparent(self):
+        col = self.collector(status=200)
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, otel_provider(),
+                                            collector_port=col.port))
+        port = lg.port("http")
+        # No context: a new 128-bit trace, sampled by our decision (100%).
+        _, _, body, _ = http_get(port, "/a")
+        tp = upstream_json(body)["headers"]["traceparent"]
+        self.assertRegex(tp, r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
+        span = col.wait_spans(lambda s: True, decode=lambda: self.otlp_spans(col))[0]
+        self.assertEqual(span["traceId"], tp[3:35])
+        self.assertIsNone(span["parentId"])
+        self.assertEqual(span["resource"]["service.name"], "unknown_service:legate")
+        # The caller said "not sampled": nothing recorded, the flag travels on.
+        _, _, body, _ = http_get(port, "/b", headers={
+            "traceparent": "00-11111111111111111111111111111111-2222222222222222-00"})
+        seen = upstream_json(body)["headers"]["traceparent"]
+        self.assertTrue(seen.startswith("00-11111111111111111111111111111111-"))
+        self.assertTrue(seen.endswith("-00"))
+        # Malformed (upper-case hex): ignored, a new trace starts.
+        _, _, body, _ = http_get(port, "/c", headers={
+            "traceparent": "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"})
+        fresh = upstream_json(body)["headers"]["traceparent"]
+        self.assertNotIn("0af7651916cd43dd8448eb211c80319c", fresh)
+        col.wait_spans(lambda s: s["traceId"] == fresh[3:35], decode=lambda: self.otlp_spans(col))
+        self.assertNotIn("11111111111111111111111111111111",
+                         {s["traceId"] for s in self.otlp_spans(col)})
+
+    def test_5xx_sets_error_status(self):
+        col = self.collector(status=200)
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, otel_provider(),
+                                            collector_port=col.port))
+        self.assertEqual(http_get(lg.port("http"), "/status/502")[0], 502)
+        span = col.wait_spans(lambda s: True, decode=lambda: self.otlp_spans(col))[0]
+        self.assertEqual(span["status"], 2)
+        self.assertEqual(span["tags"]["error"], "true")
+
+    def test_dead_collector_counts_failures(self):
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(proxy_config("solo", up.port, otel_provider(),
+                                            collector_port=refused_port()))
+        for _ in range(5):
+            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        lg.wait_for_stat("tracing.opentelemetry.http_reports_failed", lambda v: v >= 1)
+        self.assertEqual(lg.stat("tracing.opentelemetry.http_reports_success"), 0)
+
+    def test_bootstrap_tracer_serves_connection_managers_without_provider(self):
+        col = self.collector(status=200)
+        up = self.server(HttpUpstream)
+        cfg = proxy_config("solo", up.port, None, collector_port=col.port)
+        cfg["tracing"] = {"http": otel_provider("from-bootstrap")}
+        lg = self.start_legate(cfg)
+        self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+        span = col.wait_spans(lambda s: True, decode=lambda: self.otlp_spans(col))[0]
+        self.assertEqual(span["resource"]["service.name"], "from-bootstrap")
+
+    def test_unimplemented_fields_are_refused(self):
+        from harness import run_legate
+        port = refused_port()
+        for provider, needle in [
+                ({"name": "envoy.tracers.opentelemetry", "typed_config": {
+                    "@type": OTEL_TYPE, "grpc_service": {"envoy_grpc": {"cluster_name": "zipkin"}}}},
+                 "grpc_service"),
+                (dict(otel_provider(), typed_config=dict(otel_provider()["typed_config"],
+                                                         sampler={"name": "s", "typed_config": {
+                                                             "@type": "type.googleapis.com/google.protobuf.Empty"}})),
+                 "sampler")]:
+            d = self.tmpdir()
+            path = os.path.join(d, "config.json")
+            with open(path, "w") as f:
+                json.dump(proxy_config("x", port, provider), f)
+            code, _, err = run_legate(["--mode", "validate", "-c", path])
+            self.assertEqual(code, 1, err)
+            self.assertIn(needle, err)
+
+
 if __name__ == "__main__":
     unittest.main()

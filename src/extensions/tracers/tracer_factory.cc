@@ -2,7 +2,9 @@
 
 #include "config/extension_registry.h"
 #include "envoy/config/trace/v3/http_tracer.pb.h"
+#include "envoy/config/trace/v3/opentelemetry.pb.h"
 #include "envoy/config/trace/v3/zipkin.pb.h"
+#include "extensions/tracers/opentelemetry.h"
 #include "extensions/tracers/zipkin.h"
 
 namespace legate::extensions::tracers {
@@ -23,8 +25,16 @@ absl::StatusOr<tracing::TracerSharedPtr> createTracer(
       return absl::InvalidArgumentError(cpath + ": cannot decode ZipkinConfig");
     return createZipkinTracer(proto, cpath, ctx);
   }
+  if (type == envoy::config::trace::v3::OpenTelemetryConfig::descriptor()->full_name()) {
+    envoy::config::trace::v3::OpenTelemetryConfig proto;
+    if (!any.UnpackTo(&proto)) {
+      return absl::InvalidArgumentError(cpath + ": cannot decode OpenTelemetryConfig");
+    }
+    return createOpenTelemetryTracer(proto, cpath, ctx);
+  }
   return absl::InvalidArgumentError(cpath + ": tracer '" + provider.name() + "' (" + type +
-                                    ") is not implemented by legate (envoy.tracers.zipkin is)");
+                                    ") is not implemented by legate (envoy.tracers.zipkin and "
+                                    "envoy.tracers.opentelemetry are)");
 }
 
 }  // namespace legate::extensions::tracers
