@@ -9,6 +9,7 @@ PACKAGES=(
   # libraries (see docs/architecture.md for why each)
   libevent-dev libprotobuf-dev protobuf-compiler libabsl-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libre2-dev libc-ares-dev libxxhash-dev
+  libgoogle-perftools-dev
   # tests
   libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus dnsmasq-base
   # benchmarks (bench/run.py: the peers and the load generator)

@@ -1,6 +1,5 @@
 // /ready, /server_info, /quitquitquit, /healthcheck/fail, /healthcheck/ok.
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/logger.h"
+#include "common/memory_stats.h"
 #include "stats/json.h"
 #include "admin/http_util.h"
 #include "envoy/admin/v3/server_info.pb.h"
@@ -78,24 +78,18 @@ Response serverInfo(server::Instance& server) {
   return jsonResponse(*std::move(json));
 }
 
-// Envoy's admin.v3.Memory from glibc's allocator statistics (uint64 fields are JSON
-// strings, as proto3 maps them). total_physical_bytes is the resident set size.
+// Envoy's admin.v3.Memory from the allocator's own statistics (tcmalloc in the
+// release build, glibc's otherwise; uint64 fields are JSON strings, as proto3 maps
+// them). total_physical_bytes is the resident set size.
 Response memory() {
-  const struct mallinfo2 mi = mallinfo2();
-  uint64_t resident_pages = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    unsigned long long size = 0, resident = 0;
-    if (std::fscanf(f, "%llu %llu", &size, &resident) == 2) resident_pages = resident;
-    std::fclose(f);
-  }
+  const memory::Stats m = memory::current();
   stats::Json doc = stats::Json::object();
-  doc.set("allocated", absl::StrCat(mi.uordblks + mi.hblkhd));
-  doc.set("heap_size", absl::StrCat(mi.arena + mi.hblkhd));
-  doc.set("pageheap_unmapped", "0");
-  doc.set("pageheap_free", absl::StrCat(mi.fordblks));
-  doc.set("total_thread_cache", "0");
-  doc.set("total_physical_bytes",
-          absl::StrCat(resident_pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))));
+  doc.set("allocated", absl::StrCat(m.allocated));
+  doc.set("heap_size", absl::StrCat(m.heap_size));
+  doc.set("pageheap_unmapped", absl::StrCat(m.pageheap_unmapped));
+  doc.set("pageheap_free", absl::StrCat(m.pageheap_free));
+  doc.set("total_thread_cache", absl::StrCat(m.total_thread_cache));
+  doc.set("total_physical_bytes", absl::StrCat(m.physical));
   return jsonResponse(doc.dump(true));
 }
 

@@ -1,7 +1,6 @@
 #include "server/server.h"
 
 #include <event2/event.h>
-#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <set>
 
 #include "common/logger.h"
+#include "common/memory_stats.h"
 #include "config/bootstrap_loader.h"
 #include "config/unsupported.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
@@ -522,9 +522,10 @@ void Server::refreshServerStats() {
   store_.gauge("server.state").set(state() == ServerState::Live ? 0 : 1);
   store_.gauge("server.total_connections").set(static_cast<int64_t>(activeConnections()));
   store_.gauge("server.hot_restart_epoch").set(0);
-  const struct mallinfo2 mi = mallinfo2();
-  store_.gauge("server.memory_allocated").set(static_cast<int64_t>(mi.uordblks + mi.hblkhd));
-  store_.gauge("server.memory_heap_size").set(static_cast<int64_t>(mi.arena + mi.hblkhd));
+  const memory::Stats mem = memory::current();
+  store_.gauge("server.memory_allocated").set(static_cast<int64_t>(mem.allocated));
+  store_.gauge("server.memory_heap_size").set(static_cast<int64_t>(mem.heap_size));
+  store_.gauge("server.memory_physical_size").set(static_cast<int64_t>(mem.physical));
 }
 
 std::vector<ListenerInfo> Server::listeners() const {

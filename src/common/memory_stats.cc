@@ -1,0 +1,56 @@
+#include "common/memory_stats.h"
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+
+// tcmalloc's C entry point, declared weak so that a binary built without it (the
+// sanitizer build, which keeps glibc's allocator for ASan) still links; then the
+// address is null and glibc's figures are used.
+extern "C" int MallocExtension_GetNumericProperty(const char* property, size_t* value)
+    __attribute__((weak));
+
+namespace legate::memory {
+namespace {
+
+uint64_t residentBytes() {
+  unsigned long long size = 0, resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+uint64_t tcmallocProperty(const char* name) {
+  size_t value = 0;
+  return MallocExtension_GetNumericProperty(name, &value) ? value : 0;
+}
+
+} // namespace
+
+const char* allocatorName() {
+  return MallocExtension_GetNumericProperty != nullptr ? "tcmalloc" : "glibc";
+}
+
+Stats current() {
+  Stats s;
+  if (MallocExtension_GetNumericProperty != nullptr) {
+    s.allocated = tcmallocProperty("generic.current_allocated_bytes");
+    s.heap_size = tcmallocProperty("generic.heap_size");
+    s.pageheap_free = tcmallocProperty("tcmalloc.pageheap_free_bytes");
+    s.pageheap_unmapped = tcmallocProperty("tcmalloc.pageheap_unmapped_bytes");
+    s.total_thread_cache = tcmallocProperty("tcmalloc.current_total_thread_cache_bytes");
+  } else {
+    const struct mallinfo2 mi = mallinfo2();
+    s.allocated = mi.uordblks + mi.hblkhd;
+    s.heap_size = mi.arena + mi.hblkhd;
+    s.pageheap_free = mi.fordblks;
+  }
+  s.physical = residentBytes();
+  return s;
+}
+
+} // namespace legate::memory
