@@ -1,5 +1,7 @@
 #include "event/dispatcher.h"
 
+#include "event/timer_queue.h"
+
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <sys/eventfd.h>
@@ -13,62 +15,23 @@
 namespace legate::event {
 namespace {
 
-// A timer whose libevent event is embedded (one allocation per timer) and
-// armed lazily: enableTimer() only touches libevent's timer heap when the new
-// deadline is earlier than the one already armed. Pushing a deadline later (a
-// stream's idle timeout on every read, say) just records it; when the armed
-// event fires early, it re-arms for the rest. disableTimer() only clears the
-// deadline; a stale armed event then fires once and does nothing.
-class TimerImpl : public Timer {
+// A timer is an entry in its dispatcher's TimerQueue; one allocation, and arming
+// or cancelling it touches libevent only when the earliest deadline moves earlier.
+class TimerImpl : public Timer, public TimerQueue::Entry {
 public:
-  TimerImpl(event_base* base, std::function<void()> cb) : cb_(std::move(cb)) {
-    evtimer_assign(&ev_, base, &TimerImpl::onFire, this);
-  }
-  ~TimerImpl() override { event_del(&ev_); }
+  TimerImpl(TimerQueue& queue, std::function<void()> cb) : queue_(queue), cb_(std::move(cb)) {}
+  ~TimerImpl() override { queue_.cancel(*this); }
   void enableTimer(std::chrono::milliseconds after) override {
-    const MonotonicTime now = std::chrono::steady_clock::now();
-    deadline_ = now + after;
-    enabled_ = true;
-    if (armed_ && armed_for_ <= deadline_) {
-      return; // fires no later than needed; onFire re-arms for the rest
-    }
-    arm(now);
+    queue_.schedule(*this, std::chrono::steady_clock::now() + after);
   }
-  void disableTimer() override { enabled_ = false; }
-  bool enabled() const override { return enabled_; }
+  void disableTimer() override { queue_.cancel(*this); }
+  bool enabled() const override { return scheduled(); }
 
 private:
-  void arm(MonotonicTime now) {
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
-    const int64_t us = std::max<int64_t>(0, left.count());
-    timeval tv;
-    tv.tv_sec = static_cast<time_t>(us / 1000000);
-    tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
-    evtimer_add(&ev_, &tv);
-    armed_ = true;
-    armed_for_ = deadline_;
-  }
-  static void onFire(evutil_socket_t, short, void* arg) {
-    auto* self = static_cast<TimerImpl*>(arg);
-    self->armed_ = false;
-    if (!self->enabled_) {
-      return;
-    }
-    const MonotonicTime now = std::chrono::steady_clock::now();
-    if (now < self->deadline_) {
-      self->arm(now); // the deadline moved on since this was armed
-      return;
-    }
-    self->enabled_ = false;
-    self->cb_();
-  }
+  void expired() override { cb_(); }
 
+  TimerQueue& queue_;
   std::function<void()> cb_;
-  MonotonicTime deadline_{};
-  MonotonicTime armed_for_{};
-  bool enabled_ = false;
-  bool armed_ = false; // ev_ is in libevent's timer heap, due at armed_for_
-  ::event ev_;
 };
 
 class FileEventImpl : public FileEvent {
@@ -110,6 +73,7 @@ Dispatcher::Dispatcher(std::string name) : name_(std::move(name)) {
   if (base_ == nullptr) {
     throw std::runtime_error("event_base_new failed");
   }
+  timers_ = std::make_unique<TimerQueue>(base_);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   wake_event_ = event_new(
       base_, wake_fd_, EV_READ | EV_PERSIST,
@@ -132,6 +96,7 @@ Dispatcher::~Dispatcher() {
   event_free(deferred_event_);
   event_free(wake_event_);
   ::close(wake_fd_);
+  timers_.reset();
   event_base_free(base_);
 }
 
@@ -179,7 +144,7 @@ void Dispatcher::runPosted() {
 }
 
 TimerPtr Dispatcher::createTimer(std::function<void()> cb) {
-  return std::make_unique<TimerImpl>(base_, std::move(cb));
+  return std::make_unique<TimerImpl>(*timers_, std::move(cb));
 }
 
 FileEventPtr Dispatcher::createFileEvent(int fd, std::function<void(uint32_t)> cb) {
@@ -195,10 +160,11 @@ void Dispatcher::deferredDelete(std::unique_ptr<DeferredDeletable> obj) {
 
 void Dispatcher::runDeferredDeletes() {
   // Destructors may defer more deletions; loop until quiet.
+  // The two vectors trade places and keep their capacity, so steady traffic
+  // allocates nothing here.
   while (!to_delete_.empty()) {
-    std::vector<std::unique_ptr<DeferredDeletable>> batch;
-    batch.swap(to_delete_);
-    batch.clear();
+    deleting_batch_.swap(to_delete_);
+    deleting_batch_.clear();
   }
 }
 

@@ -20,6 +20,7 @@ struct event;
 
 namespace legate::event {
 
+class TimerQueue;
 using MonotonicTime = std::chrono::steady_clock::time_point;
 
 // A one-shot timer; enableTimer() re-arms it, destruction cancels it.
@@ -91,6 +92,8 @@ private:
   std::vector<std::function<void()>> posted_;
   ::event* deferred_event_ = nullptr;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
+  std::vector<std::unique_ptr<DeferredDeletable>> deleting_batch_;
+  std::unique_ptr<TimerQueue> timers_;
   bool deleting_ = false;
 };
 

@@ -1,8 +1,12 @@
+#include <algorithm>
 #include <atomic>
+#include <event2/event.h>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "event/dispatcher.h"
+#include "event/timer_queue.h"
 #include "gtest/gtest.h"
 
 namespace legate::event {
@@ -77,6 +81,121 @@ TEST(DispatcherTest, PendingDeferredDeletesRunOnDestruction) {
     d.deferredDelete(std::make_unique<Tracked>(destroyed));
   }
   EXPECT_EQ(destroyed, 1);
+}
+
+// A queue entry that records the order it expired in.
+struct Probe final : TimerQueue::Entry {
+  Probe(std::vector<int>& log, int id) : log(log), id(id) {}
+  void expired() override {
+    log.push_back(id);
+    if (on_expire) on_expire();
+  }
+  std::vector<int>& log;
+  int id;
+  std::function<void()> on_expire;
+};
+
+// The queue against a reference: random schedules, reschedules and cancels, then
+// everything due by a time must expire exactly once, in deadline order.
+TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
+  event_base* base = event_base_new();
+  {
+    TimerQueue q(base);
+    std::vector<int> log;
+    std::vector<std::unique_ptr<Probe>> probes;
+    for (int i = 0; i < 200; ++i) probes.push_back(std::make_unique<Probe>(log, i));
+    const MonotonicTime t0{};
+    std::vector<int64_t> due(200, -1); // reference: deadline in ns, -1 = not scheduled
+    std::mt19937 rng(7);
+    for (int step = 0; step < 5000; ++step) {
+      const int i = static_cast<int>(rng() % 200);
+      if (rng() % 4 == 0) {
+        q.cancel(*probes[i]);
+        due[i] = -1;
+      } else {
+        // Distinct deadlines, so the expected order is unique.
+        const int64_t ns = static_cast<int64_t>(rng() % 1000000) * 200 + i;
+        q.schedule(*probes[i], t0 + std::chrono::nanoseconds(ns));
+        due[i] = ns;
+      }
+    }
+    size_t expected_count = 0;
+    for (int i = 0; i < 200; ++i) {
+      EXPECT_EQ(probes[i]->scheduled(), due[i] >= 0);
+      if (due[i] >= 0) ++expected_count;
+    }
+    ASSERT_EQ(q.size(), expected_count);
+    // Run up to the median-ish time, then to the end.
+    const int64_t cut = 100000000;
+    q.runExpired(t0 + std::chrono::nanoseconds(cut));
+    std::vector<int> expected;
+    for (int i = 0; i < 200; ++i) {
+      if (due[i] >= 0 && due[i] <= cut) expected.push_back(i);
+    }
+    std::sort(expected.begin(), expected.end(), [&](int a, int b) { return due[a] < due[b]; });
+    EXPECT_EQ(log, expected);
+    EXPECT_EQ(q.size(), expected_count - expected.size());
+    for (int i : expected) EXPECT_FALSE(probes[i]->scheduled());
+    log.clear();
+    q.runExpired(t0 + std::chrono::seconds(10));
+    expected.clear();
+    for (int i = 0; i < 200; ++i) {
+      if (due[i] > cut) expected.push_back(i);
+    }
+    std::sort(expected.begin(), expected.end(), [&](int a, int b) { return due[a] < due[b]; });
+    EXPECT_EQ(log, expected);
+    EXPECT_EQ(q.size(), 0u);
+  }
+  event_base_free(base);
+}
+
+// Callbacks may cancel or destroy other due entries and re-arm themselves with no
+// delay; a self-re-arming entry runs once per pass, not forever.
+TEST(TimerQueueTest, CallbacksMayCancelOthersAndRearmThemselves) {
+  event_base* base = event_base_new();
+  {
+    TimerQueue q(base);
+    std::vector<int> log;
+    Probe a(log, 1), c(log, 3);
+    auto b = std::make_unique<Probe>(log, 2);
+    const MonotonicTime t0{};
+    q.schedule(a, t0 + std::chrono::milliseconds(1));
+    q.schedule(*b, t0 + std::chrono::milliseconds(2));
+    q.schedule(c, t0 + std::chrono::milliseconds(3));
+    a.on_expire = [&] {
+      q.cancel(*b); // what a TimerImpl's destructor does
+      b.reset();    // a due entry destroyed before its turn
+      q.schedule(a, t0); // already due: deferred to the next pass
+    };
+    q.runExpired(t0 + std::chrono::milliseconds(5));
+    EXPECT_EQ(log, (std::vector<int>{1, 3}));
+    EXPECT_TRUE(a.scheduled());
+    log.clear();
+    a.on_expire = nullptr;
+    q.runExpired(t0 + std::chrono::milliseconds(6));
+    EXPECT_EQ(log, (std::vector<int>{1}));
+    EXPECT_EQ(q.size(), 0u);
+  }
+  event_base_free(base);
+}
+
+// Through a real dispatcher: pushing a deadline later, earlier, and cancelling.
+TEST(DispatcherTest, TimersMovedEarlierAndLaterFireAtTheirLastDeadline) {
+  Dispatcher d("test");
+  std::vector<int> order;
+  TimerPtr late = d.createTimer([&] { order.push_back(2); d.exit(); });
+  TimerPtr early = d.createTimer([&] { order.push_back(1); });
+  TimerPtr never = d.createTimer([&] { order.push_back(99); });
+  early->enableTimer(std::chrono::milliseconds(200));
+  late->enableTimer(std::chrono::milliseconds(1));
+  never->enableTimer(std::chrono::milliseconds(2));
+  late->enableTimer(std::chrono::milliseconds(30)); // later than armed
+  early->enableTimer(std::chrono::milliseconds(5)); // earlier than before
+  never->disableTimer();
+  d.run();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  EXPECT_FALSE(early->enabled());
+  EXPECT_FALSE(late->enabled());
 }
 
 } // namespace
