@@ -1,6 +1,7 @@
 #include "http/header_map.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace legate::http {
 
@@ -21,51 +22,132 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-void HeaderMap::add(std::string_view name, std::string_view value) {
-  if (entries_.capacity() == 0) {
-    // A proxied request or response carries about a dozen headers: one
-    // allocation up front instead of growing 1, 2, 4, 8, 16 (and moving every
-    // entry each time).
-    entries_.reserve(kInitialCapacity);
+HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
+  if (this != &other) {
+    clear();
+    copyFrom(other);
   }
-  std::string n(name);
-  toLowerInPlace(n);
-  byte_size_ += n.size() + value.size();
-  if (!n.empty() && n[0] == ':') {
-    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(pseudo_count_),
-                    Entry(std::move(n), std::string(value)));
+  return *this;
+}
+
+HeaderMap& HeaderMap::operator=(HeaderMap&& other) noexcept {
+  if (this != &other) {
+    entries_ = std::move(other.entries_);
+    blocks_ = std::move(other.blocks_);
+    used_ = std::exchange(other.used_, 0);
+    pseudo_count_ = std::exchange(other.pseudo_count_, 0);
+    byte_size_ = std::exchange(other.byte_size_, 0);
+    other.entries_.clear();
+    other.blocks_.clear();
+  }
+  return *this;
+}
+
+void HeaderMap::copyFrom(const HeaderMap& other) {
+  size_t bytes = 0;
+  for (const Entry& e : other.entries_) bytes += e.first.size() + e.second.size();
+  entries_.reserve(other.entries_.size());
+  if (bytes > 0) reserveBytes(bytes); // one block for the lot
+  for (const Entry& e : other.entries_) {
+    entries_.push_back(Entry{store(e.first), store(e.second), e.wire_safe});
+  }
+  pseudo_count_ = other.pseudo_count_;
+  byte_size_ = other.byte_size_;
+}
+
+void HeaderMap::clear() {
+  entries_.clear();
+  if (blocks_.size() > 1) {
+    // Keep the largest block (the last: blocks only grow) for the next use.
+    Block keep = std::move(blocks_.back());
+    blocks_.clear();
+    blocks_.push_back(std::move(keep));
+  }
+  used_ = 0;
+  byte_size_ = 0;
+  pseudo_count_ = 0;
+}
+
+char* HeaderMap::reserveBytes(size_t n) {
+  if (blocks_.empty() || blocks_.back().capacity - used_ < n) {
+    const size_t last = blocks_.empty() ? 0 : blocks_.back().capacity;
+    const size_t capacity = std::max({kFirstBlock, n, last * 2});
+    blocks_.push_back(Block{std::make_unique_for_overwrite<char[]>(capacity), capacity});
+    used_ = 0;
+  }
+  return blocks_.back().data.get() + used_;
+}
+
+std::string_view HeaderMap::store(std::string_view bytes) {
+  if (bytes.empty()) return {};
+  char* out = reserveBytes(bytes.size());
+  std::memcpy(out, bytes.data(), bytes.size());
+  used_ += bytes.size();
+  return {out, bytes.size()};
+}
+
+std::string_view HeaderMap::storeLower(std::string_view name) {
+  if (name.empty()) return {};
+  char* out = reserveBytes(name.size());
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+  }
+  used_ += name.size();
+  return {out, name.size()};
+}
+
+void HeaderMap::insert(Entry e) {
+  if (entries_.capacity() == 0) {
+    // A proxied request or response carries a dozen or so headers: one
+    // allocation up front instead of growing 1, 2, 4, 8, 16.
+    entries_.reserve(kInitialEntries);
+  }
+  byte_size_ += e.first.size() + e.second.size();
+  if (!e.first.empty() && e.first[0] == ':') {
+    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(pseudo_count_), e);
     ++pseudo_count_;
   } else {
-    entries_.emplace_back(std::move(n), std::string(value));
+    entries_.push_back(e);
   }
 }
 
+void HeaderMap::add(std::string_view name, std::string_view value) {
+  const std::string_view n = storeLower(name);
+  insert(Entry{n, store(value), false});
+}
+
+void HeaderMap::addWireSafe(std::string_view name, std::string_view value) {
+  const std::string_view n = storeLower(name);
+  insert(Entry{n, store(value), true});
+}
+
 void HeaderMap::set(std::string_view name, std::string_view value) {
-  std::string n(name);
-  toLowerInPlace(n);
-  for (auto& e : entries_) {
-    if (e.first == n) {
-      byte_size_ = byte_size_ - e.second.size() + value.size();
-      e.second.assign(value);
-      // Drop any later duplicates.
-      size_t removed_bytes = 0;
-      size_t removed_pseudo = 0;
-      const Entry* keep = &e;
-      auto it = std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& x) {
-        if (&x != keep && x.first == n) {
-          removed_bytes += x.first.size() + x.second.size();
-          if (!n.empty() && n[0] == ':') ++removed_pseudo;
-          return true;
-        }
-        return false;
-      });
-      entries_.erase(it, entries_.end());
-      byte_size_ -= removed_bytes;
-      pseudo_count_ -= removed_pseudo;
-      return;
-    }
+  // Compare against the lower-cased name without storing it unless needed.
+  auto matches = [name](std::string_view stored) { return equalsIgnoreCase(stored, name); };
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    Entry& e = entries_[i];
+    if (!matches(e.first)) continue;
+    const std::string_view v = store(value);
+    byte_size_ = byte_size_ - e.second.size() + v.size();
+    e.second = v;
+    e.wire_safe = false;
+    // Drop any later duplicates.
+    size_t removed_bytes = 0;
+    size_t removed_pseudo = 0;
+    auto it = std::remove_if(entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1, entries_.end(),
+                             [&](const Entry& x) {
+                               if (!matches(x.first)) return false;
+                               removed_bytes += x.first.size() + x.second.size();
+                               if (x.first[0] == ':') ++removed_pseudo;
+                               return true;
+                             });
+    entries_.erase(it, entries_.end());
+    byte_size_ -= removed_bytes;
+    pseudo_count_ -= removed_pseudo;
+    return;
   }
-  add(n, value);
+  add(name, value);
 }
 
 template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
@@ -82,11 +164,11 @@ template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
 }
 
 size_t HeaderMap::remove(std::string_view name) {
-  return removeIf([name](const std::string& n) { return n == name; });
+  return removeIf([name](std::string_view n) { return n == name; });
 }
 
 size_t HeaderMap::removePrefix(std::string_view prefix) {
-  return removeIf([prefix](const std::string& n) { return n.compare(0, prefix.size(), prefix) == 0; });
+  return removeIf([prefix](std::string_view n) { return n.substr(0, prefix.size()) == prefix; });
 }
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {

@@ -11,6 +11,8 @@
 // Thread: not thread-safe; owned by one stream.
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,10 +49,31 @@ inline constexpr std::string_view kContentType = "content-type";
 
 class HeaderMap {
 public:
-  using Entry = std::pair<std::string, std::string>;
+  // A header as views into the map's own storage: valid until the map is
+  // cleared, destroyed, or that header is set or removed. Copy the bytes out to
+  // keep them longer.
+  struct Entry {
+    std::string_view first;  // the name, lower-case
+    std::string_view second; // the value
+    // The name is known to be a token and the value a field-value (the HTTP/1
+    // parser checked them), so an encoder need not scan them again.
+    bool wire_safe = false;
+    bool operator==(const Entry& o) const { return first == o.first && second == o.second; }
+  };
+
+  HeaderMap() = default;
+  HeaderMap(const HeaderMap& other) { copyFrom(other); }
+  HeaderMap& operator=(const HeaderMap& other);
+  // Moving keeps the views valid: the bytes live in heap blocks that move along.
+  // The moved-from map is left empty.
+  HeaderMap(HeaderMap&& other) noexcept { *this = std::move(other); }
+  HeaderMap& operator=(HeaderMap&& other) noexcept;
 
   // Adds a header (name is lower-cased); duplicates are kept, in order.
   void add(std::string_view name, std::string_view value);
+  // add() for a field whose name the caller has checked is a token and whose
+  // value is a field-value (RFC 9110 §5.1, §5.5): marks it wire_safe.
+  void addWireSafe(std::string_view name, std::string_view value);
   // Replaces every header of that name with one value.
   void set(std::string_view name, std::string_view value);
   // Removes every header of that name; returns how many were removed.
@@ -76,19 +99,35 @@ public:
   bool empty() const { return entries_.empty(); }
   // Sum of name and value lengths (for header size limits).
   size_t byteSize() const { return byte_size_; }
-  void clear() {
-    entries_.clear();
-    byte_size_ = 0;
-    pseudo_count_ = 0;
-  }
+  // Forgets every header; keeps the first storage block for reuse.
+  void clear();
 
   bool operator==(const HeaderMap& other) const { return entries_ == other.entries_; }
 
 private:
-  static constexpr size_t kInitialCapacity = 12;
+  // Names and values are copied into blocks that never move or shrink while
+  // the map lives, so one allocation holds a whole request's bytes instead of
+  // one std::string per long name or value. A set() appends the new value and
+  // leaves the old bytes as garbage until clear(); header mutations are few per
+  // request and bounded by the header limits, so this wastes little.
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t capacity = 0;
+  };
+  static constexpr size_t kFirstBlock = 1024;
+  static constexpr size_t kInitialEntries = 16;
+
+  // Room for n bytes, contiguous; returns where to write them.
+  char* reserveBytes(size_t n);
+  std::string_view storeLower(std::string_view name);
+  std::string_view store(std::string_view bytes);
+  void copyFrom(const HeaderMap& other);
   template <class Pred> size_t removeIf(Pred pred);
+  void insert(Entry e);
 
   std::vector<Entry> entries_;
+  std::vector<Block> blocks_;
+  size_t used_ = 0;         // bytes used in blocks_.back()
   size_t pseudo_count_ = 0; // entries_[0, pseudo_count_) are pseudo-headers
   size_t byte_size_ = 0;
 };

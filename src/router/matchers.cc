@@ -232,34 +232,35 @@ absl::StatusOr<HeaderMatcher> HeaderMatcher::create(
 }
 
 bool HeaderMatcher::match(const http::HeaderMap& headers) const {
-  std::optional<std::string> joined;
-  bool found = false;
+  // One field (the usual case) is matched in place; repeated fields are matched
+  // as their values joined with ',' (RFC 9110 §5.3), which needs a copy.
+  std::string_view value;
+  std::string joined;
+  size_t found = 0;
   for (const auto& e : headers.entries()) {
     if (e.first != name_)
       continue;
-    if (!found) {
-      joined = e.second;
-      found = true;
-    } else {
-      joined->push_back(',');
-      joined->append(e.second);
+    if (++found == 1) {
+      value = e.second;
+      continue;
     }
+    if (found == 2) joined.assign(value);
+    joined.push_back(',');
+    joined.append(e.second);
+    value = joined;
   }
   if (kind_ == Kind::kPresent) {
     // Presence is tested on the request itself; treat_missing_header_as_empty
     // only gives other kinds an empty value to match.
-    return (found == present_) != invert_;
+    return ((found > 0) == present_) != invert_;
   }
-  if (!found) {
-    if (!treat_missing_as_empty_)
-      return false;
-    joined.emplace();
-  }
+  if (found == 0 && !treat_missing_as_empty_)
+    return false;
   bool result = false;
   if (kind_ == Kind::kString) {
-    result = string_->match(*joined);
+    result = string_->match(value);
   } else {
-    auto v = parseInt64(*joined);
+    auto v = parseInt64(value);
     result = v.has_value() && *v >= range_start_ && *v < range_end_;
   }
   return result != invert_;

@@ -47,11 +47,11 @@ public:
   std::string describe() const {
     std::string out;
     if (headers) {
-      for (const auto& [k, v] : headers->entries()) out += k + "=" + v + "\n";
+      for (const auto& e : headers->entries()) out.append(e.first).append("=").append(e.second).append("\n");
     }
     out += "body=" + body + "\n";
     if (trailers) {
-      for (const auto& [k, v] : trailers->entries()) out += "T " + k + "=" + v + "\n";
+      for (const auto& e : trailers->entries()) out.append("T ").append(e.first).append("=").append(e.second).append("\n");
     }
     out += ended ? "ended\n" : "open\n";
     return out;
@@ -184,6 +184,28 @@ TEST(Http1Server, SimpleGet) {
   EXPECT_TRUE(r.ended);
   EXPECT_EQ(s.conn_.protocol(), Protocol::Http11);
   EXPECT_TRUE(s.conn_.wantsToWrite());
+}
+
+// Fields the parser accepted are marked wire-safe (the encoder skips re-checking
+// them); pseudo-headers made from the request line are not fields and are not.
+TEST(Http1Server, ParsedFieldsAreMarkedWireSafe) {
+  ServerHarness s;
+  ASSERT_TRUE(s.feed("GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\nX-A: 1\r\n\r\n").ok());
+  Recorder& r = s.last();
+  ASSERT_NE(r.headers, nullptr);
+  int regular = 0;
+  for (const HeaderMap::Entry& e : r.headers->entries()) {
+    if (e.first[0] == ':') continue;
+    ++regular;
+    EXPECT_TRUE(e.wire_safe) << e.first;
+  }
+  EXPECT_EQ(regular, 2);
+  r.headers->set("x-a", "2");
+  for (const HeaderMap::Entry& e : r.headers->entries()) {
+    if (e.first == "x-a") {
+      EXPECT_FALSE(e.wire_safe) << "a set() value is unchecked";
+    }
+  }
 }
 
 TEST(Http1Server, UpgradeRequestCarriesTheByteStreamAsBody) {

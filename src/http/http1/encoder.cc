@@ -62,7 +62,8 @@ std::string_view reasonPhrase(uint32_t status) {
 
 HeaderFacts scanHeaders(const HeaderMap& headers) {
   HeaderFacts facts;
-  for (const auto& [name, value] : headers.entries()) {
+  for (const HeaderMap::Entry& e : headers.entries()) {
+    const std::string_view name = e.first, value = e.second;
     if (name == headers::kContentLength) {
       facts.has_content_length = true;
     } else if (name == headers::kConnection) {
@@ -109,7 +110,8 @@ void StreamEncoderBase::appendField(std::string& out, std::string_view name,
 
 void StreamEncoderBase::appendHeaders(std::string& out, const HeaderMap& headers,
                                       bool skip_content_length, bool skip_host) const {
-  for (const auto& [name, value] : headers.entries()) {
+  for (const HeaderMap::Entry& e : headers.entries()) {
+    const std::string_view name = e.first, value = e.second;
     if (name.empty() || name[0] == ':') {
       continue;
     }
@@ -122,7 +124,7 @@ void StreamEncoderBase::appendHeaders(std::string& out, const HeaderMap& headers
         (skip_host && name == headers::kHost)) {
       continue;
     }
-    if (!isToken(name) || !isFieldValue(value)) {
+    if (!e.wire_safe && (!isToken(name) || !isFieldValue(value))) {
       continue; // would corrupt or split the message
     }
     appendField(out, name, value);

@@ -393,7 +393,7 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
     if (!trailers_) {
       trailers_ = std::make_unique<HeaderMap>();
     }
-    trailers_->add(name, value);
+    trailers_->addWireSafe(name, value);
     return absl::OkStatus();
   }
 
@@ -450,7 +450,7 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
   default:
     break;
   }
-  head_.headers->add(name, value);
+  head_.headers->addWireSafe(name, value); // a token and a field-value: checked above
   return absl::OkStatus();
 }
 
