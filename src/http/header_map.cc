@@ -3,23 +3,37 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/swar.h"
+
 namespace legate::http {
 
-void toLowerInPlace(std::string& s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
+namespace {
+
+// Copies n bytes from in to out, lower-casing ASCII letters.
+void copyLower(char* out, const char* in, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    swar::store(out + i, swar::lower(swar::load(in + i)));
+  }
+  for (; i < n; ++i) {
+    const char c = in[i];
+    out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
   }
 }
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
+} // namespace
+
+void toLowerInPlace(std::string& s) { copyLower(s.data(), s.data(), s.size()); }
+
+bool equalsIgnoreCaseSlow(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    if (swar::lower(swar::load(a.data() + i)) != swar::lower(swar::load(b.data() + i))) return false;
   }
-  return true;
+  if (i == n) return true;
+  return swar::lower(swar::loadPartial(a.data() + i, n - i)) ==
+         swar::lower(swar::loadPartial(b.data() + i, n - i));
 }
 
 HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
@@ -89,10 +103,7 @@ std::string_view HeaderMap::store(std::string_view bytes) {
 std::string_view HeaderMap::storeLower(std::string_view name) {
   if (name.empty()) return {};
   char* out = reserveBytes(name.size());
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-  }
+  copyLower(out, name.data(), name.size());
   used_ += name.size();
   return {out, name.size()};
 }

@@ -2,6 +2,10 @@
 #include "http/header_map.h"
 #include "http/path_utility.h"
 #include "http/utility.h"
+#include "http/http1/chars.h"
+
+#include <random>
+#include <string>
 
 namespace legate::http {
 namespace {
@@ -41,6 +45,73 @@ TEST(HeaderMapTest, SetRemoveAndByteSize) {
   EXPECT_EQ(h.status(), 204u);
   h.set(":status", "2x4");
   EXPECT_EQ(h.status(), 0u);
+}
+
+// The eight-bytes-at-a-time paths against plain byte loops, over every byte value
+// in every position of strings of every length up to 40.
+char lowerByte(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
+  std::mt19937 rng(11);
+  for (size_t len = 0; len <= 40; ++len) {
+    for (int trial = 0; trial < 300; ++trial) {
+      std::string s(len, 'x');
+      for (char& c : s) c = static_cast<char>(rng() % 256);
+      std::string expected = s;
+      for (char& c : expected) c = lowerByte(c);
+      std::string lowered = s;
+      toLowerInPlace(lowered);
+      ASSERT_EQ(lowered, expected);
+      EXPECT_TRUE(equalsIgnoreCase(s, expected));
+      EXPECT_TRUE(equalsIgnoreCase(expected, s));
+      if (len > 0) {
+        // One byte changed so that it differs even after folding.
+        std::string other = s;
+        const size_t at = rng() % len;
+        other[at] = static_cast<char>(lowerByte(other[at]) == 'q' ? 'r' : 'q');
+        if (lowerByte(s[at]) != lowerByte(other[at])) {
+          EXPECT_FALSE(equalsIgnoreCase(s, other));
+        }
+      }
+    }
+  }
+  // Every byte value alone, at every offset of a 16-byte string.
+  for (int b = 0; b < 256; ++b) {
+    for (size_t at = 0; at < 16; ++at) {
+      std::string s(16, '-');
+      s[at] = static_cast<char>(b);
+      std::string lowered = s;
+      toLowerInPlace(lowered);
+      EXPECT_EQ(lowered[at], lowerByte(static_cast<char>(b))) << b;
+    }
+  }
+  EXPECT_FALSE(equalsIgnoreCase("Content-Type", "content-typ"));
+  EXPECT_TRUE(equalsIgnoreCase("X-ReQuEsT-Id", "x-request-id"));
+}
+
+TEST(HeaderMapTest, FieldValueCheckMatchesByteReference) {
+  auto reference = [](std::string_view s) {
+    for (unsigned char c : s) {
+      if (!((c >= 0x20 && c != 0x7f) || c == '\t')) return false;
+    }
+    return true;
+  };
+  for (int b = 0; b < 256; ++b) {
+    for (size_t len = 1; len <= 24; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        std::string s(len, 'v');
+        s[at] = static_cast<char>(b);
+        ASSERT_EQ(http1::isFieldValue(s), reference(s)) << "byte " << b << " at " << at << "/" << len;
+      }
+    }
+  }
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::string s(rng() % 40, ' ');
+    // Mostly printable, sometimes a control byte, DEL or obs-text.
+    for (char& c : s) c = static_cast<char>(rng() % 10 == 0 ? rng() % 256 : 0x20 + rng() % 95);
+    ASSERT_EQ(http1::isFieldValue(s), reference(s));
+  }
 }
 
 TEST(PathTest, NormalizeRemovesDotSegmentsAndDecodesUnreserved) {

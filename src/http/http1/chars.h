@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/swar.h"
+
 namespace legate::http::http1 {
 
 namespace chars_internal {
@@ -77,7 +79,20 @@ inline bool allOf(const std::array<bool, 256>& table, std::string_view s) {
 }
 
 inline bool isToken(std::string_view s) { return !s.empty() && allOf(chars_internal::kTchar, s); }
-inline bool isFieldValue(std::string_view s) { return allOf(chars_internal::kFieldValue, s); }
+// Eight bytes at a time: a word with no control byte and no DEL is all valid
+// (obs-text included); only a word that might hold one (HTAB is a control byte,
+// and allowed) is checked byte by byte.
+inline bool isFieldValue(std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    const uint64_t w = swar::load(s.data() + i);
+    if ((swar::hasByteBelow(w, 0x20) | swar::hasByte(w, 0x7f)) != 0 &&
+        !allOf(chars_internal::kFieldValue, s.substr(i, 8))) {
+      return false;
+    }
+  }
+  return allOf(chars_internal::kFieldValue, s.substr(i));
+}
 inline bool isTarget(std::string_view s) { return allOf(chars_internal::kTarget, s); }
 inline bool isAuthority(std::string_view s) {
   return !s.empty() && allOf(chars_internal::kAuthority, s);

@@ -1,0 +1,51 @@
+#pragma once
+
+// Eight bytes at a time ("SIMD within a register") for the byte loops on the
+// request path: lower-casing header names, comparing them case-insensitively,
+// validating field values. Plain 64-bit arithmetic, so it is portable and the
+// compiler keeps it in registers; callers handle the last len % 8 bytes.
+
+#include <cstdint>
+#include <cstring>
+
+namespace legate::swar {
+
+inline constexpr uint64_t kOnes = 0x0101010101010101ULL;
+inline constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+
+inline uint64_t load(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+inline void store(char* p, uint64_t w) { std::memcpy(p, &w, sizeof(w)); }
+
+// Loads n < 8 bytes, zero-filled.
+inline uint64_t loadPartial(const char* p, size_t n) {
+  uint64_t w = 0;
+  std::memcpy(&w, p, n);
+  return w;
+}
+
+// ASCII 'A'..'Z' lower-cased in every byte; other bytes (non-ASCII included)
+// unchanged. Each byte's low seven bits plus a bias cannot carry into the next
+// byte, so the high bit of each sum answers ">= 'A'" and "> 'Z'" per byte.
+inline uint64_t lower(uint64_t w) {
+  const uint64_t low7 = w & ~kHighBits;
+  const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
+  const uint64_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  const uint64_t upper = at_least_a & ~above_z & ~w & kHighBits;
+  return w | (upper >> 2); // 0x80 >> 2 == 0x20, the case bit
+}
+
+// Non-zero if some byte is below n (n <= 128). May flag bytes above a true hit
+// (borrows), never misses one: use it to pick a slow path, not to locate.
+inline uint64_t hasByteBelow(uint64_t w, uint8_t n) { return (w - kOnes * n) & ~w & kHighBits; }
+
+// Non-zero if some byte equals b (same caveat).
+inline uint64_t hasByte(uint64_t w, uint8_t b) {
+  const uint64_t x = w ^ (kOnes * b);
+  return (x - kOnes) & ~x & kHighBits;
+}
+
+} // namespace legate::swar
