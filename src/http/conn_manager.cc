@@ -80,23 +80,6 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
       rq_reset_after_downstream_response_started(
           s.counter("rq_reset_after_downstream_response_started")) {}
 
-void TracingConfig::applyCustomTags(tracing::Span& span, const HeaderMap* request_headers) const {
-  if (!span.sampled()) return;
-  for (const auto& t : custom_tags) {
-    if (t.kind == CustomTag::Kind::Literal) {
-      span.setTag(t.tag, t.value);
-      continue;
-    }
-    std::optional<std::string_view> v;
-    if (request_headers != nullptr) v = request_headers->get(t.value);
-    if (v) {
-      span.setTag(t.tag, *v);
-    } else if (!t.default_value.empty()) {
-      span.setTag(t.tag, t.default_value);
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------
 // ActiveStream: one request/response exchange and its filter chain.
 
@@ -529,11 +512,16 @@ void ConnectionManager::ActiveStream::startTracing() {
   const TracingConfig* tc = parent_.config_->tracing.get();
   if (tc == nullptr) return;
   HeaderMap& h = *request_headers_;
-  const tracing::Decision decision = tracing::decide(h, tc->sampling, *tc->stats);
+  // A route with its own tracing decides with its sampling (Envoy: the route
+  // matched when the decision is made, before any filter runs).
+  const router::Route* route = cachedRoute();
+  const router::RouteTracing* route_tracing = route != nullptr ? route->tracing() : nullptr;
+  const tracing::Decision decision = tracing::decide(
+      h, route_tracing != nullptr ? route_tracing->sampling : tc->sampling, *tc->stats);
   if (!tc->tracer) return;
   active_span_ = tc->tracer->startSpan(h, decision, tc->egress, tc->spawn_upstream_span,
                                        info_.downstream_local, info_.start_time);
-  if (const router::Route* route = cachedRoute(); route && route->decorator()) {
+  if (route != nullptr && route->decorator()) {
     active_span_->setOperation(route->decorator()->operation);
     decorated_operation_ = &route->decorator()->operation;
     decorated_propagate_ = route->decorator()->propagate;
@@ -588,7 +576,9 @@ void ConnectionManager::ActiveStream::finishTracing() {
     span.setTag("response_size", std::to_string(info_.bytes_sent));
     span.setTag("response_flags", accesslog::responseFlagsString(info_.response_flags));
     if (info_.response_code == 0 || info_.response_code >= 500) span.setTag("error", "true");
-    tc.applyCustomTags(span, request_headers_.get());
+    // The tags of the route the request ended on join the connection manager's.
+    const router::RouteTracing* rt = cached_route_ != nullptr ? cached_route_->tracing() : nullptr;
+    tc.applyCustomTags(span, request_headers_.get(), rt != nullptr ? &rt->custom_tags : nullptr);
   }
   span.finish();
 }

@@ -17,6 +17,7 @@
 #include "http/codec.h"
 #include "http/filter.h"
 #include "stats/stats.h"
+#include "tracing/custom_tag.h"
 #include "tracing/decision.h"
 #include "tracing/span.h"
 
@@ -83,13 +84,7 @@ struct ConnectionManagerStats {
 // HttpConnectionManager.tracing: how requests are sampled and what their spans
 // say. tracer null: decisions are made and counted, no spans (Envoy's null tracer).
 struct TracingConfig {
-  struct CustomTag {
-    enum class Kind { Literal, RequestHeader };
-    std::string tag;
-    Kind kind = Kind::Literal;
-    std::string value; // the literal (environment tags are resolved at load), or the header name
-    std::string default_value;
-  };
+  using CustomTag = tracing::CustomTag;
   tracing::TracerSharedPtr tracer;
   tracing::Sampling sampling;
   // The listener's traffic_direction is OUTBOUND: spans are "egress".
@@ -100,8 +95,12 @@ struct TracingConfig {
   std::vector<CustomTag> custom_tags;
   std::unique_ptr<tracing::DecisionStats> stats; // http.<prefix>.tracing.*
 
-  // custom_tags onto span, with the request's headers (may be null).
-  void applyCustomTags(tracing::Span& span, const HeaderMap* request_headers) const;
+  // custom_tags onto span, with the request's headers (may be null), merged
+  // with the tags of the route's tracing (may be null; its tags win by name).
+  void applyCustomTags(tracing::Span& span, const HeaderMap* request_headers,
+                       const tracing::CustomTags* route_tags = nullptr) const {
+    tracing::applyCustomTags(span, request_headers, custom_tags, route_tags);
+  }
 };
 
 struct ConnectionManagerConfig {

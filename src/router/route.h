@@ -24,6 +24,8 @@
 #include "router/matchers.h"
 #include "router/mirror_policy.h"
 #include "router/retry_policy.h"
+#include "tracing/custom_tag.h"
+#include "tracing/decision.h"
 
 namespace legate::router {
 
@@ -175,6 +177,18 @@ class RedirectAction {
   bool tls_redirect_ = false;
 };
 
+// Route.tracing (envoy.config.route.v3.Tracing). Its presence overrides the
+// connection manager's tracing for requests this route matched: the trace
+// decision uses these three fractions instead of the connection manager's (a
+// field left unset is 100%, as Envoy documents, not the connection manager's
+// value), still under the runtime keys tracing.client_enabled,
+// tracing.random_sampling and tracing.global_enabled; custom_tags join the
+// connection manager's, a tag of the same name here winning.
+struct RouteTracing {
+  tracing::Sampling sampling;
+  tracing::CustomTags custom_tags;
+};
+
 // DirectResponseAction: answer locally.
 struct DirectResponse {
   uint32_t status = 200;
@@ -203,6 +217,8 @@ class Route {
     bool propagate = true;
   };
   const Decorator* decorator() const { return decorator_ ? &*decorator_ : nullptr; }
+  // The route's tracing override; null when it has none.
+  const RouteTracing* tracing() const { return tracing_.get(); }
 
   // Whether this route matches. path/query: the :path split by splitPath.
   bool matches(const http::HeaderMap& headers, std::string_view path, std::string_view query,
@@ -259,6 +275,7 @@ class Route {
   HeaderMutationLevel mutations_;
   TypedPerFilterConfig typed_per_filter_config_;
   std::optional<Decorator> decorator_;
+  std::unique_ptr<const RouteTracing> tracing_;
 };
 
 }  // namespace legate::router

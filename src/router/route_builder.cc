@@ -429,13 +429,34 @@ absl::StatusOr<std::unique_ptr<DirectResponse>> RouteBuilder::buildDirectRespons
   return d;
 }
 
+absl::StatusOr<std::unique_ptr<const RouteTracing>> RouteBuilder::buildTracing(
+    const envoy::config::route::v3::Tracing& proto, const std::string& path) {
+  auto t = std::make_unique<RouteTracing>();
+  // Unset fields stay at tracing::Sampling's 100%: Envoy's default for each,
+  // whatever the connection manager says.
+  auto fraction = [](const envoy::type::v3::FractionalPercent& p) {
+    return runtime::Fraction{p.numerator(), denominatorOf(p.denominator())};
+  };
+  if (proto.has_client_sampling())
+    t->sampling.client = fraction(proto.client_sampling());
+  if (proto.has_random_sampling())
+    t->sampling.random = fraction(proto.random_sampling());
+  if (proto.has_overall_sampling())
+    t->sampling.overall = fraction(proto.overall_sampling());
+  auto tags = tracing::parseCustomTags(proto.custom_tags(), path + ".custom_tags");
+  if (!tags.ok())
+    return tags.status();
+  t->custom_tags = std::move(*tags);
+  return t;
+}
+
 absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& proto,
                                                            const std::string& path,
                                                            const VirtualHost* vhost,
                                                            uint32_t max_body) {
   if (auto st = config::rejectUnsupportedFields(
           proto,
-          {"filter_action", "non_forwarding_action", "tracing", "stat_prefix"},
+          {"filter_action", "non_forwarding_action", "stat_prefix"},
           path);
       !st.ok()) {
     return st;
@@ -448,6 +469,12 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
     route->decorator_ = Route::Decorator{
         proto.decorator().operation(),
         !proto.decorator().has_propagate() || proto.decorator().propagate().value()};
+  }
+  if (proto.has_tracing()) {
+    auto t = buildTracing(proto.tracing(), path + ".tracing");
+    if (!t.ok())
+      return t.status();
+    route->tracing_ = std::move(*t);
   }
   if (!proto.has_match())
     return invalid(path + ".match", "is required");

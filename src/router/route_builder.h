@@ -15,6 +15,7 @@ class RouteMatch;
 class RouteAction;
 class RedirectAction;
 class DirectResponseAction;
+class Tracing;
 }  // namespace envoy::config::route::v3
 
 namespace legate::router {
@@ -55,6 +56,8 @@ class RouteBuilder {
   static absl::StatusOr<std::unique_ptr<DirectResponse>> buildDirectResponse(
       const envoy::config::route::v3::DirectResponseAction& proto, const std::string& path,
       uint32_t max_body);
+  static absl::StatusOr<std::unique_ptr<const RouteTracing>> buildTracing(
+      const envoy::config::route::v3::Tracing& proto, const std::string& path);
 };
 
 }  // namespace legate::router

@@ -398,6 +398,77 @@ class ZipkinDecision(TracingCase):
         self.assertEqual(len(spans), 1)
 
 
+def with_routes(cfg, routes):
+    """proxy_config's single route "/" preceded by `routes` (route dicts)."""
+    vh = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["route_config"]["virtual_hosts"][0]
+    vh["routes"] = list(routes) + vh["routes"]
+    return cfg
+
+
+class RouteTracing(TracingCase):
+    """Route.tracing overrides the connection manager's sampling for the requests the
+    route matched; its custom tags join the connection manager's and win by name."""
+
+    def test_route_random_sampling_zero_produces_no_span(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        lg = self.start_legate(with_routes(proxy_config(
+            "solo", up.port, zipkin_provider(), collector_port=col.port),
+            [route({"prefix": "/quiet"}, cluster="next",
+                   tracing={"random_sampling": {"numerator": 0}})]))
+        port = lg.port("http")
+        for _ in range(3):
+            status, _, body, _ = http_get(port, "/quiet")
+            self.assertEqual(status, 200)
+            seen = upstream_json(body)["headers"]
+            self.assertEqual(seen["x-b3-sampled"], "0")
+            self.assertEqual(seen["x-request-id"][14], "4")
+        status, _, body, _ = http_get(port, "/loud")
+        self.assertEqual(status, 200)
+        seen = upstream_json(body)["headers"]
+        self.assertEqual(seen["x-b3-sampled"], "1")
+        spans = col.wait_spans(lambda s: s["tags"].get("http.url", "").endswith("/loud"))
+        self.assertEqual(spans[0]["traceId"], seen["x-b3-traceid"])
+        # Nothing of /quiet reached the collector (its spans would have come
+        # first: min_flush_spans is 1).
+        urls = [s["tags"]["http.url"] for s in col.zipkin_spans()]
+        self.assertEqual(len(urls), 1, urls)
+        self.assertTrue(urls[0].endswith("/loud"), urls)
+        self.assertEqual(lg.stat("http.ingress.tracing.not_traceable"), 3)
+        self.assertEqual(lg.stat("http.ingress.tracing.random_sampling"), 1)
+
+    def test_unset_route_fields_are_100_percent_and_tags_merge(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        cfg = proxy_config("solo", up.port, zipkin_provider(), collector_port=col.port,
+                           tracing={"random_sampling": {"value": 0}, "custom_tags": [
+                               {"tag": "who", "literal": {"value": "hcm"}},
+                               {"tag": "keep", "literal": {"value": "hcm"}}]})
+        with_routes(cfg, [
+            # An empty tracing object overrides too: 100% random sampling.
+            route({"prefix": "/all"}, cluster="next", tracing={}),
+            route({"prefix": "/tagged"}, cluster="next", tracing={
+                "random_sampling": {"numerator": 100},
+                "custom_tags": [{"tag": "who", "literal": {"value": "route"}},
+                                {"tag": "team", "request_header": {"name": "x-team"}}]}),
+        ])
+        lg = self.start_legate(cfg)
+        port = lg.port("http")
+        self.assertEqual(upstream_json(http_get(port, "/none")[2])["headers"]["x-b3-sampled"], "0")
+        self.assertEqual(upstream_json(http_get(port, "/all")[2])["headers"]["x-b3-sampled"], "1")
+        span = col.wait_spans(lambda s: s["tags"]["http.url"].endswith("/all"))[0]
+        # No route tags: the connection manager's apply.
+        self.assertEqual(span["tags"]["who"], "hcm")
+        http_get(port, "/tagged", headers={"x-team": "blue"})
+        span = col.wait_spans(lambda s: s["tags"]["http.url"].endswith("/tagged"))[0]
+        self.assertEqual(span["tags"]["who"], "route")
+        self.assertEqual(span["tags"]["keep"], "hcm")
+        self.assertEqual(span["tags"]["team"], "blue")
+        self.assertEqual(lg.stat("http.ingress.tracing.not_traceable"), 1)
+        self.assertEqual(lg.stat("http.ingress.tracing.random_sampling"), 2)
+
+
 class ZipkinPropagation(TracingCase):
     def solo(self, col, **kw):
         up = self.server(HttpUpstream)

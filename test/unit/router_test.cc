@@ -607,15 +607,87 @@ virtual_hosts:
   }
 }
 
-TEST(RouterAction, UnsupportedRouteVhostAndConfigFieldsAreRefused) {
-  EXPECT_TRUE(refused(buildError(R"(
+TEST(RouterTracing, RouteTracingWithEnvoysDefaults) {
+  auto rc = build(R"(
 virtual_hosts:
 - name: vh
   domains: ["*"]
   routes:
-  - {match: {prefix: "/"}, route: {cluster: c}, tracing: {random_sampling: {numerator: 1}}}
-)"),
-                      "route_config.virtual_hosts[0].routes[0]", "tracing"));
+  - name: quiet
+    match: {prefix: "/quiet"}
+    route: {cluster: c}
+    tracing: {random_sampling: {numerator: 0}}
+  - name: tuned
+    match: {prefix: "/tuned"}
+    route: {cluster: c}
+    tracing:
+      client_sampling: {numerator: 5, denominator: TEN_THOUSAND}
+      overall_sampling: {numerator: 25, denominator: MILLION}
+      custom_tags:
+      - {tag: team, request_header: {name: X-Team, default_value: none}}
+      - {tag: tier, literal: {value: gold}}
+  - name: empty
+    match: {prefix: "/empty"}
+    route: {cluster: c}
+    tracing: {}
+  - name: plain
+    match: {prefix: "/"}
+    route: {cluster: c}
+)");
+  ASSERT_NE(rc, nullptr);
+  auto tracingOf = [&](const std::string& path) {
+    const Route* r = rc->route(request("h", path), 0);
+    EXPECT_NE(r, nullptr) << path;
+    return r != nullptr ? r->tracing() : nullptr;
+  };
+  // Only what is set changes; every unset field is 100% (Envoy's default for a
+  // route's tracing), not the connection manager's value.
+  const RouteTracing* quiet = tracingOf("/quiet");
+  ASSERT_NE(quiet, nullptr);
+  EXPECT_EQ(quiet->sampling.random.numerator, 0u);
+  EXPECT_EQ(quiet->sampling.random.denominator, 100u);
+  EXPECT_EQ(quiet->sampling.client.numerator, quiet->sampling.client.denominator);
+  EXPECT_EQ(quiet->sampling.overall.numerator, quiet->sampling.overall.denominator);
+  EXPECT_TRUE(quiet->custom_tags.empty());
+
+  const RouteTracing* tuned = tracingOf("/tuned");
+  ASSERT_NE(tuned, nullptr);
+  EXPECT_EQ(tuned->sampling.client.numerator, 5u);
+  EXPECT_EQ(tuned->sampling.client.denominator, 10000u);
+  EXPECT_EQ(tuned->sampling.overall.numerator, 25u);
+  EXPECT_EQ(tuned->sampling.overall.denominator, 1000000u);
+  EXPECT_EQ(tuned->sampling.random.numerator, tuned->sampling.random.denominator);
+  ASSERT_EQ(tuned->custom_tags.size(), 2u);
+  EXPECT_EQ(tuned->custom_tags[0].tag, "team");
+  EXPECT_EQ(tuned->custom_tags[0].kind, tracing::CustomTag::Kind::RequestHeader);
+  EXPECT_EQ(tuned->custom_tags[0].value, "x-team");
+  EXPECT_EQ(tuned->custom_tags[0].default_value, "none");
+  EXPECT_EQ(tuned->custom_tags[1].value, "gold");
+
+  // An empty tracing object still overrides (at 100% everywhere).
+  const RouteTracing* empty = tracingOf("/empty");
+  ASSERT_NE(empty, nullptr);
+  EXPECT_EQ(empty->sampling.random.numerator, empty->sampling.random.denominator);
+  EXPECT_EQ(tracingOf("/other"), nullptr);
+
+  // Metadata custom tags are refused by their path.
+  const std::string err = buildError(R"(
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route: {cluster: c}
+    tracing:
+      custom_tags:
+      - {tag: m, metadata: {kind: {request: {}}, metadata_key: {key: k, path: [{key: a}]}}}
+)");
+  EXPECT_NE(err.find("route_config.virtual_hosts[0].routes[0].tracing.custom_tags[0].metadata"),
+            std::string::npos)
+      << err;
+}
+
+TEST(RouterAction, UnsupportedRouteVhostAndConfigFieldsAreRefused) {
   EXPECT_TRUE(refused(buildError(R"(
 virtual_hosts:
 - name: vh

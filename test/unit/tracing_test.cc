@@ -1,8 +1,18 @@
-// Trace context propagation (W3C traceparent, B3 single and multi headers) and
-// the x-request-id trace decision.
+// Trace context propagation (W3C traceparent, B3 single and multi headers),
+// the x-request-id trace decision (with a connection manager's or a route's
+// sampling) and custom tags.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "envoy/type/tracing/v3/custom_tag.pb.h"
+#include "google/protobuf/text_format.h"
 #include "runtime/runtime.h"
+#include "tracing/custom_tag.h"
 #include "tracing/decision.h"
 #include "tracing/span.h"
 #include "tracing/trace_context.h"
@@ -233,6 +243,136 @@ TEST(Decision, RequestIdCarriesTheDecision) {
   odd.set("x-request-id", "not-a-uuid");
   EXPECT_EQ(decide(odd, all, st).reason, Reason::NotTraceable);
   EXPECT_EQ(odd.get("x-request-id").value(), "not-a-uuid");
+}
+
+
+// A route's tracing replaces the connection manager's sampling with
+// FractionalPercents of any denominator, drawn from the same id.
+TEST(Decision, RouteSamplingOverridesTheConnectionManagers) {
+  stats::Store store;
+  DecisionStats st(stats::Scope(store, "http.t."));
+  const std::string id = "12345678-aaaa-4bbb-8ccc-dddddddddddd";  // draw 9896
+  auto traced = [&](const Sampling& s, std::vector<std::pair<std::string, std::string>> extra = {}) {
+    http::HeaderMap h;
+    h.set("x-request-id", id);
+    for (auto& [k, v] : extra) h.set(k, v);
+    return decide(h, s, st);
+  };
+  // The connection manager samples everything; a route with random_sampling 0
+  // (out of 100) samples nothing; the route's unset fields are 100%.
+  Sampling hcm;
+  EXPECT_TRUE(traced(hcm).traced);
+  Sampling route;
+  route.random = {0, 100};
+  EXPECT_FALSE(traced(route).traced);
+  EXPECT_EQ(traced(route).reason, Reason::NotTraceable);
+  // The draw is taken modulo the route's denominator: 9896 % 100 = 96.
+  route.random = {96, 100};
+  EXPECT_FALSE(traced(route).traced);
+  route.random = {97, 100};
+  EXPECT_TRUE(traced(route).traced);
+  route.random = {9896, 1000000};
+  EXPECT_FALSE(traced(route).traced);
+  route.random = {9897, 1000000};
+  EXPECT_TRUE(traced(route).traced);
+  // The other way round: a connection manager that samples nothing, a route
+  // that samples everything.
+  Sampling quiet;
+  quiet.random = {0, 10000};
+  EXPECT_FALSE(traced(quiet).traced);
+  EXPECT_TRUE(traced(Sampling{}).traced);
+  // client_sampling and overall_sampling from the route too.
+  Sampling no_client;
+  no_client.random = {0, 100};
+  no_client.client = {0, 100};
+  EXPECT_EQ(traced(no_client, {{"x-client-trace-id", "c"}}).reason, Reason::NotTraceable);
+  Sampling veto;
+  veto.overall = {0, 100};
+  EXPECT_EQ(traced(veto, {{"x-client-trace-id", "c"}}).reason, Reason::NotTraceable);
+  EXPECT_EQ(traced(veto, {{"x-envoy-force-trace", "1"}}).reason, Reason::ServiceForced);
+  // The runtime keys still override, with the route's fraction as default
+  // (an integer value is read over the default's denominator).
+  auto before = runtime::loader();
+  runtime::setLoader(std::make_shared<runtime::Loader>(std::vector<runtime::Layer>{
+      runtime::Layer{"static", {{"tracing.random_sampling", "97"}}, {}, false}}));
+  route.random = {0, 100};
+  EXPECT_TRUE(traced(route).traced);
+  runtime::setLoader(before);
+}
+
+envoy::type::tracing::v3::CustomTag tagProto(const std::string& text) {
+  envoy::type::tracing::v3::CustomTag t;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &t)) << text;
+  return t;
+}
+
+CustomTags tags(std::vector<std::string> texts) {
+  google::protobuf::RepeatedPtrField<envoy::type::tracing::v3::CustomTag> protos;
+  for (const auto& t : texts) *protos.Add() = tagProto(t);
+  auto parsed = parseCustomTags(protos, "x.custom_tags");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? *parsed : CustomTags{};
+}
+
+TEST(CustomTags, RouteTagsJoinAndWinByName) {
+  class Keep : public Exporter {
+   public:
+    void report(SpanData&& s) override { reported.push_back(std::move(s)); }
+    void start(event::Dispatcher&) override {}
+    std::vector<SpanData> reported;
+  };
+  auto exporter = std::make_shared<Keep>();
+  Tracer tracer(TracerOptions{}, exporter);
+  http::HeaderMap req;
+  req.add(":authority", "svc");
+  req.add("x-team", "blue");
+  Decision traced{Reason::Sampling, true};
+  auto tagsOf = [&](const CustomTags& hcm, const CustomTags* route) {
+    SpanPtr span = tracer.startSpan(req, traced, false, false, network::Address(),
+                                    std::chrono::system_clock::now());
+    applyCustomTags(*span, &req, hcm, route);
+    span->finish();
+    std::map<std::string, std::string> out;
+    for (auto& [k, v] : exporter->reported.back().tags) out[k] = v;
+    out.erase("component");
+    return out;
+  };
+  const CustomTags hcm = tags({R"(tag: "lit" literal { value: "hcm" })",
+                               R"(tag: "team" request_header { name: "X-Team" })",
+                               R"(tag: "shadowed" literal { value: "hcm" })"});
+  using M = std::map<std::string, std::string>;
+  EXPECT_EQ(tagsOf(hcm, nullptr), (M{{"lit", "hcm"}, {"team", "blue"}, {"shadowed", "hcm"}}));
+  // The route's tag of the same name wins, even when it has no value for this
+  // request (its header is absent and it has no default): the connection
+  // manager's is not used then either.
+  const CustomTags route = tags({R"(tag: "lit" literal { value: "route" })",
+                                 R"(tag: "shadowed" request_header { name: "x-absent" })",
+                                 R"(tag: "extra" request_header { name: "x-absent" default_value: "d" })"});
+  EXPECT_EQ(tagsOf(hcm, &route), (M{{"lit", "route"}, {"team", "blue"}, {"extra", "d"}}));
+  // A span that is not sampled takes no tags.
+  SpanPtr quiet = tracer.startSpan(req, Decision{}, false, false, network::Address(),
+                                   std::chrono::system_clock::now());
+  applyCustomTags(*quiet, &req, hcm, &route);
+  EXPECT_TRUE(quiet->data().tags.empty());
+}
+
+TEST(CustomTags, EnvironmentAtLoadAndMetadataRefused) {
+  ::setenv("LEGATE_CUSTOM_TAG_TEST", "from-env", 1);
+  ::unsetenv("LEGATE_CUSTOM_TAG_TEST_UNSET");
+  const CustomTags t = tags({R"(tag: "e" environment { name: "LEGATE_CUSTOM_TAG_TEST" })",
+                             R"(tag: "d" environment { name: "LEGATE_CUSTOM_TAG_TEST_UNSET" default_value: "dv" })",
+                             R"(tag: "n" environment { name: "LEGATE_CUSTOM_TAG_TEST_UNSET" })"});
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[0].value, "from-env");
+  EXPECT_EQ(t[1].value, "dv");
+  EXPECT_EQ(t[2].value, "");  // kept (it shadows by name), sets nothing
+  google::protobuf::RepeatedPtrField<envoy::type::tracing::v3::CustomTag> protos;
+  *protos.Add() = tagProto(R"(tag: "ok" literal { value: "v" })");
+  *protos.Add() = tagProto(R"(tag: "m" metadata { kind { request {} } metadata_key { key: "k" } })");
+  auto parsed = parseCustomTags(protos, "x.custom_tags");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("x.custom_tags[1].metadata"), std::string::npos)
+      << parsed.status();
 }
 
 }  // namespace

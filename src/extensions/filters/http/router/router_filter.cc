@@ -242,7 +242,9 @@ bool RouterFilter::startAttempt(bool timeout_retry) {
     tracing::SpanPtr child = span_->spawnChild("router " + cluster_->name() + " egress");
     if (attempt_count_ > 1) child->setTag("retry.count", std::to_string(attempt_count_ - 1));
     if (const http::TracingConfig* tc = callbacks_->tracingConfig()) {
-      tc->applyCustomTags(*child, request_headers_);
+      const legate::router::Route* route = callbacks_->route();
+      const legate::router::RouteTracing* rt = route != nullptr ? route->tracing() : nullptr;
+      tc->applyCustomTags(*child, request_headers_, rt != nullptr ? &rt->custom_tags : nullptr);
     }
     req.setSpan(std::move(child));
   }

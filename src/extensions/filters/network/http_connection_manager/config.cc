@@ -129,33 +129,9 @@ parseTracing(const Hcm::Tracing& proto, const std::string& path, const std::stri
   }
   tc->spawn_upstream_span = proto.has_spawn_upstream_span() && proto.spawn_upstream_span().value();
   tc->egress = context.outbound;
-  for (int i = 0; i < proto.custom_tags_size(); ++i) {
-    const auto& t = proto.custom_tags(i);
-    const std::string tpath = path + ".custom_tags[" + std::to_string(i) + "]";
-    http::TracingConfig::CustomTag tag;
-    tag.tag = t.tag();
-    switch (t.type_case()) {
-    case envoy::type::tracing::v3::CustomTag::kLiteral:
-      tag.value = t.literal().value();
-      break;
-    case envoy::type::tracing::v3::CustomTag::kEnvironment: {
-      // Read once, at load (Envoy).
-      const char* env = std::getenv(t.environment().name().c_str());
-      tag.value = env != nullptr ? env : t.environment().default_value();
-      if (tag.value.empty()) continue;
-      break;
-    }
-    case envoy::type::tracing::v3::CustomTag::kRequestHeader:
-      tag.kind = http::TracingConfig::CustomTag::Kind::RequestHeader;
-      tag.value = absl::AsciiStrToLower(t.request_header().name());
-      tag.default_value = t.request_header().default_value();
-      break;
-    default:
-      return absl::InvalidArgumentError(tpath + ".metadata: metadata custom tags are not "
-                                                "implemented by legate yet");
-    }
-    tc->custom_tags.push_back(std::move(tag));
-  }
+  auto tags = tracing::parseCustomTags(proto.custom_tags(), path + ".custom_tags");
+  if (!tags.ok()) return tags.status();
+  tc->custom_tags = std::move(*tags);
   if (proto.has_provider()) {
     extensions::tracers::TracerContext tctx{context.store, context.cluster_manager,
                                             context.node_id,  context.node_cluster,
