@@ -59,6 +59,20 @@ private:
   bool v_;
 };
 
+// traceable_filter: Envoy documents it as "requests that are traceable", and
+// what its filter matches is a trace decision that says traced with the reason
+// "forced by the service" (x-envoy-force-trace from an internal caller); a
+// randomly sampled or client-forced (x-client-trace-id) trace does not match.
+// legate matches the same, so a config logs the same requests in both. A stream
+// whose connection manager has no tracing is never traceable; a caller's own
+// sampled flag (B3, traceparent) is no decision of ours and does not count.
+class TraceableFilter : public Filter {
+public:
+  bool evaluate(const StreamInfo& info) const override {
+    return info.traced && info.trace_service_forced;
+  }
+};
+
 class CompositeFilter : public Filter {
 public:
   CompositeFilter(std::vector<FilterPtr> filters, bool is_and)
@@ -509,7 +523,7 @@ absl::StatusOr<FilterPtr> createFilter(const pb::AccessLogFilter& proto, const s
     }
     return std::make_unique<ResponseFlagFilter>(mask, flags.empty());
   }
-  case F::kTraceableFilter: return refuse(path, "traceable_filter");
+  case F::kTraceableFilter: return std::make_unique<TraceableFilter>();
   case F::kGrpcStatusFilter: {
     std::vector<uint32_t> statuses;
     for (int s : proto.grpc_status_filter().statuses()) statuses.push_back(static_cast<uint32_t>(s));

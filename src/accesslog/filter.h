@@ -33,9 +33,8 @@ using FilterPtr = std::unique_ptr<const Filter>;
 using RandomFn = std::function<uint64_t()>;
 
 // Builds a filter tree; path (e.g. "...access_log[0].filter") prefixes errors.
-// Refused kinds (traceable_filter until tracing exists, extension_filter, regex
-// and range header matchers, list/or metadata value matchers) are errors naming the
-// field.
+// Refused kinds (extension_filter, regex and range header matchers, list/or
+// metadata value matchers) are errors naming the field.
 absl::StatusOr<FilterPtr> createFilter(const envoy::config::accesslog::v3::AccessLogFilter& proto,
                                        const std::string& path, RandomFn random = nullptr);
 

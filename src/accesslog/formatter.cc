@@ -206,7 +206,7 @@ bool notImplementedYet(const std::string& name) {
       "DOWNSTREAM_WIRE_BYTES_RECEIVED", "DOWNSTREAM_HEADER_BYTES_SENT",
       "DOWNSTREAM_HEADER_BYTES_RECEIVED", "CLUSTER_METADATA", "UPSTREAM_METADATA", "METADATA",
       "UPSTREAM_HOST_NAME", "REQUEST_TX_DURATION", "ROUNDTRIP_DURATION", "COMMON_DURATION",
-      "DOWNSTREAM_HANDSHAKE_DURATION", "RESPONSE_FLAGS_LONG", "TRACE_ID", "GRPC_STATUS",
+      "DOWNSTREAM_HANDSHAKE_DURATION", "RESPONSE_FLAGS_LONG", "GRPC_STATUS",
       "GRPC_STATUS_NUMBER", "ENVIRONMENT", "ACCESS_LOG_TYPE", "CUSTOM_FLAGS",
       "UPSTREAM_CLUSTER_RAW", "DOWNSTREAM_TRANSPORT_FAILURE_REASON", "START_TIME_LOCAL",
       "EMIT_TIME", "QUERY_PARAM", "PATH", "REQ_WITHOUT_QUERY"};
@@ -291,6 +291,8 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
        }, true}},
       {"REQUESTED_SERVER_NAME", {[](SI i) { return i.requested_server_name; }, false}},
       {"ROUTE_NAME", {[](SI i) { return i.route_name; }, false}},
+      // The active span's trace id ("-" without one), traced or not, as Envoy.
+      {"TRACE_ID", {[](SI i) { return i.trace_id; }, false}},
       {"HOSTNAME", {[](SI) { return hostName(); }, false}},
   };
   if (name == "START_TIME") {

@@ -86,6 +86,14 @@ struct StreamInfo {
   std::string local_reply_body;
   // Name of the route the stream took ("" if none or unnamed).
   std::string route_name;
+  // HTTP streams whose connection manager has tracing: the trace decision
+  // (traced: sampled or forced; trace_service_forced: forced by
+  // x-envoy-force-trace, what traceable_filter matches), and the trace id of
+  // the stream's span in hex (%TRACE_ID%; "" when there is no span: no
+  // tracer, or TCP).
+  bool traced = false;
+  bool trace_service_forced = false;
+  std::string trace_id;
   // SNI from the downstream TLS handshake; "" without TLS.
   std::string requested_server_name;
   // Upstream requests made (retries included); 0 = not recorded, in which case

@@ -518,9 +518,12 @@ void ConnectionManager::ActiveStream::startTracing() {
   const router::RouteTracing* route_tracing = route != nullptr ? route->tracing() : nullptr;
   const tracing::Decision decision = tracing::decide(
       h, route_tracing != nullptr ? route_tracing->sampling : tc->sampling, *tc->stats);
+  info_.traced = decision.traced;
+  info_.trace_service_forced = decision.reason == tracing::Reason::ServiceForced;
   if (!tc->tracer) return;
   active_span_ = tc->tracer->startSpan(h, decision, tc->egress, tc->spawn_upstream_span,
                                        info_.downstream_local, info_.start_time);
+  info_.trace_id = active_span_->traceIdHex();
   if (route != nullptr && route->decorator()) {
     active_span_->setOperation(route->decorator()->operation);
     decorated_operation_ = &route->decorator()->operation;

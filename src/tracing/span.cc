@@ -25,6 +25,14 @@ void Span::setTag(std::string_view key, std::string_view value) {
   data_.tags.emplace_back(std::string(key), std::string(value));
 }
 
+std::string Span::traceIdHex() const {
+  if (tracer_.options().propagation == TracerOptions::Propagation::W3C) {
+    // W3C ids are 16 bytes whatever their value (a zero high half included).
+    return hex64(data_.trace_id_high) + hex64(data_.trace_id_low);
+  }
+  return tracing::traceIdHex(data_.trace_id_high, data_.trace_id_low);
+}
+
 void Span::injectContext(http::HeaderMap& headers) const {
   tracer_.inject(*this, headers);
 }

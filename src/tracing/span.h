@@ -82,6 +82,9 @@ class Span {
 
   bool sampled() const { return sampled_; }
   const SpanData& data() const { return data_; }
+  // The trace id in lower-case hex as the tracer writes it: 32 digits for W3C
+  // and 128-bit B3 ids, 16 for 64-bit B3 ids.
+  std::string traceIdHex() const;
   void setOperation(std::string_view name);
   // No-op on a span that is not sampled.
   void setTag(std::string_view key, std::string_view value);

@@ -86,13 +86,28 @@ class AccessLogCase(LegateTestCase):
     def test_unimplemented_filter_is_refused_naming_the_field(self):
         log_path = os.path.join(self.tmpdir(), "access.log")
         config = http_bootstrap([static_cluster("up", [1])], access_log=[
-            file_log(log_path, "%RESPONSE_CODE%\n", {"traceable_filter": {}})])
+            file_log(log_path, "%RESPONSE_CODE%\n",
+                     {"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel"}})])
         config_path = os.path.join(self.tmpdir(), "config.json")
         with open(config_path, "w") as f:
             json.dump(config, f)
         code, _, err = run_legate(["-c", config_path, "--mode", "validate"])
         self.assertNotEqual(code, 0)
-        self.assertIn("access_log[0].filter.traceable_filter", err)
+        self.assertIn("access_log[0].filter.extension_filter", err)
+
+    def test_without_tracing_no_trace_id_and_nothing_traceable(self):
+        # No tracing on the connection manager: no decision, no span.
+        all_path = os.path.join(self.tmpdir(), "all.log")
+        traceable_path = os.path.join(self.tmpdir(), "traceable.log")
+        lg, port = self.start([
+            file_log(all_path, "%REQ(:PATH)% %TRACE_ID%\n"),
+            file_log(traceable_path, "%REQ(:PATH)%\n", {"traceable_filter": {}}),
+        ])
+        for path in ("/a", "/b"):
+            self.assertEqual(http_get(port, path, headers={"x-envoy-force-trace": "1"})[0], 200)
+        self.assertEqual(lg.stop(signal.SIGTERM), 0)
+        self.assertEqual(self.read_lines(all_path), ["/a -", "/b -"])
+        self.assertEqual(self.read_lines(traceable_path), [])
 
 
 
@@ -170,8 +185,9 @@ class AccessLogFilters(LegateTestCase):
             ({"response_flag_filter": {"flags": ["UF", "NOPE"]}},
              # The API's own validation rule names the flags Envoy knows.
              "access_log[0].filter.response_flag_filter.flags[1]: value 'NOPE' must be one of"),
-            ({"traceable_filter": {}}, "access_log[0].filter.traceable_filter: this access log "
-                                       "filter is not implemented by legate"),
+            ({"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel"}},
+             "access_log[0].filter.extension_filter: this access log filter is not "
+             "implemented by legate"),
             ({"or_filter": {"filters": [{"not_health_check_filter": {}}, {"metadata_filter": {
                 "matcher": {"filter": "a", "path": [{"key": "b"}],
                             "value": {"list_match": {"one_of": {"present_match": True}}}}}}]}},

@@ -469,6 +469,60 @@ class RouteTracing(TracingCase):
         self.assertEqual(lg.stat("http.ingress.tracing.random_sampling"), 2)
 
 
+class TracingAccessLog(TracingCase):
+    """%TRACE_ID% and traceable_filter in the access log of a traced connection manager."""
+
+    def read_lines(self, path):
+        try:
+            with open(path) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    def test_trace_id_and_traceable_filter(self):
+        col = self.collector()
+        up = self.server(HttpUpstream)
+        d = self.tmpdir()
+        all_path = os.path.join(d, "all.log")
+        traceable_path = os.path.join(d, "traceable.log")
+
+        def file_log(path, log_filter=None):
+            entry = {"name": "envoy.access_loggers.file", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": path,
+                "log_format": {"text_format_source": {"inline_string": "%REQ(:PATH)% %TRACE_ID%\n"}}}}
+            if log_filter is not None:
+                entry["filter"] = log_filter
+            return entry
+        cfg = with_routes(proxy_config(
+            "solo", up.port, zipkin_provider(trace_id_128bit=True), collector_port=col.port,
+            use_remote_address=True,  # loopback callers are internal: they may force a trace
+            access_log=[file_log(all_path), file_log(traceable_path, {"traceable_filter": {}})]),
+            [route({"prefix": "/quiet"}, cluster="next",
+                   tracing={"random_sampling": {"numerator": 0}})])
+        lg = self.start_legate(cfg)
+        port = lg.port("http")
+        traces = {}
+        for path, headers in (("/sampled", {}), ("/quiet", {}),
+                              ("/quiet/forced", {"x-envoy-force-trace": "1"}),
+                              ("/client", {"x-client-trace-id": "c-1"}),
+                              ("/continued", {"b3": "463ac35c9f6413ad-a2fb4a1d1a96d312-1"})):
+            status, _, body, _ = http_get(port, path, headers=headers)
+            self.assertEqual(status, 200)
+            traces[path] = upstream_json(body)["headers"]["x-b3-traceid"]
+        wait_until(lambda: len(self.read_lines(all_path)) >= 5, what="5 lines in all.log")
+        lines = self.read_lines(all_path)
+        # Every request has a span here (sampled or not), so every line has its
+        # trace id: the one that went upstream.
+        self.assertEqual(lines, ["%s %s" % (p, t) for p, t in traces.items()])
+        self.assertRegex(traces["/sampled"], r"^[0-9a-f]{32}$")
+        self.assertEqual(traces["/continued"], "463ac35c9f6413ad")
+        # traceable_filter, as Envoy's: only a trace the service forced.
+        wait_until(lambda: self.read_lines(traceable_path), what="a traceable line")
+        self.assertEqual(self.read_lines(traceable_path),
+                         ["/quiet/forced %s" % traces["/quiet/forced"]])
+
+
 class ZipkinPropagation(TracingCase):
     def solo(self, col, **kw):
         up = self.server(HttpUpstream)

@@ -282,6 +282,23 @@ TEST(FormatterTest, JsonNestedDictionariesAndOmitEmpty) {
             "json_format.request.bad: unknown or unsupported format operator '%NOPE%'");
 }
 
+TEST(FormatterTest, TraceId) {
+  StreamInfo i = sample();
+  // No span (no tracer, or TCP): "-", and null in JSON.
+  EXPECT_EQ(fmt("[%TRACE_ID%]", i), "[-]");
+  google::protobuf::Struct json;
+  (*json.mutable_fields())["trace"].set_string_value("%TRACE_ID%");
+  auto jf = parseJsonFormat(json, false, "json_format");
+  ASSERT_TRUE(jf.ok()) << jf.status();
+  EXPECT_EQ((*jf)->format(i), "{\"trace\":null}\n");
+  // The span's id as its tracer writes it.
+  i.trace_id = "463ac35c9f6413ad48485a3953bb6124";
+  EXPECT_EQ(fmt("[%TRACE_ID%]", i), "[463ac35c9f6413ad48485a3953bb6124]");
+  EXPECT_EQ((*jf)->format(i), "{\"trace\":\"463ac35c9f6413ad48485a3953bb6124\"}\n");
+  // An argument is an error, as for the other plain operators.
+  EXPECT_FALSE(parseTextFormat("%TRACE_ID(x)%").ok());
+}
+
 TEST(FormatterTest, RefusedOperatorsAreNamed) {
   for (const char* op : {"%FILTER_STATE(k)%", "%UPSTREAM_WIRE_BYTES_SENT%",
                          "%DOWNSTREAM_PEER_SUBJECT%", "%CLUSTER_METADATA(a:b)%"}) {
@@ -448,8 +465,8 @@ TEST(FilterTest, AndOrCombinations) {
   fast_err.setResponseFlag(kUpstreamConnectionFailure);
   EXPECT_TRUE(nested->evaluate(fast_err));
   // Errors inside name the nested path; fewer than two filters is an error.
-  EXPECT_NE(filterError("and_filter { filters { " + is5xx + " } filters { traceable_filter {} } }")
-                .find("access_log[0].filter.and_filter.filters[1].traceable_filter"),
+  EXPECT_NE(filterError("and_filter { filters { " + is5xx + " } filters { extension_filter {} } }")
+                .find("access_log[0].filter.and_filter.filters[1].extension_filter"),
             std::string::npos);
   EXPECT_NE(filterError("or_filter { filters { " + is5xx + " } }").find("or_filter.filters"),
             std::string::npos);
@@ -591,8 +608,31 @@ TEST(FilterTest, LogTypeFilter) {
   EXPECT_TRUE(not_tcp->evaluate(http));
 }
 
+TEST(FilterTest, TraceableMatchesServiceForcedTraces) {
+  auto traceable = makeFilter("traceable_filter {}");
+  // No tracing on the connection manager (or TCP): never traceable.
+  EXPECT_FALSE(traceable->evaluate(sample()));
+  // Forced by the service (x-envoy-force-trace): Envoy's filter matches these...
+  StreamInfo forced = sample();
+  forced.traced = true;
+  forced.trace_service_forced = true;
+  EXPECT_TRUE(traceable->evaluate(forced));
+  // ...and not a randomly sampled or client-forced trace (traced, other reason).
+  StreamInfo sampled = sample();
+  sampled.traced = true;
+  EXPECT_FALSE(traceable->evaluate(sampled));
+  // It composes like any other filter.
+  auto either = makeFilter("or_filter { filters { traceable_filter {} } filters { "
+                           "status_code_filter { comparison { op: GE value { default_value: 500 } "
+                           "} } } }");
+  EXPECT_TRUE(either->evaluate(forced));
+  EXPECT_FALSE(either->evaluate(sampled));
+  sampled.response_code = 503;
+  EXPECT_TRUE(either->evaluate(sampled));
+}
+
 TEST(FilterTest, RefusedKindsNameTheField) {
-  for (const char* k : {"traceable_filter", "extension_filter"}) {
+  for (const char* k : {"extension_filter"}) {
     const std::string kind = k;
     const std::string msg = filterError(kind + " {}");
     EXPECT_NE(msg.find("access_log[0].filter." + kind), std::string::npos) << msg;
@@ -800,11 +840,11 @@ TEST_F(AccessLogTest, StatusCodeFilterLogsOnly5xx) {
 
 TEST_F(AccessLogTest, RefusedFilterNamesThePath) {
   stats::Store store;
-  auto log = create(fileLogProto(tempPath("refused"), "traceable_filter {}"),
+  auto log = create(fileLogProto(tempPath("refused"), "extension_filter {}"),
                     "static_resources.listeners[0].access_log[0]", store);
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find(
-                "static_resources.listeners[0].access_log[0].filter.traceable_filter"),
+                "static_resources.listeners[0].access_log[0].filter.extension_filter"),
             std::string::npos)
       << log.status();
 }

@@ -300,6 +300,42 @@ TEST(Decision, RouteSamplingOverridesTheConnectionManagers) {
   runtime::setLoader(before);
 }
 
+TEST(Span, TraceIdHexAsTheTracerWritesIt) {
+  class Null : public Exporter {
+   public:
+    void report(SpanData&&) override {}
+    void start(event::Dispatcher&) override {}
+  };
+  auto exporter = std::make_shared<Null>();
+  auto start = [&](TracerOptions::Propagation p, bool wide,
+                   std::vector<std::pair<std::string, std::string>> in) {
+    TracerOptions o;
+    o.propagation = p;
+    o.trace_id_128bit = wide;
+    auto tracer = std::make_shared<Tracer>(o, exporter);
+    http::HeaderMap req;
+    req.add(":authority", "svc");
+    for (auto& [k, v] : in) req.add(k, v);
+    SpanPtr span = tracer->startSpan(req, Decision{}, false, false, network::Address(),
+                                     std::chrono::system_clock::now());
+    std::string hex = span->traceIdHex();
+    span->finish();
+    return hex;
+  };
+  using P = TracerOptions::Propagation;
+  EXPECT_EQ(start(P::B3, false, {{"b3", "463ac35c9f6413ad-a2fb4a1d1a96d312-0"}}),
+            "463ac35c9f6413ad");
+  EXPECT_EQ(start(P::B3, false, {{"b3", "463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312"}}),
+            "463ac35c9f6413ad48485a3953bb6124");
+  EXPECT_EQ(start(P::B3, false, {}).size(), 16u);
+  EXPECT_EQ(start(P::B3, true, {}).size(), 32u);
+  // W3C ids are always 32 digits, a zero high half included.
+  EXPECT_EQ(start(P::W3C, false,
+                  {{"traceparent", "00-0000000000000000a3ce929d0e0e4736-00f067aa0ba902b7-01"}}),
+            "0000000000000000a3ce929d0e0e4736");
+  EXPECT_EQ(start(P::W3C, false, {}).size(), 32u);
+}
+
 envoy::type::tracing::v3::CustomTag tagProto(const std::string& text) {
   envoy::type::tracing::v3::CustomTag t;
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &t)) << text;
