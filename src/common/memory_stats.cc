@@ -1,5 +1,6 @@
 #include "common/memory_stats.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -15,12 +16,18 @@ extern "C" int MallocExtension_GetNumericProperty(const char* property, size_t* 
 namespace legate::memory {
 namespace {
 
+// /proc/self/statm stays open for the life of the process: the server reads it
+// every second, and a file descriptor that comes and goes would make the process's
+// descriptor count (and RLIMIT_NOFILE headroom) flicker.
 uint64_t residentBytes() {
+  static const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
   unsigned long long size = 0, resident = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
+  if (std::sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
