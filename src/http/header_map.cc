@@ -21,6 +21,15 @@ void copyLower(char* out, const char* in, size_t n) {
   }
 }
 
+// Name equality for lookups: most stored names differ from the one sought in
+// length or last byte ("x-envoy-...", "content-..." share prefixes), so those are
+// checked before calling memcmp.
+inline bool sameName(std::string_view stored, std::string_view name) {
+  const size_t n = name.size();
+  return stored.size() == n &&
+         (n == 0 || (stored[n - 1] == name[n - 1] && std::memcmp(stored.data(), name.data(), n - 1) == 0));
+}
+
 } // namespace
 
 void toLowerInPlace(std::string& s) { copyLower(s.data(), s.data(), s.size()); }
@@ -175,7 +184,7 @@ template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
 }
 
 size_t HeaderMap::remove(std::string_view name) {
-  return removeIf([name](std::string_view n) { return n == name; });
+  return removeIf([name](std::string_view n) { return sameName(n, name); });
 }
 
 size_t HeaderMap::removePrefix(std::string_view prefix) {
@@ -184,7 +193,7 @@ size_t HeaderMap::removePrefix(std::string_view prefix) {
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
   for (const auto& e : entries_) {
-    if (e.first == name) return std::string_view(e.second);
+    if (sameName(e.first, name)) return e.second;
   }
   return std::nullopt;
 }
@@ -192,7 +201,7 @@ std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
 std::vector<std::string_view> HeaderMap::getAll(std::string_view name) const {
   std::vector<std::string_view> out;
   for (const auto& e : entries_) {
-    if (e.first == name) out.emplace_back(e.second);
+    if (sameName(e.first, name)) out.emplace_back(e.second);
   }
   return out;
 }
