@@ -91,7 +91,20 @@ set(LEGATE_API_ROOTS
     envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.proto
     envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto
     envoy/config/trace/v3/zipkin.proto
-    envoy/config/trace/v3/opentelemetry.proto)
+    envoy/config/trace/v3/opentelemetry.proto
+    # Cluster.load_balancing_policy: the ones legate maps onto its balancers, and
+    # the other Envoy policies, so a list naming one first can be read (and skipped).
+    envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto
+    envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto
+    envoy/extensions/load_balancing_policies/random/v3/random.proto
+    envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto
+    envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto
+    envoy/extensions/load_balancing_policies/cluster_provided/v3/cluster_provided.proto
+    envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3/client_side_weighted_round_robin.proto
+    envoy/extensions/load_balancing_policies/pick_first/v3/pick_first.proto
+    envoy/extensions/load_balancing_policies/subset/v3/subset.proto
+    envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto
+    envoy/extensions/filters/listener/original_dst/v3/original_dst.proto)
 
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 execute_process(

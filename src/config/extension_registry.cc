@@ -20,6 +20,10 @@ std::string_view categoryName(ExtensionCategory c) {
     return "retry host predicate";
   case ExtensionCategory::Tracer:
     return "tracer";
+  case ExtensionCategory::LoadBalancingPolicy:
+    return "load balancing policy";
+  case ExtensionCategory::ListenerFilter:
+    return "listener filter";
   }
   return "extension";
 }
@@ -49,6 +53,13 @@ std::vector<const ExtensionInfo*> ExtensionRegistry::all() const {
   std::vector<const ExtensionInfo*> out;
   for (const auto& [_, info] : by_type_) out.push_back(&info);
   return out;
+}
+
+bool isSkippableExtensionSlot(std::string_view path) {
+  constexpr std::string_view kSuffix = ".typed_extension_config.typed_config";
+  return path.size() >= kSuffix.size() &&
+         path.substr(path.size() - kSuffix.size()) == kSuffix &&
+         path.find("load_balancing_policy.policies[") != std::string_view::npos;
 }
 
 std::string_view typeNameFromUrl(std::string_view type_url) {

@@ -29,6 +29,10 @@ enum class ExtensionCategory {
   RetryHostPredicate,
   // Tracing providers (HttpConnectionManager.tracing.provider, bootstrap tracing).
   Tracer,
+  // Cluster.load_balancing_policy.policies[].typed_extension_config.
+  LoadBalancingPolicy,
+  // Listener.listener_filters.
+  ListenerFilter,
 };
 
 std::string_view categoryName(ExtensionCategory c);
@@ -66,5 +70,11 @@ std::string_view typeNameFromUrl(std::string_view type_url);
 inline bool isExtensionImplemented(std::string_view type_name) {
   return ExtensionRegistry::get().findByType(type_name) != nullptr;
 }
+
+// Slots where Envoy takes the first extension it supports and skips the others
+// (Cluster.load_balancing_policy.policies[].typed_extension_config.typed_config,
+// given by its field path): there the loader keeps an Envoy API type legate does
+// not implement instead of refusing it, and the slot's owner skips it.
+bool isSkippableExtensionSlot(std::string_view field_path);
 
 } // namespace legate::config

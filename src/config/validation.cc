@@ -367,7 +367,8 @@ private:
     const std::string type_name(typeNameFromUrl(type_url));
     const Descriptor* desc =
         google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(type_name);
-    if (desc == nullptr || !isExtensionImplemented(type_name)) {
+    const bool keep = desc != nullptr && isSkippableExtensionSlot(path);
+    if (desc == nullptr || (!keep && !isExtensionImplemented(type_name))) {
       std::string message = absl::StrCat("legate does not implement the extension ", quoted(type_url));
       const FieldDescriptor* name_fd = parent.GetDescriptor()->FindFieldByName("name");
       if (name_fd != nullptr && name_fd->type() == FieldDescriptor::TYPE_STRING &&

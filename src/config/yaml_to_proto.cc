@@ -652,7 +652,10 @@ private:
     const std::string type_name(typeNameFromUrl(type_url));
     const Descriptor* desc =
         google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(type_name);
-    if (desc == nullptr || !isExtensionImplemented(type_name)) {
+    // In a slot where Envoy skips what it does not support, an Envoy type
+    // legate does not implement is kept for the slot's owner to skip.
+    const bool keep = desc != nullptr && isSkippableExtensionSlot(path);
+    if (desc == nullptr || (!keep && !isExtensionImplemented(type_name))) {
       std::string message = absl::StrCat("legate does not implement the extension '", type_url, "'");
       if (!extension_name.empty()) absl::StrAppend(&message, " (name: ", extension_name, ")");
       if (desc == nullptr) absl::StrAppend(&message, ", an unknown type");

@@ -123,6 +123,19 @@ void registerBuiltinExtensions(ExtensionRegistry& r) {
            nullptr});
     r.add({ExtensionCategory::Tracer, "envoy.config.trace.v3.OpenTelemetryConfig",
            "envoy.tracers.opentelemetry", nullptr});
+    // Load balancing policies are mapped onto legate's balancers by upstream::Cluster.
+    for (const char* lb : {"round_robin.v3.RoundRobin", "least_request.v3.LeastRequest",
+                           "random.v3.Random", "ring_hash.v3.RingHash", "maglev.v3.Maglev",
+                           "cluster_provided.v3.ClusterProvided"}) {
+      const std::string type = std::string("envoy.extensions.load_balancing_policies.") + lb;
+      const std::string short_name = std::string(lb).substr(0, std::string(lb).find('.'));
+      r.add({ExtensionCategory::LoadBalancingPolicy, type,
+             "envoy.load_balancing_policies." + short_name, nullptr});
+    }
+    // Listener filters are applied by network::ActiveListener.
+    r.add({ExtensionCategory::ListenerFilter,
+           "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+           "envoy.filters.listener.original_dst", nullptr});
   });
 }
 

@@ -9,6 +9,16 @@
 #include "config/unsupported.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3/client_side_weighted_round_robin.pb.h"
+#include "envoy/extensions/load_balancing_policies/cluster_provided/v3/cluster_provided.pb.h"
+#include "envoy/extensions/load_balancing_policies/least_request/v3/least_request.pb.h"
+#include "envoy/extensions/load_balancing_policies/maglev/v3/maglev.pb.h"
+#include "envoy/extensions/load_balancing_policies/pick_first/v3/pick_first.pb.h"
+#include "envoy/extensions/load_balancing_policies/random/v3/random.pb.h"
+#include "envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.pb.h"
+#include "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.pb.h"
+#include "envoy/extensions/load_balancing_policies/subset/v3/subset.pb.h"
+#include "envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -119,8 +129,11 @@ int64_t toMillis(const google::protobuf::Duration& d) {
 }
 
 // slow_start_config; nullopt when it has no window (slow start off).
+// Cluster.SlowStartConfig and the extensions' common.v3.SlowStartConfig have
+// the same fields.
+template <class SlowStartProto>
 absl::StatusOr<std::optional<upstream::Cluster::SlowStart>>
-parseSlowStart(const ClusterProto::SlowStartConfig& proto, const std::string& path) {
+parseSlowStart(const SlowStartProto& proto, const std::string& path) {
   if (!proto.has_slow_start_window() || toMillis(proto.slow_start_window()) <= 0) {
     return std::nullopt;
   }
@@ -242,25 +255,13 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
     }
     if (rh.has_minimum_ring_size()) c.min_ring_size_ = rh.minimum_ring_size().value();
     if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
-    if (c.max_ring_size_ > kMaxRingSize) {
-      return absl::InvalidArgumentError(path + ".maximum_ring_size: at most " +
-                                        std::to_string(kMaxRingSize));
-    }
-    if (c.min_ring_size_ > c.max_ring_size_ || c.min_ring_size_ == 0) {
-      return absl::InvalidArgumentError(path + ".minimum_ring_size: must be between 1 and "
-                                               "maximum_ring_size");
-    }
-    return absl::OkStatus();
+    return checkRingSizes(c, path);
   }
   case ClusterProto::MAGLEV: {
     c.lb_policy_ = LbPolicy::Maglev;
     if (proto.maglev_lb_config().has_table_size()) {
       c.maglev_table_size_ = proto.maglev_lb_config().table_size().value();
-      if (!isPrime(c.maglev_table_size_) || c.maglev_table_size_ > kMaxMaglevTableSize) {
-        return absl::InvalidArgumentError(where + ".maglev_lb_config.table_size: must be a prime "
-                                                  "number no larger than " +
-                                          std::to_string(kMaxMaglevTableSize));
-      }
+      return checkMaglevTableSize(c, where + ".maglev_lb_config.table_size");
     }
     return absl::OkStatus();
   }
@@ -270,6 +271,182 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
                                       " is not implemented by legate yet (ROUND_ROBIN, RANDOM, "
                                       "LEAST_REQUEST, RING_HASH and MAGLEV are)");
   }
+}
+
+namespace {
+namespace lbp = envoy::extensions::load_balancing_policies;
+
+// A typed policy's locality_lb_config: locality weighting, or refused zone awareness.
+absl::Status parseTypedLocality(const lbp::common::v3::LocalityLbConfig& proto,
+                                const std::string& path, bool& locality_weighted) {
+  if (proto.has_zone_aware_lb_config()) {
+    return absl::InvalidArgumentError(path + ".zone_aware_lb_config: zone-aware balancing is not "
+                                             "implemented by legate yet");
+  }
+  locality_weighted = proto.has_locality_weighted_lb_config();
+  return absl::OkStatus();
+}
+
+// The policies legate maps onto its balancers (registered as extensions in
+// src/extensions/builtin.cc, so the loader accepts them).
+bool isMappedLbPolicy(const std::string& type) {
+  for (const auto* d : {lbp::round_robin::v3::RoundRobin::descriptor(),
+                        lbp::least_request::v3::LeastRequest::descriptor(),
+                        lbp::random::v3::Random::descriptor(),
+                        lbp::ring_hash::v3::RingHash::descriptor(),
+                        lbp::maglev::v3::Maglev::descriptor(),
+                        lbp::cluster_provided::v3::ClusterProvided::descriptor()}) {
+    if (d->full_name() == type) return true;
+  }
+  return false;
+}
+
+// The Envoy policies legate does not map (their types are compiled in so that
+// a policy list naming them can be read and they can be skipped).
+std::vector<const google::protobuf::Descriptor*> skippableLbPolicies() {
+  return {lbp::client_side_weighted_round_robin::v3::ClientSideWeightedRoundRobin::descriptor(),
+          lbp::pick_first::v3::PickFirst::descriptor(), lbp::subset::v3::Subset::descriptor(),
+          lbp::wrr_locality::v3::WrrLocality::descriptor()};
+}
+} // namespace
+
+absl::Status upstream::Cluster::parseLoadBalancingPolicy(const ClusterProto& proto,
+                                                        const std::string& where, Cluster& c) {
+  // As Envoy: the first policy legate supports is used, the others are skipped.
+  const std::string field = where + ".load_balancing_policy";
+  const auto& policies = proto.load_balancing_policy().policies();
+  std::vector<std::string> skipped;
+  for (int i = 0; i < policies.size(); ++i) {
+    const auto& any = policies[i].typed_extension_config().typed_config();
+    const std::string type(config::typeNameFromUrl(any.type_url()));
+    if (!isMappedLbPolicy(type)) {
+      skipped.push_back(type.empty() ? "(no @type)" : type);
+      continue;
+    }
+    return applyTypedLbPolicy(any, type,
+                              field + ".policies[" + std::to_string(i) +
+                                  "].typed_extension_config.typed_config",
+                              c);
+  }
+  (void)skippableLbPolicies(); // links their descriptors into the binary
+  std::string msg = field + ": none of its policies is implemented by legate";
+  if (!skipped.empty()) {
+    msg += " (";
+    for (size_t i = 0; i < skipped.size(); ++i) msg += (i > 0 ? ", " : "") + skipped[i];
+    msg += ")";
+  }
+  return absl::InvalidArgumentError(
+      msg + "; expected one of envoy.load_balancing_policies.round_robin, least_request, random, "
+            "ring_hash, maglev (cluster_provided with ORIGINAL_DST clusters)");
+}
+
+absl::Status upstream::Cluster::applyTypedLbPolicy(const google::protobuf::Any& any,
+                                                  const std::string& type,
+                                                  const std::string& path, Cluster& c) {
+  auto decode = [&](google::protobuf::Message& m) -> absl::Status {
+    if (!any.UnpackTo(&m)) {
+      return absl::InvalidArgumentError(path + ": cannot decode " + type);
+    }
+    return absl::OkStatus();
+  };
+  auto slow_start = [&](const auto& msg) -> absl::Status {
+    if (!msg.has_slow_start_config()) return absl::OkStatus();
+    auto ss = parseSlowStart(msg.slow_start_config(), path + ".slow_start_config");
+    if (!ss.ok()) return ss.status();
+    c.slow_start_ = *ss;
+    return absl::OkStatus();
+  };
+  if (type == lbp::round_robin::v3::RoundRobin::descriptor()->full_name()) {
+    lbp::round_robin::v3::RoundRobin rr;
+    if (auto st = decode(rr); !st.ok()) return st;
+    c.lb_policy_ = LbPolicy::RoundRobin;
+    if (auto st = slow_start(rr); !st.ok()) return st;
+    return parseTypedLocality(rr.locality_lb_config(), path + ".locality_lb_config",
+                              c.locality_weighted_);
+  }
+  if (type == lbp::least_request::v3::LeastRequest::descriptor()->full_name()) {
+    lbp::least_request::v3::LeastRequest lr;
+    if (auto st = decode(lr); !st.ok()) return st;
+    c.lb_policy_ = LbPolicy::LeastRequest;
+    if (lr.selection_method() != lbp::least_request::v3::LeastRequest::N_CHOICES ||
+        (lr.has_enable_full_scan() && lr.enable_full_scan().value())) {
+      return absl::InvalidArgumentError(path + ".selection_method: FULL_SCAN is not implemented "
+                                               "by legate yet (N_CHOICES is)");
+    }
+    if (lr.has_choice_count()) c.choice_count_ = std::max<uint32_t>(2, lr.choice_count().value());
+    if (lr.has_active_request_bias()) {
+      c.active_request_bias_ = lr.active_request_bias().default_value();
+      if (c.active_request_bias_ < 0) {
+        return absl::InvalidArgumentError(path + ".active_request_bias: must not be negative");
+      }
+    }
+    if (auto st = slow_start(lr); !st.ok()) return st;
+    return parseTypedLocality(lr.locality_lb_config(), path + ".locality_lb_config",
+                              c.locality_weighted_);
+  }
+  if (type == lbp::random::v3::Random::descriptor()->full_name()) {
+    lbp::random::v3::Random rnd;
+    if (auto st = decode(rnd); !st.ok()) return st;
+    c.lb_policy_ = LbPolicy::Random;
+    return parseTypedLocality(rnd.locality_lb_config(), path + ".locality_lb_config",
+                              c.locality_weighted_);
+  }
+  if (type == lbp::ring_hash::v3::RingHash::descriptor()->full_name()) {
+    lbp::ring_hash::v3::RingHash rh;
+    if (auto st = decode(rh); !st.ok()) return st;
+    c.lb_policy_ = LbPolicy::RingHash;
+    if (auto st = config::rejectUnsupportedFields(
+            rh, {"use_hostname_for_hashing", "hash_balance_factor", "consistent_hashing_lb_config",
+                 "locality_weighted_lb_config"},
+            path);
+        !st.ok()) {
+      return st;
+    }
+    if (rh.hash_function() == lbp::ring_hash::v3::RingHash::MURMUR_HASH_2) {
+      return absl::InvalidArgumentError(path + ".hash_function: only XX_HASH (the default) is "
+                                               "implemented by legate");
+    }
+    if (rh.has_minimum_ring_size()) c.min_ring_size_ = rh.minimum_ring_size().value();
+    if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
+    return checkRingSizes(c, path);
+  }
+  if (type == lbp::maglev::v3::Maglev::descriptor()->full_name()) {
+    lbp::maglev::v3::Maglev mg;
+    if (auto st = decode(mg); !st.ok()) return st;
+    c.lb_policy_ = LbPolicy::Maglev;
+    if (auto st = config::rejectUnsupportedFields(
+            mg, {"consistent_hashing_lb_config", "locality_weighted_lb_config"}, path);
+        !st.ok()) {
+      return st;
+    }
+    if (mg.has_table_size()) c.maglev_table_size_ = mg.table_size().value();
+    return checkMaglevTableSize(c, path + ".table_size");
+  }
+  if (type == lbp::cluster_provided::v3::ClusterProvided::descriptor()->full_name()) {
+    c.lb_policy_ = LbPolicy::ClusterProvided;
+    return absl::OkStatus(); // create() checks the cluster type provides one
+  }
+  return absl::InvalidArgumentError(path + ": '" + type + "' is not implemented by legate");
+}
+
+absl::Status upstream::Cluster::checkRingSizes(const Cluster& c, const std::string& path) {
+  if (c.max_ring_size_ > kMaxRingSize) {
+    return absl::InvalidArgumentError(path + ".maximum_ring_size: at most " +
+                                      std::to_string(kMaxRingSize));
+  }
+  if (c.min_ring_size_ > c.max_ring_size_ || c.min_ring_size_ == 0) {
+    return absl::InvalidArgumentError(path + ".minimum_ring_size: must be between 1 and "
+                                             "maximum_ring_size");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status upstream::Cluster::checkMaglevTableSize(const Cluster& c, const std::string& path) {
+  if (!isPrime(c.maglev_table_size_) || c.maglev_table_size_ > kMaxMaglevTableSize) {
+    return absl::InvalidArgumentError(path + ": must be a prime number no larger than " +
+                                      std::to_string(kMaxMaglevTableSize));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<upstream::Cluster>>
@@ -291,7 +468,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
           proto,
           {"eds_cluster_config", "transport_socket",
            "transport_socket_matches", "lb_subset_config",
-           "original_dst_lb_config", "load_balancing_policy",
+           "original_dst_lb_config",
            "upstream_bind_config", "filters", "upstream_connection_options", "lrs_server"},
           where);
       !st.ok()) {
@@ -318,8 +495,17 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   if (proto.has_per_connection_buffer_limit_bytes()) {
     c->buffer_limit_ = proto.per_connection_buffer_limit_bytes().value();
   }
-  if (auto st = parseLbPolicy(proto, where, *c); !st.ok()) {
+  // load_balancing_policy supersedes lb_policy (and its *_lb_config), as in Envoy.
+  const bool typed_lb = proto.has_load_balancing_policy();
+  if (auto st = typed_lb ? parseLoadBalancingPolicy(proto, where, *c)
+                         : parseLbPolicy(proto, where, *c);
+      !st.ok()) {
     return st;
+  }
+  if (c->lb_policy_ == LbPolicy::ClusterProvided) {
+    return absl::InvalidArgumentError(
+        where + ".load_balancing_policy: cluster_provided needs a cluster type that provides a "
+                "load balancer (ORIGINAL_DST), which legate does not implement yet");
   }
   auto thresholds = parseCircuitBreakers(proto.circuit_breakers(), where + ".circuit_breakers");
   if (!thresholds.ok()) {
@@ -343,7 +529,9 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     if (lb.has_healthy_panic_threshold()) {
       c->panic_threshold_ = std::clamp(lb.healthy_panic_threshold().value(), 0.0, 100.0);
     }
-    if (lb.has_locality_weighted_lb_config()) {
+    // With load_balancing_policy, the policy's own locality_lb_config decides
+    // (Envoy ignores this one then).
+    if (lb.has_locality_weighted_lb_config() && !typed_lb) {
       if (c->lb_policy_ == LbPolicy::RingHash || c->lb_policy_ == LbPolicy::Maglev) {
         return absl::InvalidArgumentError(
             where + ".common_lb_config.locality_weighted_lb_config: not implemented by legate "

@@ -37,6 +37,9 @@
 namespace envoy::config::cluster::v3 {
 class Cluster;
 }
+namespace google::protobuf {
+class Any;
+}
 
 namespace legate::upstream {
 
@@ -104,7 +107,8 @@ struct ClusterStats {
   stats::Counter& retry_or_shadow_abandoned;
 };
 
-enum class LbPolicy { RoundRobin, Random, LeastRequest, RingHash, Maglev };
+// ClusterProvided: the cluster type picks the host (ORIGINAL_DST).
+enum class LbPolicy { RoundRobin, Random, LeastRequest, RingHash, Maglev, ClusterProvided };
 
 class Cluster {
 public:
@@ -220,6 +224,13 @@ private:
   static size_t pickLocality(const LocalityWeights& weights, ListState& ls);
   static absl::Status parseLbPolicy(const ClusterProto& proto, const std::string& where,
                                     Cluster& c);
+  // load_balancing_policy: the first policy legate maps onto its balancers.
+  static absl::Status parseLoadBalancingPolicy(const ClusterProto& proto, const std::string& where,
+                                               Cluster& c);
+  static absl::Status applyTypedLbPolicy(const google::protobuf::Any& any, const std::string& type,
+                                         const std::string& path, Cluster& c);
+  static absl::Status checkRingSizes(const Cluster& c, const std::string& path);
+  static absl::Status checkMaglevTableSize(const Cluster& c, const std::string& path);
 
   std::string name_;
   std::unique_ptr<DnsClusterConfig> dns_;

@@ -144,6 +144,7 @@ HostConstSharedPtr Cluster::pickFromList(const HostList& list, ListState& ls,
     return list.weighted || ramp != nullptr ? leastRequestWeighted(list, ls, ramp)
                                             : leastRequestChoices(list, rng);
   case LbPolicy::RoundRobin:
+  case LbPolicy::ClusterProvided: // picks never get here (chooseHost handles them)
     break;
   }
   return roundRobin(list, ls, ramp);

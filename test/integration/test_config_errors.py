@@ -222,6 +222,26 @@ class BadConfigs(ConfigErrorCase):
         self.assertLocated(err, path, self.line_of(text, "type: EDS"),
                            "static_resources.clusters[0].type")
 
+    def test_load_balancing_policy_without_a_supported_policy(self):
+        # Envoy skips policies it does not support; with none left, the cluster is
+        # refused, naming load_balancing_policy where it is written.
+        text = good_yaml(self.listener_port, self.admin_port).replace(
+            "    connect_timeout: 1s\n",
+            "    connect_timeout: 1s\n"
+            "    load_balancing_policy:\n"
+            "      policies:\n"
+            "      - typed_extension_config:\n"
+            "          name: envoy.load_balancing_policies.pick_first\n"
+            "          typed_config:\n"
+            "            \"@type\": type.googleapis.com/"
+            "envoy.extensions.load_balancing_policies.pick_first.v3.PickFirst\n")
+        path = self.write(text)
+        err = self.run_both_modes(path)
+        self.assertLocated(err, path, self.line_of(text, "load_balancing_policy:"),
+                           "static_resources.clusters[0].load_balancing_policy")
+        self.assertIn("none of its policies is implemented by legate", err)
+        self.assertIn("PickFirst", err)
+
     def two_listeners(self, name_a, name_b, port_b):
         text = good_yaml(self.listener_port, self.admin_port)
         head, sep, tail = text.partition("  clusters:\n")

@@ -97,5 +97,48 @@ TEST_F(ConfigModelTest, UnsupportedListenerFieldIsRefused) {
   EXPECT_NE(st.message().find("listener_filters"), std::string::npos) << st;
 }
 
+// load_balancing_policy as YAML: an Envoy policy legate does not implement is
+// read and skipped, the next one is used; with none supported the error names
+// the field.
+TEST_F(ConfigModelTest, LoadBalancingPolicySkipsWhatLegateDoesNotImplement) {
+  const std::string policies = R"(
+    load_balancing_policy:
+      policies:
+      - typed_extension_config:
+          name: envoy.load_balancing_policies.client_side_weighted_round_robin
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin
+            blackout_period: 5s
+)";
+  const std::string rr = R"(      - typed_extension_config:
+          name: envoy.load_balancing_policies.least_request
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest
+            choice_count: 3
+)";
+  auto with = [&](const std::string& extra) {
+    std::string yaml = listener("backend");
+    const std::string at = "  - name: backend\n";
+    yaml.insert(yaml.find(at) + at.size(), extra);
+    return yaml;
+  };
+  EXPECT_TRUE(build(with(policies + rr)).ok()) << build(with(policies + rr));
+  auto st = build(with(policies));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("static_resources.clusters[0].load_balancing_policy: none of its "
+                              "policies is implemented by legate"),
+            std::string::npos)
+      << st;
+  // A type the Envoy API does not have is still refused where it is written.
+  std::string unknown = policies;
+  unknown.replace(unknown.find("client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin"),
+                  std::string("client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin")
+                      .size(),
+                  "nope.v3.Nope");
+  st = build(with(unknown));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("unknown type"), std::string::npos) << st;
+}
+
 } // namespace
 } // namespace legate::server

@@ -3,6 +3,12 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3/client_side_weighted_round_robin.pb.h"
+#include "envoy/extensions/load_balancing_policies/least_request/v3/least_request.pb.h"
+#include "envoy/extensions/load_balancing_policies/maglev/v3/maglev.pb.h"
+#include "envoy/extensions/load_balancing_policies/random/v3/random.pb.h"
+#include "envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.pb.h"
+#include "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.pb.h"
 #include "common/hash.h"
 #include "gtest/gtest.h"
 #include "upstream/cluster.h"
@@ -723,6 +729,236 @@ TEST(LoadBalancerTest, HashTableSettingsAreChecked) {
                 "least_request_lb_config.slow_start_config.aggression.default_value"),
             std::string::npos)
       << r.status();
+}
+
+namespace lbp = envoy::extensions::load_balancing_policies;
+
+// Appends a policy to the cluster's load_balancing_policy.
+void addPolicy(envoy::config::cluster::v3::Cluster& c, const google::protobuf::Message& m) {
+  auto* p = c.mutable_load_balancing_policy()->add_policies();
+  p->mutable_typed_extension_config()->set_name("policy");
+  p->mutable_typed_extension_config()->mutable_typed_config()->PackFrom(m);
+}
+
+TEST(TypedLbPolicyTest, FirstSupportedPolicyWinsOverLbPolicy) {
+  stats::Store store;
+  auto proto = makeCluster("typed", {{1, 0}, {2, 0}, {3, 0}});
+  proto.set_lb_policy(envoy::config::cluster::v3::Cluster::RING_HASH); // superseded
+  addPolicy(proto, lbp::client_side_weighted_round_robin::v3::ClientSideWeightedRoundRobin());
+  addPolicy(proto, lbp::random::v3::Random());
+  addPolicy(proto, lbp::round_robin::v3::RoundRobin());
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->lbPolicy(), LbPolicy::Random) << "the first supported one, not a later one";
+  // Plain round robin through its extension.
+  stats::Store store2;
+  proto.clear_load_balancing_policy();
+  addPolicy(proto, lbp::round_robin::v3::RoundRobin());
+  c = Cluster::create(proto, store2, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->lbPolicy(), LbPolicy::RoundRobin);
+  auto counts = countPicks(**c, 30);
+  for (uint16_t p = 1; p <= 3; ++p) EXPECT_EQ(counts[p], 10);
+}
+
+TEST(TypedLbPolicyTest, NoSupportedPolicyIsAnErrorNamingTheField) {
+  stats::Store store;
+  auto proto = makeCluster("none", {{1, 0}});
+  addPolicy(proto, lbp::client_side_weighted_round_robin::v3::ClientSideWeightedRoundRobin());
+  auto r = Cluster::create(proto, store, 1, "static_resources.clusters[2]");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("static_resources.clusters[2].load_balancing_policy: none "
+                                      "of its policies is implemented by legate"),
+            std::string::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("ClientSideWeightedRoundRobin"), std::string::npos);
+  // An empty list too.
+  auto empty = makeCluster("empty", {{1, 0}});
+  empty.mutable_load_balancing_policy();
+  r = Cluster::create(empty, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("load_balancing_policy"), std::string::npos);
+}
+
+TEST(TypedLbPolicyTest, LeastRequestSettingsAndSlowStartCarryOver) {
+  stats::Store store;
+  auto proto = makeCluster("lrt", {{1, 0}, {2, 0}, {3, 0}});
+  lbp::least_request::v3::LeastRequest lr;
+  lr.mutable_choice_count()->set_value(5);
+  addPolicy(proto, lr);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->lbPolicy(), LbPolicy::LeastRequest);
+  (*c)->hosts()[0]->stats().rq_active = 10;
+  auto counts = countPicks(**c, 30000);
+  EXPECT_LT(counts[1] / 30000.0, 0.01) << "choice_count 5: (1/3)^5";
+
+  // active_request_bias on weighted hosts: 3 / (5 + 1)^0 = 3 against 1 (bias 0: by weight).
+  stats::Store store2;
+  auto weighted = makeCluster("lrw", {{1, 1}, {2, 3}});
+  lr.mutable_active_request_bias()->set_default_value(0.0);
+  addPolicy(weighted, lr);
+  c = Cluster::create(weighted, store2, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  (*c)->hosts()[1]->stats().rq_active = 5;
+  counts = countPicks(**c, 4000);
+  EXPECT_EQ(counts[2], 3000);
+
+  // FULL_SCAN is refused by name.
+  stats::Store store3;
+  auto full = makeCluster("lrf", {{1, 0}});
+  lr.set_selection_method(lbp::least_request::v3::LeastRequest::FULL_SCAN);
+  addPolicy(full, lr);
+  auto r = Cluster::create(full, store3, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(
+                "load_balancing_policy.policies[0].typed_extension_config.typed_config"
+                ".selection_method"),
+            std::string::npos)
+      << r.status();
+
+  // slow_start_config: a bad aggression is named under the policy's path.
+  stats::Store store4;
+  auto ss = makeCluster("lrs", {{1, 0}});
+  lbp::least_request::v3::LeastRequest slow;
+  slow.mutable_slow_start_config()->mutable_slow_start_window()->set_seconds(10);
+  slow.mutable_slow_start_config()->mutable_aggression()->set_default_value(-1);
+  addPolicy(ss, slow);
+  r = Cluster::create(ss, store4, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("typed_config.slow_start_config.aggression.default_value"),
+            std::string::npos)
+      << r.status();
+}
+
+TEST(TypedLbPolicyTest, RoundRobinSlowStartRampsANewHost) {
+  stats::Store store;
+  auto proto = makeCluster("rrs", {{1, 0}, {2, 0}});
+  lbp::round_robin::v3::RoundRobin rr;
+  rr.mutable_slow_start_config()->mutable_slow_start_window()->set_seconds(100);
+  addPolicy(proto, rr);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto start = std::chrono::steady_clock::now();
+  auto offset = std::chrono::seconds(0);
+  (*c)->setClockForTest([&] { return start + offset; });
+  for (const auto& h : (*c)->hosts()) h->setActiveSince(start - std::chrono::hours(1));
+  auto hosts = (*c)->hosts();
+  hosts.push_back(std::make_shared<Host>(*network::Address::fromIpPort("127.0.0.1", 3), 1));
+  (*c)->setHosts(hosts);
+  offset = std::chrono::seconds(50);
+  auto counts = countPicks(**c, 3000);
+  EXPECT_NEAR(counts[3] / 3000.0, 0.5 / 2.5, 0.01) << "half its weight at half the window";
+}
+
+TEST(TypedLbPolicyTest, LocalityLbConfigOfThePolicyDecides) {
+  stats::Store store;
+  // Two localities, weights 1 and 3, one host each.
+  auto proto = localityCluster({{"x", 1, {{1, true}}}, {"y", 3, {{2, true}}}});
+  lbp::random::v3::Random rnd;
+  rnd.mutable_locality_lb_config()->mutable_locality_weighted_lb_config();
+  addPolicy(proto, rnd);
+  auto c = Cluster::create(proto, store, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto counts = countPicks(**c, 4000);
+  EXPECT_NEAR(counts[1], 1000, 60);
+  // Without it in the policy, common_lb_config's is ignored (as in Envoy): a
+  // plain random spread over the two hosts.
+  stats::Store store2;
+  proto.clear_load_balancing_policy();
+  addPolicy(proto, lbp::random::v3::Random());
+  c = Cluster::create(proto, store2, 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  counts = countPicks(**c, 4000);
+  EXPECT_NEAR(counts[1], 2000, 200);
+  // Zone awareness is refused by name.
+  stats::Store store3;
+  proto.clear_load_balancing_policy();
+  lbp::round_robin::v3::RoundRobin rr;
+  rr.mutable_locality_lb_config()->mutable_zone_aware_lb_config();
+  addPolicy(proto, rr);
+  auto r = Cluster::create(proto, store3, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("typed_config.locality_lb_config.zone_aware_lb_config"),
+            std::string::npos)
+      << r.status();
+}
+
+TEST(TypedLbPolicyTest, RingHashAndMaglevSettings) {
+  {
+    stats::Store store;
+    auto proto = makeCluster("rh", {});
+    lbp::ring_hash::v3::RingHash rh;
+    rh.mutable_minimum_ring_size()->set_value(64);
+    rh.mutable_maximum_ring_size()->set_value(128);
+    addPolicy(proto, rh);
+    auto c = Cluster::create(proto, store, 1);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ((*c)->lbPolicy(), LbPolicy::RingHash);
+    (*c)->setHosts(hostsOnPorts(4));
+    HashCtx ctx;
+    ctx.hash = 12345;
+    const Host* first = (*c)->chooseHost(0, &ctx).get();
+    for (int i = 0; i < 5; ++i) EXPECT_EQ((*c)->chooseHost(0, &ctx).get(), first);
+  }
+  {
+    stats::Store store;
+    auto proto = makeCluster("rhbad", {{1, 0}});
+    lbp::ring_hash::v3::RingHash rh;
+    rh.set_hash_function(lbp::ring_hash::v3::RingHash::MURMUR_HASH_2);
+    addPolicy(proto, rh);
+    auto r = Cluster::create(proto, store, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("typed_config.hash_function"), std::string::npos);
+    proto.clear_load_balancing_policy();
+    rh.set_hash_function(lbp::ring_hash::v3::RingHash::XX_HASH);
+    rh.mutable_minimum_ring_size()->set_value(512);
+    rh.mutable_maximum_ring_size()->set_value(256);
+    addPolicy(proto, rh);
+    r = Cluster::create(proto, store, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("typed_config.minimum_ring_size"), std::string::npos);
+    proto.clear_load_balancing_policy();
+    lbp::ring_hash::v3::RingHash by_name;
+    by_name.mutable_consistent_hashing_lb_config()->set_use_hostname_for_hashing(true);
+    addPolicy(proto, by_name);
+    r = Cluster::create(proto, store, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("typed_config.consistent_hashing_lb_config"),
+              std::string::npos)
+        << r.status();
+  }
+  {
+    stats::Store store;
+    auto proto = makeCluster("mg", {{1, 1}, {2, 3}});
+    lbp::maglev::v3::Maglev mg;
+    mg.mutable_table_size()->set_value(65536);
+    addPolicy(proto, mg);
+    auto r = Cluster::create(proto, store, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("typed_config.table_size: must be a prime"),
+              std::string::npos)
+        << r.status();
+    proto.clear_load_balancing_policy();
+    mg.mutable_table_size()->set_value(1021);
+    addPolicy(proto, mg);
+    auto c = Cluster::create(proto, store, 1);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ((*c)->lbPolicy(), LbPolicy::Maglev);
+    auto keys = mapKeys(**c, 20000);
+    int on2 = 0;
+    for (auto& [k, h] : keys) on2 += h->address().port() == 2;
+    EXPECT_NEAR(on2 / 20000.0, 0.75, 0.05);
+    // Locality weighting is refused with hashing, as with lb_policy.
+    proto.clear_load_balancing_policy();
+    lbp::maglev::v3::Maglev loc;
+    loc.mutable_locality_weighted_lb_config();
+    addPolicy(proto, loc);
+    r = Cluster::create(proto, store, 1);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("typed_config.locality_weighted_lb_config"),
+              std::string::npos);
+  }
 }
 
 TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {
