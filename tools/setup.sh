@@ -12,6 +12,7 @@ PACKAGES=(
   libgoogle-perftools-dev
   # tests
   libgtest-dev libgmock-dev curl socat netcat-openbsd procps prometheus dnsmasq-base
+  iptables iproute2
   # benchmarks (bench/run.py: the peers and the load generator)
   nginx-light libnginx-mod-stream haproxy wrk nghttp2-client
   # profiling (bench/profile.py)

@@ -70,6 +70,14 @@ public:
   State state() const { return state_; }
   event::Dispatcher& dispatcher() { return dispatcher_; }
   const Address& localAddress() const { return local_; }
+  // The original destination the original_dst listener filter read back
+  // (SO_ORIGINAL_DST) replaces the socket's own address; ORIGINAL_DST
+  // clusters connect only to a restored address.
+  void restoreLocalAddress(Address original) {
+    local_ = std::move(original);
+    local_restored_ = true;
+  }
+  bool localAddressRestored() const { return local_restored_; }
   const Address& remoteAddress() const { return remote_; }
   TransportSocket& transportSocket() { return *transport_; }
 
@@ -136,6 +144,7 @@ private:
   int fd_;
   TransportSocketPtr transport_;
   Address local_;
+  bool local_restored_ = false;
   Address remote_;
   event::FileEventPtr file_event_;
   // The delayed-close timer; also reports a socket() failure in connectTo().

@@ -40,6 +40,28 @@ absl::StatusOr<int> createListenSocket(const Address& addr, bool reuse_port, int
   return fd;
 }
 
+std::optional<Address> originalDestination(int fd, int family) {
+  // SO_ORIGINAL_DST (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST
+  // (linux/netfilter_ipv6/ip6_tables.h) are both 80; the kernel headers clash
+  // with the libc ones, so the number is spelled here.
+  constexpr int kSoOriginalDst = 80;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  const int level = family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+  if (::getsockopt(fd, level, kSoOriginalDst, &ss, &len) != 0 || len == 0) {
+    return std::nullopt; // not redirected, or no conntrack entry
+  }
+  // The kernel writes the address but not always its length.
+  if (ss.ss_family == AF_INET) {
+    len = sizeof(sockaddr_in);
+  } else if (ss.ss_family == AF_INET6) {
+    len = sizeof(sockaddr_in6);
+  } else {
+    return std::nullopt;
+  }
+  return Address(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
 ListenerStats::ListenerStats(stats::Scope s)
     : downstream_cx_total(s.counter("downstream_cx_total")),
       downstream_cx_active(s.gauge("downstream_cx_active")),
@@ -85,6 +107,7 @@ ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigCons
                                int fd, ConnectionLimits& limits)
     : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits),
       reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+  if (fd_ < 0) return; // bind_to_port: false
   accept_event_ = dispatcher_.createFileEvent(fd_, [this](uint32_t events) {
     if (events & event::FileReadyType::Read) {
       onAcceptReady();
@@ -180,6 +203,29 @@ bool ActiveListener::rejectWithReserveFd() {
 }
 
 void ActiveListener::newConnection(int fd) {
+  Address local = Address::fromSocketName(fd);
+  Address remote = Address::fromPeerName(fd);
+  const ListenerConfig::AcceptOptions& opts = config_->acceptOptions();
+  bool restored = false;
+  if (opts.original_dst || opts.use_original_dst) {
+    // envoy.filters.listener.original_dst: needs no bytes, so it never waits
+    // (listener_filters_timeout has nothing to time).
+    if (auto original = originalDestination(fd, local.family())) {
+      local = *original;
+      restored = true;
+    }
+  }
+  if (restored && opts.use_original_dst && lookup_) {
+    ActiveListener* target = lookup_(local);
+    if (target != nullptr && target != this) {
+      target->takeConnection(fd, std::move(local), std::move(remote), restored);
+      return;
+    }
+  }
+  takeConnection(fd, std::move(local), std::move(remote), restored);
+}
+
+void ActiveListener::takeConnection(int fd, Address local, Address remote, bool local_restored) {
   const ListenerConfig& cfg = *config_;
   ListenerStats& st = cfg.stats();
   if (limits_.global_active.load(std::memory_order_relaxed) >= limits_.global_max) {
@@ -192,8 +238,6 @@ void ActiveListener::newConnection(int fd) {
     ::close(fd);
     return;
   }
-  Address local = Address::fromSocketName(fd);
-  Address remote = Address::fromPeerName(fd);
   const FilterChain* chain = cfg.filterChains().find(local, remote);
   if (chain == nullptr || chain->factories.empty()) {
     st.no_filter_chain_match.inc();
@@ -201,7 +245,8 @@ void ActiveListener::newConnection(int fd) {
     return;
   }
   auto conn = std::make_unique<Connection>(dispatcher_, fd, std::make_unique<RawBufferSocket>(),
-                                           std::move(local), std::move(remote), false);
+                                           local, std::move(remote), false);
+  if (local_restored) conn->restoreLocalAddress(std::move(local));
   conn->setBufferLimits(cfg.bufferLimit());
   st.downstream_cx_total.inc();
   st.downstream_cx_active.inc();

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -60,7 +61,24 @@ public:
   ListenerStats& stats() const { return *stats_; }
   std::atomic<uint64_t>& activeConnections() const { return active_; }
 
+  // What the accept path applies before the filter chain match (set before
+  // the config is shared).
+  struct AcceptOptions {
+    // The envoy.filters.listener.original_dst listener filter (also implied by
+    // use_original_dst, as in Envoy): the local address becomes the original
+    // destination of a redirected connection.
+    bool original_dst = false;
+    // use_original_dst: a connection whose original destination is another
+    // listener's address is handed to that listener.
+    bool use_original_dst = false;
+    // bind_to_port: false means no socket; the listener only takes hand-offs.
+    bool bind_to_port = true;
+  };
+  void setAcceptOptions(const AcceptOptions& o) { accept_ = o; }
+  const AcceptOptions& acceptOptions() const { return accept_; }
+
 private:
+  AcceptOptions accept_;
   std::string name_;
   Address address_;
   uint32_t buffer_limit_;
@@ -72,9 +90,15 @@ private:
 };
 using ListenerConfigConstSharedPtr = std::shared_ptr<const ListenerConfig>;
 
+// The original destination of an accepted connection that netfilter
+// redirected (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST), if the kernel has one.
+std::optional<Address> originalDestination(int fd, int family);
+
 // Accepts on one worker. Thread: the worker's dispatcher thread only.
 class ActiveListener {
 public:
+  // fd < 0: nothing to accept on (bind_to_port: false); connections come only
+  // from other listeners (use_original_dst).
   ActiveListener(event::Dispatcher& dispatcher, ListenerConfigConstSharedPtr config, int fd,
                  ConnectionLimits& limits);
   ~ActiveListener();
@@ -86,10 +110,17 @@ public:
   void closeAllConnections();
   const ListenerConfig& config() const { return *config_; }
 
+  // use_original_dst: the worker's listener for an address, or nullptr.
+  using ListenerLookup = std::function<ActiveListener*(const Address&)>;
+  void setListenerLookup(ListenerLookup lookup) { lookup_ = std::move(lookup); }
+
 private:
   class ActiveConnection;
   void onAcceptReady();
   void newConnection(int fd);
+  // Limits, filter chain match and the connection; `local_restored` when
+  // `local` is the original destination.
+  void takeConnection(int fd, Address local, Address remote, bool local_restored);
   void removeConnection(ActiveConnection& c);
   // accept() ran out of file descriptors: accept the next connection with the
   // reserved fd and close it at once (counted), or retry later. False: stop.
@@ -104,6 +135,7 @@ private:
   event::TimerPtr accept_retry_timer_;
   event::FileEventPtr accept_event_;
   std::list<std::unique_ptr<ActiveConnection>> connections_;
+  ListenerLookup lookup_;
 };
 
 } // namespace legate::network

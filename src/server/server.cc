@@ -10,9 +10,11 @@
 #include "common/logger.h"
 #include "common/memory_stats.h"
 #include "config/bootstrap_loader.h"
+#include "config/extension_registry.h"
 #include "config/unsupported.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/extensions/filters/listener/original_dst/v3/original_dst.pb.h"
 #include "extensions/factory.h"
 #include "extensions/tracers/tracer_factory.h"
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
@@ -101,6 +103,37 @@ adminAccessLogs(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats:
   return logs;
 }
 
+// listener_filters: envoy.filters.listener.original_dst is the one legate has.
+// It reads no bytes, so listener_filters_timeout and
+// continue_on_listener_filters_timeout have nothing to apply to.
+absl::Status parseListenerFilters(const envoy::config::listener::v3::Listener& proto,
+                                  const std::string& where,
+                                  network::ListenerConfig::AcceptOptions& accept) {
+  // Naming the type also links its descriptor in, so the loader can read it.
+  static const std::string kOriginalDst =
+      envoy::extensions::filters::listener::original_dst::v3::OriginalDst::descriptor()->full_name();
+  for (int i = 0; i < proto.listener_filters_size(); ++i) {
+    const auto& f = proto.listener_filters(i);
+    const std::string path = where + ".listener_filters[" + std::to_string(i) + "]";
+    if (auto st = config::rejectUnsupportedFields(f, {"config_discovery", "filter_disabled"}, path);
+        !st.ok()) {
+      return st;
+    }
+    if (!f.has_typed_config()) {
+      return absl::InvalidArgumentError(path + ".typed_config: required; legate implements the "
+                                               "listener filter envoy.filters.listener.original_dst");
+    }
+    const std::string type(config::typeNameFromUrl(f.typed_config().type_url()));
+    if (type != kOriginalDst) {
+      return absl::InvalidArgumentError(path + ".typed_config: '" + type +
+                                        "' is not a listener filter legate implements (" +
+                                        kOriginalDst + " is)");
+    }
+    accept.original_dst = true;
+  }
+  return absl::OkStatus();
+}
+
 } // namespace
 
 absl::StatusOr<std::unique_ptr<ConfigModel>>
@@ -183,10 +216,10 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
     const std::string where = "static_resources.listeners[" + std::to_string(i) + "]";
     if (auto st = config::rejectUnsupportedFields(
             proto,
-            {"listener_filters", "use_original_dst", "transparent", "freebind", "socket_options",
+            {"transparent", "freebind", "socket_options",
              "udp_listener_config", "api_listener", "connection_balance_config",
              "additional_addresses", "internal_listener", "access_log", "tcp_fast_open_queue_length",
-             "listener_filters_timeout", "bind_to_port", "enable_mptcp", "max_connections_to_accept_per_socket_event_unused"},
+             "enable_mptcp", "max_connections_to_accept_per_socket_event_unused"},
             where);
         !st.ok()) {
       return st;
@@ -226,6 +259,11 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
                        : 64;
     l.backlog = proto.has_tcp_backlog_size() ? proto.tcp_backlog_size().value() : 128;
     l.reuse_port = !proto.has_enable_reuse_port() || proto.enable_reuse_port().value();
+    if (auto st = parseListenerFilters(proto, where, l.accept); !st.ok()) {
+      return st;
+    }
+    l.accept.use_original_dst = proto.has_use_original_dst() && proto.use_original_dst().value();
+    l.accept.bind_to_port = !proto.has_bind_to_port() || proto.bind_to_port().value();
     auto chains = network::FilterChainManager::create(
         proto, where,
         [&ctx](const envoy::config::listener::v3::Filter& f, const std::string& path) {
@@ -287,6 +325,10 @@ absl::Status Server::initialize() {
     network::Address addr = l.address;
     std::vector<int> fds;
     for (uint32_t w = 0; w < concurrency_; ++w) {
+      if (!l.accept.bind_to_port) {
+        fds.push_back(-1); // takes connections other listeners hand over (use_original_dst)
+        continue;
+      }
       if (w > 0 && !l.reuse_port) {
         fds.push_back(::dup(fds.front()));
         continue;
@@ -309,11 +351,13 @@ absl::Status Server::initialize() {
     auto config = std::make_shared<network::ListenerConfig>(l.name, addr, l.buffer_limit,
                                                             l.max_accept, max_cx,
                                                             std::move(l.chains), store_);
+    config->setAcceptOptions(l.accept);
     listener_configs_.push_back(config);
     for (uint32_t w = 0; w < concurrency_; ++w) {
       per_worker[w].push_back({config, fds[w]});
     }
-    mainLog().info("listener '{}' on {}", l.name, addr.asString());
+    mainLog().info("listener '{}' on {}{}", l.name, addr.asString(),
+                   l.accept.bind_to_port ? "" : " (not bound: bind_to_port false)");
   }
   store_.gauge("listener_manager.total_listeners_active")
       .set(static_cast<int64_t>(listener_configs_.size()));

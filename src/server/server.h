@@ -36,6 +36,7 @@ struct ConfigModel {
     uint32_t max_accept;
     uint32_t backlog;
     bool reuse_port;
+    network::ListenerConfig::AcceptOptions accept;
   };
   std::vector<Listener> listeners;
   uint64_t global_max_connections = UINT64_MAX;

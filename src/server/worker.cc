@@ -24,6 +24,9 @@ void Worker::start(std::vector<ListenerSocket> sockets) {
       listeners_.push_back(
           std::make_unique<network::ActiveListener>(dispatcher_, s.config, s.fd, limits_));
     }
+    for (auto& l : listeners_) {
+      l->setListenerLookup([this](const network::Address& a) { return findListener(a); });
+    }
     dispatcher_.run();
     // Shutting down: connections first (their filters reference the
     // listeners' configs), then whatever they deferred.
@@ -46,6 +49,22 @@ void Worker::stopListeners(std::vector<std::string> names) {
       }
     }
   });
+}
+
+network::ActiveListener* Worker::findListener(const network::Address& a) const {
+  // As Envoy: the listener with exactly that address, else one on a wildcard
+  // address of the same family and port.
+  for (const auto& l : listeners_) {
+    if (l->config().address() == a) return l.get();
+  }
+  for (const auto& l : listeners_) {
+    const network::Address& la = l->config().address();
+    if (la.family() == a.family() && la.port() == a.port() &&
+        (la.ip() == "0.0.0.0" || la.ip() == "::")) {
+      return l.get();
+    }
+  }
+  return nullptr;
 }
 
 void Worker::stop() {

@@ -34,6 +34,9 @@ public:
   event::Dispatcher& dispatcher() { return dispatcher_; }
 
 private:
+  // use_original_dst: this worker's listener for an address, or nullptr.
+  network::ActiveListener* findListener(const network::Address& a) const;
+
   const uint32_t index_;
   network::ConnectionLimits& limits_;
   event::Dispatcher dispatcher_;

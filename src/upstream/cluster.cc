@@ -1,6 +1,7 @@
 #include "upstream/cluster.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "upstream/hash_lb.h"
@@ -53,6 +54,7 @@ ClusterStats::ClusterStats(stats::Scope s)
       membership_degraded(s.gauge("membership_degraded")),
       membership_change(s.counter("membership_change")),
       lb_healthy_panic(s.counter("lb_healthy_panic")),
+      original_dst_host_invalid(s.counter("original_dst_host_invalid")),
       update_attempt(s.counter("update_attempt")),
       update_success(s.counter("update_success")),
       update_failure(s.counter("update_failure")),
@@ -257,6 +259,9 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
     if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
     return checkRingSizes(c, path);
   }
+  case ClusterProto::CLUSTER_PROVIDED:
+    c.lb_policy_ = LbPolicy::ClusterProvided; // create() checks the type provides one
+    return absl::OkStatus();
   case ClusterProto::MAGLEV: {
     c.lb_policy_ = LbPolicy::Maglev;
     if (proto.maglev_lb_config().has_table_size()) {
@@ -269,7 +274,8 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
     return absl::InvalidArgumentError(where + ".lb_policy: " +
                                       ClusterProto::LbPolicy_Name(proto.lb_policy()) +
                                       " is not implemented by legate yet (ROUND_ROBIN, RANDOM, "
-                                      "LEAST_REQUEST, RING_HASH and MAGLEV are)");
+                                      "LEAST_REQUEST, RING_HASH, MAGLEV and CLUSTER_PROVIDED "
+                                      "are)");
   }
 }
 
@@ -429,6 +435,58 @@ absl::Status upstream::Cluster::applyTypedLbPolicy(const google::protobuf::Any& 
   return absl::InvalidArgumentError(path + ": '" + type + "' is not implemented by legate");
 }
 
+absl::Status upstream::Cluster::parseOriginalDst(const ClusterProto& proto,
+                                                const std::string& where, bool typed_lb,
+                                                Cluster& c) {
+  const bool provided = c.lb_policy_ == LbPolicy::ClusterProvided;
+  const std::string lb_field = where + (typed_lb ? ".load_balancing_policy" : ".lb_policy");
+  if (proto.type() != ClusterProto::ORIGINAL_DST) {
+    if (provided) {
+      return absl::InvalidArgumentError(
+          lb_field + ": CLUSTER_PROVIDED needs a cluster type that provides its load balancer "
+                     "(ORIGINAL_DST); a " + ClusterProto::DiscoveryType_Name(proto.type()) +
+          " cluster does not");
+    }
+    return absl::OkStatus(); // original_dst_lb_config of another type is ignored, as in Envoy
+  }
+  // As Envoy: ORIGINAL_DST balances by itself, and its hosts come from requests.
+  if (!provided) {
+    return absl::InvalidArgumentError(lb_field + ": an ORIGINAL_DST cluster needs lb_policy "
+                                                 "CLUSTER_PROVIDED (or the cluster_provided "
+                                                 "load_balancing_policy)");
+  }
+  if (proto.has_load_assignment()) {
+    return absl::InvalidArgumentError(where + ".load_assignment: ORIGINAL_DST clusters must have "
+                                              "no load assignment configured");
+  }
+  if (proto.health_checks_size() > 0) {
+    return absl::InvalidArgumentError(where + ".health_checks: not implemented by legate for "
+                                              "ORIGINAL_DST clusters");
+  }
+  auto odst = std::make_unique<OriginalDstConfig>();
+  const auto& lb = proto.original_dst_lb_config();
+  if (auto st = config::rejectUnsupportedFields(lb, {"metadata_key"},
+                                                where + ".original_dst_lb_config");
+      !st.ok()) {
+    return st;
+  }
+  odst->use_http_header = lb.use_http_header();
+  if (!lb.http_header_name().empty()) {
+    odst->header_name = lb.http_header_name();
+    std::transform(odst->header_name.begin(), odst->header_name.end(), odst->header_name.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  }
+  if (lb.has_upstream_port_override()) {
+    odst->port_override = static_cast<uint16_t>(lb.upstream_port_override().value());
+  }
+  if (proto.has_cleanup_interval()) {
+    odst->cleanup_interval =
+        std::chrono::milliseconds(std::max<int64_t>(1, toMillis(proto.cleanup_interval())));
+  }
+  c.odst_ = std::move(odst);
+  return absl::OkStatus();
+}
+
 absl::Status upstream::Cluster::checkRingSizes(const Cluster& c, const std::string& path) {
   if (c.max_ring_size_ > kMaxRingSize) {
     return absl::InvalidArgumentError(path + ".maximum_ring_size: at most " +
@@ -458,17 +516,16 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
                                       "' is not implemented by legate");
   }
   if (proto.type() != ClusterProto::STATIC && proto.type() != ClusterProto::STRICT_DNS &&
-      proto.type() != ClusterProto::LOGICAL_DNS) {
+      proto.type() != ClusterProto::LOGICAL_DNS && proto.type() != ClusterProto::ORIGINAL_DST) {
     return absl::InvalidArgumentError(where + ".type: cluster type " +
                                       ClusterProto::DiscoveryType_Name(proto.type()) +
-                                      " is not implemented by legate yet (STATIC, STRICT_DNS and "
-                                      "LOGICAL_DNS are)");
+                                      " is not implemented by legate yet (STATIC, STRICT_DNS, "
+                                      "LOGICAL_DNS and ORIGINAL_DST are)");
   }
   if (auto st = config::rejectUnsupportedFields(
           proto,
           {"eds_cluster_config", "transport_socket",
            "transport_socket_matches", "lb_subset_config",
-           "original_dst_lb_config",
            "upstream_bind_config", "filters", "upstream_connection_options", "lrs_server"},
           where);
       !st.ok()) {
@@ -482,7 +539,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     if (!hc.ok()) return hc.status();
     c->health_checks_.push_back(std::move(*hc));
   }
-  if (proto.type() != ClusterProto::STATIC) {
+  if (proto.type() == ClusterProto::STRICT_DNS || proto.type() == ClusterProto::LOGICAL_DNS) {
     auto dns = parseDnsClusterConfig(proto, where);
     if (!dns.ok()) {
       return dns.status();
@@ -502,10 +559,8 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
       !st.ok()) {
     return st;
   }
-  if (c->lb_policy_ == LbPolicy::ClusterProvided) {
-    return absl::InvalidArgumentError(
-        where + ".load_balancing_policy: cluster_provided needs a cluster type that provides a "
-                "load balancer (ORIGINAL_DST), which legate does not implement yet");
+  if (auto st = parseOriginalDst(proto, where, typed_lb, *c); !st.ok()) {
+    return st;
   }
   auto thresholds = parseCircuitBreakers(proto.circuit_breakers(), where + ".circuit_breakers");
   if (!thresholds.ok()) {
@@ -736,6 +791,9 @@ void upstream::Cluster::publish() {
   }
   snap->state_count = states;
   snap->slow_start_until = slow_start_until;
+  if (odst_) {
+    for (const auto& h : members_) snap->by_address.emplace(h->address().asString(), h);
+  }
   snap->total = members_.size();
   if (lb_policy_ == LbPolicy::RingHash || lb_policy_ == LbPolicy::Maglev) {
     for (auto& set : snap->priorities) {

@@ -69,6 +69,7 @@ struct ClusterStats {
   stats::Gauge& membership_degraded;
   stats::Counter& membership_change;
   stats::Counter& lb_healthy_panic;
+  stats::Counter& original_dst_host_invalid;
   // DNS discovery.
   stats::Counter& update_attempt;
   stats::Counter& update_success;
@@ -120,6 +121,13 @@ public:
     std::string aggression_key;   // aggression.runtime_key (may be empty)
     double min_weight_percent = 10.0;
   };
+  // ORIGINAL_DST: original_dst_lb_config and cleanup_interval.
+  struct OriginalDstConfig {
+    bool use_http_header = false;
+    std::string header_name = "x-envoy-original-dst-host";
+    std::optional<uint16_t> port_override; // upstream_port_override
+    std::chrono::milliseconds cleanup_interval{5000};
+  };
   // Validates what legate supports of the proto; errors start with the field
   // path under `where` (the cluster's own path, e.g. "static_resources.clusters[0]").
   static absl::StatusOr<std::shared_ptr<Cluster>>
@@ -131,6 +139,8 @@ public:
   uint32_t perConnectionBufferLimit() const { return buffer_limit_; }
   ClusterStats& stats() const { return *stats_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
+  // ORIGINAL_DST settings; nullptr for other cluster types.
+  const OriginalDstConfig* originalDstConfig() const { return odst_.get(); }
   // STRICT_DNS / LOGICAL_DNS settings; nullptr for a STATIC cluster.
   const DnsClusterConfig* dnsConfig() const { return dns_.get(); }
   // health_checks, parsed and validated (the cluster manager runs them).
@@ -156,6 +166,16 @@ public:
   void setHostsRemovedCallback(std::function<void(std::vector<HostConstSharedPtr>)> cb) {
     on_removed_ = std::move(cb);
   }
+  // ORIGINAL_DST: how a host a worker made reaches the main thread (the
+  // cluster manager sets it before workers run; tests may queue the tasks).
+  using MainThreadPoster = std::function<void(std::function<void()>)>;
+  void setMainThreadPoster(MainThreadPoster post) { post_to_main_ = std::move(post); }
+  // ORIGINAL_DST: adds a host a worker made; one whose address is already a
+  // member is reported removed instead (its pools drain).
+  void addOriginalDstHost(HostConstSharedPtr host);
+  // ORIGINAL_DST, every cleanup_interval: removes the hosts no pick used since
+  // the previous sweep.
+  void cleanupOriginalDstHosts();
   // The snapshot balancers use now.
   std::shared_ptr<const HostSnapshot> snapshot() const { return snapshot_.load(); }
   // Tests: the clock slow start reads (default: steady_clock). Set before any
@@ -213,7 +233,11 @@ private:
     std::shared_ptr<const HostSnapshot> snapshot;
     std::vector<ListState> lists;
     std::minstd_rand rng{std::random_device{}()};
+    // ORIGINAL_DST: hosts this worker made that its snapshot may not have yet.
+    std::vector<HostConstSharedPtr> odst_pending;
   };
+  static constexpr size_t kMaxPendingOriginalDstHosts = 256;
+  HostConstSharedPtr chooseOriginalDst(WorkerLbState& st, LoadBalancerContext* ctx) const;
   HostConstSharedPtr pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const;
   HostConstSharedPtr pickFromList(const HostList& list, ListState& ls, std::minstd_rand& rng,
                                   std::optional<uint64_t> hash, const Ramp* ramp) const;
@@ -229,11 +253,15 @@ private:
                                                Cluster& c);
   static absl::Status applyTypedLbPolicy(const google::protobuf::Any& any, const std::string& type,
                                          const std::string& path, Cluster& c);
+  static absl::Status parseOriginalDst(const ClusterProto& proto, const std::string& where,
+                                       bool typed_lb, Cluster& c);
   static absl::Status checkRingSizes(const Cluster& c, const std::string& path);
   static absl::Status checkMaglevTableSize(const Cluster& c, const std::string& path);
 
   std::string name_;
   std::unique_ptr<DnsClusterConfig> dns_;
+  std::unique_ptr<OriginalDstConfig> odst_;
+  MainThreadPoster post_to_main_;
   std::vector<std::shared_ptr<const HealthCheckConfig>> health_checks_;
   std::unique_ptr<OutlierDetector> outlier_detector_;
   std::chrono::milliseconds connect_timeout_{5000};

@@ -19,6 +19,12 @@ HostConstSharedPtr Cluster::chooseHost(uint32_t worker, LoadBalancerContext* ctx
     st.snapshot = snapshot_.load();
     st.version = st.snapshot->version;
     st.lists.assign(st.snapshot->state_count, ListState{});
+    if (!st.odst_pending.empty()) {
+      std::erase_if(st.odst_pending, [](const HostConstSharedPtr& h) { return h->seenByMain(); });
+    }
+  }
+  if (odst_) {
+    return chooseOriginalDst(st, ctx); // one destination: nothing to pick again
   }
   HostConstSharedPtr host = pickOnce(st, ctx);
   if (ctx == nullptr) {

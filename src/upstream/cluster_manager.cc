@@ -72,6 +72,19 @@ absl::Status ClusterManager::initialize(event::Dispatcher& main, std::function<v
     if (dns->wait_for_warm) ++warming_;
   }
   for (auto& [name, cluster] : clusters_) {
+    if (const auto* odst = cluster->originalDstConfig()) {
+      cluster->setMainThreadPoster([&main](std::function<void()> f) { main.post(std::move(f)); });
+      Cluster* c = cluster.get();
+      const auto interval = odst->cleanup_interval;
+      auto self = std::make_shared<event::Timer*>(nullptr); // the timer re-arms itself
+      auto timer = main.createTimer([c, self, interval] {
+        c->cleanupOriginalDstHosts();
+        (*self)->enableTimer(interval);
+      });
+      *self = timer.get();
+      timer->enableTimer(interval);
+      cleanup_timers_.push_back(std::move(timer));
+    }
     for (const auto& hc : cluster->healthChecks()) {
       health_checkers_.push_back(std::make_unique<HealthChecker>(*cluster, hc, main, *store_));
       health_checkers_.back()->start();

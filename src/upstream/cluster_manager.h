@@ -58,6 +58,7 @@ private:
   std::function<void()> on_ready_;
   size_t warming_ = 0;
   event::TimerPtr warm_timer_;
+  std::vector<event::TimerPtr> cleanup_timers_; // ORIGINAL_DST clusters' host sweeps
 };
 
 // The index of the worker running on this thread (0..N-1), or N for the main

@@ -141,6 +141,15 @@ public:
   // Since when the host has served: when it joined the cluster, or last became
   // healthy through active health checking (slow_start_config ramps from
   // here). Main thread sets; any thread reads.
+  // ORIGINAL_DST clusters: every pick marks its host used; the cleanup sweep
+  // (main thread) takes the mark, and removes hosts that had none.
+  void markUsed() const { used_.store(true, std::memory_order_relaxed); }
+  bool takeUsed() const { return used_.exchange(false, std::memory_order_relaxed); }
+  // ORIGINAL_DST clusters: set by the main thread once it handled a host a
+  // worker made on demand (see original_dst.cc).
+  void markSeenByMain() const { seen_by_main_.store(true, std::memory_order_release); }
+  bool seenByMain() const { return seen_by_main_.load(std::memory_order_acquire); }
+
   std::chrono::steady_clock::time_point activeSince() const {
     return std::chrono::steady_clock::time_point(
         std::chrono::steady_clock::duration(active_since_.load(std::memory_order_relaxed)));
@@ -156,6 +165,8 @@ private:
   const uint32_t weight_;
   const uint32_t priority_;
   mutable std::atomic<uint32_t> health_flags_{0};
+  mutable std::atomic<bool> used_{true};
+  mutable std::atomic<bool> seen_by_main_{false};
   mutable std::atomic<std::chrono::steady_clock::rep> active_since_{
       std::chrono::steady_clock::now().time_since_epoch().count()};
   mutable HostStats stats_;

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "upstream/host.h"
@@ -92,6 +94,8 @@ struct HostSnapshot {
   uint32_t state_count = 0; // balancer states a worker keeps (see HostList::state_index)
   // slow_start_config: until when some usable host is still ramping up.
   std::chrono::steady_clock::time_point slow_start_until{};
+  // ORIGINAL_DST clusters only: every host by its "ip:port".
+  std::unordered_map<std::string, HostConstSharedPtr> by_address;
 };
 
 } // namespace legate::upstream

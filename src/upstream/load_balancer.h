@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 #include "network/address.h"
 
@@ -31,6 +32,16 @@ struct LoadBalancerContext {
 
   // The downstream peer (source-IP hashing, ORIGINAL_DST); nullptr if unknown.
   virtual const network::Address* downstreamRemoteAddress() const { return nullptr; }
+
+  // The downstream connection's original destination when the original_dst
+  // listener filter restored it (ORIGINAL_DST clusters); nullptr otherwise.
+  virtual const network::Address* downstreamOriginalDestination() const { return nullptr; }
+
+  // The request's first value of header `name` (lower case), if it has one
+  // (ORIGINAL_DST's use_http_header). Valid while chooseHost() runs.
+  virtual std::optional<std::string_view> requestHeader(std::string_view /*name*/) const {
+    return std::nullopt;
+  }
 };
 
 } // namespace legate::upstream

@@ -140,5 +140,45 @@ TEST_F(ConfigModelTest, LoadBalancingPolicySkipsWhatLegateDoesNotImplement) {
   EXPECT_NE(st.message().find("unknown type"), std::string::npos) << st;
 }
 
+TEST_F(ConfigModelTest, OriginalDstListenerFilterAndHandOffFields) {
+  const std::string filter = R"(    listener_filters:
+    - name: envoy.filters.listener.original_dst
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst
+    listener_filters_timeout: 1s
+    use_original_dst: true
+    bind_to_port: false
+)";
+  EXPECT_TRUE(build(listener("backend", filter)).ok()) << build(listener("backend", filter));
+  // Another listener filter type is refused by name.
+  const std::string other = R"(    listener_filters:
+    - name: envoy.filters.network.tcp_proxy
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+        stat_prefix: x
+        cluster: backend
+)";
+  auto st = build(listener("backend", other));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("static_resources.listeners[0].listener_filters[0].typed_config: "
+                              "'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy' is not a "
+                              "listener filter legate implements"),
+            std::string::npos)
+      << st;
+  // What stays refused: transparent sockets, a disabled-filter matcher.
+  st = build(listener("backend", "    transparent: true\n"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("transparent"), std::string::npos) << st;
+  const std::string disabled = R"(    listener_filters:
+    - name: envoy.filters.listener.original_dst
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst
+      filter_disabled: { destination_port_range: { start: 1, end: 2 } }
+)";
+  st = build(listener("backend", disabled));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("listener_filters[0].filter_disabled"), std::string::npos) << st;
+}
+
 } // namespace
 } // namespace legate::server

@@ -4,6 +4,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3/client_side_weighted_round_robin.pb.h"
+#include "envoy/extensions/load_balancing_policies/cluster_provided/v3/cluster_provided.pb.h"
 #include "envoy/extensions/load_balancing_policies/least_request/v3/least_request.pb.h"
 #include "envoy/extensions/load_balancing_policies/maglev/v3/maglev.pb.h"
 #include "envoy/extensions/load_balancing_policies/random/v3/random.pb.h"
@@ -959,6 +960,200 @@ TEST(TypedLbPolicyTest, RingHashAndMaglevSettings) {
     EXPECT_NE(r.status().message().find("typed_config.locality_weighted_lb_config"),
               std::string::npos);
   }
+}
+
+// ORIGINAL_DST: a context with a restored original destination and headers.
+struct OriginalDstCtx : LoadBalancerContext {
+  std::optional<network::Address> dst;
+  std::map<std::string, std::string> headers;
+  const network::Address* downstreamOriginalDestination() const override {
+    return dst ? &*dst : nullptr;
+  }
+  std::optional<std::string_view> requestHeader(std::string_view name) const override {
+    auto it = headers.find(std::string(name));
+    if (it == headers.end()) return std::nullopt;
+    return std::string_view(it->second);
+  }
+};
+
+envoy::config::cluster::v3::Cluster originalDstProto(const std::string& name) {
+  envoy::config::cluster::v3::Cluster c;
+  c.set_name(name);
+  c.set_type(envoy::config::cluster::v3::Cluster::ORIGINAL_DST);
+  c.set_lb_policy(envoy::config::cluster::v3::Cluster::CLUSTER_PROVIDED);
+  return c;
+}
+
+// A cluster whose main-thread tasks the test runs by hand, with what it removed.
+struct OriginalDstFixture {
+  explicit OriginalDstFixture(envoy::config::cluster::v3::Cluster proto) {
+    auto c = Cluster::create(proto, store, 2);
+    EXPECT_TRUE(c.ok()) << c.status();
+    cluster = *c;
+    cluster->setMainThreadPoster([this](std::function<void()> f) { tasks.push_back(std::move(f)); });
+    cluster->setHostsRemovedCallback([this](std::vector<HostConstSharedPtr> hosts) {
+      for (auto& h : hosts) removed.push_back(h);
+    });
+  }
+  void runMain() {
+    auto run = std::move(tasks);
+    tasks.clear();
+    for (auto& f : run) f();
+  }
+  stats::Store store;
+  std::shared_ptr<Cluster> cluster;
+  std::vector<std::function<void()>> tasks;
+  std::vector<HostConstSharedPtr> removed;
+};
+
+network::Address addr(const std::string& ip, int port) {
+  return *network::Address::fromIpPort(ip, port);
+}
+
+TEST(OriginalDstTest, ConfigurationRulesFollowEnvoy) {
+  stats::Store store;
+  auto rr = originalDstProto("rr");
+  rr.set_lb_policy(envoy::config::cluster::v3::Cluster::ROUND_ROBIN);
+  auto r = Cluster::create(rr, store, 1, "c");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("c.lb_policy: an ORIGINAL_DST cluster needs lb_policy "
+                                      "CLUSTER_PROVIDED"),
+            std::string::npos)
+      << r.status();
+  auto provided = makeCluster("static", {{1, 0}});
+  provided.set_lb_policy(envoy::config::cluster::v3::Cluster::CLUSTER_PROVIDED);
+  r = Cluster::create(provided, store, 1, "c");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("c.lb_policy: CLUSTER_PROVIDED needs"), std::string::npos)
+      << r.status();
+  auto la = originalDstProto("la");
+  la.mutable_load_assignment()->set_cluster_name("la");
+  r = Cluster::create(la, store, 1, "c");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("c.load_assignment"), std::string::npos);
+  auto md = originalDstProto("md");
+  md.mutable_original_dst_lb_config()->mutable_metadata_key()->set_key("k");
+  r = Cluster::create(md, store, 1, "c");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("c.original_dst_lb_config.metadata_key"), std::string::npos);
+  // The typed form: cluster_provided.
+  auto typed = originalDstProto("typed");
+  typed.clear_lb_policy();
+  auto* p = typed.mutable_load_balancing_policy()->add_policies();
+  p->mutable_typed_extension_config()->mutable_typed_config()->PackFrom(
+      envoy::extensions::load_balancing_policies::cluster_provided::v3::ClusterProvided());
+  r = Cluster::create(typed, store, 1, "c");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)->originalDstConfig()->cleanup_interval.count(), 5000) << "Envoy's default";
+  EXPECT_EQ((*r)->originalDstConfig()->header_name, "x-envoy-original-dst-host");
+  EXPECT_EQ((*r)->hosts().size(), 0u);
+}
+
+TEST(OriginalDstTest, HostsAreMadeOnDemandSharedAndCleanedUp) {
+  auto proto = originalDstProto("od");
+  proto.mutable_cleanup_interval()->set_seconds(1);
+  OriginalDstFixture fx(proto);
+  EXPECT_EQ(fx.cluster->originalDstConfig()->cleanup_interval.count(), 1000);
+  OriginalDstCtx ctx;
+  // No restored destination: no host.
+  EXPECT_EQ(fx.cluster->chooseHost(0, &ctx), nullptr);
+  EXPECT_EQ(fx.cluster->chooseHost(0), nullptr);
+  ctx.dst = addr("10.0.0.1", 80);
+  auto h1 = fx.cluster->chooseHost(0, &ctx);
+  ASSERT_NE(h1, nullptr);
+  EXPECT_EQ(h1->address().asString(), "10.0.0.1:80");
+  // Before the main thread adds it, the same worker reuses its new host.
+  EXPECT_EQ(fx.cluster->chooseHost(0, &ctx), h1);
+  EXPECT_EQ(fx.tasks.size(), 1u);
+  // Another worker makes its own (it cannot see the first yet).
+  auto dup = fx.cluster->chooseHost(1, &ctx);
+  ASSERT_NE(dup, nullptr);
+  EXPECT_NE(dup, h1);
+  fx.runMain();
+  ASSERT_EQ(fx.cluster->hosts().size(), 1u);
+  EXPECT_EQ(fx.cluster->hosts()[0], h1);
+  EXPECT_EQ(fx.store.gauge("cluster.od.membership_total").value(), 1);
+  ASSERT_EQ(fx.removed.size(), 1u) << "the duplicate is reported removed (its pools drain)";
+  EXPECT_EQ(fx.removed[0], dup);
+  // Both workers now use the member.
+  EXPECT_EQ(fx.cluster->chooseHost(1, &ctx), h1);
+  EXPECT_EQ(fx.cluster->chooseHost(0, &ctx), h1);
+  EXPECT_TRUE(fx.tasks.empty());
+  // A second destination.
+  ctx.dst = addr("10.0.0.2", 8080);
+  auto h2 = fx.cluster->chooseHost(0, &ctx);
+  fx.runMain();
+  EXPECT_EQ(fx.cluster->hosts().size(), 2u);
+  // Sweeps: a host used since the last sweep stays; one unused for a whole
+  // interval goes.
+  fx.cluster->cleanupOriginalDstHosts(); // both were used
+  EXPECT_EQ(fx.cluster->hosts().size(), 2u);
+  ctx.dst = addr("10.0.0.1", 80);
+  EXPECT_EQ(fx.cluster->chooseHost(0, &ctx), h1);
+  fx.removed.clear();
+  fx.cluster->cleanupOriginalDstHosts();
+  ASSERT_EQ(fx.cluster->hosts().size(), 1u);
+  EXPECT_EQ(fx.cluster->hosts()[0], h1);
+  ASSERT_EQ(fx.removed.size(), 1u);
+  EXPECT_EQ(fx.removed[0], h2);
+  fx.cluster->cleanupOriginalDstHosts();
+  EXPECT_EQ(fx.cluster->hosts().size(), 0u);
+  EXPECT_EQ(fx.store.gauge("cluster.od.membership_total").value(), 0);
+  // It comes back as a new host.
+  auto again = fx.cluster->chooseHost(0, &ctx);
+  ASSERT_NE(again, nullptr);
+  EXPECT_NE(again, h1);
+  fx.runMain();
+  EXPECT_EQ(fx.cluster->hosts().size(), 1u);
+}
+
+TEST(OriginalDstTest, HttpHeaderAndPortOverride) {
+  auto proto = originalDstProto("hdr");
+  proto.mutable_original_dst_lb_config()->set_use_http_header(true);
+  OriginalDstFixture fx(proto);
+  OriginalDstCtx ctx;
+  ctx.dst = addr("10.0.0.9", 9);
+  ctx.headers["x-envoy-original-dst-host"] = "192.0.2.1:8443";
+  auto h = fx.cluster->chooseHost(0, &ctx);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->address().asString(), "192.0.2.1:8443") << "the header wins";
+  ctx.headers["x-envoy-original-dst-host"] = "[2001:db8::1]:80";
+  h = fx.cluster->chooseHost(0, &ctx);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->address().asString(), "[2001:db8::1]:80");
+  for (const char* bad : {"192.0.2.1", "host:80", "192.0.2.1:", "192.0.2.1:70000", "[::1]",
+                          "::1:80", "192.0.2.1:80x", ""}) {
+    ctx.headers["x-envoy-original-dst-host"] = bad;
+    EXPECT_EQ(fx.cluster->chooseHost(0, &ctx), nullptr) << bad;
+  }
+  EXPECT_EQ(fx.store.counter("cluster.hdr.original_dst_host_invalid").value(), 8u);
+  // No header: the connection's original destination.
+  ctx.headers.clear();
+  h = fx.cluster->chooseHost(0, &ctx);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->address().asString(), "10.0.0.9:9");
+
+  // A custom header name (case-insensitive in config) and upstream_port_override.
+  auto custom = originalDstProto("custom");
+  custom.mutable_original_dst_lb_config()->set_use_http_header(true);
+  custom.mutable_original_dst_lb_config()->set_http_header_name("X-Dest");
+  custom.mutable_original_dst_lb_config()->mutable_upstream_port_override()->set_value(7000);
+  OriginalDstFixture cx(custom);
+  OriginalDstCtx ctx2;
+  ctx2.headers["x-envoy-original-dst-host"] = "192.0.2.1:1";
+  EXPECT_EQ(cx.cluster->chooseHost(0, &ctx2), nullptr) << "only the configured header counts";
+  ctx2.headers["x-dest"] = "192.0.2.5:1";
+  h = cx.cluster->chooseHost(0, &ctx2);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->address().asString(), "192.0.2.5:7000");
+  // Without use_http_header the header means nothing.
+  OriginalDstFixture plain(originalDstProto("plain"));
+  ctx.headers["x-envoy-original-dst-host"] = "192.0.2.1:8443";
+  h = plain.cluster->chooseHost(0, &ctx);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->address().asString(), "10.0.0.9:9");
+  ctx.dst.reset();
+  EXPECT_EQ(plain.cluster->chooseHost(0, &ctx), nullptr);
 }
 
 TEST(ClusterTest, UnsupportedConfigurationIsRefusedByName) {

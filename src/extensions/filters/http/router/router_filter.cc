@@ -633,6 +633,16 @@ const network::Address* RouterFilter::downstreamRemoteAddress() const {
   return callbacks_ != nullptr ? &callbacks_->streamInfo().downstream_remote : nullptr;
 }
 
+const network::Address* RouterFilter::downstreamOriginalDestination() const {
+  if (callbacks_ == nullptr) return nullptr;
+  const network::Connection& c = callbacks_->connection();
+  return c.localAddressRestored() ? &c.localAddress() : nullptr;
+}
+
+std::optional<std::string_view> RouterFilter::requestHeader(std::string_view name) const {
+  return request_headers_ != nullptr ? request_headers_->get(name) : std::nullopt;
+}
+
 void RouterFilter::DownstreamWatermarks::onAboveWriteBufferHighWatermark() {
   parent.downstream_backed_up_ = true;
   for (auto& req : parent.upstream_requests_) req->readDisable(true);

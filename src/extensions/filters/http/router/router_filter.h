@@ -65,6 +65,8 @@ public:
   bool shouldSelectAnotherHost(const upstream::Host& host) override;
   uint32_t hostSelectionRetryCount() const override;
   const network::Address* downstreamRemoteAddress() const override;
+  const network::Address* downstreamOriginalDestination() const override;
+  std::optional<std::string_view> requestHeader(std::string_view name) const override;
 
   // For UpstreamRequest.
   http::DecoderFilterCallbacks& callbacks() { return *callbacks_; }

@@ -147,9 +147,22 @@ network::FilterStatus TcpProxyFilter::onNewConnection() {
   return network::FilterStatus::StopIteration;
 }
 
+namespace {
+// What tcp_proxy tells the balancer: the downstream connection's addresses.
+struct ConnectionLbContext : upstream::LoadBalancerContext {
+  explicit ConnectionLbContext(const network::Connection& c) : conn(c) {}
+  const network::Address* downstreamRemoteAddress() const override { return &conn.remoteAddress(); }
+  const network::Address* downstreamOriginalDestination() const override {
+    return conn.localAddressRestored() ? &conn.localAddress() : nullptr;
+  }
+  const network::Connection& conn;
+};
+} // namespace
+
 void TcpProxyFilter::establishUpstream() {
   upstream::ClusterStats& cs = cluster_->stats();
-  host_ = cluster_->chooseHost(upstream::currentWorkerIndex());
+  ConnectionLbContext lb_ctx(*downstream_);
+  host_ = cluster_->chooseHost(upstream::currentWorkerIndex(), &lb_ctx);
   if (!host_) {
     cs.upstream_cx_none_healthy.inc();
     info_.setResponseFlag(accesslog::kNoHealthyUpstream);
