@@ -123,6 +123,20 @@ void Buffer::add(const void* data, size_t size) {
   }
 }
 
+char* Buffer::reserve(size_t n) {
+  if (noSlices() || back().writable() < n) {
+    pushBack(Slice(n));
+  }
+  Slice& tail = back();
+  return reinterpret_cast<char*>(tail.data + tail.end);
+}
+
+void Buffer::commit(size_t n) {
+  if (n == 0) return;
+  back().end += static_cast<uint32_t>(n);
+  length_ += n;
+}
+
 void Buffer::addCopy(const Buffer& other) {
   if (&other == this) {
     return;

@@ -59,6 +59,11 @@ public:
   void move(Buffer& other);
   // Moves up to n bytes; whole slices move, at most one slice is split by copy.
   void move(Buffer& other, size_t n);
+  // Writing in place: reserve(n) returns room for at least n bytes at the end
+  // (a fresh slice if the last has less), commit(k <= n) appends the k bytes
+  // written there. Nothing else may touch the buffer in between.
+  char* reserve(size_t n);
+  void commit(size_t n);
   void drain(size_t n);
   std::string toString() const;
   // Copies up to size bytes from the front without draining; returns bytes copied.

@@ -2,6 +2,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 
 #include "common/buffer.h"
@@ -202,6 +203,24 @@ TEST(BufferCopyTest, AddCopyLeavesTheSourceIntact) {
   EXPECT_EQ(dst.toString(), "x" + big);
   dst.addCopy(dst); // self-copy is a no-op
   EXPECT_EQ(dst.length(), big.size() + 1);
+}
+
+TEST(BufferTest, ReserveAndCommitAppendInPlace) {
+  Buffer b;
+  b.add("head:");
+  char* p = b.reserve(10);
+  std::memcpy(p, "0123456789", 10);
+  b.commit(4); // only part of the reserved room is used
+  EXPECT_EQ(b.toString(), "head:0123");
+  // A reservation larger than the tail's room starts a fresh slice.
+  const std::string big(3 * Buffer::kSliceSize, 'z');
+  p = b.reserve(big.size());
+  std::memcpy(p, big.data(), big.size());
+  b.commit(big.size());
+  EXPECT_EQ(b.length(), 9 + big.size());
+  EXPECT_EQ(b.toString().substr(0, 9), "head:0123");
+  b.commit(0);
+  EXPECT_EQ(b.length(), 9 + big.size());
 }
 
 } // namespace

@@ -208,6 +208,25 @@ TEST(Http1Server, ParsedFieldsAreMarkedWireSafe) {
   }
 }
 
+// A head that outgrows the room reserved for it still comes out whole and in order.
+TEST(Http1HeadWriter, BoundTooSmallSpillsIntoTheBuffer) {
+  for (size_t bound : {0, 1, 7, 20, 4096}) {
+    HeadWriter w(bound);
+    std::string expected;
+    for (int i = 0; i < 50; ++i) {
+      const std::string piece = "field-" + std::to_string(i) + ": value\r\n";
+      w.append(piece);
+      expected += piece;
+    }
+    w.appendNumber(0);
+    w.appendNumber(4294967295u);
+    w.appendProperCase("x-proper-case");
+    w.append("");
+    expected += "04294967295X-Proper-Case";
+    EXPECT_EQ(w.finish().toString(), expected) << bound;
+  }
+}
+
 TEST(Http1Server, UpgradeRequestCarriesTheByteStreamAsBody) {
   ServerHarness s;
   ASSERT_TRUE(s.feed("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n"

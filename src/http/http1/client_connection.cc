@@ -209,10 +209,10 @@ void Http1ClientConnection::RequestEncoder::encodeHeaders(const HeaderMap& heade
     framing_ = Framing::Chunked;
   }
 
-  std::string head;
-  head.reserve(256);
+  HeadWriter head(HeadWriter::boundFor(headers, method.size() + target.size() + 12) +
+                  authority.size());
   head.append(method);
-  head.push_back(' ');
+  head.append(" ");
   head.append(target);
   head.append(" HTTP/1.1\r\n");
   if (!authority.empty()) {

@@ -89,17 +89,54 @@ void StreamEncoderBase::resetEncoder() {
   callbacks_.clear();
 }
 
-void StreamEncoderBase::appendField(std::string& out, std::string_view name,
+void HeadWriter::appendNumber(uint32_t v) {
+  char digits[10];
+  size_t n = 0;
+  do {
+    digits[sizeof(digits) - 1 - n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  append(std::string_view(digits + sizeof(digits) - n, n));
+}
+
+void HeadWriter::appendProperCase(std::string_view name) {
+  char chunk[64];
+  bool upper = true;
+  while (!name.empty()) {
+    const size_t n = std::min(name.size(), sizeof(chunk));
+    for (size_t i = 0; i < n; ++i) {
+      char c = name[i];
+      if (upper && c >= 'a' && c <= 'z') c = static_cast<char>(c - ('a' - 'A'));
+      upper = c == '-';
+      chunk[i] = c;
+    }
+    append(std::string_view(chunk, n));
+    name.remove_prefix(n);
+  }
+}
+
+void HeadWriter::overflow(std::string_view s) {
+  if (!spilled_) {
+    out_.commit(static_cast<size_t>(p_ - begin_));
+    spilled_ = true;
+    begin_ = p_ = end_ = nullptr;
+  }
+  out_.add(s);
+}
+
+Buffer& HeadWriter::finish() {
+  if (!spilled_) {
+    out_.commit(static_cast<size_t>(p_ - begin_));
+    spilled_ = true;
+    begin_ = p_ = end_ = nullptr;
+  }
+  return out_;
+}
+
+void StreamEncoderBase::appendField(HeadWriter& out, std::string_view name,
                                     std::string_view value) const {
   if (settings_.proper_case_headers) {
-    bool upper = true;
-    for (char c : name) {
-      if (upper && c >= 'a' && c <= 'z') {
-        c = static_cast<char>(c - ('a' - 'A'));
-      }
-      upper = c == '-';
-      out.push_back(c);
-    }
+    out.appendProperCase(name);
   } else {
     out.append(name);
   }
@@ -108,7 +145,7 @@ void StreamEncoderBase::appendField(std::string& out, std::string_view name,
   out.append("\r\n");
 }
 
-void StreamEncoderBase::appendHeaders(std::string& out, const HeaderMap& headers,
+void StreamEncoderBase::appendHeaders(HeadWriter& out, const HeaderMap& headers,
                                       bool skip_content_length, bool skip_host) const {
   for (const HeaderMap::Entry& e : headers.entries()) {
     const std::string_view name = e.first, value = e.second;
@@ -131,15 +168,13 @@ void StreamEncoderBase::appendHeaders(std::string& out, const HeaderMap& headers
   }
 }
 
-void StreamEncoderBase::finishHead(std::string& head, bool end_stream) {
+void StreamEncoderBase::finishHead(HeadWriter& head, bool end_stream) {
   head.append("\r\n");
   headers_encoded_ = true;
   if (end_stream) {
     complete_ = true;
   }
-  Buffer out;
-  out.add(head);
-  write(out, end_stream);
+  write(head.finish(), end_stream);
 }
 
 void StreamEncoderBase::encodeData(Buffer& data, bool end_stream) {
@@ -194,14 +229,16 @@ void StreamEncoderBase::encodeTrailers(const HeaderMap& trailers) {
     return;
   }
   complete_ = true;
-  Buffer out;
   if (framing_ == Framing::Chunked) {
     // Trailers exist only in the chunked coding; otherwise they end the body.
-    std::string block = "0\r\n";
+    HeadWriter block(HeadWriter::boundFor(trailers, 3));
+    block.append("0\r\n");
     appendHeaders(block, trailers, true, true);
     block.append("\r\n");
-    out.add(block);
+    write(block.finish(), true);
+    return;
   }
+  Buffer out;
   write(out, true);
 }
 

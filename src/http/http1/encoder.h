@@ -10,6 +10,7 @@
 // Thread: owned by one codec connection on one worker.
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,48 @@ namespace legate::http::http1 {
 // "OK", "Not Found", ...; "" for codes we have no phrase for (the reason phrase
 // is optional on the wire).
 std::string_view reasonPhrase(uint32_t status);
+
+// Writes one message head straight into a Buffer: the caller reserves an upper
+// bound of the head's size once, pieces are then memcpy'd into the reserved room.
+// Should the bound be short anyway, the rest goes through Buffer::add, so the bytes
+// are always right; the bound only decides whether one copy is saved.
+class HeadWriter {
+public:
+  explicit HeadWriter(size_t bound)
+      : begin_(out_.reserve(bound)), p_(begin_), end_(begin_ + bound) {}
+  HeadWriter(const HeadWriter&) = delete;
+  HeadWriter& operator=(const HeadWriter&) = delete;
+
+  void append(std::string_view s) {
+    if (s.empty()) return;
+    if (static_cast<size_t>(end_ - p_) >= s.size()) {
+      std::memcpy(p_, s.data(), s.size());
+      p_ += s.size();
+    } else {
+      overflow(s);
+    }
+  }
+  void appendNumber(uint32_t v);
+  // name in Train-Case ("content-type" -> "Content-Type").
+  void appendProperCase(std::string_view name);
+  // The finished head, ready to write.
+  Buffer& finish();
+
+  // A bound for a head carrying these headers plus a start line and the fields
+  // the codec adds itself (Host, Transfer-Encoding, Connection, Content-Length).
+  static size_t boundFor(const HeaderMap& headers, size_t start_line) {
+    return headers.byteSize() + 4 * headers.size() + start_line + 128;
+  }
+
+private:
+  void overflow(std::string_view s);
+
+  Buffer out_;
+  char* begin_;
+  char* p_;
+  char* end_;
+  bool spilled_ = false; // the reserved room was committed; appends go through add()
+};
 
 class StreamEncoderBase : public StreamEncoder {
 public:
@@ -48,17 +91,17 @@ protected:
   // Prepares for a new message.
   void resetEncoder();
   // Appends "name: value\r\n" in the configured case.
-  void appendField(std::string& out, std::string_view name, std::string_view value) const;
+  void appendField(HeadWriter& out, std::string_view name, std::string_view value) const;
   // Appends the regular fields of headers, skipping pseudo-headers and the
   // fields the codec owns (framing, connection management); fields with bytes
   // that could split the message (CR, LF, NUL, non-token names) are dropped.
   // skip_content_length drops Content-Length too (204, 1xx); skip_host drops
   // Host (requests, where :authority is written as Host).
-  void appendHeaders(std::string& out, const HeaderMap& headers, bool skip_content_length,
+  void appendHeaders(HeadWriter& out, const HeaderMap& headers, bool skip_content_length,
                      bool skip_host) const;
   // Finishes the head: emits the header block, then completes the message if
   // end_stream.
-  void finishHead(std::string& head, bool end_stream);
+  void finishHead(HeadWriter& head, bool end_stream);
   void notifyReset(StreamResetReason reason, std::string_view details);
 
   const CodecSettings& settings_;

@@ -155,16 +155,16 @@ void Http1ServerConnection::ResponseEncoder::encode1xxHeaders(const HeaderMap& h
   if (status < 100 || status > 199 || status == 101) {
     status = 100;
   }
-  std::string head = "HTTP/1.1 ";
-  head.append(std::to_string(status));
-  head.push_back(' ');
-  head.append(reasonPhrase(status));
+  const std::string_view reason = reasonPhrase(status);
+  HeadWriter head(HeadWriter::boundFor(headers, 15 + reason.size()));
+  head.append("HTTP/1.1 ");
+  head.appendNumber(status);
+  head.append(" ");
+  head.append(reason);
   head.append("\r\n");
   appendHeaders(head, headers, true, false);
   head.append("\r\n");
-  Buffer out;
-  out.add(head);
-  connection_.output_(out, false);
+  connection_.output_(head.finish(), false);
 }
 
 void Http1ServerConnection::ResponseEncoder::encodeHeaders(const HeaderMap& headers,
@@ -205,12 +205,12 @@ void Http1ServerConnection::ResponseEncoder::encodeHeaders(const HeaderMap& head
   }
   connection_.close_after_response_ = close;
 
-  std::string head;
-  head.reserve(256);
+  const std::string_view reason = reasonPhrase(status);
+  HeadWriter head(HeadWriter::boundFor(headers, 15 + reason.size()));
   head.append("HTTP/1.1 ");
-  head.append(std::to_string(status));
-  head.push_back(' ');
-  head.append(reasonPhrase(status));
+  head.appendNumber(status);
+  head.append(" ");
+  head.append(reason);
   head.append("\r\n");
   appendHeaders(head, headers, status < 200 || status == 204, false);
   if (upgraded) {
