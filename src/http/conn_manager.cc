@@ -469,7 +469,9 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     const bool edge = cfg.use_remote_address && !internal;
     const bool keep = h.has(headers::kXRequestId) && (!edge || cfg.preserve_external_request_id);
     if (!keep) {
-      h.set(headers::kXRequestId, utility::makeUuid());
+      char id[utility::kUuidLength];
+      utility::makeUuid(id);
+      h.set(headers::kXRequestId, std::string_view(id, sizeof(id)));
     }
   }
   if (!cfg.via.empty()) {

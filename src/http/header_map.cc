@@ -143,31 +143,43 @@ void HeaderMap::addWireSafe(std::string_view name, std::string_view value) {
 }
 
 void HeaderMap::set(std::string_view name, std::string_view value) {
-  // Compare against the lower-cased name without storing it unless needed.
-  auto matches = [name](std::string_view stored) { return equalsIgnoreCase(stored, name); };
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    Entry& e = entries_[i];
-    if (!matches(e.first)) continue;
-    const std::string_view v = store(value);
-    byte_size_ = byte_size_ - e.second.size() + v.size();
-    e.second = v;
-    e.wire_safe = false;
-    // Drop any later duplicates.
-    size_t removed_bytes = 0;
-    size_t removed_pseudo = 0;
-    auto it = std::remove_if(entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1, entries_.end(),
-                             [&](const Entry& x) {
-                               if (!matches(x.first)) return false;
-                               removed_bytes += x.first.size() + x.second.size();
-                               if (x.first[0] == ':') ++removed_pseudo;
-                               return true;
-                             });
-    entries_.erase(it, entries_.end());
-    byte_size_ -= removed_bytes;
-    pseudo_count_ -= removed_pseudo;
+  // Callers almost always pass a lower-case constant; fold once into a stack
+  // buffer so every comparison below is a plain one.
+  char folded[64];
+  std::string long_name;
+  std::string_view n = name;
+  if (name.size() <= sizeof(folded)) {
+    copyLower(folded, name.data(), name.size());
+    n = std::string_view(folded, name.size());
+  } else {
+    long_name.assign(name);
+    toLowerInPlace(long_name);
+    n = long_name;
+  }
+  size_t i = 0;
+  while (i < entries_.size() && !sameName(entries_[i].first, n)) ++i;
+  if (i == entries_.size()) {
+    insert(Entry{store(n), store(value), false});
     return;
   }
-  add(name, value);
+  Entry& e = entries_[i];
+  const std::string_view v = store(value);
+  byte_size_ = byte_size_ - e.second.size() + v.size();
+  e.second = v;
+  e.wire_safe = false;
+  // Drop any later duplicates, compacting in place only if there are some.
+  size_t out = i + 1;
+  for (size_t j = i + 1; j < entries_.size(); ++j) {
+    const Entry& x = entries_[j];
+    if (sameName(x.first, n)) {
+      byte_size_ -= x.first.size() + x.second.size();
+      if (!x.first.empty() && x.first[0] == ':') --pseudo_count_;
+      continue;
+    }
+    if (out != j) entries_[out] = x;
+    ++out;
+  }
+  entries_.resize(out);
 }
 
 template <class Pred> size_t HeaderMap::removeIf(Pred pred) {

@@ -26,6 +26,9 @@ std::string_view trimmed(std::string_view s);
 
 // A random version 4 UUID.
 std::string makeUuid();
+// The same into out[0, kUuidLength), no allocation (the request path).
+inline constexpr size_t kUuidLength = 36;
+void makeUuid(char* out);
 // The current time as an IMF-fixdate (RFC 9110 §5.6.7), cached per second.
 std::string httpDate();
 // "Not Found" for 404, ...; "Unknown" for codes without a phrase.

@@ -5,6 +5,7 @@
 #include "http/http1/chars.h"
 
 #include <random>
+#include <set>
 #include <string>
 
 namespace legate::http {
@@ -45,6 +46,44 @@ TEST(HeaderMapTest, SetRemoveAndByteSize) {
   EXPECT_EQ(h.status(), 204u);
   h.set(":status", "2x4");
   EXPECT_EQ(h.status(), 0u);
+}
+
+// set() keeps the first occurrence's position, drops later duplicates (pseudo
+// ones too), and views taken before a set or copy stay valid.
+TEST(HeaderMapTest, SetKeepsPositionDropsDuplicatesAndCopiesAreIndependent) {
+  HeaderMap h;
+  h.add("x", "1");
+  h.add(":path", "/a");
+  h.add("Dup", "1");
+  h.add("y", "2");
+  h.add("dup", "2");
+  h.add(":path", "/b");
+  h.add("DUP", "3");
+  const std::string_view old_y = *h.get("y");
+  h.set("dUp", "only");
+  h.set(":PATH", "/c");
+  std::vector<std::string> order;
+  for (const auto& e : h.entries()) order.push_back(std::string(e.first) + "=" + std::string(e.second));
+  EXPECT_EQ(order, (std::vector<std::string>{":path=/c", "x=1", "dup=only", "y=2"}));
+  EXPECT_EQ(h.byteSize(), 5u + 2 + 1 + 1 + 3 + 4 + 1 + 1);
+  EXPECT_EQ(old_y, "2");
+  // A long name (past the stack buffer) folds the same way.
+  const std::string long_name(100, 'N');
+  h.set(long_name, "v");
+  EXPECT_EQ(h.get(std::string(100, 'n')).value_or(""), "v");
+  HeaderMap copy = h;
+  HeaderMap moved = std::move(copy);
+  h.set("x", "changed");
+  EXPECT_EQ(moved.get("x").value_or(""), "1");
+  EXPECT_EQ(moved.size(), 5u);
+  EXPECT_TRUE(copy.empty()); // NOLINT(bugprone-use-after-move): moved-from is empty
+  copy.add("z", "1");
+  EXPECT_EQ(copy.get("z").value_or(""), "1");
+  h.clear();
+  EXPECT_TRUE(h.empty());
+  EXPECT_EQ(h.byteSize(), 0u);
+  h.add("after", "clear");
+  EXPECT_EQ(h.get("after").value_or(""), "clear");
 }
 
 // The eight-bytes-at-a-time paths against plain byte loops, over every byte value
@@ -145,6 +184,31 @@ TEST(UtilityTest, XffAndInternalAddresses) {
   EXPECT_TRUE(utility::isInternalIp("192.168.1.1"));
   EXPECT_TRUE(utility::isInternalIp("::1"));
   EXPECT_FALSE(utility::isInternalIp("8.8.8.8"));
+}
+
+// 2000 ids: all distinct, and every free hex position takes all 16 digits (a
+// nibble-order or formatting slip would pin or skip some).
+TEST(UtilityTest, UuidsAreDistinctAndUseEveryDigitEverywhere) {
+  std::set<std::string> seen;
+  std::vector<std::set<char>> digits(36);
+  for (int i = 0; i < 2000; ++i) {
+    char id[utility::kUuidLength];
+    utility::makeUuid(id);
+    const std::string s(id, sizeof(id));
+    EXPECT_TRUE(seen.insert(s).second) << s;
+    for (size_t p = 0; p < s.size(); ++p) digits[p].insert(s[p]);
+  }
+  for (size_t p = 0; p < 36; ++p) {
+    if (p == 8 || p == 13 || p == 18 || p == 23) {
+      EXPECT_EQ(digits[p], std::set<char>{'-'});
+    } else if (p == 14) {
+      EXPECT_EQ(digits[p], std::set<char>{'4'});
+    } else if (p == 19) {
+      EXPECT_EQ(digits[p], (std::set<char>{'8', '9', 'a', 'b'}));
+    } else {
+      EXPECT_EQ(digits[p].size(), 16u) << "position " << p;
+    }
+  }
 }
 
 TEST(UtilityTest, UuidIsVersion4) {
