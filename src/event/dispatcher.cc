@@ -36,7 +36,8 @@ private:
 
 class FileEventImpl : public FileEvent {
 public:
-  FileEventImpl(event_base* base, int fd, std::function<void(uint32_t)> cb) : cb_(std::move(cb)) {
+  FileEventImpl(event_base* base, int fd, Dispatcher::FileReadyCb cb, void* ctx)
+      : cb_(cb), ctx_(ctx) {
     event_assign(&ev_, base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
                  &FileEventImpl::onReady, this);
     event_add(&ev_, nullptr);
@@ -56,9 +57,11 @@ private:
     if (what & EV_READ) events |= FileReadyType::Read;
     if (what & EV_WRITE) events |= FileReadyType::Write;
     if (what & EV_CLOSED) events |= FileReadyType::Closed;
-    static_cast<FileEventImpl*>(arg)->cb_(events);
+    auto* self = static_cast<FileEventImpl*>(arg);
+    self->cb_(self->ctx_, events);
   }
-  std::function<void(uint32_t)> cb_;
+  Dispatcher::FileReadyCb cb_;
+  void* ctx_;
   ::event ev_;
 };
 
@@ -147,8 +150,8 @@ TimerPtr Dispatcher::createTimer(std::function<void()> cb) {
   return std::make_unique<TimerImpl>(*timers_, std::move(cb));
 }
 
-FileEventPtr Dispatcher::createFileEvent(int fd, std::function<void(uint32_t)> cb) {
-  return std::make_unique<FileEventImpl>(base_, fd, std::move(cb));
+FileEventPtr Dispatcher::createFileEvent(int fd, FileReadyCb cb, void* ctx) {
+  return std::make_unique<FileEventImpl>(base_, fd, cb, ctx);
 }
 
 void Dispatcher::deferredDelete(std::unique_ptr<DeferredDeletable> obj) {

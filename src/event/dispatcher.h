@@ -73,7 +73,10 @@ public:
   bool isThreadSafe() const;
 
   TimerPtr createTimer(std::function<void()> cb);
-  FileEventPtr createFileEvent(int fd, std::function<void(uint32_t events)> cb);
+  // cb(ctx, events) on readiness. A plain function and a pointer rather than a
+  // std::function: every connection holds one of these for its whole life.
+  using FileReadyCb = void (*)(void* ctx, uint32_t events);
+  FileEventPtr createFileEvent(int fd, FileReadyCb cb, void* ctx);
   void deferredDelete(std::unique_ptr<DeferredDeletable> obj);
 
   // Loop time, refreshed once per iteration (cheap).

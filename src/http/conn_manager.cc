@@ -272,13 +272,13 @@ struct ConnectionManager::ActiveStream::DecoderEntry : public DecoderFilterCallb
   }
   void onDecoderFilterAboveWriteBufferHighWatermark() override {
     ++stream.read_disables_;
-    stream.parent_.stats_.downstream_flow_control_paused_reading_total.inc();
+    stream.parent_.stats().downstream_flow_control_paused_reading_total.inc();
     stream.encoder_.readDisable(true);
   }
   void onDecoderFilterBelowWriteBufferLowWatermark() override {
     if (stream.read_disables_ > 0) {
       --stream.read_disables_;
-      stream.parent_.stats_.downstream_flow_control_resumed_reading_total.inc();
+      stream.parent_.stats().downstream_flow_control_resumed_reading_total.inc();
       stream.encoder_.readDisable(false);
     }
   }
@@ -325,7 +325,7 @@ ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamE
   info_.connection_id = parent_.connection_->id();
   info_.downstream_local = parent_.connection_->localAddress();
   info_.downstream_remote = parent_.connection_->remoteAddress();
-  ConnectionManagerStats& st = parent_.stats_;
+  ConnectionManagerStats& st = parent_.stats();
   st.downstream_rq_total.inc();
   st.downstream_rq_http1_total.inc();
   st.downstream_rq_active.inc();
@@ -342,7 +342,7 @@ ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamE
   // complete within request_headers_timeout (slowloris).
   if (cfg.request_headers_timeout.count() > 0) {
     headers_timer_ = parent_.connection_->dispatcher().createTimer([this] {
-      parent_.stats_.downstream_rq_header_timeout.inc();
+      parent_.stats().downstream_rq_header_timeout.inc();
       parent_.close_after_stream_ = true;
       remote_complete_ = true; // nothing more will be read for this request
       sendLocalReplyImpl(408, "request header timeout", nullptr, "request_header_timeout",
@@ -417,7 +417,7 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     if (redirect) {
       // UNESCAPE_AND_REDIRECT: the client asks again for the unescaped (and
       // normalized) path, so every party on the way sees the same path.
-      parent_.stats_.downstream_rq_redirected_with_normalized_path.inc();
+      parent_.stats().downstream_rq_redirected_with_normalized_path.inc();
       sendLocalReplyImpl(
           307, "", [&path_value](HeaderMap& r) { r.set("location", path_value); },
           "escaped_slashes_redirected", 0);
@@ -615,8 +615,8 @@ bool ConnectionManager::ActiveStream::authorizeUpgrade() {
   }
   upgrade_ = true;
   h.set(headers::kConnection, "upgrade");
-  parent_.stats_.downstream_cx_upgrades_total.inc();
-  parent_.stats_.downstream_cx_upgrades_active.inc();
+  parent_.stats().downstream_cx_upgrades_total.inc();
+  parent_.stats().downstream_cx_upgrades_active.inc();
   return true;
 }
 
@@ -666,7 +666,7 @@ void ConnectionManager::ActiveStream::decodeData(Buffer& data, bool end_stream) 
       return;
     }
     if (decode_buffer_.length() > parent_.connection_->bufferLimit()) {
-      parent_.stats_.downstream_rq_too_large.inc();
+      parent_.stats().downstream_rq_too_large.inc();
       sendLocalReplyImpl(413, "", nullptr, "request_payload_too_large", 0);
     }
     return;
@@ -686,7 +686,7 @@ void ConnectionManager::ActiveStream::runDecodeData(size_t start, Buffer& data, 
     if (decode_stop_buffers_) {
       decode_buffer_.move(data);
       if (decode_buffer_.length() > parent_.connection_->bufferLimit()) {
-        parent_.stats_.downstream_rq_too_large.inc();
+        parent_.stats().downstream_rq_too_large.inc();
         sendLocalReplyImpl(413, "", nullptr, "request_payload_too_large", 0);
       }
     }
@@ -930,7 +930,7 @@ void ConnectionManager::ActiveStream::finalizeResponseHeaders(HeaderMap& h) {
     parent_.close_after_stream_ = true;
   }
   if (network::isDraining() && !parent_.close_after_stream_) {
-    parent_.stats_.downstream_cx_drain_close.inc();
+    parent_.stats().downstream_cx_drain_close.inc();
     parent_.close_after_stream_ = true;
   }
   if (parent_.close_after_stream_) {
@@ -938,7 +938,7 @@ void ConnectionManager::ActiveStream::finalizeResponseHeaders(HeaderMap& h) {
   }
   const uint32_t code = h.status();
   info_.response_code = code;
-  ConnectionManagerStats& st = parent_.stats_;
+  ConnectionManagerStats& st = parent_.stats();
   if (code >= 500) st.downstream_rq_5xx.inc();
   else if (code >= 400) st.downstream_rq_4xx.inc();
   else if (code >= 300) st.downstream_rq_3xx.inc();
@@ -981,7 +981,7 @@ void ConnectionManager::ActiveStream::sendLocalReplyImpl(
   }
   if (response_started_) {
     // Too late for a reply: the client already has headers. Reset instead.
-    parent_.stats_.rq_reset_after_downstream_response_started.inc();
+    parent_.stats().rq_reset_after_downstream_response_started.inc();
     encoder_.resetStream(StreamResetReason::LocalReset);
     return;
   }
@@ -1040,7 +1040,7 @@ void ConnectionManager::ActiveStream::onEncodeComplete() {
   if (!remote_complete_) {
     // HTTP/1: the rest of the request can't be skipped reliably; the
     // connection closes after this response (connection: close was set).
-    parent_.stats_.downstream_rq_response_before_rq_complete.inc();
+    parent_.stats().downstream_rq_response_before_rq_complete.inc();
     parent_.close_after_stream_ = true;
   }
   finish();
@@ -1053,7 +1053,7 @@ void ConnectionManager::ActiveStream::finish() {
   request_timer_.reset();
   headers_timer_.reset();
   info_.end_steady = std::chrono::steady_clock::now();
-  ConnectionManagerStats& st = parent_.stats_;
+  ConnectionManagerStats& st = parent_.stats();
   st.downstream_rq_active.dec();
   st.downstream_rq_completed.inc();
   if (upgrade_) st.downstream_cx_upgrades_active.dec();
@@ -1077,9 +1077,9 @@ void ConnectionManager::ActiveStream::onResetStream(StreamResetReason reason,
                                                     std::string_view details) {
   if (done_) return;
   if (reason == StreamResetReason::LocalReset) {
-    parent_.stats_.downstream_rq_tx_reset.inc();
+    parent_.stats().downstream_rq_tx_reset.inc();
   } else {
-    parent_.stats_.downstream_rq_rx_reset.inc();
+    parent_.stats().downstream_rq_rx_reset.inc();
     info_.setResponseFlag(accesslog::kDownstreamConnectionTermination);
   }
   if (info_.response_code_details.empty()) info_.response_code_details = std::string(details);
@@ -1089,7 +1089,7 @@ void ConnectionManager::ActiveStream::onResetStream(StreamResetReason reason,
 
 void ConnectionManager::ActiveStream::resetFromConnection(const char* details) {
   if (done_) return;
-  parent_.stats_.downstream_rq_rx_reset.inc();
+  parent_.stats().downstream_rq_rx_reset.inc();
   info_.setResponseFlag(accesslog::kDownstreamConnectionTermination);
   if (info_.response_code_details.empty()) info_.response_code_details = details;
   finish();
@@ -1106,7 +1106,7 @@ void ConnectionManager::ActiveStream::onDownstreamBelowLow() {
 }
 
 void ConnectionManager::ActiveStream::onStreamIdleTimeout() {
-  parent_.stats_.downstream_rq_idle_timeout.inc();
+  parent_.stats().downstream_rq_idle_timeout.inc();
   info_.setResponseFlag(accesslog::kStreamIdleTimeout);
   if (response_started_) {
     encoder_.resetStream(StreamResetReason::LocalReset);
@@ -1116,7 +1116,7 @@ void ConnectionManager::ActiveStream::onStreamIdleTimeout() {
 }
 
 void ConnectionManager::ActiveStream::onRequestTimeout() {
-  parent_.stats_.downstream_rq_timeout.inc();
+  parent_.stats().downstream_rq_timeout.inc();
   if (response_started_) {
     encoder_.resetStream(StreamResetReason::LocalReset);
   } else {
@@ -1129,7 +1129,7 @@ void ConnectionManager::ActiveStream::onRequestTimeout() {
 // ConnectionManager
 
 ConnectionManager::ConnectionManager(std::shared_ptr<const ConnectionManagerConfig> config)
-    : config_(std::move(config)), stats_(*config_->stats) {}
+    : config_(std::move(config)) {}
 
 ConnectionManager::~ConnectionManager() {
   closed_ = true;
@@ -1153,18 +1153,18 @@ void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbac
   read_callbacks_ = &callbacks;
   connection_ = &callbacks.connection();
   connection_->addConnectionCallbacks(*this);
-  connection_->setConnectionStats({&stats_.downstream_cx_rx_bytes_total,
-                                   &stats_.downstream_cx_rx_bytes_buffered,
-                                   &stats_.downstream_cx_tx_bytes_total,
-                                   &stats_.downstream_cx_tx_bytes_buffered});
+  connection_->setConnectionStats({&stats().downstream_cx_rx_bytes_total,
+                                   &stats().downstream_cx_rx_bytes_buffered,
+                                   &stats().downstream_cx_tx_bytes_total,
+                                   &stats().downstream_cx_tx_bytes_buffered});
 }
 
 network::FilterStatus ConnectionManager::onNewConnection() {
   start_ = std::chrono::steady_clock::now();
-  stats_.downstream_cx_total.inc();
-  stats_.downstream_cx_active.inc();
-  stats_.downstream_cx_http1_total.inc();
-  stats_.downstream_cx_http1_active.inc();
+  stats().downstream_cx_total.inc();
+  stats().downstream_cx_active.inc();
+  stats().downstream_cx_http1_total.inc();
+  stats().downstream_cx_http1_active.inc();
   counted_ = true;
   connection_->setDelayedCloseTimeout(config_->delayed_close_timeout);
   auto& dispatcher = connection_->dispatcher();
@@ -1174,7 +1174,7 @@ network::FilterStatus ConnectionManager::onNewConnection() {
   }
   if (config_->max_connection_duration.count() > 0) {
     duration_timer_ = dispatcher.createTimer([this] {
-      stats_.downstream_cx_max_duration_reached.inc();
+      stats().downstream_cx_max_duration_reached.inc();
       if (streams_.empty()) {
         closeConnection(network::ConnectionCloseType::FlushWrite);
       } else {
@@ -1208,7 +1208,7 @@ StreamDecoder& ConnectionManager::newStream(StreamEncoder& response_encoder) {
   ++requests_;
   if (config_->max_requests_per_connection > 0 &&
       requests_ >= config_->max_requests_per_connection) {
-    stats_.downstream_cx_max_requests_reached.inc();
+    stats().downstream_cx_max_requests_reached.inc();
     close_after_stream_ = true;
   }
   auto stream = std::make_unique<ActiveStream>(*this, response_encoder);
@@ -1230,7 +1230,7 @@ network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
   dispatching_ = false;
   if (!st.ok()) {
     codec_error_ = true;
-    stats_.downstream_cx_protocol_error.inc();
+    stats().downstream_cx_protocol_error.inc();
     const std::string details(st.message());
     hcmLog().debug("[C{}] protocol error: {}", connection_->id(), details);
     // The codec opened a stream for the request it rejected: answer on it
@@ -1295,7 +1295,7 @@ void ConnectionManager::onStreamDone(ActiveStream& stream) {
 
 void ConnectionManager::onIdleTimeout() {
   if (!streams_.empty()) return;
-  stats_.downstream_cx_idle_timeout.inc();
+  stats().downstream_cx_idle_timeout.inc();
   closeConnection(network::ConnectionCloseType::FlushWrite);
 }
 
@@ -1310,23 +1310,23 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   idle_timer_.reset();
   duration_timer_.reset();
   if (connection_->delayedCloseTimedOut()) {
-    stats_.downstream_cx_delayed_close_timeout.inc();
+    stats().downstream_cx_delayed_close_timeout.inc();
   }
   if (!streams_.empty()) {
-    stats_.downstream_cx_destroy_active_rq.inc();
+    stats().downstream_cx_destroy_active_rq.inc();
   }
   // Streams still running lose their connection.
   resetAllStreams();
   if (!counted_) return; // closed before onNewConnection: nothing was counted
-  stats_.downstream_cx_destroy.inc();
+  stats().downstream_cx_destroy.inc();
   if (event == network::ConnectionEvent::RemoteClose) {
-    stats_.downstream_cx_destroy_remote.inc();
+    stats().downstream_cx_destroy_remote.inc();
   } else {
-    stats_.downstream_cx_destroy_local.inc();
+    stats().downstream_cx_destroy_local.inc();
   }
-  stats_.downstream_cx_active.dec();
-  stats_.downstream_cx_http1_active.dec();
-  stats_.downstream_cx_length_ms.record(static_cast<uint64_t>(
+  stats().downstream_cx_active.dec();
+  stats().downstream_cx_http1_active.dec();
+  stats().downstream_cx_length_ms.record(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                             start_)
           .count()));

@@ -60,7 +60,9 @@ private:
   void startDrainClose();
 
   std::shared_ptr<const ConnectionManagerConfig> config_;
-  ConnectionManagerStats& stats_;
+  // The stats live with the shared config (no per-connection reference: an idle
+  // keep-alive connection is mostly its objects' sizes).
+  ConnectionManagerStats& stats() const { return *config_->stats; }
   network::ReadFilterCallbacks* read_callbacks_ = nullptr;
   network::Connection* connection_ = nullptr;
   std::unique_ptr<ServerConnection> codec_;

@@ -25,12 +25,14 @@ spdlog::logger& connLog() {
 Connection::Connection(event::Dispatcher& dispatcher, int fd, TransportSocketPtr transport,
                        Address local, Address remote, bool connecting)
     : id_(next_id_.fetch_add(1, std::memory_order_relaxed)), dispatcher_(dispatcher), fd_(fd),
-      transport_(std::move(transport)), local_(std::move(local)), remote_(std::move(remote)),
-      state_(connecting ? State::Connecting : State::Open) {
+      state_(connecting ? State::Connecting : State::Open), transport_(std::move(transport)),
+      local_(std::move(local)), remote_(std::move(remote)) {
   if (fd_ >= 0) {
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    file_event_ = dispatcher_.createFileEvent(fd_, [this](uint32_t events) { onFileEvent(events); });
+    file_event_ = dispatcher_.createFileEvent(
+        fd_, [](void* self, uint32_t events) { static_cast<Connection*>(self)->onFileEvent(events); },
+        this);
   }
 }
 
@@ -213,7 +215,7 @@ void Connection::close(ConnectionCloseType type) {
       failure_reason_ = "delayed close timeout";
       closeSocket(ConnectionEvent::LocalClose);
     });
-    delayed_close_timer_->enableTimer(delayed_close_timeout_);
+    delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_));
   }
   file_event_->activate(event::FileReadyType::Write);
 }
@@ -367,7 +369,7 @@ void Connection::onWriteReady() {
     if (stats_.tx_total) stats_.tx_total->inc(r.bytes_processed);
     if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
     if (delayed_close_timer_) {
-      delayed_close_timer_->enableTimer(delayed_close_timeout_); // progress: wait again
+      delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
     }
   }
   if (r.action == PostIoAction::Close) {

@@ -108,11 +108,14 @@ ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigCons
     : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits),
       reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
   if (fd_ < 0) return; // bind_to_port: false
-  accept_event_ = dispatcher_.createFileEvent(fd_, [this](uint32_t events) {
-    if (events & event::FileReadyType::Read) {
-      onAcceptReady();
-    }
-  });
+  accept_event_ = dispatcher_.createFileEvent(
+      fd_,
+      [](void* self, uint32_t events) {
+        if (events & event::FileReadyType::Read) {
+          static_cast<ActiveListener*>(self)->onAcceptReady();
+        }
+      },
+      this);
 }
 
 ActiveListener::~ActiveListener() {

@@ -28,7 +28,7 @@ IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
       continue;
     }
     if (errno != EAGAIN) {
-      failure_reason_ = std::strerror(errno);
+      failure_errno_ = errno;
       result.action = PostIoAction::Close;
     }
     break;
@@ -53,7 +53,7 @@ IoResult RawBufferSocket::doWrite(int fd, Buffer& buffer, bool end_stream) {
       continue;
     }
     if (rc < 0 && errno != EAGAIN) {
-      failure_reason_ = std::strerror(errno);
+      failure_errno_ = errno;
       result.action = PostIoAction::Close;
     }
     return result;

@@ -4,6 +4,7 @@
 // Raw sockets now; TLS plugs in here later with the same interface.
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -32,10 +33,14 @@ public:
   virtual IoResult doWrite(int fd, Buffer& buffer, bool end_stream) = 0;
   virtual std::string protocol() const { return ""; }
   // "" or a short reason for the last failure (access logs).
-  virtual std::string failureReason() const { return failure_reason_; }
+  virtual std::string failureReason() const {
+    return failure_errno_ != 0 ? std::string(std::strerror(failure_errno_)) : std::string();
+  }
 
 protected:
-  std::string failure_reason_;
+  // The errno of the last failure, 0 if none: an int rather than its text, as
+  // every connection carries one of these.
+  int failure_errno_ = 0;
 };
 using TransportSocketPtr = std::unique_ptr<TransportSocket>;
 
