@@ -142,6 +142,19 @@ void Http1ServerConnection::closeConnection() {
   output_(empty, true);
 }
 
+namespace {
+
+// "HTTP/1.1 <status> <reason>\r\n"
+void appendStatusLine(HeadWriter& head, uint32_t status, std::string_view reason) {
+  head.append("HTTP/1.1 ");
+  head.appendNumber(status);
+  head.append(" ");
+  head.append(reason);
+  head.append("\r\n");
+}
+
+} // namespace
+
 Http1ServerConnection::ResponseEncoder::ResponseEncoder(Http1ServerConnection& connection)
     : StreamEncoderBase(connection.settings_, connection.read_disable_), connection_(connection) {}
 
@@ -157,11 +170,7 @@ void Http1ServerConnection::ResponseEncoder::encode1xxHeaders(const HeaderMap& h
   }
   const std::string_view reason = reasonPhrase(status);
   HeadWriter head(HeadWriter::boundFor(headers, 15 + reason.size()));
-  head.append("HTTP/1.1 ");
-  head.appendNumber(status);
-  head.append(" ");
-  head.append(reason);
-  head.append("\r\n");
+  appendStatusLine(head, status, reason);
   appendHeaders(head, headers, true, false);
   head.append("\r\n");
   connection_.output_(head.finish(), false);
@@ -207,11 +216,7 @@ void Http1ServerConnection::ResponseEncoder::encodeHeaders(const HeaderMap& head
 
   const std::string_view reason = reasonPhrase(status);
   HeadWriter head(HeadWriter::boundFor(headers, 15 + reason.size()));
-  head.append("HTTP/1.1 ");
-  head.appendNumber(status);
-  head.append(" ");
-  head.append(reason);
-  head.append("\r\n");
+  appendStatusLine(head, status, reason);
   appendHeaders(head, headers, status < 200 || status == 204, false);
   if (upgraded) {
     appendField(head, headers::kConnection, "upgrade");
