@@ -95,7 +95,8 @@ public:
   Connection& connection() { return *conn_; }
   ConnectionPtr release() { return std::move(conn_); }
   std::chrono::steady_clock::time_point start() const { return start_; }
-  std::list<std::unique_ptr<ActiveConnection>>::iterator it;
+  ActiveConnection* prev = nullptr; // links of the listener's intrusive list
+  ActiveConnection* next = nullptr;
 
 private:
   ActiveListener& parent_;
@@ -132,13 +133,34 @@ void ActiveListener::stopListening() {
   }
 }
 
+void ActiveListener::link(std::unique_ptr<ActiveConnection> c) {
+  ActiveConnection* raw = c.release();
+  raw->prev = nullptr;
+  raw->next = connections_head_;
+  if (connections_head_ != nullptr) connections_head_->prev = raw;
+  connections_head_ = raw;
+  ++connection_count_;
+}
+
+std::unique_ptr<ActiveListener::ActiveConnection> ActiveListener::unlink(ActiveConnection& c) {
+  if (c.prev != nullptr) {
+    c.prev->next = c.next;
+  } else {
+    connections_head_ = c.next;
+  }
+  if (c.next != nullptr) c.next->prev = c.prev;
+  c.prev = c.next = nullptr;
+  --connection_count_;
+  return std::unique_ptr<ActiveConnection>(&c);
+}
+
 void ActiveListener::closeAllConnections() {
-  while (!connections_.empty()) {
+  while (connections_head_ != nullptr) {
     // close() raises LocalClose, which removes the entry.
-    const size_t before = connections_.size();
-    connections_.front()->connection().close(ConnectionCloseType::NoFlush);
-    if (connections_.size() == before) {
-      connections_.pop_front();
+    const size_t before = connection_count_;
+    connections_head_->connection().close(ConnectionCloseType::NoFlush);
+    if (connection_count_ == before) {
+      unlink(*connections_head_); // destroyed here
     }
   }
 }
@@ -259,10 +281,7 @@ void ActiveListener::takeConnection(int fd, Address local, Address remote, bool 
   // A factory may close the connection, which hands it to deferred delete: it
   // stays valid until this returns, but the ActiveConnection no longer owns it.
   Connection& connection = *conn;
-  auto active = std::make_unique<ActiveConnection>(*this, std::move(conn));
-  ActiveConnection& ref = *active;
-  connections_.push_front(std::move(active));
-  ref.it = connections_.begin();
+  link(std::make_unique<ActiveConnection>(*this, std::move(conn)));
   for (const auto& factory : chain->factories) {
     if (connection.state() == Connection::State::Closed) break;
     factory(connection);
@@ -283,8 +302,7 @@ void ActiveListener::removeConnection(ActiveConnection& c) {
   config_->activeConnections().fetch_sub(1, std::memory_order_relaxed);
   limits_.global_active.fetch_sub(1, std::memory_order_relaxed);
   // We are inside the connection's own callback: both die after it returns.
-  auto node = std::move(*c.it);
-  connections_.erase(c.it);
+  std::unique_ptr<ActiveConnection> node = unlink(c);
   dispatcher_.deferredDelete(node->release());
   struct Holder : event::DeferredDeletable {
     explicit Holder(std::unique_ptr<ActiveConnection> a) : active(std::move(a)) {}

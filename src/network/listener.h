@@ -105,7 +105,7 @@ public:
 
   // Stops accepting (closes the socket); existing connections carry on.
   void stopListening();
-  size_t connectionCount() const { return connections_.size(); }
+  size_t connectionCount() const { return connection_count_; }
   // Closes every connection now (end of drain).
   void closeAllConnections();
   const ListenerConfig& config() const { return *config_; }
@@ -134,7 +134,12 @@ private:
   std::chrono::steady_clock::time_point last_fd_warning_{};
   event::TimerPtr accept_retry_timer_;
   event::FileEventPtr accept_event_;
-  std::list<std::unique_ptr<ActiveConnection>> connections_;
+  // The live connections, an intrusive list (each ActiveConnection carries its
+  // links and is owned by the list): no list node per connection.
+  void link(std::unique_ptr<ActiveConnection> c);
+  std::unique_ptr<ActiveConnection> unlink(ActiveConnection& c);
+  ActiveConnection* connections_head_ = nullptr;
+  size_t connection_count_ = 0;
   ListenerLookup lookup_;
 };
 
