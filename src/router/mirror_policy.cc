@@ -16,7 +16,8 @@ absl::StatusOr<std::shared_ptr<const MirrorPolicies>> buildMirrorPolicies(
   for (int i = 0; i < protos.size(); ++i) {
     const auto& p = protos.Get(i);
     const std::string ppath = path + "[" + std::to_string(i) + "]";
-    // Mirrored requests are never traced by legate (no tracing yet).
+    // Mirrored requests get no span of their own (the tracer spans only the main
+    // request and its attempts), so a sampling choice for them has nothing to act on.
     if (auto st = config::rejectUnsupportedFields(p, {"trace_sampled"}, ppath); !st.ok())
       return st;
     MirrorPolicy m;
