@@ -60,6 +60,7 @@ HeaderMap& HeaderMap::operator=(HeaderMap&& other) noexcept {
     used_ = std::exchange(other.used_, 0);
     pseudo_count_ = std::exchange(other.pseudo_count_, 0);
     byte_size_ = std::exchange(other.byte_size_, 0);
+    name_bits_ = std::exchange(other.name_bits_, 0);
     other.entries_.clear();
     other.blocks_.clear();
   }
@@ -75,6 +76,7 @@ void HeaderMap::copyFrom(const HeaderMap& other) {
     entries_.push_back(Entry{store(e.first), store(e.second), e.wire_safe});
   }
   pseudo_count_ = other.pseudo_count_;
+  name_bits_ = other.name_bits_;
   byte_size_ = other.byte_size_;
 }
 
@@ -89,6 +91,7 @@ void HeaderMap::clear() {
   used_ = 0;
   byte_size_ = 0;
   pseudo_count_ = 0;
+  name_bits_ = 0;
 }
 
 char* HeaderMap::reserveBytes(size_t n) {
@@ -124,6 +127,7 @@ void HeaderMap::insert(Entry e) {
     entries_.reserve(kInitialEntries);
   }
   byte_size_ += e.first.size() + e.second.size();
+  name_bits_ |= nameBit(e.first);
   if (!e.first.empty() && e.first[0] == ':') {
     entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(pseudo_count_), e);
     ++pseudo_count_;
@@ -156,7 +160,7 @@ void HeaderMap::set(std::string_view name, std::string_view value) {
     toLowerInPlace(long_name);
     n = long_name;
   }
-  size_t i = 0;
+  size_t i = mayHave(n) ? 0 : entries_.size();
   while (i < entries_.size() && !sameName(entries_[i].first, n)) ++i;
   if (i == entries_.size()) {
     insert(Entry{store(n), store(value), false});
@@ -196,6 +200,7 @@ template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
 }
 
 size_t HeaderMap::remove(std::string_view name) {
+  if (!mayHave(name)) return 0;
   return removeIf([name](std::string_view n) { return sameName(n, name); });
 }
 
@@ -204,6 +209,7 @@ size_t HeaderMap::removePrefix(std::string_view prefix) {
 }
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
+  if (!mayHave(name)) return std::nullopt;
   for (const auto& e : entries_) {
     if (sameName(e.first, name)) return e.second;
   }
@@ -212,6 +218,7 @@ std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
 
 std::vector<std::string_view> HeaderMap::getAll(std::string_view name) const {
   std::vector<std::string_view> out;
+  if (!mayHave(name)) return out;
   for (const auto& e : entries_) {
     if (sameName(e.first, name)) out.emplace_back(e.second);
   }

@@ -130,6 +130,17 @@ private:
   size_t used_ = 0;         // bytes used in blocks_.back()
   size_t pseudo_count_ = 0; // entries_[0, pseudo_count_) are pseudo-headers
   size_t byte_size_ = 0;
+  // One bit per (length, last byte) class of the names ever inserted since the
+  // last clear(): most lookups and removes on the request path are for headers
+  // that are absent (hop-by-hop fields, x-envoy-* controls), and a clear bit
+  // answers those without a scan. Bits are not cleared on remove (a stale bit
+  // only costs the scan).
+  uint64_t name_bits_ = 0;
+  static uint64_t nameBit(std::string_view name) {
+    const unsigned last = name.empty() ? 0u : static_cast<unsigned char>(name.back());
+    return uint64_t{1} << ((name.size() * 7 + last) & 63);
+  }
+  bool mayHave(std::string_view name) const { return (name_bits_ & nameBit(name)) != 0; }
 };
 
 // Lower-cases ASCII in place.
