@@ -202,6 +202,38 @@ absl::Status upstream::Cluster::parseHttpProtocolOptions(const ClusterProto& pro
   return absl::OkStatus();
 }
 
+template <class Config>
+absl::Status upstream::Cluster::applySlowStart(const Config& cfg, const std::string& path,
+                                              Cluster& c) {
+  auto ss = parseSlowStart(cfg.slow_start_config(), path + ".slow_start_config");
+  if (!ss.ok()) return ss.status();
+  c.slow_start_ = *ss;
+  return absl::OkStatus();
+}
+
+template <class Config>
+absl::Status upstream::Cluster::applyLeastRequest(const Config& lr, const std::string& path,
+                                                 Cluster& c) {
+  if (auto st = applySlowStart(lr, path, c); !st.ok()) return st;
+  if (lr.has_choice_count()) c.choice_count_ = std::max<uint32_t>(2, lr.choice_count().value());
+  if (lr.has_active_request_bias()) {
+    // The runtime key is not consulted: its default value applies (as when absent).
+    c.active_request_bias_ = lr.active_request_bias().default_value();
+    if (c.active_request_bias_ < 0) {
+      return absl::InvalidArgumentError(path + ".active_request_bias: must not be negative");
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <class Config>
+absl::Status upstream::Cluster::applyRingSizes(const Config& rh, const std::string& path,
+                                              Cluster& c) {
+  if (rh.has_minimum_ring_size()) c.min_ring_size_ = rh.minimum_ring_size().value();
+  if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
+  return checkRingSizes(c, path);
+}
+
 absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const std::string& where,
                                              Cluster& c) {
   // Settings of a policy other than the cluster's are ignored, as in Envoy.
@@ -215,10 +247,7 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
           !st.ok()) {
         return st;
       }
-      auto ss = parseSlowStart(proto.round_robin_lb_config().slow_start_config(),
-                               path + ".slow_start_config");
-      if (!ss.ok()) return ss.status();
-      c.slow_start_ = *ss;
+      return applySlowStart(proto.round_robin_lb_config(), path, c);
     }
     return absl::OkStatus();
   case ClusterProto::RANDOM:
@@ -232,20 +261,7 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
         !st.ok()) {
       return st;
     }
-    auto ss = parseSlowStart(lr.slow_start_config(),
-                             where + ".least_request_lb_config.slow_start_config");
-    if (!ss.ok()) return ss.status();
-    c.slow_start_ = *ss;
-    if (lr.has_choice_count()) c.choice_count_ = std::max<uint32_t>(2, lr.choice_count().value());
-    if (lr.has_active_request_bias()) {
-      // No runtime layer yet: the default value applies (as when the key is absent).
-      c.active_request_bias_ = lr.active_request_bias().default_value();
-      if (c.active_request_bias_ < 0) {
-        return absl::InvalidArgumentError(where + ".least_request_lb_config.active_request_bias:"
-                                                  " must not be negative");
-      }
-    }
-    return absl::OkStatus();
+    return applyLeastRequest(lr, where + ".least_request_lb_config", c);
   }
   case ClusterProto::RING_HASH: {
     c.lb_policy_ = LbPolicy::RingHash;
@@ -255,9 +271,7 @@ absl::Status upstream::Cluster::parseLbPolicy(const ClusterProto& proto, const s
       return absl::InvalidArgumentError(path + ".hash_function: only XX_HASH is implemented by "
                                                "legate");
     }
-    if (rh.has_minimum_ring_size()) c.min_ring_size_ = rh.minimum_ring_size().value();
-    if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
-    return checkRingSizes(c, path);
+    return applyRingSizes(rh, path, c);
   }
   case ClusterProto::CLUSTER_PROVIDED:
     c.lb_policy_ = LbPolicy::ClusterProvided; // create() checks the type provides one
@@ -355,18 +369,11 @@ absl::Status upstream::Cluster::applyTypedLbPolicy(const google::protobuf::Any& 
     }
     return absl::OkStatus();
   };
-  auto slow_start = [&](const auto& msg) -> absl::Status {
-    if (!msg.has_slow_start_config()) return absl::OkStatus();
-    auto ss = parseSlowStart(msg.slow_start_config(), path + ".slow_start_config");
-    if (!ss.ok()) return ss.status();
-    c.slow_start_ = *ss;
-    return absl::OkStatus();
-  };
   if (type == lbp::round_robin::v3::RoundRobin::descriptor()->full_name()) {
     lbp::round_robin::v3::RoundRobin rr;
     if (auto st = decode(rr); !st.ok()) return st;
     c.lb_policy_ = LbPolicy::RoundRobin;
-    if (auto st = slow_start(rr); !st.ok()) return st;
+    if (auto st = applySlowStart(rr, path, c); !st.ok()) return st;
     return parseTypedLocality(rr.locality_lb_config(), path + ".locality_lb_config",
                               c.locality_weighted_);
   }
@@ -379,14 +386,7 @@ absl::Status upstream::Cluster::applyTypedLbPolicy(const google::protobuf::Any& 
       return absl::InvalidArgumentError(path + ".selection_method: FULL_SCAN is not implemented "
                                                "by legate yet (N_CHOICES is)");
     }
-    if (lr.has_choice_count()) c.choice_count_ = std::max<uint32_t>(2, lr.choice_count().value());
-    if (lr.has_active_request_bias()) {
-      c.active_request_bias_ = lr.active_request_bias().default_value();
-      if (c.active_request_bias_ < 0) {
-        return absl::InvalidArgumentError(path + ".active_request_bias: must not be negative");
-      }
-    }
-    if (auto st = slow_start(lr); !st.ok()) return st;
+    if (auto st = applyLeastRequest(lr, path, c); !st.ok()) return st;
     return parseTypedLocality(lr.locality_lb_config(), path + ".locality_lb_config",
                               c.locality_weighted_);
   }
@@ -412,9 +412,7 @@ absl::Status upstream::Cluster::applyTypedLbPolicy(const google::protobuf::Any& 
       return absl::InvalidArgumentError(path + ".hash_function: only XX_HASH (the default) is "
                                                "implemented by legate");
     }
-    if (rh.has_minimum_ring_size()) c.min_ring_size_ = rh.minimum_ring_size().value();
-    if (rh.has_maximum_ring_size()) c.max_ring_size_ = rh.maximum_ring_size().value();
-    return checkRingSizes(c, path);
+    return applyRingSizes(rh, path, c);
   }
   if (type == lbp::maglev::v3::Maglev::descriptor()->full_name()) {
     lbp::maglev::v3::Maglev mg;

@@ -255,6 +255,14 @@ private:
                                          const std::string& path, Cluster& c);
   static absl::Status parseOriginalDst(const ClusterProto& proto, const std::string& where,
                                        bool typed_lb, Cluster& c);
+  // What the legacy *_lb_config messages and the typed load_balancing_policy
+  // messages share (same field names): defined and used in cluster.cc only.
+  template <class Config>
+  static absl::Status applySlowStart(const Config& cfg, const std::string& path, Cluster& c);
+  template <class Config>
+  static absl::Status applyLeastRequest(const Config& lr, const std::string& path, Cluster& c);
+  template <class Config>
+  static absl::Status applyRingSizes(const Config& rh, const std::string& path, Cluster& c);
   static absl::Status checkRingSizes(const Cluster& c, const std::string& path);
   static absl::Status checkMaglevTableSize(const Cluster& c, const std::string& path);
 

@@ -832,6 +832,32 @@ TEST(TypedLbPolicyTest, LeastRequestSettingsAndSlowStartCarryOver) {
       << r.status();
 }
 
+// The legacy least_request_lb_config and the typed LeastRequest policy share their
+// checks: a negative active_request_bias is refused under each one's own path.
+TEST(TypedLbPolicyTest, NegativeActiveRequestBiasIsRefusedInBothForms) {
+  stats::Store store;
+  auto legacy = makeCluster("lr", {{1, 0}});
+  legacy.set_lb_policy(envoy::config::cluster::v3::Cluster::LEAST_REQUEST);
+  legacy.mutable_least_request_lb_config()->mutable_active_request_bias()->set_default_value(-0.5);
+  auto r = Cluster::create(legacy, store, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(
+                "least_request_lb_config.active_request_bias: must not be negative"),
+            std::string::npos)
+      << r.status();
+
+  stats::Store store2;
+  auto typed = makeCluster("lrt", {{1, 0}});
+  lbp::least_request::v3::LeastRequest lr;
+  lr.mutable_active_request_bias()->set_default_value(-0.5);
+  addPolicy(typed, lr);
+  r = Cluster::create(typed, store2, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("typed_config.active_request_bias: must not be negative"),
+            std::string::npos)
+      << r.status();
+}
+
 TEST(TypedLbPolicyTest, RoundRobinSlowStartRampsANewHost) {
   stats::Store store;
   auto proto = makeCluster("rrs", {{1, 0}, {2, 0}});
