@@ -21,14 +21,8 @@ import run  # noqa: E402
 
 
 def user_sys_ticks(pids):
-    user = system = 0
-    for pid in pids:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-        fields = stat[stat.rindex(")") + 2:].split()
-        user += int(fields[11])   # field 14: utime
-        system += int(fields[12])  # field 15: stime
-    return user, system
+    ticks = [run.cpu_ticks_split(pid) for pid in pids]
+    return sum(t[0] for t in ticks), sum(t[1] for t in ticks)
 
 
 def main():

@@ -128,11 +128,16 @@ def children_of(pid):
     return kids
 
 
-def cpu_ticks(pid):
+def cpu_ticks_split(pid):
+    """(user, system) CPU ticks of pid so far."""
     with open("/proc/%d/stat" % pid) as f:
         stat = f.read()
     fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
+    return int(fields[11]), int(fields[12])  # fields 14, 15: utime, stime
+
+
+def cpu_ticks(pid):
+    return sum(cpu_ticks_split(pid))
 
 
 def rss_bytes(pid):

@@ -38,10 +38,6 @@ uint64_t tcmallocProperty(const char* name) {
 
 } // namespace
 
-const char* allocatorName() {
-  return MallocExtension_GetNumericProperty != nullptr ? "tcmalloc" : "glibc";
-}
-
 Stats current() {
   Stats s;
   if (MallocExtension_GetNumericProperty != nullptr) {

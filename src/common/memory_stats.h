@@ -18,7 +18,4 @@ struct Stats {
 
 Stats current();
 
-// "tcmalloc" or "glibc": which allocator this binary runs on.
-const char* allocatorName();
-
 } // namespace legate::memory

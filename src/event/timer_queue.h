@@ -29,7 +29,6 @@ public:
   class Entry {
   public:
     bool scheduled() const { return index_ != kNotScheduled; }
-    MonotonicTime deadline() const { return deadline_; }
 
   protected:
     Entry() = default;

@@ -1,11 +1,10 @@
 #include "http/utility.h"
 
 #include <cstring>
-
-#include "http/http1/encoder.h"
-
 #include <ctime>
 #include <random>
+
+#include "http/http1/encoder.h"
 
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"

@@ -54,14 +54,19 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def read_lines(path):
+    """The lines of the file at `path`; [] while it does not exist (e.g. an access log)."""
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
 def wait_for_lines(path, n, timeout=10.0):
     """The lines of the file at `path` once it has at least n (e.g. an access log)."""
     def read():
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError:
-            return None
+        lines = read_lines(path)
         return lines if len(lines) >= n else None
     return wait_until(read, timeout, what="%d lines in %s" % (n, path))
 

@@ -12,7 +12,7 @@ import unittest
 
 from harness import (FILE_LOG_TYPE, HttpUpstream, LegateTestCase, http_bootstrap, http_get,
                      refused_port, route, route_config, run_legate, static_cluster, virtual_host,
-                     wait_for_lines, wait_until)
+                     read_lines, wait_for_lines, wait_until)
 
 
 def file_log(path, fmt, log_filter=None):
@@ -34,13 +34,6 @@ ONLY_5XX = {"status_code_filter": {"comparison": {"op": "GE", "value": {
 
 
 class AccessLogCase(LegateTestCase):
-    def read_lines(self, path):
-        try:
-            with open(path) as f:
-                return f.read().splitlines()
-        except OSError:
-            return []
-
     def start(self, access_log):
         up = self.server(HttpUpstream)
         lg = self.start_legate(http_bootstrap([static_cluster("up", [up.port])],
@@ -60,10 +53,10 @@ class AccessLogCase(LegateTestCase):
             status, _, _, _ = http_get(port, path)
             self.assertEqual(status, code)
         # Lines reach the file within the flush interval (1 s), without shutdown.
-        wait_until(lambda: len(self.read_lines(all_path)) >= 4, 10, what="4 lines in all.log")
-        self.assertEqual(self.read_lines(log_path),
+        wait_until(lambda: len(read_lines(all_path)) >= 4, 10, what="4 lines in all.log")
+        self.assertEqual(read_lines(log_path),
                          ["503 /a/status/503 via_upstream 1", "503 /b/status/503 via_upstream 1"])
-        for line in self.read_lines(all_path):
+        for line in read_lines(all_path):
             code, rq, rs, tx, sni = line.split(" ")
             self.assertIn(code, ("200", "503"))
             self.assertRegex(rq, r"^\d+$", line)
@@ -81,7 +74,7 @@ class AccessLogCase(LegateTestCase):
             self.assertEqual(status, 200)
         # Straight to a clean stop: no waiting for the flush timer.
         self.assertEqual(lg.stop(signal.SIGTERM), 0)
-        self.assertEqual(self.read_lines(log_path), ["200 /r/%d" % n for n in range(20)])
+        self.assertEqual(read_lines(log_path), ["200 /r/%d" % n for n in range(20)])
 
     def test_unimplemented_filter_is_refused_naming_the_field(self):
         log_path = os.path.join(self.tmpdir(), "access.log")
@@ -106,8 +99,8 @@ class AccessLogCase(LegateTestCase):
         for path in ("/a", "/b"):
             self.assertEqual(http_get(port, path, headers={"x-envoy-force-trace": "1"})[0], 200)
         self.assertEqual(lg.stop(signal.SIGTERM), 0)
-        self.assertEqual(self.read_lines(all_path), ["/a -", "/b -"])
-        self.assertEqual(self.read_lines(traceable_path), [])
+        self.assertEqual(read_lines(all_path), ["/a -", "/b -"])
+        self.assertEqual(read_lines(traceable_path), [])
 
 
 

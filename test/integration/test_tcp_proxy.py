@@ -57,8 +57,11 @@ def settled_fd_count(pid, timeout=5.0):
                 state = states.get(target[len("socket:["):-1])
                 if state is not None and state != "0A":
                     busy += 1
-        if busy == 0 or time.monotonic() > deadline:
+        if busy == 0:
             return len(fds)
+        if time.monotonic() > deadline:
+            raise AssertionError("legate still holds %d connected TCP socket(s) after %.0fs"
+                                 % (busy, timeout))
         time.sleep(0.05)
 
 class TcpProxyData(LegateTestCase):

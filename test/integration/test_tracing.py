@@ -15,7 +15,8 @@ import unittest
 
 from harness import (HoldServer, HttpUpstream, LegateTestCase, bootstrap, http_get,
                      http_listener, refused_port, route, route_config, static_cluster,
-                     virtual_host, wait_until)
+                     read_lines, virtual_host, wait_for_lines,
+                     wait_until)
 
 ZIPKIN_TYPE = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
 OTEL_TYPE = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
@@ -472,13 +473,6 @@ class RouteTracing(TracingCase):
 class TracingAccessLog(TracingCase):
     """%TRACE_ID% and traceable_filter in the access log of a traced connection manager."""
 
-    def read_lines(self, path):
-        try:
-            with open(path) as f:
-                return f.read().splitlines()
-        except OSError:
-            return []
-
     def test_trace_id_and_traceable_filter(self):
         col = self.collector()
         up = self.server(HttpUpstream)
@@ -510,16 +504,15 @@ class TracingAccessLog(TracingCase):
             status, _, body, _ = http_get(port, path, headers=headers)
             self.assertEqual(status, 200)
             traces[path] = upstream_json(body)["headers"]["x-b3-traceid"]
-        wait_until(lambda: len(self.read_lines(all_path)) >= 5, what="5 lines in all.log")
-        lines = self.read_lines(all_path)
+        lines = wait_for_lines(all_path, 5)
         # Every request has a span here (sampled or not), so every line has its
         # trace id: the one that went upstream.
         self.assertEqual(lines, ["%s %s" % (p, t) for p, t in traces.items()])
         self.assertRegex(traces["/sampled"], r"^[0-9a-f]{32}$")
         self.assertEqual(traces["/continued"], "463ac35c9f6413ad")
         # traceable_filter, as Envoy's: only a trace the service forced.
-        wait_until(lambda: self.read_lines(traceable_path), what="a traceable line")
-        self.assertEqual(self.read_lines(traceable_path),
+        wait_until(lambda: read_lines(traceable_path), what="a traceable line")
+        self.assertEqual(read_lines(traceable_path),
                          ["/quiet/forced %s" % traces["/quiet/forced"]])
 
 
