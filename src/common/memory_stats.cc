@@ -12,6 +12,7 @@
 // address is null and glibc's figures are used.
 extern "C" int MallocExtension_GetNumericProperty(const char* property, size_t* value)
     __attribute__((weak));
+extern "C" void MallocExtension_ReleaseFreeMemory() __attribute__((weak));
 
 namespace legate::memory {
 namespace {
@@ -54,6 +55,14 @@ Stats current() {
   }
   s.physical = residentBytes();
   return s;
+}
+
+void releaseFreeMemory() {
+  if (MallocExtension_ReleaseFreeMemory != nullptr) {
+    MallocExtension_ReleaseFreeMemory();
+  } else {
+    ::malloc_trim(0);
+  }
 }
 
 } // namespace legate::memory

@@ -18,4 +18,8 @@ struct Stats {
 
 Stats current();
 
+// Hands the allocator's free pages back to the system. For after a one-off peak
+// (loading a large configuration), not for the data path: it walks the free lists.
+void releaseFreeMemory();
+
 } // namespace legate::memory

@@ -143,18 +143,18 @@ std::string locateErrors(const SourceMap& marks, std::string_view message) {
     // A line that starts with a field path ("a.b[0].c: ...") gets the position
     // of the longest prefix of that path the source map knows.
     const size_t colon = line.find(": ");
-    const SourceLocation* where = nullptr;
+    std::optional<SourceLocation> where;
     if (colon != absl::string_view::npos) {
       std::string path(line.substr(0, colon));
-      while (!path.empty() && where == nullptr) {
+      while (!path.empty() && !where) {
         where = marks.find(path);
-        if (where != nullptr) break;
+        if (where) break;
         const size_t cut = path.find_last_of(".[");
         if (cut == std::string::npos) break;
         path.resize(cut);
       }
     }
-    if (where != nullptr) {
+    if (where) {
       absl::StrAppend(&out, where->source, ":", where->line, ":", where->column, ": ");
     }
     absl::StrAppend(&out, line);

@@ -5,21 +5,34 @@
 
 namespace legate::config {
 
-void SourceMap::record(std::string path, SourceLocation location) {
-  locations_[std::move(path)] = std::move(location);
+uint32_t SourceMap::sourceIndex(const std::string& source) {
+  // Few sources (the file, --config-yaml): the last one is nearly always it.
+  for (size_t i = sources_.size(); i > 0; --i) {
+    if (sources_[i - 1] == source) return static_cast<uint32_t>(i - 1);
+  }
+  sources_.push_back(source);
+  return static_cast<uint32_t>(sources_.size() - 1);
 }
 
-const SourceLocation* SourceMap::find(std::string_view path) const {
+void SourceMap::record(std::string path, const SourceLocation& location) {
+  locations_[std::move(path)] = Entry{sourceIndex(location.source), location.line, location.column};
+}
+
+std::optional<SourceLocation> SourceMap::find(std::string_view path) const {
   auto it = locations_.find(absl::string_view(path.data(), path.size()));
-  return it == locations_.end() ? nullptr : &it->second;
+  if (it == locations_.end()) return std::nullopt;
+  return expand(it->second);
 }
 
 void SourceMap::mergeFrom(const SourceMap& other) {
-  for (const auto& [path, location] : other.locations_) locations_[path] = location;
+  for (const auto& [path, e] : other.locations_) record(path, other.expand(e));
 }
 
 std::vector<std::pair<std::string, SourceLocation>> SourceMap::entries() const {
-  return {locations_.begin(), locations_.end()};
+  std::vector<std::pair<std::string, SourceLocation>> out;
+  out.reserve(locations_.size());
+  for (const auto& [path, e] : locations_) out.emplace_back(path, expand(e));
+  return out;
 }
 
 void ErrorList::add(const SourceLocation* location, std::string_view path,

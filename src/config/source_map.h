@@ -10,6 +10,7 @@
 // Both classes are plain values used on the main thread during config loading.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,18 +28,29 @@ struct SourceLocation {
   int column = 0;
 };
 
-// Field path -> location of the YAML node that set it.
+// Field path -> location of the YAML node that set it. A configuration has one
+// entry per field it sets (a 10,000-cluster file: hundreds of thousands), so an
+// entry keeps the source as an index into the few distinct sources.
 class SourceMap {
 public:
-  void record(std::string path, SourceLocation location);
-  const SourceLocation* find(std::string_view path) const;
+  void record(std::string path, const SourceLocation& location);
+  std::optional<SourceLocation> find(std::string_view path) const;
   // Adds every entry of other, overriding existing paths.
   void mergeFrom(const SourceMap& other);
   std::vector<std::pair<std::string, SourceLocation>> entries() const;
   size_t size() const { return locations_.size(); }
 
 private:
-  absl::flat_hash_map<std::string, SourceLocation> locations_;
+  struct Entry {
+    uint32_t source;
+    int32_t line;
+    int32_t column;
+  };
+  uint32_t sourceIndex(const std::string& source);
+  SourceLocation expand(const Entry& e) const { return {sources_[e.source], e.line, e.column}; }
+
+  std::vector<std::string> sources_;
+  absl::flat_hash_map<std::string, Entry> locations_;
 };
 
 // Collects errors in order, keeping the first kMaxErrors. Each is rendered as

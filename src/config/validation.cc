@@ -195,14 +195,14 @@ private:
   }
 
   void error(const std::string& path, const std::string& message) {
-    const SourceLocation* location = nullptr;
+    std::optional<SourceLocation> location;
     if (marks_ != nullptr) {
       location = marks_->find(path);
-      for (auto it = ancestors_.rbegin(); location == nullptr && it != ancestors_.rend(); ++it) {
+      for (auto it = ancestors_.rbegin(); !location && it != ancestors_.rend(); ++it) {
         location = marks_->find(*it);
       }
     }
-    errors_.add(location, path, message);
+    errors_.add(location ? &*location : nullptr, path, message);
   }
 
   static const validate::FieldRules& rulesOf(const FieldDescriptor* fd) {

@@ -313,6 +313,9 @@ absl::Status Server::initialize() {
     return absl::InvalidArgumentError(config::locateErrors(marks_, std::string(model.status().message())));
   }
   model_ = std::move(*model);
+  // The source map only serves to place configuration errors; from here on the
+  // configuration is built, and a large one's map is most of what loading it left.
+  marks_ = config::SourceMap();
   runtime_ = model_->runtime;
   runtime::setLoader(runtime_);
   for (const auto& tracer : model_->tracers) tracer->start(dispatcher_);
@@ -402,6 +405,9 @@ absl::Status Server::initialize() {
     return st;
   }
   store_.gauge("server.concurrency").set(concurrency_);
+  // Parsing and building left free pages behind (the YAML tree, the source map):
+  // give them back now rather than carry them as resident memory.
+  memory::releaseFreeMemory();
   return absl::OkStatus();
 }
 
