@@ -118,7 +118,7 @@ std::string escapePrometheusLabelValue(std::string_view value) {
 std::string renderPrometheus(const Store& store, const StatsQuery& query) {
   Exposition exposition;
   const TagProducer& tags = store.tagProducer();
-  auto addScalar = [&](const std::string& stat_name, Type type, const std::string& value) {
+  auto addScalar = [&](std::string_view stat_name, Type type, const std::string& value) {
     const TaggedName tagged = tags.produce(stat_name);
     const std::string metric = prometheusMetricName(tagged.name);
     const std::string labels = braced(labelText(tagged));

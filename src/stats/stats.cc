@@ -1,6 +1,9 @@
 #include "stats/stats.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "absl/hash/hash.h"
 
 #include "stats/sink.h"
 #include "stats/tag_extractor.h"
@@ -14,14 +17,28 @@ const std::shared_ptr<const Histogram::Bounds>& Histogram::defaultBounds() {
   return *bounds;
 }
 
-Histogram::Histogram(std::string name, Unit unit, std::shared_ptr<const Bounds> bounds)
-    : name_(std::move(name)), unit_(unit), bounds_(std::move(bounds)),
-      buckets_(new std::atomic<uint64_t>[bounds_->size() + 1]()) {}
+Histogram::Histogram(std::string_view name, Unit unit, std::shared_ptr<const Bounds> bounds)
+    : name_(name), unit_(unit), bounds_(std::move(bounds)) {}
+
+Histogram::~Histogram() { delete[] buckets_.load(std::memory_order_acquire); }
+
+std::atomic<uint64_t>* Histogram::buckets() {
+  std::atomic<uint64_t>* b = buckets_.load(std::memory_order_acquire);
+  if (b != nullptr) return b;
+  // First sample: racing recorders each allocate; one wins, the others free theirs.
+  auto* fresh = new std::atomic<uint64_t>[bounds_->size() + 1]();
+  if (buckets_.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+    return fresh;
+  }
+  delete[] fresh;
+  return b;
+}
 
 void Histogram::record(uint64_t value) {
   const double v = static_cast<double>(value);
   const size_t i = std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin();
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  buckets()[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(value, std::memory_order_relaxed);
   if (SampleQueue* q = samples_.load(std::memory_order_acquire)) q->push(*this, value);
 }
@@ -30,14 +47,16 @@ Histogram::Snapshot Histogram::snapshot() const {
   Snapshot s;
   s.bounds = bounds_;
   s.cumulative.resize(bounds_->size());
+  const std::atomic<uint64_t>* buckets = buckets_.load(std::memory_order_acquire);
+  if (buckets == nullptr) return s; // never recorded: all zero
   uint64_t running = 0;
   for (size_t i = 0; i < bounds_->size(); ++i) {
-    running += buckets_[i].load(std::memory_order_relaxed);
+    running += buckets[i].load(std::memory_order_relaxed);
     s.cumulative[i] = running;
   }
   // The count comes from the buckets, so that a record() racing with this snapshot
   // cannot make the total smaller than the last cumulative bucket.
-  s.count = running + buckets_[bounds_->size()].load(std::memory_order_relaxed);
+  s.count = running + buckets[bounds_->size()].load(std::memory_order_relaxed);
   s.sum = static_cast<double>(sum_.load(std::memory_order_relaxed));
   return s;
 }
@@ -74,74 +93,113 @@ void Store::configure(StoreConfig config) {
 
 bool Store::accepted(std::string_view name) const { return !config_.accept || config_.accept(name); }
 
-namespace {
-// Finds name in map or creates it with make(name); the key views the stat's name.
-template <class T, class Map, class Make>
-T& findOrCreate(Map& map, std::string_view name, Make make) {
-  auto it = map.find(name);
-  if (it == map.end()) {
-    std::unique_ptr<T> stat = make(std::string(name));
-    const std::string_view key = stat->name();
-    it = map.emplace(key, std::move(stat)).first;
-  }
-  return *it->second;
+template <class T>
+size_t Store::Set<T>::ByName::operator()(std::string_view n) const {
+  return absl::Hash<std::string_view>{}(n);
 }
-} // namespace
+
+template <class T>
+T* Store::Set<T>::find(std::string_view name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : *it;
+}
+
+template <class T>
+template <class... Args>
+T& Store::Set<T>::add(std::string_view stored_name, Args&&... args) {
+  T& stat = stats_.emplace_back(stored_name, std::forward<Args>(args)...);
+  index_.insert(&stat);
+  return stat;
+}
+
+template <class T>
+template <class Fn>
+void Store::Set<T>::forEachSorted(Fn&& fn) const {
+  if (sorted_.size() < stats_.size()) {
+    // Stats are only appended: sort the newcomers and merge them in.
+    const size_t old_size = sorted_.size();
+    sorted_.reserve(stats_.size());
+    for (size_t i = old_size; i < stats_.size(); ++i) sorted_.push_back(&stats_[i]);
+    auto by_name = [](const T* a, const T* b) { return a->name() < b->name(); };
+    std::sort(sorted_.begin() + old_size, sorted_.end(), by_name);
+    std::inplace_merge(sorted_.begin(), sorted_.begin() + old_size, sorted_.end(), by_name);
+  }
+  for (const T* t : sorted_) fn(*t);
+}
+
+std::string_view Store::storeName(std::string_view name) {
+  // Names are short; a chunk holds hundreds. An oversized name gets its own chunk.
+  constexpr size_t kChunk = 16 * 1024;
+  if (name.size() > kChunk) {
+    name_chunks_.push_back(std::make_unique<char[]>(name.size()));
+    std::memcpy(name_chunks_.back().get(), name.data(), name.size());
+    // The current chunk is now behind the oversized one; start a fresh one next time.
+    name_chunk_used_ = kChunk;
+    return {name_chunks_.back().get(), name.size()};
+  }
+  if (name_chunks_.empty() || name_chunk_used_ + name.size() > kChunk) {
+    name_chunks_.push_back(std::make_unique<char[]>(kChunk));
+    name_chunk_used_ = 0;
+  }
+  char* at = name_chunks_.back().get() + name_chunk_used_;
+  std::memcpy(at, name.data(), name.size());
+  name_chunk_used_ += name.size();
+  return {at, name.size()};
+}
 
 Counter& Store::counter(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepted(name)) return rejected_counter_;
-  return findOrCreate<Counter>(counters_, name,
-                               [](std::string n) { return std::make_unique<Counter>(std::move(n)); });
+  if (Counter* c = counters_.find(name)) return *c;
+  return counters_.add(storeName(name));
 }
 
 Gauge& Store::gauge(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepted(name)) return rejected_gauge_;
-  return findOrCreate<Gauge>(gauges_, name,
-                             [](std::string n) { return std::make_unique<Gauge>(std::move(n)); });
+  if (Gauge* g = gauges_.find(name)) return *g;
+  return gauges_.add(storeName(name));
 }
 
 Histogram& Store::histogram(std::string_view name, Histogram::Unit unit) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepted(name)) return rejected_histogram_;
-  return findOrCreate<Histogram>(histograms_, name, [&](std::string n) {
-    std::shared_ptr<const Histogram::Bounds> bounds = Histogram::defaultBounds();
-    for (const auto& [match, b] : config_.histogram_buckets) {
-      if (match(n)) {
-        bounds = b;
-        break;
-      }
+  if (Histogram* h = histograms_.find(name)) return *h;
+  std::shared_ptr<const Histogram::Bounds> bounds = Histogram::defaultBounds();
+  for (const auto& [match, b] : config_.histogram_buckets) {
+    if (match(name)) {
+      bounds = b;
+      break;
     }
-    auto h = std::make_unique<Histogram>(std::move(n), unit, std::move(bounds));
-    h->samples_.store(samples_, std::memory_order_release);
-    return h;
-  });
+  }
+  Histogram& h = histograms_.add(storeName(name), unit, std::move(bounds));
+  h.samples_.store(samples_, std::memory_order_release);
+  return h;
 }
 
 void Store::setSampleQueue(std::shared_ptr<SampleQueue> queue) {
   std::lock_guard<std::mutex> lock(mu_);
   samples_ = queue.get();
   if (queue != nullptr) sample_queues_.push_back(std::move(queue));
-  for (auto& [_, h] : histograms_) h->samples_.store(samples_, std::memory_order_release);
+  histograms_.forEach([&](Histogram& h) { h.samples_.store(samples_, std::memory_order_release); });
 }
 
 void Store::forEachCounter(const std::function<void(const Counter&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [_, c] : counters_) fn(*c);
+  counters_.forEachSorted(fn);
 }
 void Store::forEachGauge(const std::function<void(const Gauge&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [_, g] : gauges_) fn(*g);
+  gauges_.forEachSorted(fn);
 }
 void Store::forEachHistogram(const std::function<void(const Histogram&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [_, h] : histograms_) fn(*h);
+  histograms_.forEachSorted(fn);
 }
 
 void Store::resetCounters() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [_, c] : counters_) c->reset();
+  counters_.forEach([](Counter& c) { c.reset(); });
 }
 
 } // namespace legate::stats

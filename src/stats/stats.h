@@ -13,29 +13,40 @@
 // sample; it stays used (a gauge back at 0, a counter after /reset_counters). The
 // flag is set by the first write only: later writes pay a relaxed load of a byte
 // on the cache line they are writing anyway, never an extra read-modify-write.
+//
+// Memory: a cluster has some seventy stats, and a configuration may have ten
+// thousand clusters, so a stat is small. A counter or gauge is 24 bytes; its name
+// lives once in the Store's name arena (no allocation of its own); the index is
+// an open-addressing set of pointers, and the name-ordered list the admin
+// endpoints walk is a vector of pointers sorted when new stats have appeared. A
+// histogram allocates its buckets on its first sample.
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace legate::stats {
 
+// Names are views: the Store keeps the bytes (its name arena) for as long as the stat.
 class Counter {
 public:
-  explicit Counter(std::string name) : name_(std::move(name)) {}
+  explicit Counter(std::string_view name)
+      : name_(name.data()), name_size_(static_cast<uint32_t>(name.size())) {}
   void inc(uint64_t n = 1) {
     value_.fetch_add(n, std::memory_order_relaxed);
     markUsed(used_);
   }
   uint64_t value() const { return value_.load(std::memory_order_relaxed); }
   bool used() const { return used_.load(std::memory_order_relaxed); }
-  const std::string& name() const { return name_; }
+  std::string_view name() const { return {name_, name_size_}; }
   // Admin /reset_counters only: a debugging aid, as in Envoy. The counter stays used.
   void reset() { value_.store(0, std::memory_order_relaxed); }
 
@@ -45,14 +56,16 @@ public:
   }
 
 private:
-  const std::string name_;
   std::atomic<uint64_t> value_{0};
+  const char* const name_;
+  const uint32_t name_size_;
   std::atomic<bool> used_{false};
 };
 
 class Gauge {
 public:
-  explicit Gauge(std::string name) : name_(std::move(name)) {}
+  explicit Gauge(std::string_view name)
+      : name_(name.data()), name_size_(static_cast<uint32_t>(name.size())) {}
   void inc(int64_t n = 1) {
     value_.fetch_add(n, std::memory_order_relaxed);
     Counter::markUsed(used_);
@@ -67,11 +80,12 @@ public:
   }
   int64_t value() const { return value_.load(std::memory_order_relaxed); }
   bool used() const { return used_.load(std::memory_order_relaxed); }
-  const std::string& name() const { return name_; }
+  std::string_view name() const { return {name_, name_size_}; }
 
 private:
-  const std::string name_;
   std::atomic<int64_t> value_{0};
+  const char* const name_;
+  const uint32_t name_size_;
   std::atomic<bool> used_{false};
 };
 
@@ -87,9 +101,13 @@ public:
   // Envoy's default bucket upper bounds.
   static const std::shared_ptr<const Bounds>& defaultBounds();
 
-  Histogram(std::string name, Unit unit, std::shared_ptr<const Bounds> bounds = defaultBounds());
+  Histogram(std::string_view name, Unit unit,
+            std::shared_ptr<const Bounds> bounds = defaultBounds());
+  ~Histogram();
+  Histogram(const Histogram&) = delete;
+  Histogram& operator=(const Histogram&) = delete;
   void record(uint64_t value);
-  const std::string& name() const { return name_; }
+  std::string_view name() const { return name_; }
   Unit unit() const { return unit_; }
   const Bounds& bounds() const { return *bounds_; }
 
@@ -105,11 +123,15 @@ public:
   Snapshot snapshot() const;
 
 private:
-  const std::string name_;
+  std::atomic<uint64_t>* buckets();
+
+  const std::string_view name_;
   const Unit unit_;
   const std::shared_ptr<const Bounds> bounds_;
   // bounds_->size() + 1 buckets: the last one counts values above every bound.
-  const std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
+  // Null until the first sample: most of a large configuration's histograms
+  // (per-cluster timings of idle clusters) never get one.
+  std::atomic<std::atomic<uint64_t>*> buckets_{nullptr};
   std::atomic<uint64_t> sum_{0};
   // Set while a stats sink wants every sample (statsd timers); see sink.h.
   std::atomic<SampleQueue*> samples_{nullptr};
@@ -161,13 +183,47 @@ public:
   const TagProducer& tagProducer() const { return *tags_; }
 
 private:
+  // One kind of stat: stable storage, a name index, and the name order.
+  // Stats are never removed. Guarded by the Store's mutex.
+  template <class T>
+  class Set {
+  public:
+    T* find(std::string_view name) const;
+    template <class... Args>
+    T& add(std::string_view stored_name, Args&&... args);
+    // Visits every stat in name order.
+    template <class Fn>
+    void forEachSorted(Fn&& fn) const;
+    template <class Fn>
+    void forEach(Fn&& fn) {
+      for (T& t : stats_) fn(t);
+    }
+
+  private:
+    struct ByName {
+      using is_transparent = void;
+      size_t operator()(std::string_view n) const;
+      size_t operator()(const T* t) const { return (*this)(t->name()); }
+      bool operator()(const T* a, const T* b) const { return a->name() == b->name(); }
+      bool operator()(const T* a, std::string_view b) const { return a->name() == b; }
+      bool operator()(std::string_view a, const T* b) const { return a == b->name(); }
+    };
+    std::deque<T> stats_; // creation order; emplace_back keeps addresses
+    absl::flat_hash_set<T*, ByName, ByName> index_;
+    // stats_ in name order; sorted lazily when a walk finds stats it lacks.
+    mutable std::vector<const T*> sorted_;
+  };
+
   bool accepted(std::string_view name) const;
+  std::string_view storeName(std::string_view name);
 
   mutable std::mutex mu_;
-  // Keys view the stat's own name (stats are never removed), so a name is stored once.
-  std::map<std::string_view, std::unique_ptr<Counter>, std::less<>> counters_;
-  std::map<std::string_view, std::unique_ptr<Gauge>, std::less<>> gauges_;
-  std::map<std::string_view, std::unique_ptr<Histogram>, std::less<>> histograms_;
+  // Every stat's name, back to back in fixed chunks that never move.
+  std::vector<std::unique_ptr<char[]>> name_chunks_;
+  size_t name_chunk_used_ = 0;
+  Set<Counter> counters_;
+  Set<Gauge> gauges_;
+  Set<Histogram> histograms_;
   // What every stat the matcher rejected shares: updated, never exported.
   Counter rejected_counter_{""};
   Gauge rejected_gauge_{""};

@@ -83,10 +83,13 @@ std::unique_ptr<StatsdSink> StatsdSink::tcp(std::function<std::string()> pick_ho
   return sink;
 }
 
-std::string StatsdSink::line(const std::string& name, const std::string& value,
+std::string StatsdSink::line(std::string_view name, const std::string& value,
                              const char* type) const {
   if (flavor_ == Flavor::Statsd) {
-    return absl::StrCat(prefix_, ".", name, ":", value, "|", type);
+    std::string out = absl::StrCat(prefix_, ".");
+    out.append(name);
+    absl::StrAppend(&out, ":", value, "|", type);
+    return out;
   }
   const TaggedName tagged = tags_.produce(name);
   std::string out = absl::StrCat(prefix_, ".", tagged.name, ":", value, "|", type);

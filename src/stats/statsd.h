@@ -41,7 +41,7 @@ public:
   void flush(const MetricSnapshot& snapshot) override;
 
   // One metric line without its terminator (exposed for unit tests).
-  std::string line(const std::string& name, const std::string& value, const char* type) const;
+  std::string line(std::string_view name, const std::string& value, const char* type) const;
 
   static constexpr size_t kDefaultDatagramBytes = 1432; // fits a 1500-byte MTU
   static constexpr size_t kMaxTcpBuffer = 4 * 1024 * 1024;

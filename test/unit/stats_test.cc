@@ -3,6 +3,7 @@
 
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -67,6 +68,42 @@ TEST(StatsCore, HistogramOverflowCountsTowardsTotal) {
   const auto s = h.snapshot();
   EXPECT_EQ(s.count, 1u);
   EXPECT_EQ(s.cumulative.back(), 0u);
+}
+
+TEST(StatsCore, NeverRecordedHistogramSnapshotsAsEmpty) {
+  Store store;
+  const Histogram& h = store.histogram("idle");
+  const auto s = h.snapshot();
+  EXPECT_EQ(s.count, 0u);
+  EXPECT_EQ(s.sum, 0);
+  ASSERT_FALSE(s.cumulative.empty());
+  for (uint64_t c : s.cumulative) EXPECT_EQ(c, 0u);
+}
+
+TEST(StatsCore, IterationStaysSortedAsStatsAreAddedBetweenWalks) {
+  Store store;
+  std::vector<std::string> names;
+  const auto walk = [&] {
+    names.clear();
+    store.forEachCounter([&](const Counter& c) { names.emplace_back(c.name()); });
+  };
+  store.counter("m");
+  store.counter("c");
+  walk();
+  EXPECT_THAT(names, ::testing::ElementsAre("c", "m"));
+  store.counter("z");
+  store.counter("a");
+  store.counter("c"); // existing: not a second entry
+  walk();
+  EXPECT_THAT(names, ::testing::ElementsAre("a", "c", "m", "z"));
+  // Names longer than one arena chunk still come back whole.
+  const std::string long_name(20000, 'q');
+  store.counter(long_name).inc(3);
+  EXPECT_EQ(store.counter(long_name).value(), 3u);
+  walk();
+  ASSERT_EQ(names.size(), 5u);
+  EXPECT_EQ(names[3], long_name); // between "m" and "z"
+  EXPECT_EQ(names[4], "z");
 }
 
 TEST(TextFormat, SortedCountersAndGaugesThenHistograms) {
