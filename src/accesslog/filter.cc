@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/random.h"
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
 #include "envoy/config/core/v3/base.pb.h"
 #include "envoy/config/route/v3/route_components.pb.h"
@@ -91,7 +92,7 @@ private:
 };
 
 uint64_t threadLocalRandom() {
-  thread_local std::mt19937_64 engine{std::random_device{}()};
+  thread_local std::mt19937_64 engine{randomSeed()};
   return engine();
 }
 

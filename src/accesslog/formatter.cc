@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/time/time.h"
+#include "common/random.h"
 #include "envoy/config/core/v3/base.pb.h"
 #include "envoy/config/core/v3/substitution_format_string.pb.h"
 #include "google/protobuf/struct.pb.h"
@@ -110,7 +111,7 @@ const std::string& hostName() {
 
 // A random version 4 UUID (%UNIQUE_ID%).
 std::string uniqueId() {
-  thread_local std::mt19937_64 engine{std::random_device{}()};
+  thread_local std::mt19937_64 engine{randomSeed()};
   const uint64_t hi = (engine() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
   const uint64_t lo = (engine() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
   char buf[37];

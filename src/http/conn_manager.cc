@@ -4,6 +4,7 @@
 #include <random>
 
 #include "common/logger.h"
+#include "common/random.h"
 #include "http/http1/server_connection.h"
 #include "http/path_utility.h"
 #include "http/utility.h"
@@ -21,7 +22,7 @@ spdlog::logger& hcmLog() {
 }
 
 uint64_t nextRandom() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{randomSeed()};
   return rng();
 }
 

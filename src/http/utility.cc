@@ -4,6 +4,7 @@
 #include <ctime>
 #include <random>
 
+#include "common/random.h"
 #include "http/http1/encoder.h"
 
 #include "absl/strings/str_split.h"
@@ -71,10 +72,7 @@ namespace {
 class FastRandom {
 public:
   FastRandom() {
-    std::random_device rd;
-    for (uint64_t& w : s_) {
-      w = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-    }
+    for (uint64_t& w : s_) w = randomSeed();
     if ((s_[0] | s_[1] | s_[2] | s_[3]) == 0) s_[0] = 1; // the one state it must avoid
   }
   uint64_t next() {

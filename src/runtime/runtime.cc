@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "common/random.h"
 
 namespace legate::runtime {
 
@@ -69,7 +70,7 @@ bool Snapshot::featureEnabled(std::string_view key, Fraction default_value,
 }
 
 bool Snapshot::featureEnabled(std::string_view key, Fraction default_value) const {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{randomSeed()};
   return featureEnabled(key, default_value, rng());
 }
 

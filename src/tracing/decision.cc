@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/hex.h"
+#include "common/random.h"
 
 namespace legate::tracing {
 namespace {
@@ -34,7 +35,7 @@ void setReason(http::HeaderMap& h, std::string_view id, Reason r) {
 }
 
 uint64_t freshRandom() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{randomSeed()};
   return rng();
 }
 

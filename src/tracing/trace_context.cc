@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/hex.h"
+#include "common/random.h"
 
 namespace legate::tracing {
 namespace {
@@ -93,7 +94,7 @@ std::optional<uint64_t> parseHex64(std::string_view s, bool lower_only) {
 }
 
 uint64_t randomId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{randomSeed()};
   uint64_t v = 0;
   while (v == 0)
     v = rng();

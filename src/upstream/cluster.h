@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/random.h"
 #include "network/address.h"
 #include "stats/stats.h"
 #include "stats/status_code_counters.h"
@@ -232,7 +233,7 @@ private:
     uint64_t version = 0;
     std::shared_ptr<const HostSnapshot> snapshot;
     std::vector<ListState> lists;
-    std::minstd_rand rng{std::random_device{}()};
+    std::minstd_rand rng{randomSeed()};
     // ORIGINAL_DST: hosts this worker made that its snapshot may not have yet.
     std::vector<HostConstSharedPtr> odst_pending;
   };

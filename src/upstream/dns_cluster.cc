@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "common/random.h"
 #include "config/extension_registry.h"
 #include "config/unsupported.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -178,7 +179,7 @@ parseDnsClusterConfig(const ClusterProto& proto, const std::string& where) {
 DnsDiscovery::DnsDiscovery(Cluster& cluster, const DnsClusterConfig& config,
                            event::Dispatcher& dispatcher, std::unique_ptr<DnsResolver> resolver)
     : cluster_(cluster), config_(config), dispatcher_(dispatcher), resolver_(std::move(resolver)),
-      rng_state_(std::random_device{}()) {
+      rng_state_(randomSeed()) {
   for (const auto& t : config_.targets) {
     auto target = std::make_unique<Target>();
     target->config = &t;

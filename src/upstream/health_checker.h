@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/random.h"
 #include "event/dispatcher.h"
 #include "stats/stats.h"
 #include "upstream/host.h"
@@ -107,7 +108,7 @@ private:
   std::map<const Host*, std::unique_ptr<Session>> sessions_;
   uint64_t seen_membership_changes_ = 0;
   event::TimerPtr sync_timer_;
-  mutable std::minstd_rand rng_{std::random_device{}()};
+  mutable std::minstd_rand rng_{randomSeed()};
 };
 
 } // namespace legate::upstream

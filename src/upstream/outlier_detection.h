@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/random.h"
 #include "event/dispatcher.h"
 #include "stats/stats.h"
 #include "upstream/host.h"
@@ -233,7 +234,7 @@ private:
   event::Dispatcher* main_ = nullptr;
   event::TimerPtr interval_timer_;
   TimeSource now_;
-  std::minstd_rand rng_{std::random_device{}()};
+  std::minstd_rand rng_{randomSeed()};
   SuccessRateThreshold sr_numbers_[2];
   bool changed_ = false; // a flag changed during this pass: refresh once
 };

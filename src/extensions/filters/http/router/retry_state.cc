@@ -4,6 +4,7 @@
 #include <charconv>
 #include <random>
 
+#include "common/random.h"
 #include "http/utility.h"
 
 namespace legate::extensions::router {
@@ -16,7 +17,7 @@ constexpr uint32_t kGrpcConditions = ro::kGrpcCancelled | ro::kGrpcDeadlineExcee
                                      ro::kGrpcInternal;
 
 uint64_t nextRandom() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{randomSeed()};
   return rng();
 }
 

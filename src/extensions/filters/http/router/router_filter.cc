@@ -4,6 +4,7 @@
 #include <random>
 
 #include "common/logger.h"
+#include "common/random.h"
 #include "http/utility.h"
 #include "router/route.h"
 #include "router/route_config.h"
@@ -186,7 +187,7 @@ void RouterFilter::setupTimeouts(http::HeaderMap& headers, const legate::router:
 }
 
 void RouterFilter::startShadows(const http::HeaderMap& headers, bool end_stream) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{randomSeed()};
   for (const auto& policy : *action_->mirrorPolicies()) {
     const uint64_t random = rng();
     const bool sampled =

@@ -1,5 +1,6 @@
 #include "extensions/filters/network/tcp_proxy/config.h"
 
+#include "common/random.h"
 #include "config/unsupported.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -88,7 +89,7 @@ const std::string& TcpProxyConfig::pickCluster() const {
   if (clusters_.size() == 1) {
     return clusters_.front().name;
   }
-  thread_local std::minstd_rand rng{std::random_device{}()};
+  thread_local std::minstd_rand rng{randomSeed()};
   const uint64_t r = rng() % total_weight_;
   for (const auto& wc : clusters_) {
     if (r < wc.cumulative_weight) {
