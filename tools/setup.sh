@@ -7,7 +7,7 @@ PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config python3 npm
   # libraries (see docs/architecture.md for why each)
-  libevent-dev libprotobuf-dev protobuf-compiler libabsl-dev libyaml-cpp-dev
+  libevent-dev libprotobuf-dev protobuf-compiler libabsl-dev libyaml-dev
   libspdlog-dev libfmt-dev libre2-dev libc-ares-dev libxxhash-dev
   libgoogle-perftools-dev
   # tests

@@ -66,10 +66,10 @@ std::string shiftedPath(const std::string& path,
 
 bool parseAndConvert(std::string_view text, std::string_view label, Message& out, SourceMap& marks,
                      ErrorList& errors) {
-  YAML::Node node;
-  if (!parseYaml(text, label, node, errors)) return false;
+  YamlDocument document;
+  if (!parseYaml(text, label, document, errors)) return false;
   const size_t before = errors.count();
-  convertYamlToMessage(node, label, out, marks, errors);
+  convertYamlToMessage(document.root(), label, out, marks, errors);
   return errors.count() == before;
 }
 

@@ -48,19 +48,18 @@ struct ScalarValue {
   int e = 0;
 };
 
-std::string describeNode(const YAML::Node& node) {
-  switch (node.Type()) {
-  case YAML::NodeType::Sequence:
+std::string describeNode(const YamlNode& node) {
+  switch (node.kind()) {
+  case YamlNode::Kind::kSequence:
     return "a list";
-  case YAML::NodeType::Map:
+  case YamlNode::Kind::kMap:
     return "an object";
-  case YAML::NodeType::Null:
+  case YamlNode::Kind::kNull:
     return "null";
-  case YAML::NodeType::Scalar:
-    return absl::StrCat("'", node.Scalar(), "'");
-  default:
-    return "nothing";
+  case YamlNode::Kind::kScalar:
+    break;
   }
+  return absl::StrCat("'", node.scalar(), "'");
 }
 
 std::string describeType(const FieldDescriptor* fd) {
@@ -146,7 +145,7 @@ public:
   Converter(std::string_view label, SourceMap& marks, ErrorList& errors)
       : label_(label), marks_(marks), errors_(errors) {}
 
-  void convertValueIntoMessage(const YAML::Node& node, Message& msg, const std::string& path,
+  void convertValueIntoMessage(const YamlNode& node, Message& msg, const std::string& path,
                                const std::string& extension_name) {
     // Bounded recursion: a hostile or broken file must not exhaust the stack.
     struct DepthGuard {
@@ -161,40 +160,36 @@ public:
     }
     const std::string& type = msg.GetDescriptor()->full_name();
     if (type == "google.protobuf.Any") return convertAny(node, msg, path, extension_name);
-    if (type == "google.protobuf.Duration" && node.IsScalar()) return convertDuration(node, msg, path);
-    if (type == "google.protobuf.Timestamp" && node.IsScalar()) {
+    if (type == "google.protobuf.Duration" && node.isScalar()) return convertDuration(node, msg, path);
+    if (type == "google.protobuf.Timestamp" && node.isScalar()) {
       return convertTimestamp(node, msg, path);
     }
     if (isWrapper(type)) return convertWrapper(node, msg, path);
     if (type == "google.protobuf.Value") return convertValue(node, msg, path);
     if (type == "google.protobuf.Struct") return convertStruct(node, msg, path);
     if (type == "google.protobuf.ListValue") return convertList(node, msg, path);
-    if (type == "google.protobuf.Empty" && node.IsNull()) return;
+    if (type == "google.protobuf.Empty" && node.isNull()) return;
     convertMessage(node, msg, path, /*skip_type_key=*/false);
   }
 
 private:
-  SourceLocation locationOf(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
-    if (mark.is_null()) return SourceLocation{label_, 0, 0};
-    return SourceLocation{label_, mark.line + 1, mark.column + 1};
+  SourceLocation locationOf(const YamlNode& node) const {
+    return SourceLocation{label_, static_cast<int>(node.line()), static_cast<int>(node.column())};
   }
 
-  void error(const YAML::Node& node, const std::string& path, const std::string& message) {
+  void error(const YamlNode& node, const std::string& path, const std::string& message) {
     SourceLocation location = locationOf(node);
     errors_.add(&location, path, message);
   }
 
-  void record(const std::string& path, const YAML::Node& node) { recordMark(path, node.Mark()); }
-
-  // Scalars are located at their value; objects and lists at their key.
-  void record(const std::string& path, const YAML::Node& value, const YAML::Node& key) {
-    recordMark(path, value.IsScalar() ? value.Mark() : key.Mark());
+  void record(const std::string& path, const YamlNode& node) {
+    if (node.line() == 0) return;
+    marks_.record(path, locationOf(node));
   }
 
-  void recordMark(const std::string& path, const YAML::Mark& mark) {
-    if (mark.is_null()) return;
-    marks_.record(path, SourceLocation{label_, mark.line + 1, mark.column + 1});
+  // Scalars are located at their value; objects and lists at their key.
+  void record(const std::string& path, const YamlNode& value, const YamlNode& key) {
+    record(path, value.isScalar() ? value : key);
   }
 
   static const FieldDescriptor* findField(const Descriptor* desc, const std::string& key) {
@@ -225,20 +220,18 @@ private:
   }
 
   // Finds the scalar value of key in a YAML mapping, if any (never throws).
-  static std::string scalarChild(const YAML::Node& node, absl::string_view key) {
-    if (!node.IsMap()) return {};
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      if (it->first.IsScalar() && it->first.Scalar() == key && it->second.IsScalar()) {
-        return it->second.Scalar();
-      }
+  static std::string scalarChild(const YamlNode& node, absl::string_view key) {
+    if (!node.isMap()) return {};
+    for (const auto& [k, v] : node.entries()) {
+      if (k->isScalar() && k->scalar() == key && v->isScalar()) return v->scalar();
     }
     return {};
   }
 
-  void convertMessage(const YAML::Node& node, Message& msg, const std::string& path,
+  void convertMessage(const YamlNode& node, Message& msg, const std::string& path,
                       bool skip_type_key) {
     const Descriptor* desc = msg.GetDescriptor();
-    if (!node.IsMap()) {
+    if (!node.isMap()) {
       error(node, path,
             absl::StrCat("got ", describeNode(node), "; expected an object (", desc->full_name(),
                          ")"));
@@ -248,14 +241,14 @@ private:
     const std::string extension_name = scalarChild(node, "name");
     absl::flat_hash_map<std::string, int> seen_keys; // key -> 1-based line
     absl::flat_hash_map<const OneofDescriptor*, const FieldDescriptor*> oneofs_set;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node key = it->first; // by value: the iterator yields temporaries
-      const YAML::Node value = it->second;
-      if (!key.IsScalar()) {
+    for (const auto& [key_node, value_node] : node.entries()) {
+      const YamlNode& key = *key_node;
+      const YamlNode& value = *value_node;
+      if (!key.isScalar()) {
         error(key, path, absl::StrCat("got ", describeNode(key), " as a key; expected a field name"));
         continue;
       }
-      const std::string& name = key.Scalar();
+      const std::string& name = key.scalar();
       if (auto [seen, inserted] = seen_keys.emplace(name, locationOf(key).line); !inserted) {
         error(key, fieldPath(path, name),
               absl::StrCat("duplicate key '", name, "' (first set on line ", seen->second,
@@ -272,7 +265,7 @@ private:
                   : absl::StrCat("unknown field; did you mean '", suggestion, "'?"));
         continue;
       }
-      if (value.IsNull()) continue;
+      if (value.isNull()) continue;
       if (const OneofDescriptor* oneof = fd->real_containing_oneof()) {
         auto [other, inserted] = oneofs_set.emplace(oneof, fd);
         if (!inserted) {
@@ -297,19 +290,19 @@ private:
     }
   }
 
-  void convertRepeatedField(const YAML::Node& node, Message& msg, const FieldDescriptor* fd,
+  void convertRepeatedField(const YamlNode& node, Message& msg, const FieldDescriptor* fd,
                             const std::string& path, const std::string& extension_name) {
-    if (!node.IsSequence()) {
+    if (!node.isSequence()) {
       error(node, path, absl::StrCat("got ", describeNode(node), "; expected a list of ",
                                      describeType(fd), " values"));
       return;
     }
     const Reflection* refl = msg.GetReflection();
     for (size_t i = 0; i < node.size(); ++i) {
-      const YAML::Node element = node[i];
+      const YamlNode& element = node[i];
       const std::string element_path = indexPath(path, i);
       record(element_path, element);
-      if (element.IsNull()) {
+      if (element.isNull()) {
         error(element, element_path, absl::StrCat("got null; expected ", describeType(fd)));
         continue;
       }
@@ -324,9 +317,9 @@ private:
     }
   }
 
-  void convertMapField(const YAML::Node& node, Message& msg, const FieldDescriptor* fd,
+  void convertMapField(const YamlNode& node, Message& msg, const FieldDescriptor* fd,
                        const std::string& path) {
-    if (!node.IsMap()) {
+    if (!node.isMap()) {
       error(node, path, absl::StrCat("got ", describeNode(node), "; expected an object (a map)"));
       return;
     }
@@ -334,17 +327,17 @@ private:
     const FieldDescriptor* key_fd = fd->message_type()->map_key();
     const FieldDescriptor* value_fd = fd->message_type()->map_value();
     absl::flat_hash_map<std::string, int> seen_keys;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node key = it->first; // by value: the iterator yields temporaries
-      const YAML::Node value = it->second;
-      if (!key.IsScalar()) {
+    for (const auto& [key_node, value_node] : node.entries()) {
+      const YamlNode& key = *key_node;
+      const YamlNode& value = *value_node;
+      if (!key.isScalar()) {
         error(key, path, absl::StrCat("got ", describeNode(key), " as a map key; expected a scalar"));
         continue;
       }
-      const std::string entry_path = mapKeyPath(path, key.Scalar());
-      if (auto [seen, inserted] = seen_keys.emplace(key.Scalar(), locationOf(key).line); !inserted) {
+      const std::string entry_path = mapKeyPath(path, key.scalar());
+      if (auto [seen, inserted] = seen_keys.emplace(key.scalar(), locationOf(key).line); !inserted) {
         error(key, entry_path,
-              absl::StrCat("duplicate key '", key.Scalar(), "' (first set on line ", seen->second,
+              absl::StrCat("duplicate key '", key.scalar(), "' (first set on line ", seen->second,
                            "); expected each key once"));
         continue;
       }
@@ -353,7 +346,7 @@ private:
       if (!parseScalar(key, key_fd, entry_path, k)) continue;
       Message* entry = refl->AddMessage(&msg, fd);
       storeScalar(*entry, key_fd, k, /*add=*/false);
-      if (value.IsNull()) continue;
+      if (value.isNull()) continue;
       if (value_fd->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         convertValueIntoMessage(value, *entry->GetReflection()->MutableMessage(entry, value_fd),
                                 entry_path, std::string());
@@ -364,13 +357,13 @@ private:
     }
   }
 
-  bool parseScalar(const YAML::Node& node, const FieldDescriptor* fd, const std::string& path,
+  bool parseScalar(const YamlNode& node, const FieldDescriptor* fd, const std::string& path,
                    ScalarValue& out) {
-    if (!node.IsScalar()) {
+    if (!node.isScalar()) {
       error(node, path, absl::StrCat("got ", describeNode(node), "; expected ", describeType(fd)));
       return false;
     }
-    const std::string& text = node.Scalar();
+    const std::string& text = node.scalar();
     switch (fd->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
     case FieldDescriptor::CPPTYPE_INT64: {
@@ -508,12 +501,12 @@ private:
     }
   }
 
-  void convertDuration(const YAML::Node& node, Message& msg, const std::string& path) {
+  void convertDuration(const YamlNode& node, Message& msg, const std::string& path) {
     int64_t seconds = 0;
     int32_t nanos = 0;
-    if (!parseDuration(node.Scalar(), seconds, nanos)) {
+    if (!parseDuration(node.scalar(), seconds, nanos)) {
       error(node, path,
-            absl::StrCat("'", node.Scalar(),
+            absl::StrCat("'", node.scalar(),
                          "' is not a duration; expected seconds with an 's' suffix, such as "
                          "\"10s\" or \"0.25s\" (at most 9 fractional digits)"));
       return;
@@ -523,11 +516,11 @@ private:
     msg.GetReflection()->SetInt32(&msg, desc->FindFieldByName("nanos"), nanos);
   }
 
-  void convertTimestamp(const YAML::Node& node, Message& msg, const std::string& path) {
+  void convertTimestamp(const YamlNode& node, Message& msg, const std::string& path) {
     google::protobuf::Timestamp ts;
-    if (!google::protobuf::util::TimeUtil::FromString(node.Scalar(), &ts)) {
+    if (!google::protobuf::util::TimeUtil::FromString(node.scalar(), &ts)) {
       error(node, path,
-            absl::StrCat("'", node.Scalar(),
+            absl::StrCat("'", node.scalar(),
                          "' is not a timestamp; expected RFC 3339 such as \"2024-01-31T12:00:00Z\""));
       return;
     }
@@ -536,14 +529,14 @@ private:
     msg.GetReflection()->SetInt32(&msg, desc->FindFieldByName("nanos"), ts.nanos());
   }
 
-  void convertWrapper(const YAML::Node& node, Message& msg, const std::string& path) {
+  void convertWrapper(const YamlNode& node, Message& msg, const std::string& path) {
     const FieldDescriptor* value_fd = msg.GetDescriptor()->FindFieldByName("value");
     ScalarValue v;
     if (parseScalar(node, value_fd, path, v)) storeScalar(msg, value_fd, v, /*add=*/false);
   }
 
   // google.protobuf.Value from any YAML: plain true/false and numbers keep their type.
-  void convertValue(const YAML::Node& node, Message& msg, const std::string& path) {
+  void convertValue(const YamlNode& node, Message& msg, const std::string& path) {
     if (depth_ > kMaxNestingDepth) {
       error(node, path, absl::StrCat("nesting is too deep; expected at most ", kMaxNestingDepth,
                                      " levels of objects"));
@@ -556,16 +549,16 @@ private:
     } guard(depth_);
     const Descriptor* desc = msg.GetDescriptor();
     const Reflection* r = msg.GetReflection();
-    switch (node.Type()) {
-    case YAML::NodeType::Map:
+    switch (node.kind()) {
+    case YamlNode::Kind::kMap:
       convertStruct(node, *r->MutableMessage(&msg, desc->FindFieldByName("struct_value")), path);
       return;
-    case YAML::NodeType::Sequence:
+    case YamlNode::Kind::kSequence:
       convertList(node, *r->MutableMessage(&msg, desc->FindFieldByName("list_value")), path);
       return;
-    case YAML::NodeType::Scalar: {
-      const std::string& text = node.Scalar();
-      const bool plain = node.Tag() != "!";
+    case YamlNode::Kind::kScalar: {
+      const std::string& text = node.scalar();
+      const bool plain = node.plain();
       double number = 0;
       if (plain && (text == "true" || text == "false")) {
         r->SetBool(&msg, desc->FindFieldByName("bool_value"), text == "true");
@@ -576,14 +569,14 @@ private:
       }
       return;
     }
-    default:
+    case YamlNode::Kind::kNull:
       r->SetEnumValue(&msg, desc->FindFieldByName("null_value"), 0);
       return;
     }
   }
 
-  void convertStruct(const YAML::Node& node, Message& msg, const std::string& path) {
-    if (!node.IsMap()) {
+  void convertStruct(const YamlNode& node, Message& msg, const std::string& path) {
+    if (!node.isMap()) {
       error(node, path, absl::StrCat("got ", describeNode(node), "; expected an object (Struct)"));
       return;
     }
@@ -591,28 +584,28 @@ private:
     const FieldDescriptor* key_fd = fields_fd->message_type()->map_key();
     const FieldDescriptor* value_fd = fields_fd->message_type()->map_value();
     absl::flat_hash_map<std::string, int> seen_keys;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        error(it->first, path, "a non-scalar key; expected a string key");
+    for (const auto& [key_node, value_node] : node.entries()) {
+      if (!key_node->isScalar()) {
+        error(*key_node, path, "a non-scalar key; expected a string key");
         continue;
       }
-      const std::string key = it->first.Scalar();
+      const std::string& key = key_node->scalar();
       const std::string entry_path = fieldPath(path, key);
-      if (auto [seen, inserted] = seen_keys.emplace(key, locationOf(it->first).line); !inserted) {
-        error(it->first, entry_path,
+      if (auto [seen, inserted] = seen_keys.emplace(key, locationOf(*key_node).line); !inserted) {
+        error(*key_node, entry_path,
               absl::StrCat("duplicate key '", key, "' (first set on line ", seen->second,
                            "); expected each key once"));
         continue;
       }
-      record(entry_path, it->second, it->first);
+      record(entry_path, *value_node, *key_node);
       Message* entry = msg.GetReflection()->AddMessage(&msg, fields_fd);
       entry->GetReflection()->SetString(entry, key_fd, key);
-      convertValue(it->second, *entry->GetReflection()->MutableMessage(entry, value_fd), entry_path);
+      convertValue(*value_node, *entry->GetReflection()->MutableMessage(entry, value_fd), entry_path);
     }
   }
 
-  void convertList(const YAML::Node& node, Message& msg, const std::string& path) {
-    if (!node.IsSequence()) {
+  void convertList(const YamlNode& node, Message& msg, const std::string& path) {
+    if (!node.isSequence()) {
       error(node, path, absl::StrCat("got ", describeNode(node), "; expected a list"));
       return;
     }
@@ -624,25 +617,26 @@ private:
     }
   }
 
-  void convertAny(const YAML::Node& node, Message& any, const std::string& path,
+  void convertAny(const YamlNode& node, Message& any, const std::string& path,
                   const std::string& extension_name) {
-    if (!node.IsMap()) {
+    if (!node.isMap()) {
       error(node, path,
             absl::StrCat("got ", describeNode(node),
                          "; expected an object with '@type: type.googleapis.com/<message name>'"));
       return;
     }
-    YAML::Node type_node;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      if (it->first.IsScalar() && it->first.Scalar() == "@type") type_node = it->second;
+    const YamlNode* type_value = nullptr;
+    for (const auto& [k, v] : node.entries()) {
+      if (k->isScalar() && k->scalar() == "@type") type_value = v;
     }
-    if (!type_node.IsDefined() || !type_node.IsScalar() || type_node.Scalar().empty()) {
+    if (type_value == nullptr || !type_value->isScalar() || type_value->scalar().empty()) {
       error(node, path,
             "missing '@type'; expected '@type: type.googleapis.com/<message name>' next to the "
             "extension's fields");
       return;
     }
-    const std::string& type_url = type_node.Scalar();
+    const YamlNode& type_node = *type_value;
+    const std::string& type_url = type_node.scalar();
     if (type_url.find('/') == std::string::npos) {
       error(type_node, path,
             absl::StrCat("'@type: ", type_url,
@@ -703,34 +697,25 @@ size_t editDistance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-bool parseYaml(std::string_view text, std::string_view source_label, YAML::Node& out,
+bool parseYaml(std::string_view text, std::string_view source_label, YamlDocument& out,
                ErrorList& errors) {
-  try {
-    out = YAML::Load(std::string(text));
-    return true;
-  } catch (const YAML::Exception& e) {
-    SourceLocation location{std::string(source_label), 0, 0};
-    if (!e.mark.is_null()) {
-      location.line = e.mark.line + 1;
-      location.column = e.mark.column + 1;
-    }
-    errors.add(&location, "", absl::StrCat("invalid YAML: ", e.msg));
-  } catch (const std::exception& e) {
-    SourceLocation location{std::string(source_label), 0, 0};
-    errors.add(&location, "", absl::StrCat("invalid YAML: ", e.what()));
-  }
+  YamlDocument::Error e;
+  if (out.parse(text, e)) return true;
+  SourceLocation location{std::string(source_label), static_cast<int>(e.line),
+                          static_cast<int>(e.column)};
+  errors.add(&location, "", absl::StrCat("invalid YAML: ", e.message));
   return false;
 }
 
-void convertYamlToMessage(const YAML::Node& node, std::string_view source_label,
+void convertYamlToMessage(const YamlNode& node, std::string_view source_label,
                           google::protobuf::Message& out, SourceMap& marks, ErrorList& errors) {
   Converter converter(source_label, marks, errors);
   try {
-    if (!node.Mark().is_null()) {
-      marks.record("", SourceLocation{std::string(source_label), node.Mark().line + 1,
-                                      node.Mark().column + 1});
+    if (node.line() != 0) {
+      marks.record("", SourceLocation{std::string(source_label), static_cast<int>(node.line()),
+                                      static_cast<int>(node.column())});
     }
-    if (node.IsNull() || !node.IsDefined()) return; // an empty document sets nothing
+    if (node.isNull()) return; // an empty document sets nothing
     converter.convertValueIntoMessage(node, out, "", std::string());
   } catch (const std::exception& e) {
     SourceLocation location{std::string(source_label), 0, 0};

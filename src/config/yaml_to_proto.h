@@ -1,6 +1,6 @@
 #pragma once
 
-// YAML (and JSON, which yaml-cpp parses as YAML) -> protobuf message, by walking
+// YAML (and JSON, which is YAML) -> protobuf message, by walking
 // the message descriptor with reflection, so that every error can name the
 // line and column of the YAML node at fault (JsonStringToMessage cannot).
 //
@@ -16,21 +16,21 @@
 #include <string_view>
 
 #include <google/protobuf/message.h>
-#include <yaml-cpp/yaml.h>
 
 #include "config/source_map.h"
+#include "config/yaml_document.h"
 
 namespace legate::config {
 
-// Parses text into a YAML node. On a syntax error appends
-// "LABEL:LINE:COL: message" to errors and returns false. Never throws.
-bool parseYaml(std::string_view text, std::string_view source_label, YAML::Node& out,
+// Parses text into out. On a syntax error appends "LABEL:LINE:COL: invalid
+// YAML: message" to errors and returns false. Never throws.
+bool parseYaml(std::string_view text, std::string_view source_label, YamlDocument& out,
                ErrorList& errors);
 
 // Converts node into out (fields are set on top of what out already holds).
 // Records the location of every field set into marks under its path, and
 // appends every conversion error to errors. Never throws.
-void convertYamlToMessage(const YAML::Node& node, std::string_view source_label,
+void convertYamlToMessage(const YamlNode& node, std::string_view source_label,
                           google::protobuf::Message& out, SourceMap& marks, ErrorList& errors);
 
 // Edit distance between two strings (for "did you mean" suggestions).

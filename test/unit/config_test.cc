@@ -354,6 +354,22 @@ TEST_F(ConfigTest, MalformedYamlReportsPosition) {
   EXPECT_THAT(load("a: b: c\n", b), StartsWith("bad.yaml:1:5: invalid YAML: "));
 }
 
+TEST_F(ConfigTest, AnchorsAliasesAndOneDocument) {
+  Bootstrap b;
+  EXPECT_EQ(load("admin:\n  address:\n    socket_address: &a {address: 127.0.0.1, port_value: 9}\n"
+                 "static_resources:\n  listeners:\n  - name: l\n    address:\n"
+                 "      socket_address: *a\n",
+                 b),
+            "");
+  EXPECT_EQ(b.static_resources().listeners(0).address().socket_address().port_value(), 9u);
+  EXPECT_THAT(load("node:\n  id: a\n---\nnode:\n  id: b\n", b),
+              StartsWith("bad.yaml:3:1: invalid YAML: a second document starts here"));
+  // JSON missing its last brace: found at the end of the file, pointing back at the opening one.
+  EXPECT_THAT(load("{\"node\": {\"id\": \"a\",}", b),
+              AllOf(StartsWith("bad.yaml:2:1: invalid YAML: "),
+                    HasSubstr("flow mapping from line 1, column 1")));
+}
+
 TEST_F(ConfigTest, ReportsAllErrorsCappedAtTwenty) {
   Bootstrap b;
   std::string text = "node:\n";
