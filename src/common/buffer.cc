@@ -248,10 +248,12 @@ int Buffer::readableIovecs(struct iovec* iov, int max) const {
   return n;
 }
 
-ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked) {
-  // Read into the tail's free space and one fresh slice: a single readv fills
-  // both, and the fresh slice goes back to the pool if nothing landed in it.
-  struct iovec iov[2];
+ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked, int fresh_slices) {
+  // Read into the tail's free space and fresh slices: a single readv fills
+  // them all, and fresh slices nothing landed in go back to the pool.
+  fresh_slices = std::clamp(fresh_slices, 1, kMaxReadSlices);
+  struct iovec iov[1 + kMaxReadSlices];
+  Slice fresh[kMaxReadSlices];
   int cnt = 0;
   size_t budget = max_bytes;
   const bool tail_has_room = !noSlices() && back().writable() > 0;
@@ -262,11 +264,13 @@ ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked) {
     budget -= iov[cnt].iov_len;
     ++cnt;
   }
-  Slice fresh;
-  if (budget > 0) {
-    fresh = Slice(kSliceSize);
-    iov[cnt].iov_base = fresh.data;
-    iov[cnt].iov_len = std::min<size_t>(fresh.capacity, budget);
+  int fresh_count = 0;
+  while (budget > 0 && fresh_count < fresh_slices) {
+    Slice& f = fresh[fresh_count++];
+    f = Slice(kSliceSize);
+    iov[cnt].iov_base = f.data;
+    iov[cnt].iov_len = std::min<size_t>(f.capacity, budget);
+    budget -= iov[cnt].iov_len;
     ++cnt;
   }
   if (asked != nullptr) {
@@ -279,14 +283,18 @@ ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked) {
   }
   size_t left = static_cast<size_t>(rc);
   length_ += left;
+  int i = 0;
   if (tail_has_room) {
     const size_t n = std::min(left, iov[0].iov_len);
     back().end += static_cast<uint32_t>(n);
     left -= n;
+    ++i;
   }
-  if (left > 0) {
-    fresh.end = static_cast<uint32_t>(left);
-    pushBack(std::move(fresh));
+  for (int k = 0; k < fresh_count && left > 0; ++k, ++i) {
+    const size_t n = std::min(left, iov[i].iov_len);
+    fresh[k].end = static_cast<uint32_t>(n);
+    left -= n;
+    pushBack(std::move(fresh[k]));
   }
   return rc;
 }

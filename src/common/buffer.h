@@ -4,10 +4,10 @@
 //
 // Data lives in a queue of heap slices; moving data between buffers moves whole
 // slices (no byte copies), which is how bytes travel from one connection to the
-// other in a proxy. Reads fill the tail slice and one fresh slice with readv;
-// writes hand up to kMaxIovecs slices to writev. An empty buffer owns no memory
-// (the slice queue keeps its first two entries inline), so idle connections
-// cost nothing here.
+// other in a proxy. Reads fill the tail slice and one to kMaxReadSlices fresh
+// slices with one readv; writes hand up to kMaxIovecs slices to writev. An
+// empty buffer owns no memory (the slice queue keeps its first two entries
+// inline), so idle connections cost nothing here.
 //
 // Slices of the standard size come from a small per-thread free list (bounded
 // at kPoolSlices), so the hot path of a proxy, which takes a slice for every
@@ -31,6 +31,7 @@ class Buffer {
 public:
   static constexpr size_t kSliceSize = 16 * 1024;
   static constexpr int kMaxIovecs = 64;
+  static constexpr int kMaxReadSlices = 4; // 64 KiB per read at most
   // Free standard slices each thread keeps for reuse (at most 1 MiB).
   static constexpr size_t kPoolSlices = 64;
 
@@ -72,11 +73,14 @@ public:
   // Fills iov with up to max slices of readable data; returns the count.
   int readableIovecs(struct iovec* iov, int max) const;
 
-  // read(2)s up to max_bytes from fd into the buffer. Returns bytes read, 0 on
-  // EOF, -1 with errno set on error (EAGAIN included). *asked (if given) is
-  // what the call offered the kernel: a result below it means the socket had
-  // no more to give (edge-triggered callers need not read again).
-  ssize_t readFrom(int fd, size_t max_bytes, size_t* asked = nullptr);
+  // read(2)s up to max_bytes from fd into the buffer: the tail's free room and
+  // up to fresh_slices (1..kMaxReadSlices) new slices, in one readv. Returns
+  // bytes read, 0 on EOF, -1 with errno set on error (EAGAIN included). *asked
+  // (if given) is what the call offered the kernel: a result below it means
+  // the socket had no more to give (edge-triggered callers need not read again).
+  // Callers offer more slices once a read came back full (a bulk transfer):
+  // fewer, larger reads; small messages keep taking a single slice.
+  ssize_t readFrom(int fd, size_t max_bytes, size_t* asked = nullptr, int fresh_slices = 1);
   // writev(2)s as much as the kernel takes and drains it. Same return contract;
   // *asked as for readFrom (a shorter write means the socket buffer is full).
   ssize_t writeTo(int fd, size_t* asked = nullptr);
@@ -99,7 +103,9 @@ private:
     Slice& operator=(Slice&& o) noexcept;
     Slice(const Slice&) = delete;
     Slice& operator=(const Slice&) = delete;
-    ~Slice() { release(); }
+    ~Slice() {
+      if (data != nullptr) release(); // moved-from and unused slices cost a compare
+    }
     void release();
 
     size_t readable() const { return end - start; }

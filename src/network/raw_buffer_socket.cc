@@ -9,15 +9,17 @@ namespace legate::network {
 
 IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
   IoResult result;
+  int slices = 1; // a full read means more is waiting: read bigger from then on
   while (result.bytes_processed < max_bytes) {
     size_t asked = 0;
-    const ssize_t rc = buffer.readFrom(fd, max_bytes - result.bytes_processed, &asked);
+    const ssize_t rc = buffer.readFrom(fd, max_bytes - result.bytes_processed, &asked, slices);
     if (rc > 0) {
       result.bytes_processed += static_cast<uint64_t>(rc);
       if (static_cast<size_t>(rc) < asked) {
         // The socket had no more: another read would only say EAGAIN.
         break;
       }
+      slices = Buffer::kMaxReadSlices;
       continue;
     }
     if (rc == 0) {

@@ -111,6 +111,34 @@ TEST(BufferTest, ReadFromAndWriteToThroughASocketPair) {
 }
 
 
+TEST(BufferTest, ReadFromFillsSeveralFreshSlicesInOneCall) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  int size = 1 << 20;
+  ASSERT_EQ(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)), 0);
+  ASSERT_EQ(setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+  const std::string data = pattern(3 * Buffer::kSliceSize + 100);
+  ASSERT_EQ(::write(fds[0], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  Buffer in;
+  in.add("x"); // a tail with room: filled first, then the fresh slices
+  size_t asked = 0;
+  const ssize_t r = in.readFrom(fds[1], 1 << 20, &asked, Buffer::kMaxReadSlices);
+  EXPECT_EQ(r, static_cast<ssize_t>(data.size()));
+  EXPECT_GT(asked, data.size()); // offered the tail and four fresh slices
+  EXPECT_EQ(in.toString(), "x" + data);
+  // Fresh slices nothing landed in are not kept.
+  EXPECT_LE(in.sliceCount(), 4u);
+  // The budget caps the offer across the slices too.
+  ASSERT_EQ(::write(fds[0], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  Buffer capped;
+  EXPECT_EQ(capped.readFrom(fds[1], Buffer::kSliceSize + 10, &asked, Buffer::kMaxReadSlices),
+            static_cast<ssize_t>(Buffer::kSliceSize + 10));
+  EXPECT_EQ(asked, Buffer::kSliceSize + 10);
+  EXPECT_EQ(capped.toString(), data.substr(0, Buffer::kSliceSize + 10));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 TEST(BufferTest, ManySlicesQueueThroughPartialDrainsAndAppends) {
   // Enough slices to spill the inline queue, drained from the front while
   // more arrive at the back (the queue compacts instead of growing forever).
