@@ -153,5 +153,46 @@ TEST(YamlDocument, DeepNestingParsesWithoutRecursion) {
   EXPECT_EQ(depth, 4999u);
 }
 
+// Counts nodes reachable from n (aliases counted again), bounded by limit.
+size_t walk(const YamlNode& n, size_t limit) {
+  size_t count = 1;
+  if (n.isSequence()) {
+    for (size_t i = 0; i < n.size() && count < limit; ++i) count += walk(n[i], limit - count);
+  } else if (n.isMap()) {
+    for (const auto& [k, v] : n.entries()) {
+      if (count >= limit) break;
+      count += walk(*k, limit - count);
+      count += walk(*v, limit - count);
+    }
+  }
+  return count;
+}
+
+TEST(YamlDocument, EveryTruncationParsesOrFailsWithAPosition) {
+  const std::string text =
+      "static_resources:\n  clusters:\n  - name: &n \"c0\"\n    connect_timeout: 1s\n"
+      "    load_assignment:\n      cluster_name: *n\n      endpoints:\n      - lb_endpoints:\n"
+      "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 80}}}\n"
+      "    metadata: {filter_metadata: {x: [1, 'two', \"three\", {four: 4}]}}\n"
+      "    description: |\n      a block\n      scalar\n";
+  YamlDocument full;
+  YamlDocument::Error error;
+  ASSERT_TRUE(full.parse(text, error)) << error.message;
+  size_t failures = 0;
+  for (size_t len = 0; len <= text.size(); ++len) {
+    YamlDocument doc;
+    if (doc.parse(std::string_view(text).substr(0, len), error)) {
+      EXPECT_GT(walk(doc.root(), 100000), 0u);
+    } else {
+      ++failures;
+      EXPECT_FALSE(error.message.empty()) << len;
+      EXPECT_GE(error.line, 1u) << len;
+      EXPECT_GE(error.column, 1u) << len;
+      EXPECT_TRUE(doc.root().isNull()) << len;
+    }
+  }
+  EXPECT_GT(failures, 0u); // cut inside quotes or flow collections, some prefixes must fail
+}
+
 } // namespace
 } // namespace legate::config
