@@ -42,25 +42,34 @@ def _tcp_socket_states():
 
 
 def settled_fd_count(pid, timeout=5.0):
-    """The process's descriptor count once it holds no TCP socket but listeners."""
+    """The process's descriptor count once it holds no TCP socket but listeners and
+    the same descriptors twice in a row (an admin connection being accepted and
+    closed comes and goes between a listing and a readlink)."""
     deadline = time.monotonic() + timeout
+    previous = None
     while True:
         fds = os.listdir("/proc/%d/fd" % pid)
         states = _tcp_socket_states()
         busy = 0
+        targets = []
         for fd in fds:
             try:
                 target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
             except OSError:
+                busy += 1  # closed since the listing: not settled
                 continue
+            targets.append((fd, target))
             if target.startswith("socket:["):
-                state = states.get(target[len("socket:["):-1])
-                if state is not None and state != "0A":
+                # Only listeners may remain. A socket missing from the tables is one
+                # the peer reset that legate has not closed yet: still an fd, so busy.
+                if states.get(target[len("socket:["):-1]) != "0A":
                     busy += 1
-        if busy == 0:
+        targets.sort()
+        if busy == 0 and targets == previous:
             return len(fds)
+        previous = targets if busy == 0 else None
         if time.monotonic() > deadline:
-            raise AssertionError("legate still holds %d connected TCP socket(s) after %.0fs"
+            raise AssertionError("legate's descriptors did not settle (%d busy) after %.0fs"
                                  % (busy, timeout))
         time.sleep(0.05)
 
