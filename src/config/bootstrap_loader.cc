@@ -69,7 +69,7 @@ bool parseAndConvert(std::string_view text, std::string_view label, Message& out
   YamlDocument document;
   if (!parseYaml(text, label, document, errors)) return false;
   const size_t before = errors.count();
-  convertYamlToMessage(document.root(), label, out, marks, errors);
+  convertYamlToMessage(document, label, out, marks, errors);
   return errors.count() == before;
 }
 

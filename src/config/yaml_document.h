@@ -80,6 +80,8 @@ public:
   bool parse(std::string_view text, Error& error);
 
   const YamlNode& root() const { return root_ != nullptr ? *root_ : empty_; }
+  // Nodes in the file (an alias is not a node of its own).
+  size_t nodeCount() const { return nodes_.size(); }
 
 private:
   std::deque<YamlNode> nodes_; // stable addresses

@@ -35,6 +35,13 @@ using google::protobuf::Reflection;
 
 constexpr int64_t kMaxDurationSeconds = 315576000000;
 constexpr int kMaxNestingDepth = 100;
+// Entries and elements converted per document: at most this many plus ten per
+// node in the file. Aliases let a small file name one node many times and
+// conversion expands every use; without a bound, an alias of an alias of ...
+// ("billion laughs") would take all memory and time. A file without aliases
+// converts fewer values than it has nodes.
+constexpr size_t kConvertedNodesAllowance = 256 * 1024;
+constexpr size_t kConvertedNodesPerNode = 10;
 
 absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -142,8 +149,8 @@ bool parseDouble(absl::string_view text, double& out) {
 
 class Converter {
 public:
-  Converter(std::string_view label, SourceMap& marks, ErrorList& errors)
-      : label_(label), marks_(marks), errors_(errors) {}
+  Converter(std::string_view label, size_t max_converted, SourceMap& marks, ErrorList& errors)
+      : label_(label), max_converted_(max_converted), marks_(marks), errors_(errors) {}
 
   void convertValueIntoMessage(const YamlNode& node, Message& msg, const std::string& path,
                                const std::string& extension_name) {
@@ -173,6 +180,19 @@ public:
   }
 
 private:
+  // Counts one converted entry or element; false (with one error) past the bound.
+  bool visit(const YamlNode& node, const std::string& path) {
+    if (++visited_ <= max_converted_) return true;
+    if (!over_budget_) {
+      over_budget_ = true;
+      error(node, path,
+            absl::StrCat("the document expands to more than ", max_converted_,
+                         " values through aliases; expected aliases that are not nested "
+                         "in each other this deeply"));
+    }
+    return false;
+  }
+
   SourceLocation locationOf(const YamlNode& node) const {
     return SourceLocation{label_, static_cast<int>(node.line()), static_cast<int>(node.column())};
   }
@@ -242,6 +262,7 @@ private:
     absl::flat_hash_map<std::string, int> seen_keys; // key -> 1-based line
     absl::flat_hash_map<const OneofDescriptor*, const FieldDescriptor*> oneofs_set;
     for (const auto& [key_node, value_node] : node.entries()) {
+      if (!visit(*key_node, path)) return;
       const YamlNode& key = *key_node;
       const YamlNode& value = *value_node;
       if (!key.isScalar()) {
@@ -300,6 +321,7 @@ private:
     const Reflection* refl = msg.GetReflection();
     for (size_t i = 0; i < node.size(); ++i) {
       const YamlNode& element = node[i];
+      if (!visit(element, path)) return;
       const std::string element_path = indexPath(path, i);
       record(element_path, element);
       if (element.isNull()) {
@@ -328,6 +350,7 @@ private:
     const FieldDescriptor* value_fd = fd->message_type()->map_value();
     absl::flat_hash_map<std::string, int> seen_keys;
     for (const auto& [key_node, value_node] : node.entries()) {
+      if (!visit(*key_node, path)) return;
       const YamlNode& key = *key_node;
       const YamlNode& value = *value_node;
       if (!key.isScalar()) {
@@ -585,6 +608,7 @@ private:
     const FieldDescriptor* value_fd = fields_fd->message_type()->map_value();
     absl::flat_hash_map<std::string, int> seen_keys;
     for (const auto& [key_node, value_node] : node.entries()) {
+      if (!visit(*key_node, path)) return;
       if (!key_node->isScalar()) {
         error(*key_node, path, "a non-scalar key; expected a string key");
         continue;
@@ -611,6 +635,7 @@ private:
     }
     const FieldDescriptor* values_fd = msg.GetDescriptor()->FindFieldByName("values");
     for (size_t i = 0; i < node.size(); ++i) {
+      if (!visit(node[i], path)) return;
       const std::string element_path = indexPath(path, i);
       record(element_path, node[i]);
       convertValue(node[i], *msg.GetReflection()->AddMessage(&msg, values_fd), element_path);
@@ -676,9 +701,12 @@ private:
   }
 
   std::string label_;
+  size_t max_converted_;
   SourceMap& marks_;
   ErrorList& errors_;
   int depth_ = 0;
+  size_t visited_ = 0;
+  bool over_budget_ = false;
 };
 
 } // namespace
@@ -707,9 +735,12 @@ bool parseYaml(std::string_view text, std::string_view source_label, YamlDocumen
   return false;
 }
 
-void convertYamlToMessage(const YamlNode& node, std::string_view source_label,
+void convertYamlToMessage(const YamlDocument& document, std::string_view source_label,
                           google::protobuf::Message& out, SourceMap& marks, ErrorList& errors) {
-  Converter converter(source_label, marks, errors);
+  const YamlNode& node = document.root();
+  Converter converter(source_label,
+                      kConvertedNodesAllowance + kConvertedNodesPerNode * document.nodeCount(),
+                      marks, errors);
   try {
     if (node.line() != 0) {
       marks.record("", SourceLocation{std::string(source_label), static_cast<int>(node.line()),

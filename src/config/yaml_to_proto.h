@@ -27,10 +27,12 @@ namespace legate::config {
 bool parseYaml(std::string_view text, std::string_view source_label, YamlDocument& out,
                ErrorList& errors);
 
-// Converts node into out (fields are set on top of what out already holds).
-// Records the location of every field set into marks under its path, and
-// appends every conversion error to errors. Never throws.
-void convertYamlToMessage(const YamlNode& node, std::string_view source_label,
+// Converts the document into out (fields are set on top of what out already
+// holds). Records the location of every field set into marks under its path,
+// and appends every conversion error to errors. Aliases expand: the values
+// converted are bounded by the document's size, so an alias bomb is an error.
+// Never throws.
+void convertYamlToMessage(const YamlDocument& document, std::string_view source_label,
                           google::protobuf::Message& out, SourceMap& marks, ErrorList& errors);
 
 // Edit distance between two strings (for "did you mean" suggestions).

@@ -370,6 +370,20 @@ TEST_F(ConfigTest, AnchorsAliasesAndOneDocument) {
                     HasSubstr("flow mapping from line 1, column 1")));
 }
 
+TEST_F(ConfigTest, AliasBombIsAnErrorNotAnExplosion) {
+  // Seven levels of ten aliases each would expand to 10^7 values.
+  std::string text = "node:\n  metadata:\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int level = 1; level <= 6; ++level) {
+    const std::string prev = "*l" + std::to_string(level - 1);
+    text += "    l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) text += (i ? ", " : "") + prev;
+    text += "]\n";
+  }
+  Bootstrap b;
+  EXPECT_THAT(load(text, b), AllOf(StartsWith("bad.yaml:"), HasSubstr("expands to more than"),
+                                   HasSubstr("through aliases")));
+}
+
 TEST_F(ConfigTest, ReportsAllErrorsCappedAtTwenty) {
   Bootstrap b;
   std::string text = "node:\n";
