@@ -12,7 +12,7 @@
 
 namespace legate {
 
-// A fresh 64-bit seed; distinct on every call, cheap, thread-safe.
+// A fresh 64-bit seed: cheap, thread-safe, never repeated within a thread.
 uint64_t randomSeed();
 
 } // namespace legate

@@ -183,8 +183,7 @@ private:
   // Counts one converted entry or element; false (with one error) past the bound.
   bool visit(const YamlNode& node, const std::string& path) {
     if (++visited_ <= max_converted_) return true;
-    if (!over_budget_) {
-      over_budget_ = true;
+    if (visited_ == max_converted_ + 1) { // the first value past the bound reports it
       error(node, path,
             absl::StrCat("the document expands to more than ", max_converted_,
                          " values through aliases; expected aliases that are not nested "
@@ -706,7 +705,6 @@ private:
   ErrorList& errors_;
   int depth_ = 0;
   size_t visited_ = 0;
-  bool over_budget_ = false;
 };
 
 } // namespace

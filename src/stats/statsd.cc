@@ -86,10 +86,8 @@ std::unique_ptr<StatsdSink> StatsdSink::tcp(std::function<std::string()> pick_ho
 std::string StatsdSink::line(std::string_view name, const std::string& value,
                              const char* type) const {
   if (flavor_ == Flavor::Statsd) {
-    std::string out = absl::StrCat(prefix_, ".");
-    out.append(name);
-    absl::StrAppend(&out, ":", value, "|", type);
-    return out;
+    return absl::StrCat(prefix_, ".", absl::string_view(name.data(), name.size()), ":", value,
+                        "|", type);
   }
   const TaggedName tagged = tags_.produce(name);
   std::string out = absl::StrCat(prefix_, ".", tagged.name, ":", value, "|", type);
