@@ -107,7 +107,7 @@ void collectResource(const google::protobuf::Message& message, const std::string
 }
 
 Response configDump(server::Instance& server, const Request& request) {
-  const auto& bootstrap = server.bootstrap();
+  const envoy::config::bootstrap::v3::Bootstrap bootstrap = server.bootstrap();
   const google::protobuf::Timestamp updated = loadTime(server);
 
   envoy::admin::v3::BootstrapConfigDump bootstrap_dump;

@@ -69,7 +69,7 @@ Response serverInfo(server::Instance& server) {
   cl->set_mode(o.mode == server::Mode::Validate ? CommandLineOptions::Validate
                                                 : CommandLineOptions::Serve);
   cl->set_disable_hot_restart(true);
-  *info.mutable_node() = server.bootstrap().node();
+  *info.mutable_node() = server.node();
 
   auto json = protoToJson(info, /*always_print_primitive_fields=*/true);
   if (!json.ok()) {

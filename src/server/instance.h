@@ -61,7 +61,11 @@ class Instance {
 public:
   virtual ~Instance() = default;
   virtual stats::Store& stats() = 0;
-  virtual const envoy::config::bootstrap::v3::Bootstrap& bootstrap() const = 0;
+  // The bootstrap as loaded (with --service-* applied), for /config_dump. A copy:
+  // a running server keeps only its wire form (a large one's message is ~1 KB per
+  // cluster of resident memory that nothing on the data path reads).
+  virtual envoy::config::bootstrap::v3::Bootstrap bootstrap() const = 0;
+  virtual const envoy::config::core::v3::Node& node() const = 0;
   virtual const Options& options() const = 0;
   virtual ServerState state() const = 0;
   virtual std::chrono::seconds uptime() const = 0;

@@ -292,6 +292,17 @@ Server::Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstra
   if (!node->has_locality() && !options_.service_zone.empty()) {
     node->mutable_locality()->set_zone(options_.service_zone);
   }
+  node_ = *node;
+}
+
+envoy::config::bootstrap::v3::Bootstrap Server::bootstrap() const {
+  if (bootstrap_wire_.empty()) return bootstrap_;
+  envoy::config::bootstrap::v3::Bootstrap bootstrap;
+  if (!bootstrap.ParseFromString(bootstrap_wire_)) {
+    // Our own serialization of a message that was valid: cannot fail short of a bug.
+    mainLog().error("the retained bootstrap does not parse back; /config_dump shows it empty");
+  }
+  return bootstrap;
 }
 
 Server::~Server() {
@@ -405,6 +416,13 @@ absl::Status Server::initialize() {
     return st;
   }
   store_.gauge("server.concurrency").set(concurrency_);
+  // Everything is built from the bootstrap now; keep only its wire form, for
+  // /config_dump (swapped out, not cleared: Clear() keeps repeated fields' storage).
+  if (!bootstrap_.SerializeToString(&bootstrap_wire_)) {
+    bootstrap_wire_.clear();
+  } else {
+    envoy::config::bootstrap::v3::Bootstrap().Swap(&bootstrap_);
+  }
   // Parsing and building left free pages behind (the YAML tree, the source map):
   // give them back now rather than carry them as resident memory.
   memory::releaseFreeMemory();

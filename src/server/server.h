@@ -65,7 +65,8 @@ public:
 
   // Instance
   stats::Store& stats() override { return store_; }
-  const envoy::config::bootstrap::v3::Bootstrap& bootstrap() const override { return bootstrap_; }
+  envoy::config::bootstrap::v3::Bootstrap bootstrap() const override;
+  const envoy::config::core::v3::Node& node() const override { return node_; }
   const Options& options() const override { return options_; }
   ServerState state() const override;
   std::chrono::seconds uptime() const override;
@@ -86,7 +87,10 @@ private:
   uint64_t activeConnections() const;
 
   Options options_;
+  // Until initialize() has built the configuration; then only its wire form is kept.
   envoy::config::bootstrap::v3::Bootstrap bootstrap_;
+  std::string bootstrap_wire_;
+  envoy::config::core::v3::Node node_;
   config::SourceMap marks_;
   bool config_error_ = false;
   stats::Store store_;

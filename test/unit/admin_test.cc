@@ -54,7 +54,8 @@ public:
   }
 
   stats::Store& stats() override { return store_; }
-  const envoy::config::bootstrap::v3::Bootstrap& bootstrap() const override { return bootstrap_; }
+  envoy::config::bootstrap::v3::Bootstrap bootstrap() const override { return bootstrap_; }
+  const envoy::config::core::v3::Node& node() const override { return bootstrap_.node(); }
   const server::Options& options() const override { return options_; }
   server::ServerState state() const override {
     return hc_failed_ ? server::ServerState::Draining : state_;
