@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "absl/hash/hash.h"
-
+#include "common/logger.h"
 #include "stats/sink.h"
 #include "stats/tag_extractor.h"
 
@@ -17,7 +16,7 @@ const std::shared_ptr<const Histogram::Bounds>& Histogram::defaultBounds() {
   return *bounds;
 }
 
-Histogram::Histogram(std::string_view name, Unit unit, std::shared_ptr<const Bounds> bounds)
+Histogram::Histogram(StatName name, Unit unit, std::shared_ptr<const Bounds> bounds)
     : name_(name), unit_(unit), bounds_(std::move(bounds)) {}
 
 Histogram::~Histogram() { delete[] buckets_.load(std::memory_order_acquire); }
@@ -94,20 +93,15 @@ void Store::configure(StoreConfig config) {
 bool Store::accepted(std::string_view name) const { return !config_.accept || config_.accept(name); }
 
 template <class T>
-size_t Store::Set<T>::ByName::operator()(std::string_view n) const {
-  return absl::Hash<std::string_view>{}(n);
-}
-
-template <class T>
-T* Store::Set<T>::find(std::string_view name) const {
+T* Store::Set<T>::find(StatName name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : *it;
 }
 
 template <class T>
 template <class... Args>
-T& Store::Set<T>::add(std::string_view stored_name, Args&&... args) {
-  T& stat = stats_.emplace_back(stored_name, std::forward<Args>(args)...);
+T& Store::Set<T>::add(StatName name, Args&&... args) {
+  T& stat = stats_.emplace_back(name, std::forward<Args>(args)...);
   index_.insert(&stat);
   return stat;
 }
@@ -120,51 +114,45 @@ void Store::Set<T>::forEachSorted(Fn&& fn) const {
     const size_t old_size = sorted_.size();
     sorted_.reserve(stats_.size());
     for (size_t i = old_size; i < stats_.size(); ++i) sorted_.push_back(&stats_[i]);
-    auto by_name = [](const T* a, const T* b) { return a->name() < b->name(); };
+    auto by_name = [](const T* a, const T* b) { return StatName::less(a->statName(), b->statName()); };
     std::sort(sorted_.begin() + old_size, sorted_.end(), by_name);
     std::inplace_merge(sorted_.begin(), sorted_.begin() + old_size, sorted_.end(), by_name);
   }
   for (const T* t : sorted_) fn(*t);
 }
 
-std::string_view Store::storeName(std::string_view name) {
-  // Names are short; a chunk holds hundreds. An oversized name gets its own chunk.
-  constexpr size_t kChunk = 16 * 1024;
-  if (name.size() > kChunk) {
-    name_chunks_.push_back(std::make_unique<char[]>(name.size()));
-    std::memcpy(name_chunks_.back().get(), name.data(), name.size());
-    // The current chunk is now behind the oversized one; start a fresh one next time.
-    name_chunk_used_ = kChunk;
-    return {name_chunks_.back().get(), name.size()};
+bool Store::intern(std::string_view name, StatName& out) {
+  if (StatName::intern(name, out)) return true;
+  if (!pool_full_reported_) {
+    pool_full_reported_ = true;
+    log::get("misc").error("the stats name pool is full ({} distinct name pieces): '{}' and "
+                           "every later new stat are counted but not exported",
+                           NamePool::kMaxIds, name);
   }
-  if (name_chunks_.empty() || name_chunk_used_ + name.size() > kChunk) {
-    name_chunks_.push_back(std::make_unique<char[]>(kChunk));
-    name_chunk_used_ = 0;
-  }
-  char* at = name_chunks_.back().get() + name_chunk_used_;
-  std::memcpy(at, name.data(), name.size());
-  name_chunk_used_ += name.size();
-  return {at, name.size()};
+  return false;
 }
 
 Counter& Store::counter(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!accepted(name)) return rejected_counter_;
-  if (Counter* c = counters_.find(name)) return *c;
-  return counters_.add(storeName(name));
+  StatName n;
+  if (!accepted(name) || !intern(name, n)) return rejected_counter_;
+  if (Counter* c = counters_.find(n)) return *c;
+  return counters_.add(n);
 }
 
 Gauge& Store::gauge(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!accepted(name)) return rejected_gauge_;
-  if (Gauge* g = gauges_.find(name)) return *g;
-  return gauges_.add(storeName(name));
+  StatName n;
+  if (!accepted(name) || !intern(name, n)) return rejected_gauge_;
+  if (Gauge* g = gauges_.find(n)) return *g;
+  return gauges_.add(n);
 }
 
 Histogram& Store::histogram(std::string_view name, Histogram::Unit unit) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!accepted(name)) return rejected_histogram_;
-  if (Histogram* h = histograms_.find(name)) return *h;
+  StatName n;
+  if (!accepted(name) || !intern(name, n)) return rejected_histogram_;
+  if (Histogram* h = histograms_.find(n)) return *h;
   std::shared_ptr<const Histogram::Bounds> bounds = Histogram::defaultBounds();
   for (const auto& [match, b] : config_.histogram_buckets) {
     if (match(name)) {
@@ -172,7 +160,7 @@ Histogram& Store::histogram(std::string_view name, Histogram::Unit unit) {
       break;
     }
   }
-  Histogram& h = histograms_.add(storeName(name), unit, std::move(bounds));
+  Histogram& h = histograms_.add(n, unit, std::move(bounds));
   h.samples_.store(samples_, std::memory_order_release);
   return h;
 }

@@ -15,11 +15,12 @@
 // on the cache line they are writing anyway, never an extra read-modify-write.
 //
 // Memory: a cluster has some seventy stats, and a configuration may have ten
-// thousand clusters, so a stat is small. A counter or gauge is 24 bytes; its name
-// lives once in the Store's name arena (no allocation of its own); the index is
-// an open-addressing set of pointers, and the name-ordered list the admin
-// endpoints walk is a vector of pointers sorted when new stats have appeared. A
-// histogram allocates its buckets on its first sample.
+// thousand clusters, so a stat is small. A counter or gauge is 16 bytes, its name
+// included: two ids into the process's pool of name pieces (stat_name.h), so
+// "cluster.<name>." is stored once per cluster and "upstream_rq_total" once per
+// process. The index is an open-addressing set of pointers hashed by those ids, and
+// the name-ordered list the admin endpoints walk is a vector of pointers sorted when
+// new stats have appeared. A histogram allocates its buckets on its first sample.
 
 #include <atomic>
 #include <cstdint>
@@ -33,61 +34,75 @@
 
 #include "absl/container/flat_hash_set.h"
 
+#include "stats/stat_name.h"
+
 namespace legate::stats {
 
-// Names are views: the Store keeps the bytes (its name arena) for as long as the stat.
-class Counter {
+// What a counter and a gauge share, in 8 bytes: the name, packed as a StatName
+// (4-byte prefix id, 3-byte suffix id), and the used flag.
+class ScalarStat {
 public:
-  explicit Counter(std::string_view name)
-      : name_(name.data()), name_size_(static_cast<uint32_t>(name.size())) {}
+  StatName statName() const {
+    return {prefix_, suffix_[0] | (uint32_t{suffix_[1]} << 8) | (uint32_t{suffix_[2]} << 16)};
+  }
+  // Composed from the name pool: for expositions, not for hot paths.
+  std::string name() const { return statName().str(); }
+  bool used() const { return used_.load(std::memory_order_relaxed); }
+
+protected:
+  explicit ScalarStat(StatName name)
+      : prefix_(name.prefix), suffix_{static_cast<uint8_t>(name.suffix),
+                                      static_cast<uint8_t>(name.suffix >> 8),
+                                      static_cast<uint8_t>(name.suffix >> 16)} {}
+  // The first write sets the flag; every later one only reads it.
+  void markUsed() {
+    if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
+  }
+
+private:
+  const uint32_t prefix_;
+  const uint8_t suffix_[3];
+  std::atomic<bool> used_{false};
+};
+
+class Counter : public ScalarStat {
+public:
+  explicit Counter(StatName name) : ScalarStat(name) {}
   void inc(uint64_t n = 1) {
     value_.fetch_add(n, std::memory_order_relaxed);
-    markUsed(used_);
+    markUsed();
   }
   uint64_t value() const { return value_.load(std::memory_order_relaxed); }
-  bool used() const { return used_.load(std::memory_order_relaxed); }
-  std::string_view name() const { return {name_, name_size_}; }
   // Admin /reset_counters only: a debugging aid, as in Envoy. The counter stays used.
   void reset() { value_.store(0, std::memory_order_relaxed); }
 
-  // The first write sets the flag; every later one only reads it.
-  static void markUsed(std::atomic<bool>& used) {
-    if (!used.load(std::memory_order_relaxed)) used.store(true, std::memory_order_relaxed);
-  }
-
 private:
   std::atomic<uint64_t> value_{0};
-  const char* const name_;
-  const uint32_t name_size_;
-  std::atomic<bool> used_{false};
 };
 
-class Gauge {
+class Gauge : public ScalarStat {
 public:
-  explicit Gauge(std::string_view name)
-      : name_(name.data()), name_size_(static_cast<uint32_t>(name.size())) {}
+  explicit Gauge(StatName name) : ScalarStat(name) {}
   void inc(int64_t n = 1) {
     value_.fetch_add(n, std::memory_order_relaxed);
-    Counter::markUsed(used_);
+    markUsed();
   }
   void dec(int64_t n = 1) {
     value_.fetch_sub(n, std::memory_order_relaxed);
-    Counter::markUsed(used_);
+    markUsed();
   }
   void set(int64_t v) {
     value_.store(v, std::memory_order_relaxed);
-    Counter::markUsed(used_);
+    markUsed();
   }
   int64_t value() const { return value_.load(std::memory_order_relaxed); }
-  bool used() const { return used_.load(std::memory_order_relaxed); }
-  std::string_view name() const { return {name_, name_size_}; }
 
 private:
   std::atomic<int64_t> value_{0};
-  const char* const name_;
-  const uint32_t name_size_;
-  std::atomic<bool> used_{false};
 };
+
+static_assert(sizeof(Counter) == 16 && sizeof(Gauge) == 16,
+              "a large configuration has hundreds of thousands of these");
 
 // A histogram of non-negative values (milliseconds or bytes) over bucket upper
 // bounds (Envoy's defaults, or stats_config.histogram_bucket_settings). Recording is
@@ -101,13 +116,13 @@ public:
   // Envoy's default bucket upper bounds.
   static const std::shared_ptr<const Bounds>& defaultBounds();
 
-  Histogram(std::string_view name, Unit unit,
-            std::shared_ptr<const Bounds> bounds = defaultBounds());
+  Histogram(StatName name, Unit unit, std::shared_ptr<const Bounds> bounds = defaultBounds());
   ~Histogram();
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
   void record(uint64_t value);
-  std::string_view name() const { return name_; }
+  StatName statName() const { return name_; }
+  std::string name() const { return name_.str(); }
   Unit unit() const { return unit_; }
   const Bounds& bounds() const { return *bounds_; }
 
@@ -125,7 +140,7 @@ public:
 private:
   std::atomic<uint64_t>* buckets();
 
-  const std::string_view name_;
+  const StatName name_;
   const Unit unit_;
   const std::shared_ptr<const Bounds> bounds_;
   // bounds_->size() + 1 buckets: the last one counts values above every bound.
@@ -188,9 +203,9 @@ private:
   template <class T>
   class Set {
   public:
-    T* find(std::string_view name) const;
+    T* find(StatName name) const;
     template <class... Args>
-    T& add(std::string_view stored_name, Args&&... args);
+    T& add(StatName name, Args&&... args);
     // Visits every stat in name order.
     template <class Fn>
     void forEachSorted(Fn&& fn) const;
@@ -202,11 +217,11 @@ private:
   private:
     struct ByName {
       using is_transparent = void;
-      size_t operator()(std::string_view n) const;
-      size_t operator()(const T* t) const { return (*this)(t->name()); }
-      bool operator()(const T* a, const T* b) const { return a->name() == b->name(); }
-      bool operator()(const T* a, std::string_view b) const { return a->name() == b; }
-      bool operator()(std::string_view a, const T* b) const { return a == b->name(); }
+      size_t operator()(StatName n) const { return n.hash(); }
+      size_t operator()(const T* t) const { return t->statName().hash(); }
+      bool operator()(const T* a, const T* b) const { return a->statName() == b->statName(); }
+      bool operator()(const T* a, StatName b) const { return a->statName() == b; }
+      bool operator()(StatName a, const T* b) const { return a == b->statName(); }
     };
     std::deque<T> stats_; // creation order; emplace_back keeps addresses
     absl::flat_hash_set<T*, ByName, ByName> index_;
@@ -215,19 +230,19 @@ private:
   };
 
   bool accepted(std::string_view name) const;
-  std::string_view storeName(std::string_view name);
+  // The interned name of an accepted stat; false (and an error, once) if the name
+  // pool is full.
+  bool intern(std::string_view name, StatName& out);
 
   mutable std::mutex mu_;
-  // Every stat's name, back to back in fixed chunks that never move.
-  std::vector<std::unique_ptr<char[]>> name_chunks_;
-  size_t name_chunk_used_ = 0;
+  bool pool_full_reported_ = false;
   Set<Counter> counters_;
   Set<Gauge> gauges_;
   Set<Histogram> histograms_;
   // What every stat the matcher rejected shares: updated, never exported.
-  Counter rejected_counter_{""};
-  Gauge rejected_gauge_{""};
-  Histogram rejected_histogram_{"", Histogram::Unit::Unspecified};
+  Counter rejected_counter_{StatName{}};
+  Gauge rejected_gauge_{StatName{}};
+  Histogram rejected_histogram_{StatName{}, Histogram::Unit::Unspecified};
   StoreConfig config_;
   std::shared_ptr<const TagProducer> tags_;
   SampleQueue* samples_ = nullptr;

@@ -106,6 +106,65 @@ TEST(StatsCore, IterationStaysSortedAsStatsAreAddedBetweenWalks) {
   EXPECT_EQ(names[4], "z");
 }
 
+TEST(StatNames, SplitAtTheLastDot) {
+  EXPECT_EQ(StatName::split("cluster.a.b.upstream_rq"),
+            std::make_pair(std::string_view("cluster.a.b."), std::string_view("upstream_rq")));
+  EXPECT_EQ(StatName::split("plain"), std::make_pair(std::string_view(), std::string_view("plain")));
+  EXPECT_EQ(StatName::split("ends."), std::make_pair(std::string_view("ends."), std::string_view()));
+  EXPECT_EQ(StatName::split(""), std::make_pair(std::string_view(), std::string_view()));
+}
+
+TEST(StatNames, PiecesAreSharedAndComposeBack) {
+  StatName a, b, c;
+  ASSERT_TRUE(StatName::intern("cluster.one.upstream_rq_total", a));
+  ASSERT_TRUE(StatName::intern("cluster.two.upstream_rq_total", b));
+  ASSERT_TRUE(StatName::intern("cluster.one.upstream_cx_total", c));
+  EXPECT_EQ(a.suffix, b.suffix); // one copy of the suffix
+  EXPECT_EQ(a.prefix, c.prefix); // and of the prefix
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.str(), "cluster.one.upstream_rq_total");
+  StatName again;
+  ASSERT_TRUE(StatName::intern("cluster.one.upstream_rq_total", again));
+  EXPECT_EQ(again, a);
+  EXPECT_EQ(again.hash(), a.hash());
+  EXPECT_EQ(StatName{}.str(), "");
+}
+
+TEST(StatNames, OrderIsTheComposedNamesByteOrder) {
+  // Pairs where the split points differ, so piecewise order is not enough.
+  const std::vector<std::string> names = {
+      "a",   "a.",     "a.b",   "a.b.c", "a.bc",  "ab",   "ab.",   "a.b.", "b",  "a.a.z",
+      "a.a", "a.a.a",  "",      ".",     "..",    "z.\xff", "z.\x01", "zz",   "a.b.c.d", "a.b.cd"};
+  std::vector<StatName> stats;
+  for (const auto& n : names) {
+    StatName s;
+    ASSERT_TRUE(StatName::intern(n, s));
+    stats.push_back(s);
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    for (size_t j = 0; j < names.size(); ++j) {
+      EXPECT_EQ(StatName::less(stats[i], stats[j]), names[i] < names[j])
+          << "'" << names[i] << "' vs '" << names[j] << "'";
+    }
+  }
+}
+
+TEST(StatNames, CountersAndGaugesAreSixteenBytes) {
+  // The point of the pool: the name costs nothing per stat beyond two ids.
+  Store store;
+  Counter& c = store.counter("cluster.sized.upstream_rq_total");
+  EXPECT_EQ(sizeof(c), 16u);
+  EXPECT_EQ(c.name(), "cluster.sized.upstream_rq_total");
+  EXPECT_EQ(&store.counter("cluster.sized.upstream_rq_total"), &c);
+  // A gauge of the same name is a stat of its own.
+  Gauge& g = store.gauge("cluster.sized.upstream_rq_total");
+  g.set(5);
+  c.inc();
+  EXPECT_EQ(c.value(), 1u);
+  EXPECT_EQ(g.value(), 5);
+  EXPECT_EQ(store.histogram("cluster.sized.upstream_rq_time").name(), "cluster.sized.upstream_rq_time");
+}
+
 TEST(TextFormat, SortedCountersAndGaugesThenHistograms) {
   Store store;
   store.counter("z.counter").inc(2);
