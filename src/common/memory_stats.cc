@@ -13,6 +13,7 @@
 extern "C" int MallocExtension_GetNumericProperty(const char* property, size_t* value)
     __attribute__((weak));
 extern "C" void MallocExtension_ReleaseFreeMemory() __attribute__((weak));
+extern "C" void MallocExtension_MarkThreadIdle() __attribute__((weak));
 
 namespace legate::memory {
 namespace {
@@ -59,6 +60,9 @@ Stats current() {
 
 void releaseFreeMemory() {
   if (MallocExtension_ReleaseFreeMemory != nullptr) {
+    // The calling thread's cache goes back to the central lists first, so that
+    // spans it was holding objects of can be returned whole.
+    if (MallocExtension_MarkThreadIdle != nullptr) MallocExtension_MarkThreadIdle();
     MallocExtension_ReleaseFreeMemory();
   } else {
     ::malloc_trim(0);

@@ -15,17 +15,23 @@ uint32_t SourceMap::sourceIndex(const std::string& source) {
 }
 
 void SourceMap::record(std::string path, const SourceLocation& location) {
-  locations_[std::move(path)] = Entry{sourceIndex(location.source), location.line, location.column};
+  const Entry entry{sourceIndex(location.source), location.line, location.column};
+  auto it = locations_.find(path);
+  if (it != locations_.end()) {
+    it->second = entry;
+  } else {
+    locations_.emplace(paths_.store(path), entry);
+  }
 }
 
 std::optional<SourceLocation> SourceMap::find(std::string_view path) const {
-  auto it = locations_.find(absl::string_view(path.data(), path.size()));
+  auto it = locations_.find(path);
   if (it == locations_.end()) return std::nullopt;
   return expand(it->second);
 }
 
 void SourceMap::mergeFrom(const SourceMap& other) {
-  for (const auto& [path, e] : other.locations_) record(path, other.expand(e));
+  for (const auto& [path, e] : other.locations_) record(std::string(path), other.expand(e));
 }
 
 std::vector<std::pair<std::string, SourceLocation>> SourceMap::entries() const {

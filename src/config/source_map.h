@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "common/string_arena.h"
 
 namespace legate::config {
 
@@ -33,6 +34,18 @@ struct SourceLocation {
 // entry keeps the source as an index into the few distinct sources.
 class SourceMap {
 public:
+  SourceMap() = default;
+  SourceMap(SourceMap&&) = default;
+  SourceMap& operator=(SourceMap&&) = default;
+  SourceMap(const SourceMap& other) { mergeFrom(other); }
+  SourceMap& operator=(const SourceMap& other) {
+    if (this != &other) {
+      *this = SourceMap();
+      mergeFrom(other);
+    }
+    return *this;
+  }
+
   void record(std::string path, const SourceLocation& location);
   std::optional<SourceLocation> find(std::string_view path) const;
   // Adds every entry of other, overriding existing paths.
@@ -50,7 +63,11 @@ private:
   SourceLocation expand(const Entry& e) const { return {sources_[e.source], e.line, e.column}; }
 
   std::vector<std::string> sources_;
-  absl::flat_hash_map<std::string, Entry> locations_;
+  // Keys are views into paths_: hundreds of thousands of ~100-byte paths stored
+  // back to back, freed in large blocks (a heap string each would leave holes
+  // between the objects built meanwhile, which the allocator cannot give back).
+  StringArena paths_;
+  absl::flat_hash_map<std::string_view, Entry> locations_;
 };
 
 // Collects errors in order, keeping the first kMaxErrors. Each is rendered as

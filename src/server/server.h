@@ -30,7 +30,8 @@ struct ConfigModel {
   struct Listener {
     std::string name;
     network::Address address;
-    const envoy::config::listener::v3::Listener* proto;
+    // OUTBOUND listeners stay up on /drain_listeners?inboundonly.
+    bool outbound = false;
     std::unique_ptr<network::FilterChainManager> chains;
     uint32_t buffer_limit;
     uint32_t max_accept;
@@ -80,6 +81,7 @@ public:
 
 private:
   absl::Status initialize();
+  absl::Status initializeFrom(const envoy::config::bootstrap::v3::Bootstrap& bootstrap);
   void startWorkers(std::vector<std::vector<Worker::ListenerSocket>> per_worker);
   void startDrain();
   void onDrainTick();
@@ -87,8 +89,8 @@ private:
   uint64_t activeConnections() const;
 
   Options options_;
-  // Until initialize() has built the configuration; then only its wire form is kept.
-  envoy::config::bootstrap::v3::Bootstrap bootstrap_;
+  // The bootstrap in wire form: initialize() builds from a copy on an arena,
+  // /config_dump parses another (see initialize()).
   std::string bootstrap_wire_;
   envoy::config::core::v3::Node node_;
   config::SourceMap marks_;

@@ -15,26 +15,6 @@ NamePool::NamePool() : chunks_(new std::atomic<Entry*>[kMaxChunks]()) {
   intern(""); // id 0: a default StatName is the empty name
 }
 
-std::string_view NamePool::storeBytes(std::string_view s) {
-  // Pieces are short; a block holds hundreds. An oversized one gets its own block.
-  constexpr size_t kBlock = 16 * 1024;
-  if (s.empty()) return {};
-  if (s.size() > kBlock) {
-    bytes_.push_back(std::make_unique<char[]>(s.size()));
-    std::memcpy(bytes_.back().get(), s.data(), s.size());
-    bytes_used_ = kBlock; // the current block is now behind this one: start afresh
-    return {bytes_.back().get(), s.size()};
-  }
-  if (bytes_.empty() || bytes_used_ + s.size() > kBlock) {
-    bytes_.push_back(std::make_unique<char[]>(kBlock));
-    bytes_used_ = 0;
-  }
-  char* at = bytes_.back().get() + bytes_used_;
-  std::memcpy(at, s.data(), s.size());
-  bytes_used_ += s.size();
-  return {at, s.size()};
-}
-
 uint32_t NamePool::intern(std::string_view s) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = ids_.find(s); it != ids_.end()) return it->second;
@@ -46,7 +26,7 @@ uint32_t NamePool::intern(std::string_view s) {
     entry_blocks_.push_back(std::make_unique<Entry[]>(kChunkMask + 1));
     entries = entry_blocks_.back().get();
   }
-  const std::string_view stored = storeBytes(s);
+  const std::string_view stored = bytes_.store(s);
   entries[id & kChunkMask] = Entry{stored.data(), static_cast<uint32_t>(stored.size())};
   // Publishes the entry with its chunk (a reader holding this id loads the chunk).
   chunks_[chunk].store(entries, std::memory_order_release);

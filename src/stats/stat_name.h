@@ -24,6 +24,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "common/string_arena.h"
 
 namespace legate::stats {
 
@@ -54,15 +55,12 @@ private:
   static constexpr uint32_t kChunkMask = (1u << kChunkBits) - 1;
   static constexpr uint32_t kMaxChunks = kMaxIds >> kChunkBits;
 
-  std::string_view storeBytes(std::string_view s); // under mu_
-
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string_view, uint32_t> ids_; // views into bytes_
   uint32_t next_ = 0;
   std::unique_ptr<std::atomic<Entry*>[]> chunks_;
   std::vector<std::unique_ptr<Entry[]>> entry_blocks_;
-  std::vector<std::unique_ptr<char[]>> bytes_;
-  size_t bytes_used_ = 0;
+  StringArena bytes_{16 * 1024};
 };
 
 // A name as (prefix id, suffix id) into the NamePool. Counters and gauges store it

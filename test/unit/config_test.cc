@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "config/bootstrap_loader.h"
+#include "config/source_map.h"
 #include "config/extension_registry.h"
 #include "config/validation.h"
 #include "config/yaml_to_proto.h"
@@ -643,6 +644,26 @@ TEST_F(ConfigTest, UnimplementedExtensionInBootstrapFile) {
                                 "legate does not implement the extension 'type.googleapis.com/"
                                 "envoy.extensions.filters.network.http_connection_manager.v3."
                                 "HttpConnectionManager' (name: envoy.filters.network.http_connection_manager)"));
+}
+
+TEST(SourceMapStorage, CopiesAndMovesKeepEveryPath) {
+  SourceMap map;
+  for (int i = 0; i < 1000; ++i) {
+    map.record("static_resources.clusters[" + std::to_string(i) + "].name", {"f.yaml", i + 1, 3});
+  }
+  map.record("static_resources.clusters[7].name", {"g.yaml", 70, 1}); // overrides
+  SourceMap copy = map;
+  SourceMap moved = std::move(map);
+  for (const SourceMap* m : {&copy, &moved}) {
+    ASSERT_EQ(m->size(), 1000u);
+    const auto at = m->find("static_resources.clusters[999].name");
+    ASSERT_TRUE(at.has_value());
+    EXPECT_EQ(at->line, 1000);
+    const auto seven = m->find("static_resources.clusters[7].name");
+    ASSERT_TRUE(seven.has_value());
+    EXPECT_EQ(seven->source, "g.yaml");
+    EXPECT_FALSE(m->find("static_resources.clusters[1000].name").has_value());
+  }
 }
 
 } // namespace
