@@ -198,9 +198,6 @@ struct DirectResponse {
 class Route {
  public:
   const std::string& name() const { return name_; }
-  // Where this route is in the configuration
-  // ("route_config.virtual_hosts[0].routes[3]"), for errors and debugging.
-  const std::string& configPath() const { return config_path_; }
   const VirtualHost& virtualHost() const { return *vhost_; }
 
   // Exactly one of these is non-null.
@@ -253,7 +250,6 @@ class Route {
   bool pathMatches(std::string_view path) const;
 
   std::string name_;
-  std::string config_path_;
   const VirtualHost* vhost_ = nullptr;
   bool tls_redirect_route_ = false;  // require_tls: no header mutations
 

@@ -463,7 +463,6 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   }
   auto route = std::make_unique<Route>();
   route->name_ = proto.name();
-  route->config_path_ = path;
   route->vhost_ = vhost;
   if (proto.has_decorator()) {
     route->decorator_ = Route::Decorator{
@@ -532,7 +531,6 @@ std::unique_ptr<Route> RouteBuilder::tlsRedirect(const VirtualHost* vhost,
                                                  const std::string& path) {
   auto route = std::make_unique<Route>();
   route->name_ = "require_tls";
-  route->config_path_ = path + ".require_tls";
   route->vhost_ = vhost;
   route->tls_redirect_route_ = true;
   route->redirect_ = std::make_unique<RedirectAction>();

@@ -118,6 +118,7 @@ class RouteConfig {
  private:
   std::string name_;
   std::vector<std::unique_ptr<VirtualHost>> vhosts_;
+  std::string config_path_; // how errors name this configuration
   absl::flat_hash_map<std::string, const VirtualHost*> exact_domains_;
   // Wildcards by the length of their fixed part, longest first.
   std::map<size_t, absl::flat_hash_map<std::string, const VirtualHost*>, std::greater<>>
