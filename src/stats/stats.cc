@@ -95,14 +95,14 @@ bool Store::accepted(std::string_view name) const { return !config_.accept || co
 template <class T>
 T* Store::Set<T>::find(StatName name) const {
   auto it = index_.find(name);
-  return it == index_.end() ? nullptr : *it;
+  return it == index_.end() ? nullptr : const_cast<T*>(&stats_[*it]);
 }
 
 template <class T>
 template <class... Args>
 T& Store::Set<T>::add(StatName name, Args&&... args) {
   T& stat = stats_.emplace_back(name, std::forward<Args>(args)...);
-  index_.insert(&stat);
+  index_.insert(static_cast<uint32_t>(stats_.size() - 1));
   return stat;
 }
 

@@ -203,6 +203,9 @@ private:
   template <class T>
   class Set {
   public:
+    Set() = default;
+    Set(const Set&) = delete; // the index points at stats_
+    Set& operator=(const Set&) = delete;
     T* find(StatName name) const;
     template <class... Args>
     T& add(StatName name, Args&&... args);
@@ -215,16 +218,19 @@ private:
     }
 
   private:
+    // The index holds positions in stats_ (4 bytes a slot, not a pointer's 8),
+    // hashed and compared by the name of the stat there.
     struct ByName {
       using is_transparent = void;
+      const std::deque<T>* stats;
       size_t operator()(StatName n) const { return n.hash(); }
-      size_t operator()(const T* t) const { return t->statName().hash(); }
-      bool operator()(const T* a, const T* b) const { return a->statName() == b->statName(); }
-      bool operator()(const T* a, StatName b) const { return a->statName() == b; }
-      bool operator()(StatName a, const T* b) const { return a == b->statName(); }
+      size_t operator()(uint32_t i) const { return (*stats)[i].statName().hash(); }
+      bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+      bool operator()(uint32_t a, StatName b) const { return (*stats)[a].statName() == b; }
+      bool operator()(StatName a, uint32_t b) const { return a == (*stats)[b].statName(); }
     };
     std::deque<T> stats_; // creation order; emplace_back keeps addresses
-    absl::flat_hash_set<T*, ByName, ByName> index_;
+    absl::flat_hash_set<uint32_t, ByName, ByName> index_{0, ByName{&stats_}, ByName{&stats_}};
     // stats_ in name order; sorted lazily when a walk finds stats it lacks.
     mutable std::vector<const T*> sorted_;
   };
