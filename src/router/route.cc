@@ -59,15 +59,31 @@ std::string PathRewriter::rewrite(std::string_view full_path) const {
   return out;
 }
 
+const Route::Extras& Route::extras() const {
+  static const Extras* none = new Extras();
+  return extras_ != nullptr ? *extras_ : *none;
+}
+
+const RouteAction::ClusterChoice& RouteAction::choice() const {
+  static const ClusterChoice* none = new ClusterChoice();
+  return choice_ != nullptr ? *choice_ : *none;
+}
+
+const RouteAction::Rewrites& RouteAction::rewrites() const {
+  static const Rewrites* none = new Rewrites();
+  return rewrites_ != nullptr ? *rewrites_ : *none;
+}
+
 std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t random) const {
   if (!cluster_.empty())
     return cluster_;
-  if (!cluster_header_.empty())
-    return std::string(headers.get(cluster_header_).value_or(""));
-  if (weighted_.empty() || total_weight_ == 0)
+  const ClusterChoice& c = choice();
+  if (!c.cluster_header.empty())
+    return std::string(headers.get(c.cluster_header).value_or(""));
+  if (c.weighted.empty() || c.total_weight == 0)
     return "";
-  if (!random_header_.empty()) {
-    if (auto v = headers.get(random_header_); v && !v->empty()) {
+  if (!c.random_header.empty()) {
+    if (auto v = headers.get(c.random_header); v && !v->empty()) {
       uint64_t parsed = 0;
       auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), parsed);
       if (ec == std::errc() && ptr == v->data() + v->size())
@@ -77,18 +93,18 @@ std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t ra
   // Weights from the runtime when runtime_key_prefix is set (the configured weight
   // is each key's default), else as configured.
   std::shared_ptr<const runtime::Snapshot> snapshot;
-  uint64_t total = total_weight_;
-  if (weights_from_runtime_) {
+  uint64_t total = c.total_weight;
+  if (c.weights_from_runtime) {
     snapshot = runtime::snapshot();
     total = 0;
-    for (const auto& w : weighted_) {
+    for (const auto& w : c.weighted) {
       total += w.runtime_key.empty() ? w.weight : snapshot->getInteger(w.runtime_key, w.weight);
     }
     if (total == 0) return "";
   }
   const uint64_t selected = random % total;
   uint64_t end = 0;
-  for (const auto& w : weighted_) {
+  for (const auto& w : c.weighted) {
     end += snapshot != nullptr && !w.runtime_key.empty() ? snapshot->getInteger(w.runtime_key, w.weight)
                                                          : w.weight;
     if (selected < end) {
@@ -97,7 +113,7 @@ std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t ra
       return std::string(headers.get(w.cluster_header).value_or(""));
     }
   }
-  return "";  // unreachable: selected < total_weight_
+  return "";  // unreachable: selected < total
 }
 
 std::string RedirectAction::location(const http::HeaderMap& request) const {
@@ -196,31 +212,33 @@ bool Route::matches(const http::HeaderMap& headers, std::string_view path, std::
 void Route::rewritePathAndHost(http::HeaderMap& headers, bool insert_original_path) const {
   if (route_action_ == nullptr)
     return;
-  const RouteAction& a = *route_action_;
-  switch (a.host_rewrite_) {
+  if (route_action_->rewrites_ == nullptr)
+    return;
+  const RouteAction::Rewrites& a = *route_action_->rewrites_;
+  switch (a.host) {
   case RouteAction::HostRewrite::kLiteral:
-    setAuthority(headers, a.host_literal_, a.append_x_forwarded_host_);
+    setAuthority(headers, a.host_literal, a.append_x_forwarded_host);
     break;
   case RouteAction::HostRewrite::kHeader: {
-    auto v = headers.get(a.host_header_);
+    auto v = headers.get(a.host_header);
     if (v && !v->empty())
-      setAuthority(headers, std::string(*v), a.append_x_forwarded_host_);
+      setAuthority(headers, std::string(*v), a.append_x_forwarded_host);
     break;
   }
   case RouteAction::HostRewrite::kPathRegex: {
     const SplitPath sp = splitPath(headers.path());
-    const std::string host = regexReplaceAll(*a.host_regex_, sp.path, a.host_regex_substitution_);
+    const std::string host = regexReplaceAll(*a.host_regex, sp.path, a.host_regex_substitution);
     if (!host.empty())
-      setAuthority(headers, host, a.append_x_forwarded_host_);
+      setAuthority(headers, host, a.append_x_forwarded_host);
     break;
   }
   case RouteAction::HostRewrite::kAuto:
   case RouteAction::HostRewrite::kNone:
     break;
   }
-  if (a.path_rewriter_.active()) {
+  if (a.path.active()) {
     const std::string original(headers.path());
-    const std::string rewritten = a.path_rewriter_.rewrite(original);
+    const std::string rewritten = a.path.rewrite(original);
     if (insert_original_path)
       headers.set(kOriginalPath, original);
     headers.set(http::headers::kPath, rewritten);
@@ -232,7 +250,7 @@ void Route::finalizeRequestHeaders(http::HeaderMap& headers,
   if (tls_redirect_route_)
     return;
   const RouteConfig& config = vhost_->routeConfig();
-  const HeaderMutations* levels[3] = {&mutations_.request, &vhost_->headerMutations().request,
+  const HeaderMutations* levels[3] = {&extras().mutations.request, &vhost_->headerMutations().request,
                                       &config.headerMutations().request};
   if (config.mostSpecificHeaderMutationsWins())
     std::swap(levels[0], levels[2]);
@@ -245,7 +263,7 @@ void Route::finalizeResponseHeaders(http::HeaderMap& headers,
   if (tls_redirect_route_)
     return;
   const RouteConfig& config = vhost_->routeConfig();
-  const HeaderMutations* levels[3] = {&mutations_.response, &vhost_->headerMutations().response,
+  const HeaderMutations* levels[3] = {&extras().mutations.response, &vhost_->headerMutations().response,
                                       &config.headerMutations().response};
   if (config.mostSpecificHeaderMutationsWins())
     std::swap(levels[0], levels[2]);

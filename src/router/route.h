@@ -76,9 +76,9 @@ class RouteAction {
   std::string pickCluster(const http::HeaderMap& headers, uint64_t random) const;
 
   const std::string& cluster() const { return cluster_; }
-  const std::string& clusterHeader() const { return cluster_header_; }
-  const std::vector<WeightedClusterEntry>& weightedClusters() const { return weighted_; }
-  uint64_t totalWeight() const { return total_weight_; }
+  const std::string& clusterHeader() const { return choice().cluster_header; }
+  const std::vector<WeightedClusterEntry>& weightedClusters() const { return choice().weighted; }
+  uint64_t totalWeight() const { return choice().total_weight; }
   // cluster_not_found_response_code as an HTTP status (503 by default).
   uint32_t clusterNotFoundResponseCode() const { return cluster_not_found_code_; }
 
@@ -88,14 +88,14 @@ class RouteAction {
   // timeout applies); zero disables it.
   std::optional<std::chrono::milliseconds> idleTimeout() const { return idle_timeout_; }
 
-  HostRewrite hostRewrite() const { return host_rewrite_; }
-  const std::string& hostRewriteLiteral() const { return host_literal_; }
-  const std::string& hostRewriteHeader() const { return host_header_; }
+  HostRewrite hostRewrite() const { return rewrites().host; }
+  const std::string& hostRewriteLiteral() const { return rewrites().host_literal; }
+  const std::string& hostRewriteHeader() const { return rewrites().host_header; }
   // auto_host_rewrite needs the chosen upstream host, so the router filter
   // applies it after load balancing (rewritePathAndHost does not).
-  bool autoHostRewrite() const { return host_rewrite_ == HostRewrite::kAuto; }
-  bool appendXForwardedHost() const { return append_x_forwarded_host_; }
-  const PathRewriter& pathRewriter() const { return path_rewriter_; }
+  bool autoHostRewrite() const { return rewrites().host == HostRewrite::kAuto; }
+  bool appendXForwardedHost() const { return rewrites().append_x_forwarded_host; }
+  const PathRewriter& pathRewriter() const { return rewrites().path; }
   // hash_policy: the request hash for consistent-hashing clusters; nullptr if none.
   const HashPolicy* hashPolicy() const { return hash_policy_.get(); }
   // upgrade_configs: whether this route enables (true) or disables (false) an
@@ -122,21 +122,34 @@ class RouteAction {
   friend class RouteBuilder;
   std::map<std::string, bool, std::less<>> upgrades_;
   std::string cluster_;
-  std::string cluster_header_;
-  std::vector<WeightedClusterEntry> weighted_;
-  uint64_t total_weight_ = 0;
-  std::string random_header_;  // weighted_clusters.header_name
-  bool weights_from_runtime_ = false;  // some entry has a runtime_key
+  // cluster_header or weighted_clusters. Most routes name one cluster and a
+  // table may have tens of thousands, so this (and Rewrites) is allocated only
+  // for the routes that have it.
+  struct ClusterChoice {
+    std::string cluster_header;
+    std::vector<WeightedClusterEntry> weighted;
+    uint64_t total_weight = 0;
+    std::string random_header;          // weighted_clusters.header_name
+    bool weights_from_runtime = false;  // some entry has a runtime_key
+  };
+  // Host and path rewriting.
+  struct Rewrites {
+    HostRewrite host = HostRewrite::kNone;
+    std::string host_literal;
+    std::string host_header;
+    std::shared_ptr<const re2::RE2> host_regex;
+    std::string host_regex_substitution;
+    bool append_x_forwarded_host = false;
+    PathRewriter path;
+    bool any() const { return host != HostRewrite::kNone || append_x_forwarded_host || path.active(); }
+  };
+  const ClusterChoice& choice() const;
+  const Rewrites& rewrites() const;
+  std::unique_ptr<ClusterChoice> choice_;
+  std::unique_ptr<Rewrites> rewrites_;
   uint32_t cluster_not_found_code_ = 503;
   std::chrono::milliseconds timeout_{15000};
   std::optional<std::chrono::milliseconds> idle_timeout_;
-  HostRewrite host_rewrite_ = HostRewrite::kNone;
-  std::string host_literal_;
-  std::string host_header_;
-  std::shared_ptr<const re2::RE2> host_regex_;
-  std::string host_regex_substitution_;
-  bool append_x_forwarded_host_ = false;
-  PathRewriter path_rewriter_;
   std::unique_ptr<const HashPolicy> hash_policy_;
   std::shared_ptr<const RetryPolicy> retry_policy_;
   std::shared_ptr<const HedgePolicy> hedge_policy_;
@@ -205,7 +218,7 @@ class Route {
   const RedirectAction* redirect() const { return redirect_.get(); }
   const DirectResponse* directResponse() const { return direct_response_.get(); }
 
-  const TypedPerFilterConfig& typedPerFilterConfig() const { return typed_per_filter_config_; }
+  const TypedPerFilterConfig& typedPerFilterConfig() const { return extras().typed_per_filter_config; }
 
   // The route's decorator: the operation name of its trace spans, and
   // whether it is propagated (x-envoy-decorator-operation). Null if none.
@@ -213,7 +226,9 @@ class Route {
     std::string operation;
     bool propagate = true;
   };
-  const Decorator* decorator() const { return decorator_ ? &*decorator_ : nullptr; }
+  const Decorator* decorator() const {
+    return extras_ != nullptr && extras_->decorator ? &*extras_->decorator : nullptr;
+  }
   // The route's tracing override; null when it has none.
   const RouteTracing* tracing() const { return tracing_.get(); }
 
@@ -268,9 +283,15 @@ class Route {
   std::unique_ptr<RedirectAction> redirect_;
   std::unique_ptr<DirectResponse> direct_response_;
 
-  HeaderMutationLevel mutations_;
-  TypedPerFilterConfig typed_per_filter_config_;
-  std::optional<Decorator> decorator_;
+  // What most routes leave unset; allocated only for a route that sets some of it
+  // (a table may have tens of thousands of routes).
+  struct Extras {
+    HeaderMutationLevel mutations;
+    TypedPerFilterConfig typed_per_filter_config;
+    std::optional<Decorator> decorator;
+  };
+  const Extras& extras() const;
+  std::unique_ptr<const Extras> extras_;
   std::unique_ptr<const RouteTracing> tracing_;
 };
 

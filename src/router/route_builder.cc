@@ -186,12 +186,15 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
     a->cluster_ = proto.cluster();
     break;
   case ActionProto::kClusterHeader:
-    a->cluster_header_ = proto.cluster_header();
-    http::toLowerInPlace(a->cluster_header_);
-    if (a->cluster_header_.empty())
+    a->choice_ = std::make_unique<RouteAction::ClusterChoice>();
+    a->choice_->cluster_header = proto.cluster_header();
+    http::toLowerInPlace(a->choice_->cluster_header);
+    if (a->choice_->cluster_header.empty())
       return invalid(path + ".cluster_header", "must not be empty");
     break;
   case ActionProto::kWeightedClusters: {
+    a->choice_ = std::make_unique<RouteAction::ClusterChoice>();
+    RouteAction::ClusterChoice& choice = *a->choice_;
     const auto& wc = proto.weighted_clusters();
     const std::string wpath = path + ".weighted_clusters";
     if (wc.clusters_size() == 0)
@@ -220,27 +223,27 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
       e.weight = c.has_weight() ? c.weight().value() : 0;
       if (!wc.runtime_key_prefix().empty() && !e.name.empty()) {
         e.runtime_key = wc.runtime_key_prefix() + "." + e.name;
-        a->weights_from_runtime_ = true;
+        choice.weights_from_runtime = true;
       }
-      a->total_weight_ += e.weight;
-      a->weighted_.push_back(std::move(e));
+      choice.total_weight += e.weight;
+      choice.weighted.push_back(std::move(e));
     }
-    if (a->total_weight_ == 0) {
+    if (choice.total_weight == 0) {
       return invalid(wpath, "the sum of the cluster weights must be greater than 0");
     }
-    if (a->total_weight_ > std::numeric_limits<uint32_t>::max()) {
+    if (choice.total_weight > std::numeric_limits<uint32_t>::max()) {
       return invalid(wpath, "the sum of the cluster weights must not exceed 4294967295");
     }
     if (wc.has_total_weight() && wc.total_weight().value() > 0 &&
-        wc.total_weight().value() != a->total_weight_) {
+        wc.total_weight().value() != choice.total_weight) {
       return invalid(wpath + ".total_weight", "is " + std::to_string(wc.total_weight().value()) +
                                                   " but the cluster weights add up to " +
-                                                  std::to_string(a->total_weight_));
+                                                  std::to_string(choice.total_weight));
     }
     // runtime_key_prefix: each cluster's weight may come from the runtime
     // (prefix.<cluster>), the configured weight being the default (pickCluster).
-    a->random_header_ = wc.header_name();
-    http::toLowerInPlace(a->random_header_);
+    choice.random_header = wc.header_name();
+    http::toLowerInPlace(choice.random_header);
     break;
   }
   default:
@@ -262,41 +265,44 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
   if (!proto.prefix_rewrite().empty() && proto.has_regex_rewrite()) {
     return invalid(path, "prefix_rewrite and regex_rewrite cannot both be set");
   }
+  a->rewrites_ = std::make_unique<RouteAction::Rewrites>();
+  RouteAction::Rewrites& rewrites = *a->rewrites_;
   if (auto st = buildRewriter(!proto.prefix_rewrite().empty(), proto.prefix_rewrite(),
                               proto.has_regex_rewrite() ? &proto.regex_rewrite() : nullptr,
-                              path + ".regex_rewrite", route, a->path_rewriter_);
+                              path + ".regex_rewrite", route, rewrites.path);
       !st.ok()) {
     return st;
   }
 
   switch (proto.host_rewrite_specifier_case()) {
   case ActionProto::kHostRewriteLiteral:
-    a->host_rewrite_ = RouteAction::HostRewrite::kLiteral;
-    a->host_literal_ = proto.host_rewrite_literal();
+    rewrites.host = RouteAction::HostRewrite::kLiteral;
+    rewrites.host_literal = proto.host_rewrite_literal();
     break;
   case ActionProto::kAutoHostRewrite:
     if (proto.auto_host_rewrite().value())
-      a->host_rewrite_ = RouteAction::HostRewrite::kAuto;
+      rewrites.host = RouteAction::HostRewrite::kAuto;
     break;
   case ActionProto::kHostRewriteHeader:
-    a->host_rewrite_ = RouteAction::HostRewrite::kHeader;
-    a->host_header_ = proto.host_rewrite_header();
-    http::toLowerInPlace(a->host_header_);
+    rewrites.host = RouteAction::HostRewrite::kHeader;
+    rewrites.host_header = proto.host_rewrite_header();
+    http::toLowerInPlace(rewrites.host_header);
     break;
   case ActionProto::kHostRewritePathRegex: {
-    a->host_rewrite_ = RouteAction::HostRewrite::kPathRegex;
+    rewrites.host = RouteAction::HostRewrite::kPathRegex;
     auto re = compileRegex(proto.host_rewrite_path_regex().pattern(),
                            path + ".host_rewrite_path_regex.pattern");
     if (!re.ok())
       return re.status();
-    a->host_regex_ = std::move(*re);
-    a->host_regex_substitution_ = proto.host_rewrite_path_regex().substitution();
+    rewrites.host_regex = std::move(*re);
+    rewrites.host_regex_substitution = proto.host_rewrite_path_regex().substitution();
     break;
   }
   default:
     break;
   }
-  a->append_x_forwarded_host_ = proto.append_x_forwarded_host();
+  rewrites.append_x_forwarded_host = proto.append_x_forwarded_host();
+  if (!rewrites.any()) a->rewrites_.reset();
 
   if (proto.has_timeout())
     a->timeout_ = toMillis(proto.timeout());
@@ -464,8 +470,9 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   auto route = std::make_unique<Route>();
   route->name_ = proto.name();
   route->vhost_ = vhost;
+  auto extras = std::make_unique<Route::Extras>();
   if (proto.has_decorator()) {
-    route->decorator_ = Route::Decorator{
+    extras->decorator = Route::Decorator{
         proto.decorator().operation(),
         !proto.decorator().has_propagate() || proto.decorator().propagate().value()};
   }
@@ -522,8 +529,12 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   auto mutations = buildHeaderMutations(proto, path);
   if (!mutations.ok())
     return mutations.status();
-  route->mutations_ = std::move(*mutations);
-  route->typed_per_filter_config_ = copyTypedConfig(proto.typed_per_filter_config());
+  extras->mutations = std::move(*mutations);
+  extras->typed_per_filter_config = copyTypedConfig(proto.typed_per_filter_config());
+  if (extras->decorator || !extras->mutations.request.empty() ||
+      !extras->mutations.response.empty() || !extras->typed_per_filter_config.empty()) {
+    route->extras_ = std::move(extras);
+  }
   return route;
 }
 
