@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "common/string_view_hash.h"
 #include "common/string_arena.h"
 
 namespace legate::config {
@@ -67,7 +68,7 @@ private:
   // back to back, freed in large blocks (a heap string each would leave holes
   // between the objects built meanwhile, which the allocator cannot give back).
   StringArena paths_;
-  absl::flat_hash_map<std::string_view, Entry> locations_;
+  absl::flat_hash_map<std::string_view, Entry, StringViewHash> locations_;
 };
 
 // Collects errors in order, keeping the first kMaxErrors. Each is rendered as

@@ -45,14 +45,34 @@ std::pair<std::string_view, std::string_view> StatName::split(std::string_view n
   return {name.substr(0, dot + 1), name.substr(dot + 1)};
 }
 
-bool StatName::intern(std::string_view name, StatName& out) {
-  const auto [prefix, suffix] = split(name);
+namespace {
+
+// prefix and suffix as split() gives them.
+bool internPieces(std::string_view prefix, std::string_view suffix, StatName& out) {
   NamePool& pool = NamePool::get();
   const uint32_t p = pool.intern(prefix);
   const uint32_t s = pool.intern(suffix);
   if (p == NamePool::kNotFound || s == NamePool::kNotFound) return false;
   out = StatName{p, s};
   return true;
+}
+
+} // namespace
+
+bool StatName::intern(std::string_view prefix, std::string_view name, StatName& out) {
+  if (prefix.empty()) return intern(name, out);
+  if (prefix.back() != '.' || name.find('.') != std::string_view::npos) {
+    std::string full;
+    full.reserve(prefix.size() + name.size());
+    full.append(prefix).append(name);
+    return intern(full, out);
+  }
+  return internPieces(prefix, name, out);
+}
+
+bool StatName::intern(std::string_view name, StatName& out) {
+  const auto [prefix, suffix] = split(name);
+  return internPieces(prefix, suffix, out);
 }
 
 std::string StatName::str() const {

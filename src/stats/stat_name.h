@@ -24,6 +24,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "common/string_view_hash.h"
 #include "common/string_arena.h"
 
 namespace legate::stats {
@@ -56,7 +57,7 @@ private:
   static constexpr uint32_t kMaxChunks = kMaxIds >> kChunkBits;
 
   mutable std::mutex mu_;
-  absl::flat_hash_map<std::string_view, uint32_t> ids_; // views into bytes_
+  absl::flat_hash_map<std::string_view, uint32_t, StringViewHash> ids_; // views into bytes_
   uint32_t next_ = 0;
   std::unique_ptr<std::atomic<Entry*>[]> chunks_;
   std::vector<std::unique_ptr<Entry[]>> entry_blocks_;
@@ -71,6 +72,9 @@ struct StatName {
 
   // Splits name at its last '.' and interns both pieces; false if the pool is full.
   static bool intern(std::string_view name, StatName& out);
+  // The same for the name prefix + name, composing it only when the split point
+  // is not at their junction.
+  static bool intern(std::string_view prefix, std::string_view name, StatName& out);
   // The two pieces of name, as intern() would split it.
   static std::pair<std::string_view, std::string_view> split(std::string_view name);
 

@@ -90,7 +90,6 @@ void Store::configure(StoreConfig config) {
   tags_ = config_.tags != nullptr ? config_.tags : TagProducer::defaultProducer();
 }
 
-bool Store::accepted(std::string_view name) const { return !config_.accept || config_.accept(name); }
 
 template <class T>
 T* Store::Set<T>::find(StatName name) const {
@@ -121,43 +120,56 @@ void Store::Set<T>::forEachSorted(Fn&& fn) const {
   for (const T* t : sorted_) fn(*t);
 }
 
-bool Store::intern(std::string_view name, StatName& out) {
-  if (StatName::intern(name, out)) return true;
+namespace {
+std::string joined(std::string_view a, std::string_view b) {
+  std::string out;
+  out.reserve(a.size() + b.size());
+  return out.append(a).append(b);
+}
+} // namespace
+
+bool Store::resolve(std::string_view prefix, std::string_view name, StatName& out) {
+  // The whole name is composed only for a stats_matcher to judge.
+  if (config_.accept && !config_.accept(joined(prefix, name))) return false;
+  if (StatName::intern(prefix, name, out)) return true;
   if (!pool_full_reported_) {
     pool_full_reported_ = true;
-    log::get("misc").error("the stats name pool is full ({} distinct name pieces): '{}' and "
+    log::get("misc").error("the stats name pool is full ({} distinct name pieces): '{}{}' and "
                            "every later new stat are counted but not exported",
-                           NamePool::kMaxIds, name);
+                           NamePool::kMaxIds, prefix, name);
   }
   return false;
 }
 
-Counter& Store::counter(std::string_view name) {
+Counter& Store::counter(std::string_view prefix, std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   StatName n;
-  if (!accepted(name) || !intern(name, n)) return rejected_counter_;
+  if (!resolve(prefix, name, n)) return rejected_counter_;
   if (Counter* c = counters_.find(n)) return *c;
   return counters_.add(n);
 }
 
-Gauge& Store::gauge(std::string_view name) {
+Gauge& Store::gauge(std::string_view prefix, std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   StatName n;
-  if (!accepted(name) || !intern(name, n)) return rejected_gauge_;
+  if (!resolve(prefix, name, n)) return rejected_gauge_;
   if (Gauge* g = gauges_.find(n)) return *g;
   return gauges_.add(n);
 }
 
-Histogram& Store::histogram(std::string_view name, Histogram::Unit unit) {
+Histogram& Store::histogram(std::string_view prefix, std::string_view name, Histogram::Unit unit) {
   std::lock_guard<std::mutex> lock(mu_);
   StatName n;
-  if (!accepted(name) || !intern(name, n)) return rejected_histogram_;
+  if (!resolve(prefix, name, n)) return rejected_histogram_;
   if (Histogram* h = histograms_.find(n)) return *h;
   std::shared_ptr<const Histogram::Bounds> bounds = Histogram::defaultBounds();
-  for (const auto& [match, b] : config_.histogram_buckets) {
-    if (match(name)) {
-      bounds = b;
-      break;
+  if (!config_.histogram_buckets.empty()) {
+    const std::string full = joined(prefix, name);
+    for (const auto& [match, b] : config_.histogram_buckets) {
+      if (match(full)) {
+        bounds = b;
+        break;
+      }
     }
   }
   Histogram& h = histograms_.add(n, unit, std::move(bounds));

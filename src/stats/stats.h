@@ -177,9 +177,15 @@ public:
   ~Store();
   void configure(StoreConfig config);
 
-  Counter& counter(std::string_view name);
-  Gauge& gauge(std::string_view name);
-  Histogram& histogram(std::string_view name, Histogram::Unit unit = Histogram::Unit::Milliseconds);
+  Counter& counter(std::string_view name) { return counter({}, name); }
+  Gauge& gauge(std::string_view name) { return gauge({}, name); }
+  Histogram& histogram(std::string_view name, Histogram::Unit unit = Histogram::Unit::Milliseconds) {
+    return histogram({}, name, unit);
+  }
+  // The stat named prefix + name, without composing it (Scope's form).
+  Counter& counter(std::string_view prefix, std::string_view name);
+  Gauge& gauge(std::string_view prefix, std::string_view name);
+  Histogram& histogram(std::string_view prefix, std::string_view name, Histogram::Unit unit);
 
   // Snapshots in name order, for the admin endpoints and sinks.
   void forEachCounter(const std::function<void(const Counter&)>& fn) const;
@@ -235,10 +241,9 @@ private:
     mutable std::vector<const T*> sorted_;
   };
 
-  bool accepted(std::string_view name) const;
-  // The interned name of an accepted stat; false (and an error, once) if the name
-  // pool is full.
-  bool intern(std::string_view name, StatName& out);
+  // The interned name of prefix + name; false if stats_matcher rejects it or (with
+  // an error, once) if the name pool is full.
+  bool resolve(std::string_view prefix, std::string_view name, StatName& out);
 
   mutable std::mutex mu_;
   bool pool_full_reported_ = false;
@@ -259,11 +264,11 @@ private:
 class Scope {
 public:
   Scope(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
-  Counter& counter(std::string_view name) { return store_.counter(prefix_ + std::string(name)); }
-  Gauge& gauge(std::string_view name) { return store_.gauge(prefix_ + std::string(name)); }
+  Counter& counter(std::string_view name) { return store_.counter(prefix_, name); }
+  Gauge& gauge(std::string_view name) { return store_.gauge(prefix_, name); }
   Histogram& histogram(std::string_view name,
                        Histogram::Unit unit = Histogram::Unit::Milliseconds) {
-    return store_.histogram(prefix_ + std::string(name), unit);
+    return store_.histogram(prefix_, name, unit);
   }
   Store& store() const { return store_; }
   const std::string& prefix() const { return prefix_; }
