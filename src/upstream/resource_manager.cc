@@ -93,14 +93,17 @@ std::string priorityPrefix(const stats::Scope& cluster_scope, ResourcePriority p
 
 ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope cluster_scope,
                                  ResourcePriority priority)
-    : thresholds_(t), scope_(cluster_scope.store(), priorityPrefix(cluster_scope, priority)),
-      connections_(scope_.gauge("cx_open"), remainingGauge(t, scope_, "remaining_cx"),
+    : ResourceManager(t, stats::Scope(cluster_scope.store(), priorityPrefix(cluster_scope, priority))) {}
+
+ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope&& scope)
+    : thresholds_(t),
+      connections_(scope.gauge("cx_open"), remainingGauge(t, scope, "remaining_cx"),
                    t.max_connections),
-      pending_(scope_.gauge("rq_pending_open"), remainingGauge(t, scope_, "remaining_pending"),
+      pending_(scope.gauge("rq_pending_open"), remainingGauge(t, scope, "remaining_pending"),
                t.max_pending_requests),
-      requests_(scope_.gauge("rq_open"), remainingGauge(t, scope_, "remaining_rq"),
+      requests_(scope.gauge("rq_open"), remainingGauge(t, scope, "remaining_rq"),
                 t.max_requests),
-      retries_(scope_.gauge("rq_retry_open"), remainingGauge(t, scope_, "remaining_retries"),
+      retries_(scope.gauge("rq_retry_open"), remainingGauge(t, scope, "remaining_retries"),
                maxRetries()) {}
 
 uint64_t ResourceManager::maxRetries() const {

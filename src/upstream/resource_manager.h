@@ -98,8 +98,11 @@ private:
   static stats::Gauge* remainingGauge(const CircuitBreakerThresholds& t, stats::Scope& scope,
                                       std::string_view name);
 
+  // The breakers' gauges are resolved once, from "cluster.<name>.circuit_breakers.<p>."
+  // (a scope that is not kept: ten thousand clusters would hold 20,000 prefixes).
+  ResourceManager(const CircuitBreakerThresholds& thresholds, stats::Scope&& priority_scope);
+
   const CircuitBreakerThresholds thresholds_;
-  stats::Scope scope_;
   Breaker connections_;
   Breaker pending_;
   Breaker requests_;
