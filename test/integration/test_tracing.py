@@ -644,12 +644,18 @@ class ZipkinExport(TracingCase):
     def test_hung_collector_bounds_the_queue(self):
         hold = self.server(HoldServer)
         up = self.server(HttpUpstream)
+        # One span per report, so the number of reports does not depend on how
+        # quickly the main thread drains (a busy machine makes fewer, larger ones).
         lg = self.start_legate(proxy_config("solo", up.port, zipkin_provider(),
-                                            collector_port=hold.port))
-        for _ in range(40):
-            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+                                            collector_port=hold.port,
+                                            runtime={"tracing.zipkin.min_flush_spans": 1}))
         # One report waits for an answer that never comes; the queue behind it
-        # is bounded, the rest is dropped and counted.
+        # (16 reports) is bounded, the rest is dropped and counted. Requests go on
+        # until a drop is counted: at most 400, each answered 200 meanwhile.
+        for i in range(400):
+            self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
+            if i >= 20 and i % 10 == 0 and lg.stat("tracing.zipkin.reports_dropped") >= 1:
+                break
         lg.wait_for_stat("tracing.zipkin.reports_dropped", lambda v: v >= 1)
         self.assertEqual(http_get(lg.port("http"), "/")[0], 200)
 
