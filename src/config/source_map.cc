@@ -14,7 +14,7 @@ uint32_t SourceMap::sourceIndex(const std::string& source) {
   return static_cast<uint32_t>(sources_.size() - 1);
 }
 
-void SourceMap::record(std::string path, const SourceLocation& location) {
+void SourceMap::record(std::string_view path, const SourceLocation& location) {
   const Entry entry{sourceIndex(location.source), location.line, location.column};
   auto it = locations_.find(path);
   if (it != locations_.end()) {
@@ -31,7 +31,7 @@ std::optional<SourceLocation> SourceMap::find(std::string_view path) const {
 }
 
 void SourceMap::mergeFrom(const SourceMap& other) {
-  for (const auto& [path, e] : other.locations_) record(std::string(path), other.expand(e));
+  for (const auto& [path, e] : other.locations_) record(path, other.expand(e));
 }
 
 std::vector<std::pair<std::string, SourceLocation>> SourceMap::entries() const {

@@ -47,7 +47,7 @@ public:
     return *this;
   }
 
-  void record(std::string path, const SourceLocation& location);
+  void record(std::string_view path, const SourceLocation& location);
   std::optional<SourceLocation> find(std::string_view path) const;
   // Adds every entry of other, overriding existing paths.
   void mergeFrom(const SourceMap& other);

@@ -59,20 +59,19 @@ std::string PathRewriter::rewrite(std::string_view full_path) const {
   return out;
 }
 
-const Route::Extras& Route::extras() const {
-  static const Extras* none = new Extras();
-  return extras_ != nullptr ? *extras_ : *none;
+namespace {
+// What an optional part of a route reads as when the route has none: one shared,
+// default-constructed T (never destroyed, as routes may outlive static destruction).
+template <class T>
+const T& orDefault(const std::unique_ptr<T>& part) {
+  static const T* none = new T();
+  return part != nullptr ? *part : *none;
 }
+} // namespace
 
-const RouteAction::ClusterChoice& RouteAction::choice() const {
-  static const ClusterChoice* none = new ClusterChoice();
-  return choice_ != nullptr ? *choice_ : *none;
-}
-
-const RouteAction::Rewrites& RouteAction::rewrites() const {
-  static const Rewrites* none = new Rewrites();
-  return rewrites_ != nullptr ? *rewrites_ : *none;
-}
+const Route::Extras& Route::extras() const { return orDefault(extras_); }
+const RouteAction::ClusterChoice& RouteAction::choice() const { return orDefault(choice_); }
+const RouteAction::Rewrites& RouteAction::rewrites() const { return orDefault(rewrites_); }
 
 std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t random) const {
   if (!cluster_.empty())

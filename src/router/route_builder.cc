@@ -265,8 +265,7 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
   if (!proto.prefix_rewrite().empty() && proto.has_regex_rewrite()) {
     return invalid(path, "prefix_rewrite and regex_rewrite cannot both be set");
   }
-  a->rewrites_ = std::make_unique<RouteAction::Rewrites>();
-  RouteAction::Rewrites& rewrites = *a->rewrites_;
+  RouteAction::Rewrites rewrites;
   if (auto st = buildRewriter(!proto.prefix_rewrite().empty(), proto.prefix_rewrite(),
                               proto.has_regex_rewrite() ? &proto.regex_rewrite() : nullptr,
                               path + ".regex_rewrite", route, rewrites.path);
@@ -302,7 +301,7 @@ absl::StatusOr<std::unique_ptr<RouteAction>> RouteBuilder::buildRouteAction(
     break;
   }
   rewrites.append_x_forwarded_host = proto.append_x_forwarded_host();
-  if (!rewrites.any()) a->rewrites_.reset();
+  if (rewrites.any()) a->rewrites_ = std::make_unique<RouteAction::Rewrites>(std::move(rewrites));
 
   if (proto.has_timeout())
     a->timeout_ = toMillis(proto.timeout());
@@ -470,9 +469,9 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   auto route = std::make_unique<Route>();
   route->name_ = proto.name();
   route->vhost_ = vhost;
-  auto extras = std::make_unique<Route::Extras>();
+  Route::Extras extras;
   if (proto.has_decorator()) {
-    extras->decorator = Route::Decorator{
+    extras.decorator = Route::Decorator{
         proto.decorator().operation(),
         !proto.decorator().has_propagate() || proto.decorator().propagate().value()};
   }
@@ -529,17 +528,16 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   auto mutations = buildHeaderMutations(proto, path);
   if (!mutations.ok())
     return mutations.status();
-  extras->mutations = std::move(*mutations);
-  extras->typed_per_filter_config = copyTypedConfig(proto.typed_per_filter_config());
-  if (extras->decorator || !extras->mutations.request.empty() ||
-      !extras->mutations.response.empty() || !extras->typed_per_filter_config.empty()) {
-    route->extras_ = std::move(extras);
+  extras.mutations = std::move(*mutations);
+  extras.typed_per_filter_config = copyTypedConfig(proto.typed_per_filter_config());
+  if (extras.decorator || !extras.mutations.request.empty() ||
+      !extras.mutations.response.empty() || !extras.typed_per_filter_config.empty()) {
+    route->extras_ = std::make_unique<const Route::Extras>(std::move(extras));
   }
   return route;
 }
 
-std::unique_ptr<Route> RouteBuilder::tlsRedirect(const VirtualHost* vhost,
-                                                 const std::string& path) {
+std::unique_ptr<Route> RouteBuilder::tlsRedirect(const VirtualHost* vhost) {
   auto route = std::make_unique<Route>();
   route->name_ = "require_tls";
   route->vhost_ = vhost;

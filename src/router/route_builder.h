@@ -33,7 +33,7 @@ class RouteBuilder {
                                                       const std::string& path,
                                                       const VirtualHost* vhost, uint32_t max_body);
   // The require_tls redirect route of a virtual host.
-  static std::unique_ptr<Route> tlsRedirect(const VirtualHost* vhost, const std::string& path);
+  static std::unique_ptr<Route> tlsRedirect(const VirtualHost* vhost);
 
   // Copies a typed_per_filter_config map.
   template <class Map>

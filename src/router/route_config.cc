@@ -113,7 +113,7 @@ absl::StatusOr<std::shared_ptr<const RouteConfig>> RouteConfig::create(
       break;
     }
     if (vh->require_tls_ != VirtualHost::TlsRequirement::kNone) {
-      vh->tls_redirect_route_ = RouteBuilder::tlsRedirect(vh.get(), vpath);
+      vh->tls_redirect_route_ = RouteBuilder::tlsRedirect(vh.get());
     }
     auto vmut = buildHeaderMutations(vp, vpath);
     if (!vmut.ok())

@@ -34,11 +34,6 @@ uint32_t NamePool::intern(std::string_view s) {
   return id;
 }
 
-size_t NamePool::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return next_;
-}
-
 std::pair<std::string_view, std::string_view> StatName::split(std::string_view name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string_view::npos) return {std::string_view(), name};
@@ -62,10 +57,7 @@ bool internPieces(std::string_view prefix, std::string_view suffix, StatName& ou
 bool StatName::intern(std::string_view prefix, std::string_view name, StatName& out) {
   if (prefix.empty()) return intern(name, out);
   if (prefix.back() != '.' || name.find('.') != std::string_view::npos) {
-    std::string full;
-    full.reserve(prefix.size() + name.size());
-    full.append(prefix).append(name);
-    return intern(full, out);
+    return intern(joinName(prefix, name), out);
   }
   return internPieces(prefix, name, out);
 }
@@ -75,13 +67,14 @@ bool StatName::intern(std::string_view name, StatName& out) {
   return internPieces(prefix, suffix, out);
 }
 
-std::string StatName::str() const {
-  const std::string_view p = prefixView(), s = suffixView();
+std::string joinName(std::string_view prefix, std::string_view name) {
   std::string out;
-  out.reserve(p.size() + s.size());
-  out.append(p).append(s);
+  out.reserve(prefix.size() + name.size());
+  out.append(prefix).append(name);
   return out;
 }
+
+std::string StatName::str() const { return joinName(prefixView(), suffixView()); }
 
 bool StatName::less(const StatName& a, const StatName& b) {
   if (a.prefix == b.prefix) {

@@ -43,9 +43,6 @@ public:
     const Entry& e = chunks_[id >> kChunkBits].load(std::memory_order_acquire)[id & kChunkMask];
     return {e.data, e.size};
   }
-  // Strings and bytes held (for tests and docs).
-  size_t size() const;
-
 private:
   NamePool();
   struct Entry {
@@ -63,6 +60,9 @@ private:
   std::vector<std::unique_ptr<Entry[]>> entry_blocks_;
   StringArena bytes_{16 * 1024};
 };
+
+// prefix + name as one string (abseil's StrCat as packaged takes no std::string_view).
+std::string joinName(std::string_view prefix, std::string_view name);
 
 // A name as (prefix id, suffix id) into the NamePool. Counters and gauges store it
 // packed in 7 bytes (stats.h); this is the value form, for hashing and ordering.

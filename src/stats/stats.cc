@@ -120,17 +120,9 @@ void Store::Set<T>::forEachSorted(Fn&& fn) const {
   for (const T* t : sorted_) fn(*t);
 }
 
-namespace {
-std::string joined(std::string_view a, std::string_view b) {
-  std::string out;
-  out.reserve(a.size() + b.size());
-  return out.append(a).append(b);
-}
-} // namespace
-
 bool Store::resolve(std::string_view prefix, std::string_view name, StatName& out) {
   // The whole name is composed only for a stats_matcher to judge.
-  if (config_.accept && !config_.accept(joined(prefix, name))) return false;
+  if (config_.accept && !config_.accept(joinName(prefix, name))) return false;
   if (StatName::intern(prefix, name, out)) return true;
   if (!pool_full_reported_) {
     pool_full_reported_ = true;
@@ -164,7 +156,7 @@ Histogram& Store::histogram(std::string_view prefix, std::string_view name, Hist
   if (Histogram* h = histograms_.find(n)) return *h;
   std::shared_ptr<const Histogram::Bounds> bounds = Histogram::defaultBounds();
   if (!config_.histogram_buckets.empty()) {
-    const std::string full = joined(prefix, name);
+    const std::string full = joinName(prefix, name);
     for (const auto& [match, b] : config_.histogram_buckets) {
       if (match(full)) {
         bounds = b;

@@ -18,9 +18,9 @@
 // thousand clusters, so a stat is small. A counter or gauge is 16 bytes, its name
 // included: two ids into the process's pool of name pieces (stat_name.h), so
 // "cluster.<name>." is stored once per cluster and "upstream_rq_total" once per
-// process. The index is an open-addressing set of pointers hashed by those ids, and
-// the name-ordered list the admin endpoints walk is a vector of pointers sorted when
-// new stats have appeared. A histogram allocates its buckets on its first sample.
+// process. The index is an open-addressing set of 4-byte positions hashed by those
+// ids, and the name-ordered list the admin endpoints walk is a vector of pointers
+// sorted when new stats have appeared. A histogram allocates its buckets on its first sample.
 
 #include <atomic>
 #include <cstdint>

@@ -149,6 +149,36 @@ TEST(StatNames, OrderIsTheComposedNamesByteOrder) {
   }
 }
 
+TEST(StatNames, ScopeAndWholeNameReachTheSameStat) {
+  // The Store interns prefix + name without composing it when the last '.' is at
+  // the junction, and composes it otherwise: either way one name is one stat.
+  Store store;
+  EXPECT_EQ(&Scope(store, "cluster.a.").counter("upstream_rq_total"),
+            &store.counter("cluster.a.upstream_rq_total"));
+  EXPECT_EQ(&Scope(store, "cluster.a.").gauge("circuit_breakers.default.cx_open"),
+            &store.gauge("cluster.a.circuit_breakers.default.cx_open"));
+  EXPECT_EQ(&Scope(store, "http").counter(".rq_total"), &store.counter("http.rq_total"));
+  EXPECT_EQ(&Scope(store, "").histogram("plain"), &store.histogram("plain"));
+  std::vector<std::string> names;
+  store.forEachCounter([&](const Counter& c) { names.emplace_back(c.name()); });
+  EXPECT_THAT(names, ::testing::ElementsAre("cluster.a.upstream_rq_total", "http.rq_total"));
+}
+
+TEST(StatNames, MatcherJudgesTheWholeNameOfAScopedStat) {
+  Store store;
+  StoreConfig config;
+  config.accept = [](std::string_view n) { return n != "cluster.a.upstream_rq_total"; };
+  store.configure(std::move(config));
+  Counter& rejected = Scope(store, "cluster.a.").counter("upstream_rq_total");
+  Counter& kept = Scope(store, "cluster.a.").counter("upstream_cx_total");
+  EXPECT_NE(&rejected, &kept);
+  rejected.inc();
+  kept.inc();
+  std::vector<std::string> names;
+  store.forEachCounter([&](const Counter& c) { names.emplace_back(c.name()); });
+  EXPECT_THAT(names, ::testing::ElementsAre("cluster.a.upstream_cx_total"));
+}
+
 TEST(StatNames, CountersAndGaugesAreSixteenBytes) {
   // The point of the pool: the name costs nothing per stat beyond two ids.
   Store store;
