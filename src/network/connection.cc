@@ -2,18 +2,24 @@
 
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "common/logger.h"
 
 namespace legate::network {
 
 std::atomic<uint64_t> Connection::next_id_{0};
+
+// Every idle keep-alive connection pays for this object: keep it in the 448-byte
+// size class (flags are bits, a splice link is one pointer).
+static_assert(sizeof(Connection) <= 448);
 
 namespace {
 spdlog::logger& connLog() {
@@ -41,8 +47,9 @@ Connection::~Connection() {
     file_event_.reset();
     ::close(fd_);
   }
+  unsplice();
   if (stats_.rx_buffered) stats_.rx_buffered->dec(static_cast<int64_t>(read_buffer_.length()));
-  if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(write_buffer_.length()));
+  if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(writeBufferLength()));
 }
 
 std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
@@ -197,7 +204,7 @@ void Connection::close(ConnectionCloseType type) {
   if (state_ == State::Closed) {
     return;
   }
-  if (type == ConnectionCloseType::NoFlush || write_buffer_.empty() ||
+  if (type == ConnectionCloseType::NoFlush || writeBufferLength() == 0 ||
       state_ == State::Connecting) {
     closeSocket(ConnectionEvent::LocalClose);
     return;
@@ -210,7 +217,7 @@ void Connection::close(ConnectionCloseType type) {
   if (delayed_close_timeout_.count() > 0) {
     delayed_close_timer_ = dispatcher_.createTimer([this] {
       connLog().debug("[C{}] delayed close timeout: {} bytes unwritten", id_,
-                      write_buffer_.length());
+                      writeBufferLength());
       delayed_close_timed_out_ = true;
       failure_reason_ = "delayed close timeout";
       closeSocket(ConnectionEvent::LocalClose);
@@ -237,6 +244,12 @@ void Connection::closeSocket(ConnectionEvent event) {
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
+  }
+  unsplice();
+  if (splice_ && splice_->in) {
+    // Bytes still in the pipe are dropped with the socket.
+    if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(splice_->in->buffered()));
+    SplicePipe::release(std::move(splice_->in));
   }
   connLog().debug("[C{}] closed ({})", id_,
                   event == ConnectionEvent::RemoteClose ? "remote" : "local");
@@ -311,8 +324,12 @@ void Connection::onReadReady() {
     return;
   }
   read_pending_ = false;
-  if (!read_end_stream_) {
-    const uint64_t max = buffer_limit_ == 0 ? 16 * Buffer::kSliceSize : buffer_limit_;
+  const uint64_t max = buffer_limit_ == 0 ? 16 * Buffer::kSliceSize : buffer_limit_;
+  if (!read_end_stream_ && spliced() && !splice_->copy) {
+    if (!spliceRead(max)) {
+      return;
+    }
+  } else if (!read_end_stream_) {
     IoResult r = transport_->doRead(fd_, read_buffer_, max);
     if (peer_closed_hint_ && r.action == PostIoAction::KeepOpen && !r.end_stream_read &&
         r.bytes_processed > 0 && r.bytes_processed < max) {
@@ -362,32 +379,186 @@ void Connection::onWriteReady() {
   if (state_ != State::Open && state_ != State::Closing) {
     return;
   }
+  // Spliced bytes queue behind the write buffer, and the FIN behind both.
+  const bool piped = splice_ && splice_->in;
   const size_t before = write_buffer_.length();
-  const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_);
-  bytes_tx_ += r.bytes_processed;
-  if (r.bytes_processed > 0) {
-    if (stats_.tx_total) stats_.tx_total->inc(r.bytes_processed);
-    if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
-    if (delayed_close_timer_) {
-      delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
-    }
+  const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_ && !piped);
+  onBytesWritten(r.bytes_processed);
+  if (r.bytes_processed > 0 && stats_.tx_buffered) {
+    stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
   }
   if (r.action == PostIoAction::Close) {
     failure_reason_ = transport_->failureReason();
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
+  if (piped && write_buffer_.empty()) {
+    if (!drainSplicePipe()) {
+      return;
+    }
+    if (splice_->in->buffered() == 0) {
+      SplicePipe::release(std::move(splice_->in)); // drained: back to the pool
+      if (write_end_stream_) {
+        transport_->doWrite(fd_, write_buffer_, true); // nothing left to write: the FIN
+      }
+    }
+  }
   updateWriteWatermarks();
-  if (state_ == State::Closing && write_buffer_.empty()) {
+  if (state_ == State::Closing && writeBufferLength() == 0) {
     closeSocket(ConnectionEvent::LocalClose);
     return;
   }
-  if (write_end_stream_ && write_buffer_.empty() && !write_end_done_) {
+  if (write_end_stream_ && writeBufferLength() == 0 && !write_end_done_) {
     write_end_done_ = true;
     if (read_end_stream_ && read_end_delivered_) {
       closeSocket(ConnectionEvent::LocalClose);
     }
   }
+}
+
+void Connection::onBytesWritten(uint64_t n) {
+  if (n == 0) {
+    return;
+  }
+  bytes_tx_ += n;
+  if (stats_.tx_total) stats_.tx_total->inc(n);
+  if (delayed_close_timer_) {
+    delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
+  }
+}
+
+bool Connection::spliceWith(Connection& peer, SpliceObserver& observer) {
+  const auto eligible = [](const Connection& c) {
+    return c.state_ == State::Open && !c.splice_ && c.transport_->canSplice() &&
+           c.read_filters_.size() <= 1 && c.write_filters_.empty() && c.read_buffer_.empty() &&
+           c.write_buffer_.empty() && !c.read_end_stream_ && !c.write_end_stream_;
+  };
+  if (&peer == this || !eligible(*this) || !eligible(peer)) {
+    return false;
+  }
+  splice_ = std::make_unique<Splice>();
+  peer.splice_ = std::make_unique<Splice>();
+  splice_->peer = &peer;
+  splice_->observer = &observer;
+  peer.splice_->peer = this;
+  peer.splice_->observer = &observer;
+  return true;
+}
+
+bool Connection::spliceRead(uint64_t max) {
+  Connection& peer = *splice_->peer;
+  Splice& link = *peer.splice_; // its pipe takes our bytes
+  if (!link.in) {
+    link.in = SplicePipe::acquire(static_cast<uint32_t>(std::min<uint64_t>(max, UINT32_MAX)));
+    if (!link.in) {
+      connLog().debug("[C{}] no pipe to splice through ({}): copying", id_, std::strerror(errno));
+      splice_->copy = true;
+      file_event_->activate(event::FileReadyType::Read); // read again, the copying way
+      return true;
+    }
+  }
+  uint64_t total = 0;
+  bool full = false;
+  while (total < max) {
+    const ssize_t rc =
+        link.in->fillFrom(fd_, static_cast<uint32_t>(std::min<uint64_t>(max - total, UINT32_MAX)));
+    if (rc == 0) {
+      read_end_stream_ = true;
+      break;
+    }
+    if (rc < 0) {
+      if (errno == EAGAIN) {
+        // Nothing to read, or (only while it holds bytes) no room in the pipe.
+        full = link.in->buffered() > 0;
+        break;
+      }
+      failure_reason_ = std::strerror(errno);
+      closeSocket(ConnectionEvent::RemoteClose);
+      return false;
+    }
+    const auto n = static_cast<uint64_t>(rc);
+    total += n;
+    bytes_rx_ += n;
+    if (stats_.rx_total) stats_.rx_total->inc(n);
+    if (peer.stats_.tx_buffered) peer.stats_.tx_buffered->inc(static_cast<int64_t>(n));
+    if (!peer.drainSplicePipe() || state_ != State::Open) {
+      // The peer failed and closed, and we may have been closed with it.
+      return state_ == State::Open;
+    }
+  }
+  if (full) {
+    // The peer's write-ready wakes us once the pipe has drained. That is flow
+    // control (counted once until then) when the pipe is full, and so when we
+    // left bytes unread; not when the peer is merely still writing what we read.
+    link.peer_waiting = true;
+    if (!link.paused) {
+      int unread = 0;
+      link.paused = link.in->buffered() >= link.in->capacity() ||
+                    (::ioctl(fd_, FIONREAD, &unread) == 0 && unread > 0);
+      if (link.paused && splice_->observer) splice_->observer->onSplicePaused(*this);
+    }
+  } else {
+    if (link.in->buffered() == 0) {
+      SplicePipe::release(std::move(link.in));
+    }
+    if (total >= max && !read_end_stream_) {
+      file_event_->activate(event::FileReadyType::Read); // budget spent, as when copying
+    }
+  }
+  if (total > 0 && splice_->observer) {
+    splice_->observer->onSpliced(total);
+  }
+  return state_ == State::Open;
+}
+
+bool Connection::drainSplicePipe() {
+  SplicePipe* pipe = splice_->in.get();
+  if (pipe == nullptr || !write_buffer_.empty()) {
+    return true; // the write buffer goes first, on the next write-ready
+  }
+  while (pipe->buffered() > 0) {
+    const uint32_t asked = pipe->buffered();
+    const ssize_t rc = pipe->drainTo(fd_);
+    if (rc > 0) {
+      onBytesWritten(static_cast<uint64_t>(rc));
+      if (stats_.tx_buffered) stats_.tx_buffered->dec(rc);
+      if (static_cast<uint32_t>(rc) < asked) {
+        break; // the socket buffer is full: the next write-ready edge resumes
+      }
+      continue;
+    }
+    if (rc < 0 && errno == EAGAIN) {
+      break;
+    }
+    failure_reason_ = std::strerror(rc < 0 ? errno : EPIPE);
+    closeSocket(ConnectionEvent::RemoteClose);
+    return false;
+  }
+  if (pipe->buffered() == 0 && splice_->peer_waiting) {
+    // The reader stopped for this pipe; it takes it back when it reads on.
+    splice_->peer_waiting = false;
+    const bool paused = std::exchange(splice_->paused, false);
+    Connection* reader = splice_->peer;
+    if (reader && reader->state_ == State::Open) {
+      if (paused && splice_->observer) splice_->observer->onSpliceResumed(*reader);
+      reader->file_event_->activate(event::FileReadyType::Read);
+    }
+  }
+  return true;
+}
+
+void Connection::unsplice() {
+  if (!splice_ || !splice_->peer) {
+    return;
+  }
+  Connection& peer = *splice_->peer;
+  peer.splice_->peer = nullptr;
+  peer.splice_->observer = nullptr;
+  if (splice_->peer_waiting && peer.state_ == State::Open) {
+    peer.file_event_->activate(event::FileReadyType::Read); // it copies from now on
+  }
+  splice_->peer = nullptr;
+  splice_->observer = nullptr;
 }
 
 } // namespace legate::network

@@ -24,6 +24,7 @@
 #include "event/dispatcher.h"
 #include "network/address.h"
 #include "network/filter.h"
+#include "network/splice_pipe.h"
 #include "network/transport_socket.h"
 #include "stats/stats.h"
 
@@ -50,6 +51,18 @@ struct ConnectionStats {
   stats::Gauge* rx_buffered = nullptr;
   stats::Counter* tx_total = nullptr;
   stats::Gauge* tx_buffered = nullptr;
+};
+
+class Connection;
+
+// Told of bytes a spliced connection moved without its filters seeing them.
+class SpliceObserver {
+public:
+  virtual ~SpliceObserver() = default;
+  virtual void onSpliced(uint64_t bytes) = 0;
+  // reader left bytes unread until its peer's pipe drains (flow control), and resumed.
+  virtual void onSplicePaused(Connection& reader) = 0;
+  virtual void onSpliceResumed(Connection& reader) = 0;
 };
 
 class Connection : public event::DeferredDeletable, private ReadFilterCallbacks {
@@ -115,6 +128,19 @@ public:
   uint32_t bufferLimit() const { return buffer_limit_; }
   void setConnectionStats(const ConnectionStats& stats) { stats_ = stats; }
 
+  // Zero-copy forwarding for a proxy that passes bytes through untouched
+  // (tcp_proxy): from now on what this connection reads goes to peer's socket,
+  // and what peer reads comes to this one's, through kernel pipes (splice(2)),
+  // never entering user space. Byte counts, stats, end of stream (delivered to
+  // the read filters as before, with an empty buffer) and close work as they do
+  // when copying; a pipe holds at most about the buffer limit, and a side whose
+  // pipe is not yet drained is not read (flow control). Only between two open
+  // connections whose transports are plain sockets, that have nothing buffered
+  // and no filter but the caller's; otherwise false, and nothing changes. A
+  // direction whose pipe cannot be made (out of fds) copies instead.
+  bool spliceWith(Connection& peer, SpliceObserver& observer);
+  bool spliced() const { return splice_ != nullptr && splice_->peer != nullptr; }
+
   uint64_t bytesReceived() const { return bytes_rx_; }
   uint64_t bytesSent() const { return bytes_tx_; }
   // Set when a connect() failed or timed out, or a read/write failed.
@@ -122,7 +148,10 @@ public:
   // For connect timeouts, owned by whoever started the connection.
   void closeWithFailure(std::string reason);
   bool aboveHighWatermark() const { return above_high_; }
-  size_t writeBufferLength() const { return write_buffer_.length(); }
+  // Bytes queued for the socket: the write buffer and, spliced, the pipe.
+  size_t writeBufferLength() const {
+    return write_buffer_.length() + (splice_ && splice_->in ? splice_->in->buffered() : 0);
+  }
 
 private:
   // ReadFilterCallbacks
@@ -137,14 +166,34 @@ private:
   void closeSocket(ConnectionEvent event);
   void raiseEvent(ConnectionEvent event);
   void updateWriteWatermarks();
+  // Spliced reads: socket -> the peer's pipe -> the peer's socket. False when
+  // this connection closed meanwhile.
+  bool spliceRead(uint64_t max);
+  // Writes what the inbound pipe holds (after the write buffer); false when
+  // this connection closed meanwhile.
+  bool drainSplicePipe();
+  void onBytesWritten(uint64_t n);
+  void unsplice();
+
+  // Only connections that splice have one (tcp_proxy pairs): the pipe that
+  // brings the peer's bytes to this socket, and the link to that peer.
+  struct Splice {
+    Connection* peer = nullptr;            // null once either side closed
+    SpliceObserver* observer = nullptr;
+    std::unique_ptr<SplicePipe> in;        // lent while the peer's bytes are on their way here
+    bool peer_waiting = false;             // peer stopped reading until `in` drains
+    bool paused = false;                   // with bytes left unread (flow control)
+    bool copy = false;                     // no pipe could be made: our reads copy
+  };
 
   struct ActiveReadFilter {
     ReadFilterSharedPtr filter;
     bool initialized = false;
   };
 
-  // Ordered so that there are no padding holes: an idle keep-alive connection is
-  // mostly this object (448 bytes, one tcmalloc size class below 512).
+  // Ordered so that there are no padding holes, flags as bits: an idle
+  // keep-alive connection is mostly this object (448 bytes, one tcmalloc size
+  // class below 512).
   static std::atomic<uint64_t> next_id_;
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
@@ -156,6 +205,7 @@ private:
   event::FileEventPtr file_event_;
   // The delayed-close timer; also reports a socket() failure in connectTo().
   event::TimerPtr delayed_close_timer_;
+  std::unique_ptr<Splice> splice_;
   std::vector<ConnectionCallbacks*> callbacks_;
   std::vector<ActiveReadFilter> read_filters_;
   std::vector<WriteFilterSharedPtr> write_filters_;
@@ -168,17 +218,17 @@ private:
   std::chrono::duration<uint32_t, std::milli> delayed_close_timeout_{0};
   uint32_t buffer_limit_ = 1024 * 1024;
   uint32_t read_disable_count_ = 0;
-  bool local_restored_ = false;
-  bool half_close_ = false;
-  bool read_end_stream_ = false;     // peer's FIN seen
-  bool read_end_delivered_ = false;  // and given to the filters
-  bool write_end_stream_ = false;    // we were asked to half-close
-  bool write_end_done_ = false;      // and did (buffer flushed, FIN sent)
-  bool above_high_ = false;
-  bool read_pending_ = false;        // readiness seen while reads were disabled
-  bool peer_closed_hint_ = false;    // an event said the peer closed (FIN queued)
-  bool immediate_error_ = false;
-  bool delayed_close_timed_out_ = false;
+  bool local_restored_ : 1 = false;
+  bool half_close_ : 1 = false;
+  bool read_end_stream_ : 1 = false;     // peer's FIN seen
+  bool read_end_delivered_ : 1 = false;  // and given to the filters
+  bool write_end_stream_ : 1 = false;    // we were asked to half-close
+  bool write_end_done_ : 1 = false;      // and did (buffer flushed, FIN sent)
+  bool above_high_ : 1 = false;
+  bool read_pending_ : 1 = false;        // readiness seen while reads were disabled
+  bool peer_closed_hint_ : 1 = false;    // an event said the peer closed (FIN queued)
+  bool immediate_error_ : 1 = false;
+  bool delayed_close_timed_out_ : 1 = false;
 };
 
 using ConnectionPtr = std::unique_ptr<Connection>;

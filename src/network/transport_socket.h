@@ -32,6 +32,9 @@ public:
   // end_stream half-closes the write side once buffer is empty.
   virtual IoResult doWrite(int fd, Buffer& buffer, bool end_stream) = 0;
   virtual std::string protocol() const { return ""; }
+  // True when the bytes on the fd are the stream itself (no framing or
+  // encryption), so that a proxy may splice(2) them from socket to socket.
+  virtual bool canSplice() const { return false; }
   // "" or a short reason for the last failure (access logs).
   virtual std::string failureReason() const {
     return failure_errno_ != 0 ? std::string(std::strerror(failure_errno_)) : std::string();
@@ -48,6 +51,7 @@ class RawBufferSocket : public TransportSocket {
 public:
   IoResult doRead(int fd, Buffer& buffer, uint64_t max_bytes) override;
   IoResult doWrite(int fd, Buffer& buffer, bool end_stream) override;
+  bool canSplice() const override { return true; }
 
 private:
   bool shutdown_write_ = false;

@@ -1,6 +1,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "envoy/config/listener/v3/listener.pb.h"
@@ -11,6 +13,7 @@
 #include "network/connection.h"
 #include "network/filter_chain.h"
 #include "network/listener.h"
+#include "network/splice_pipe.h"
 
 namespace legate::network {
 namespace {
@@ -245,6 +248,87 @@ TEST_F(ConnectionPairTest, PeerCloseWithoutHalfCloseClosesTheConnection) {
   client_->close(ConnectionCloseType::FlushWrite);
   runUntil([&] { return server_closed; });
   EXPECT_EQ(collector->received, "last words") << "data before the FIN is delivered first";
+}
+
+TEST_F(ConnectionPairTest, SpliceWithRefusesWhatItCannotSplice) {
+  struct Observer : SpliceObserver {
+    void onSpliced(uint64_t) override {}
+    void onSplicePaused(Connection&) override {}
+    void onSpliceResumed(Connection&) override {}
+  } observer;
+  EXPECT_FALSE(client_->spliceWith(*client_, observer)) << "not with itself";
+  Buffer b;
+  b.add("queued");
+  client_->write(b, false); // bytes in the write buffer would be overtaken
+  EXPECT_FALSE(client_->spliceWith(*server_, observer));
+  EXPECT_FALSE(client_->spliced());
+  EXPECT_FALSE(server_->spliced());
+}
+
+// A unix socket pair each side of a pipe: src[1] -> src[0] -> pipe -> dst[0] -> dst[1].
+class SplicePipeTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, src_), 0);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, dst_), 0);
+  }
+  void TearDown() override {
+    for (int fd : {src_[0], src_[1], dst_[0], dst_[1]}) ::close(fd);
+  }
+  std::string readAll(int fd) {
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
+  int src_[2];
+  int dst_[2];
+};
+
+TEST_F(SplicePipeTest, MovesBytesIntactAndTakesNoMoreThanItsLimit) {
+  auto pipe = SplicePipe::acquire(8192);
+  ASSERT_NE(pipe, nullptr) << std::strerror(errno);
+  EXPECT_EQ(pipe->capacity(), 8192u) << "a larger pipe is limited to what was asked";
+  std::string data(20000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 3);
+  ASSERT_EQ(::write(src_[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+
+  std::string out;
+  for (int round = 0; round < 10 && out.size() < data.size(); ++round) {
+    for (int i = 0; i < 100 && pipe->fillFrom(src_[0], 1 << 20) > 0; ++i) {
+    }
+    EXPECT_EQ(errno, EAGAIN) << "full, or nothing left to read: not end of stream";
+    if (out.size() + pipe->buffered() < data.size()) {
+      EXPECT_EQ(pipe->buffered(), 8192u) << "filled to its limit while bytes were waiting";
+    }
+    ASSERT_GT(pipe->drainTo(dst_[0]), 0);
+    EXPECT_EQ(pipe->buffered(), 0u);
+    out += readAll(dst_[1]);
+  }
+  EXPECT_EQ(out, data);
+  // Nothing to read: EAGAIN; the writer shuts down: end of stream.
+  EXPECT_EQ(pipe->fillFrom(src_[0], 1 << 20), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  ::shutdown(src_[1], SHUT_WR);
+  EXPECT_EQ(pipe->fillFrom(src_[0], 1 << 20), 0);
+}
+
+TEST_F(SplicePipeTest, ReleasedEmptyPipesAreReusedAndFullOnesAreNot) {
+  auto first = SplicePipe::acquire(65536);
+  ASSERT_NE(first, nullptr);
+  SplicePipe* const raw = first.get();
+  SplicePipe::release(std::move(first));
+  auto again = SplicePipe::acquire(65536);
+  EXPECT_EQ(again.get(), raw) << "an empty pipe goes back to the thread's pool";
+
+  // One holding bytes is closed with them; the next acquire is empty.
+  ASSERT_EQ(::write(src_[1], "abc", 3), 3);
+  ASSERT_EQ(again->fillFrom(src_[0], 100), 3);
+  SplicePipe::release(std::move(again));
+  auto fresh = SplicePipe::acquire(65536);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->buffered(), 0u) << "the pipe with 3 bytes was closed, not pooled";
 }
 
 TEST(ConnectTest, RefusedConnectReportsRemoteCloseWithReason) {
