@@ -1,6 +1,7 @@
 #include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
 #include "common/logger.h"
+#include "runtime/runtime.h"
 #include "upstream/cluster_manager.h"
 
 namespace legate::extensions::tcp_proxy {
@@ -216,8 +217,10 @@ void TcpProxyFilter::onUpstreamEvent(network::ConnectionEvent event) {
     info_.upstream_local = upstream_->localAddress();
     info_.upstream_connection_id = upstream_->id();
     upstream_->initializeReadFilters();
-    filterLog().debug("[C{}] connected upstream {} ({})", downstream_->id(),
-                      host_->address().asString(), cluster_->name());
+    const bool spliced = runtime::snapshot()->getBoolean("legate.tcp_proxy.splice", true) &&
+                         downstream_->spliceWith(*upstream_, *this);
+    filterLog().debug("[C{}] connected upstream {} ({}){}", downstream_->id(),
+                      host_->address().asString(), cluster_->name(), spliced ? ", splicing" : "");
     downstream_->readDisable(false);
     if (auto* od = cluster_->outlierDetector()) {
       od->putResult(host_, upstream::OutlierResult::LocalOriginConnectSuccessFinal);
@@ -338,6 +341,22 @@ void TcpProxyFilter::onUpstreamBelowLow() {
     downstream_read_disabled_by_upstream_ = false;
     config_->stats().downstream_flow_control_resumed_reading_total.inc();
     downstream_->readDisable(false);
+  }
+}
+
+void TcpProxyFilter::onSplicePaused(network::Connection& reader) {
+  if (&reader == upstream_.get()) {
+    cluster_->stats().upstream_flow_control_paused_reading_total.inc();
+  } else {
+    config_->stats().downstream_flow_control_paused_reading_total.inc();
+  }
+}
+
+void TcpProxyFilter::onSpliceResumed(network::Connection& reader) {
+  if (&reader == upstream_.get()) {
+    cluster_->stats().upstream_flow_control_resumed_reading_total.inc();
+  } else {
+    config_->stats().downstream_flow_control_resumed_reading_total.inc();
   }
 }
 

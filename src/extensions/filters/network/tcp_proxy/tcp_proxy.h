@@ -8,6 +8,10 @@
 // that connection's filter list. The upstream connection is owned here; if the
 // downstream goes away while the upstream still has bytes to flush, the
 // upstream is handed to an UpstreamFlusher that owns it until it is done.
+//
+// Once connected, the two connections splice (zero-copy, socket to socket
+// through kernel pipes) unless runtime key legate.tcp_proxy.splice is false or
+// another filter is on the connection; they copy through user space otherwise.
 
 #include <memory>
 
@@ -20,7 +24,9 @@
 
 namespace legate::extensions::tcp_proxy {
 
-class TcpProxyFilter : public network::ReadFilter, public network::ConnectionCallbacks {
+class TcpProxyFilter : public network::ReadFilter,
+                       public network::ConnectionCallbacks,
+                       public network::SpliceObserver {
 public:
   explicit TcpProxyFilter(TcpProxyConfigConstSharedPtr config);
   ~TcpProxyFilter() override;
@@ -34,6 +40,12 @@ public:
   void onEvent(network::ConnectionEvent event) override;
   void onAboveWriteBufferHighWatermark() override;
   void onBelowWriteBufferLowWatermark() override;
+
+  // network::SpliceObserver: bytes moved socket to socket count as activity;
+  // a full pipe pauses its reader as a full write buffer does.
+  void onSpliced(uint64_t) override { resetIdleTimer(); }
+  void onSplicePaused(network::Connection& reader) override;
+  void onSpliceResumed(network::Connection& reader) override;
 
 private:
   class UpstreamCallbacks;
