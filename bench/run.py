@@ -5,6 +5,7 @@ each proxying to one shared nginx backend on loopback.
     python3 bench/run.py                 # full run (make bench): every section
     python3 bench/run.py --smoke         # under a minute; checks only that everything serves
     python3 bench/run.py --only latency,scale --rounds 5
+    python3 bench/run.py --only tcp --variant legate.tcp_proxy.splice=false
 
 Sections (--only picks some; a full run and --smoke run all of them):
 
@@ -22,6 +23,11 @@ Sections (--only picks some; a full run and --smoke run all of them):
            and nginx's stream module: CPU seconds per GiB;
   scale    legate only: time to ready and RSS with 10,000 STATIC clusters and
            10,000 routes vs 10 and 10, and CPU per request at 10,000 routes vs 10.
+
+--variant KEY=VALUE (repeatable) adds a fourth proxy, "legate-variant": the
+same binary and config with those runtime keys in a static layer, measured in
+the same rounds, so that a runtime switch is compared with the default in one
+run (its ratio is to legate, not to the peers).
 
 Per round, the proxies run in alternating order (A B C, C B A, ...) to cancel
 drift; each starts fresh for its turn. Prints medians per proxy and ratios
@@ -54,6 +60,15 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SKIP = 77
 PROXIES = ["legate", "nginx", "haproxy"]
+PEERS = ["nginx", "haproxy"]
+VARIANT = "legate-variant"
+# --variant KEY=VALUE: the runtime keys of the variant (empty: no variant runs).
+VARIANT_RUNTIME = {}
+
+
+def run_proxies():
+    """The proxies a run measures: the three, and the legate variant if asked for."""
+    return PROXIES + ([VARIANT] if VARIANT_RUNTIME else [])
 
 
 class BenchError(Exception):
@@ -228,10 +243,14 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None)
     values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port}
     out = os.path.join(tmp, "%s-%s.out" % (name, mode))
     suffix = "-tcp" if mode == "tcp" else ""
-    if name == "legate":
+    if name in ("legate", VARIANT):
         values["ADMIN_PORT"] = free_port()
-        conf = legate_config or render("legate%s.yaml" % suffix, os.path.join(tmp, "legate%s.yaml" % suffix),
+        conf = legate_config or render("legate%s.yaml" % suffix, os.path.join(tmp, "%s%s.yaml" % (name, suffix)),
                                        values)
+        if name == VARIANT:
+            with open(conf, "a") as f:
+                f.write("\nlayered_runtime:\n  layers:\n  - name: variant\n    static_layer: %s\n"
+                        % json.dumps(VARIANT_RUNTIME))
         argv = [tools["legate"], "-c", conf, "--concurrency", "1", "-l", "warning"]
     elif name == "nginx":
         values["STREAM_MODULE"] = STREAM_MODULE
@@ -573,14 +592,18 @@ def rows_for(sections, levels, idle_n, rate, lat_conns):
 def summarize(results, rows):
     table = []
     for key, label, better, f in rows:
-        meds = {p: median([rnd.get(key) for rnd in results[p]]) for p in PROXIES}
-        peers = [meds[p] for p in PROXIES if p != "legate" and meds[p] is not None]
+        meds = {p: median([rnd.get(key) for rnd in results[p]]) for p in results}
+        peers = [meds[p] for p in PEERS if meds.get(p) is not None]
         ratio = None
         if peers and meds["legate"] is not None:
             best = min(peers) if better == "lower" else max(peers)
             ratio = meds["legate"] / best if best else None
-        table.append({"metric": label, "key": key, "better": better, "fmt": f,
-                      "median": meds, "ratio_legate_best_peer": ratio})
+        row = {"metric": label, "key": key, "better": better, "fmt": f,
+               "median": meds, "ratio_legate_best_peer": ratio}
+        if VARIANT in meds:
+            v, base = meds[VARIANT], meds["legate"]
+            row["ratio_variant_legate"] = v / base if v is not None and base else None
+        table.append(row)
     return table
 
 
@@ -610,14 +633,19 @@ def fmt(value, f):
 
 
 def markdown(table, meta):
-    lines = ["| metric | legate | nginx | haproxy | legate / best peer |",
-             "|---|---:|---:|---:|---:|"]
+    variant = any(VARIANT in row["median"] for row in table)
+    lines = ["| metric | legate | nginx | haproxy | legate / best peer |" +
+             (" legate-variant | variant / legate |" if variant else ""),
+             "|---|---:|---:|---:|---:|" + ("---:|---:|" if variant else "")]
     for row in table:
         m = row["median"]
         ratio = fmt(row["ratio_legate_best_peer"], "%.2f")
-        lines.append("| %s (%s is better) | %s | %s | %s | %s |" % (
+        line = "| %s (%s is better) | %s | %s | %s | %s |" % (
             row["metric"], row["better"], fmt(m["legate"], row["fmt"]), fmt(m["nginx"], row["fmt"]),
-            fmt(m["haproxy"], row["fmt"]), ratio))
+            fmt(m["haproxy"], row["fmt"]), ratio)
+        if variant:
+            line += " %s | %s |" % (fmt(m.get(VARIANT), row["fmt"]), fmt(row.get("ratio_variant_legate"), "%.2f"))
+        lines.append(line)
     head = ["Medians over %d round(s), %ds per measured run; %s." % (meta["rounds"], meta["duration_s"], meta["note"]),
             ""]
     return "\n".join(head + lines) + "\n"
@@ -631,9 +659,9 @@ def scale_markdown(rows):
 
 
 def raw_markdown(results):
-    keys = sorted({k for p in PROXIES for rnd in results[p] for k in rnd})
+    keys = sorted({k for p in results for rnd in results[p] for k in rnd})
     lines = ["| proxy | round | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
-    for p in PROXIES:
+    for p in results:
         for i, rnd in enumerate(results[p]):
             cells = []
             for k in keys:
@@ -653,12 +681,16 @@ def raw_scale_markdown(scale):
 
 def print_table(table):
     w = max(len(r["metric"]) for r in table) + 2
-    log("%-*s %12s %12s %12s %12s" % (w, "metric", "legate", "nginx", "haproxy", "legate/best"))
+    variant = any(VARIANT in row["median"] for row in table)
+    log("%-*s %12s %12s %12s %12s" % (w, "metric", "legate", "nginx", "haproxy", "legate/best") +
+        (" %15s %16s" % (VARIANT, "variant/legate") if variant else ""))
     for row in table:
         m = row["median"]
         log("%-*s %12s %12s %12s %12s" % (w, row["metric"], fmt(m["legate"], row["fmt"]),
                                           fmt(m["nginx"], row["fmt"]), fmt(m["haproxy"], row["fmt"]),
-                                          fmt(row["ratio_legate_best_peer"], "%.2f")))
+                                          fmt(row["ratio_legate_best_peer"], "%.2f")) +
+            (" %15s %16s" % (fmt(m.get(VARIANT), row["fmt"]), fmt(row.get("ratio_variant_legate"), "%.2f"))
+             if variant else ""))
 
 
 def print_scale(rows):
@@ -671,6 +703,18 @@ def print_scale(rows):
 # ---------------------------------------------------------------- main
 
 SECTIONS = ["http", "latency", "bodies", "tcp", "scale"]
+
+
+def parse_runtime_value(text):
+    """A runtime value as YAML would read it: true/false, a number, else a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def find_tools(legate_path, need=("nginx", "haproxy", "wrk")):
@@ -705,11 +749,11 @@ class Runner:
 
     def __init__(self, args, tools, tmp, backend_port):
         self.args, self.tools, self.tmp, self.backend_port = args, tools, tmp, backend_port
-        self.results = {p: [{} for _ in range(args.rounds)] for p in PROXIES}
+        self.results = {p: [{} for _ in range(args.rounds)] for p in run_proxies()}
         self.failures = []
 
     def rounds(self, section, proxies, mode, measure):
-        order = [p for p in PROXIES if p in proxies]
+        order = [p for p in run_proxies() if p in proxies]
         for rnd in range(self.args.rounds):
             for name in order:
                 proxy = None
@@ -745,7 +789,7 @@ class Runner:
                 log("round %d  %-8s idle: %.0f bytes RSS per idle connection (N=%d)"
                     % (rnd + 1, proxy.name, rec["idle_bytes_per_conn"], a.idle))
 
-        self.rounds("http", PROXIES, "http", measure)
+        self.rounds("http", run_proxies(), "http", measure)
 
     def saturation_rate(self, level):
         """Half the slowest proxy's saturation requests/s: from the http section
@@ -773,7 +817,7 @@ class Runner:
                 % (rnd + 1, proxy.name, r["fixed_rate_target"], r["fixed_rps"], r["fixed_p50_ms"],
                    r["fixed_p99_ms"], r["fixed_p999_ms"]))
 
-        self.rounds("latency", PROXIES, "http", measure)
+        self.rounds("latency", run_proxies(), "http", measure)
 
     def bulk(self, section, prefix, proxies, mode):
         a = self.args
@@ -833,7 +877,15 @@ def main():
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or os.path.join(ROOT, "build", "release", "legate"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md "
                     "(default: bench/results for a full run, none for --smoke or --only)")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                    help="runtime key for a fourth proxy, legate-variant (repeatable): the default "
+                         "and the switch measured side by side")
     args = ap.parse_args()
+    for kv in args.variant:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            ap.error("--variant wants KEY=VALUE, got %r" % kv)
+        VARIANT_RUNTIME[key] = parse_runtime_value(value)
     sections = [s for s in args.only.split(",") if s]
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -866,7 +918,7 @@ def main():
     log("legate benchmark: %s; sections: %s" % ("smoke mode" if args.smoke else "full run" if args.out else "partial run",
                                                 ", ".join(sections)))
     log("note: " + note + "; absolute numbers are machine-specific, ratios are the point.")
-    tcp_proxies = list(PROXIES)
+    tcp_proxies = run_proxies()
     notes = []
     if "tcp" in sections and not os.path.exists(STREAM_MODULE):
         tcp_proxies.remove("nginx")
@@ -895,7 +947,7 @@ def main():
                     % (rate, max(levels)))
                 runner.latency(rate)
         if "bodies" in sections:
-            runner.bulk("bodies", "body", PROXIES, "http")
+            runner.bulk("bodies", "body", run_proxies(), "http")
         if "tcp" in sections:
             runner.bulk("tcp", "tcp", tcp_proxies, "tcp")
         if "scale" in sections:
@@ -907,7 +959,7 @@ def main():
         if backend:
             backend.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    results = runner.results if runner else {p: [] for p in PROXIES}
+    results = runner.results if runner else {p: [] for p in run_proxies()}
     failures = (runner.failures if runner else []) + failures
 
     table = summarize(results, rows_for(sections, levels, args.idle, rate, args.latency_connections))
@@ -919,7 +971,7 @@ def main():
         "sections": sections, "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
         "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
         "latency_connections": args.latency_connections, "body_connections": args.body_connections,
-        "scale": args.scale, "note": note, "notes": notes,
+        "scale": args.scale, "note": note, "notes": notes, "variant_runtime": VARIANT_RUNTIME,
         "elapsed_s": round(time.time() - started, 1),
         "versions": versions(tools),
     }
