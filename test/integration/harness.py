@@ -523,6 +523,11 @@ class SinkServer(TcpServer):
             self.finished.add(index)
 
 
+def splice_runtime(on=True):
+    """A layered_runtime that turns tcp_proxy's splicing on (or off)."""
+    return {"layers": [{"name": "static", "static_layer": {"legate.tcp_proxy.splice": on}}]}
+
+
 class HoldServer(TcpServer):
     """Accepts and hands each connection to the test (queue); never reads on its own.
     With rcvbuf small, an unread connection fills quickly."""

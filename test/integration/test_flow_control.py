@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import (HoldServer, LegateTestCase, bootstrap, static_cluster,
+from harness import (HoldServer, LegateTestCase, bootstrap, splice_runtime, static_cluster,
                      tcp_listener, wait_until)
 
 MIB = 1 << 20
@@ -89,10 +89,17 @@ def fast_read_rest(sock, hasher, n, timeout=60.0):
 
 
 class FlowControl(LegateTestCase):
+    """Copying (the default); FlowControlSpliced below runs the same splicing."""
+
+    splice = False
+
+    def flow_bootstrap(self, listeners, clusters):
+        extra = {"layered_runtime": splice_runtime()} if self.splice else {}
+        return bootstrap(listeners, clusters, **extra)
 
     def start_proxy(self, upstream_port, prefix):
-        lg = self.start_legate(bootstrap([tcp_listener("l", "up", stat_prefix=prefix)],
-                                         [static_cluster("up", [upstream_port])]))
+        lg = self.start_legate(self.flow_bootstrap([tcp_listener("l", "up", stat_prefix=prefix)],
+                                                   [static_cluster("up", [upstream_port])]))
         return lg
 
     def watch_rss(self, lg):
@@ -174,7 +181,7 @@ class FlowControl(LegateTestCase):
         up = self.server(HoldServer, rcvbuf=SMALL_BUF)
         listener = tcp_listener("l", "up", stat_prefix="stall")
         listener["per_connection_buffer_limit_bytes"] = 64 * 1024
-        lg = self.start_legate(bootstrap([listener], [static_cluster(
+        lg = self.start_legate(self.flow_bootstrap([listener], [static_cluster(
             "up", [up.port], per_connection_buffer_limit_bytes=64 * 1024)]))
         client = self.client(lg.port("l"), sndbuf=SMALL_BUF)
         upstream = up.take()
@@ -196,11 +203,20 @@ class FlowControl(LegateTestCase):
         self.assertGreater(lg.stat("tcp.stall.downstream_flow_control_paused_reading_total"), 0)
         buffered = lg.stat("cluster.up.upstream_cx_tx_bytes_buffered")
         self.assertLessEqual(buffered, 1 * MIB, "proxy buffers %d bytes for a stalled peer" % buffered)
+        if self.splice:
+            # The pipe takes no more than the cluster's buffer limit.
+            self.assertLessEqual(buffered, 64 * 1024)
         # Closing both ends ends the sender (its send fails).
         upstream.close()
         client.close()
         pusher.thread.join(10)
         self.assertFalse(pusher.thread.is_alive())
+
+
+class FlowControlSpliced(FlowControl):
+    """The same with tcp_proxy splicing: a pipe that does not drain pauses its reader."""
+
+    splice = True
 
 
 if __name__ == "__main__":

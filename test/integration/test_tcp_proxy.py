@@ -12,7 +12,7 @@ import unittest
 
 from harness import (BlackholeServer, EchoServer, HoldServer, LegateTestCase, SinkServer,
                      bootstrap, closed_by_peer, connect, free_port, recv_all, recv_exact,
-                     refused_port, sha256, socket_address, static_cluster, tcp_listener,
+                     refused_port, sha256, socket_address, splice_runtime, static_cluster, tcp_listener,
                      tcp_proxy_filter, wait_until)
 
 MIB = 1 << 20
@@ -91,18 +91,13 @@ def pipe_fd_count(pid):
     return count
 
 
-def no_splice_runtime():
-    """A runtime that makes tcp_proxy copy bytes through user space."""
-    return {"layers": [{"name": "static", "static_layer": {"legate.tcp_proxy.splice": False}}]}
-
-
 class TcpProxyData(LegateTestCase):
-    """Payload integrity through the proxy, splicing (the default)."""
+    """Payload integrity through the proxy, copying (the default)."""
 
-    splice = True
+    splice = False
 
     def data_bootstrap(self, listeners, clusters):
-        extra = {} if self.splice else {"layered_runtime": no_splice_runtime()}
+        extra = {"layered_runtime": splice_runtime()} if self.splice else {}
         return bootstrap(listeners, clusters, **extra)
 
     def proxy_to(self, upstream_port, **tcp_extra):
@@ -272,10 +267,10 @@ class TcpProxyData(LegateTestCase):
                   % (held(), len(sent)))
 
 
-class TcpProxyDataCopying(TcpProxyData):
-    """The same with splicing off (runtime legate.tcp_proxy.splice: false)."""
+class TcpProxyDataSpliced(TcpProxyData):
+    """The same splicing (runtime legate.tcp_proxy.splice: true)."""
 
-    splice = False
+    splice = True
 
 class TcpProxyBalancing(LegateTestCase):
 
@@ -629,10 +624,9 @@ class TcpProxyStatsAndMatching(LegateTestCase):
 
     def test_out_of_file_descriptors_refuses_cleanly_and_recovers(self):
         echo = self.server(EchoServer)
-        # Copying: a spliced transfer also borrows a pipe (two more fds), below.
+        # Copying (the default): a spliced transfer also borrows a pipe, below.
         lg = self.start_legate(bootstrap([tcp_listener("l", "up")],
-                                         [static_cluster("up", [echo.port])],
-                                         layered_runtime=no_splice_runtime()))
+                                         [static_cluster("up", [echo.port])]))
         lp = lg.listener_stat_prefix("l")
         # Room for exactly two proxied connections (a downstream and an upstream fd each).
         # Counted once the admin connections of the harness's own polls have closed: one
@@ -661,7 +655,8 @@ class TcpProxyStatsAndMatching(LegateTestCase):
     def test_no_fd_for_a_splice_pipe_copies_instead(self):
         echo = self.server(EchoServer)
         lg = self.start_legate(bootstrap([tcp_listener("l", "up")],
-                                         [static_cluster("up", [echo.port])]))
+                                         [static_cluster("up", [echo.port])],
+                                         layered_runtime=splice_runtime()))
         lp = lg.listener_stat_prefix("l")
         if sanitizer_runtime(lg.pid):
             # UBSan's vptr check opens a pipe to probe memory: out of fds, it

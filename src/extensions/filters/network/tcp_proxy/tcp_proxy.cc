@@ -217,7 +217,7 @@ void TcpProxyFilter::onUpstreamEvent(network::ConnectionEvent event) {
     info_.upstream_local = upstream_->localAddress();
     info_.upstream_connection_id = upstream_->id();
     upstream_->initializeReadFilters();
-    const bool spliced = runtime::snapshot()->getBoolean("legate.tcp_proxy.splice", true) &&
+    const bool spliced = runtime::snapshot()->getBoolean("legate.tcp_proxy.splice", false) &&
                          downstream_->spliceWith(*upstream_, *this);
     filterLog().debug("[C{}] connected upstream {} ({}){}", downstream_->id(),
                       host_->address().asString(), cluster_->name(), spliced ? ", splicing" : "");
