@@ -62,13 +62,15 @@ SKIP = 77
 PROXIES = ["legate", "nginx", "haproxy"]
 PEERS = ["nginx", "haproxy"]
 VARIANT = "legate-variant"
-# --variant KEY=VALUE: the runtime keys of the variant (empty: no variant runs).
+# --variant KEY=VALUE: the runtime keys of the variant; --variant-legate PATH: its
+# binary. Neither given: no variant runs.
 VARIANT_RUNTIME = {}
+VARIANT_BINARY = []
 
 
 def run_proxies():
     """The proxies a run measures: the three, and the legate variant if asked for."""
-    return PROXIES + ([VARIANT] if VARIANT_RUNTIME else [])
+    return PROXIES + ([VARIANT] if VARIANT_RUNTIME or VARIANT_BINARY else [])
 
 
 class BenchError(Exception):
@@ -247,11 +249,12 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None)
         values["ADMIN_PORT"] = free_port()
         conf = legate_config or render("legate%s.yaml" % suffix, os.path.join(tmp, "%s%s.yaml" % (name, suffix)),
                                        values)
-        if name == VARIANT:
+        if name == VARIANT and VARIANT_RUNTIME:
             with open(conf, "a") as f:
                 f.write("\nlayered_runtime:\n  layers:\n  - name: variant\n    static_layer: %s\n"
                         % json.dumps(VARIANT_RUNTIME))
-        argv = [tools["legate"], "-c", conf, "--concurrency", "1", "-l", "warning"]
+        binary = VARIANT_BINARY[0] if name == VARIANT and VARIANT_BINARY else tools["legate"]
+        argv = [binary, "-c", conf, "--concurrency", "1", "-l", "warning"]
     elif name == "nginx":
         values["STREAM_MODULE"] = STREAM_MODULE
         conf = render("nginx%s.conf" % suffix, os.path.join(tmp, "nginx%s.conf" % suffix), values)
@@ -880,7 +883,13 @@ def main():
     ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
                     help="runtime key for a fourth proxy, legate-variant (repeatable): the default "
                          "and the switch measured side by side")
+    ap.add_argument("--variant-legate", default=None, metavar="PATH",
+                    help="the legate binary legate-variant runs (another build: an A/B of two commits)")
     args = ap.parse_args()
+    if args.variant_legate:
+        if not os.access(args.variant_legate, os.X_OK):
+            ap.error("--variant-legate: %s is not an executable" % args.variant_legate)
+        VARIANT_BINARY.append(os.path.abspath(args.variant_legate))
     for kv in args.variant:
         key, sep, value = kv.partition("=")
         if not sep or not key:
@@ -972,6 +981,7 @@ def main():
         "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
         "latency_connections": args.latency_connections, "body_connections": args.body_connections,
         "scale": args.scale, "note": note, "notes": notes, "variant_runtime": VARIANT_RUNTIME,
+        "variant_legate": VARIANT_BINARY[0] if VARIANT_BINARY else None,
         "elapsed_s": round(time.time() - started, 1),
         "versions": versions(tools),
     }
