@@ -18,7 +18,8 @@ namespace legate::network {
 std::atomic<uint64_t> Connection::next_id_{0};
 
 // Every idle keep-alive connection pays for this object: keep it in the 448-byte
-// size class (flags are bits, a splice link is one pointer).
+// size class (what few connections use, write filters and a splice link, is
+// one pointer each).
 static_assert(sizeof(Connection) <= 448);
 
 namespace {
@@ -88,7 +89,10 @@ void Connection::addReadFilter(ReadFilterSharedPtr filter) {
 }
 
 void Connection::addWriteFilter(WriteFilterSharedPtr filter) {
-  write_filters_.push_back(std::move(filter));
+  if (!write_filters_) {
+    write_filters_ = std::make_unique<std::vector<WriteFilterSharedPtr>>();
+  }
+  write_filters_->push_back(std::move(filter));
 }
 
 bool Connection::initializeReadFilters() {
@@ -149,9 +153,11 @@ void Connection::write(Buffer& data, bool end_stream) {
     data.drain(data.length());
     return;
   }
-  for (auto& f : write_filters_) {
-    if (f->onWrite(data, end_stream) == FilterStatus::StopIteration) {
-      return;
+  if (write_filters_) {
+    for (auto& f : *write_filters_) {
+      if (f->onWrite(data, end_stream) == FilterStatus::StopIteration) {
+        return;
+      }
     }
   }
   const size_t n = data.length();
@@ -375,6 +381,15 @@ void Connection::onReadReady() {
   }
 }
 
+// Both write paths (buffer and pipe) count what went out the same way.
+inline void Connection::onBytesWritten(uint64_t n) {
+  bytes_tx_ += n;
+  if (stats_.tx_total) stats_.tx_total->inc(n);
+  if (delayed_close_timer_) {
+    delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
+  }
+}
+
 void Connection::onWriteReady() {
   if (state_ != State::Open && state_ != State::Closing) {
     return;
@@ -383,9 +398,9 @@ void Connection::onWriteReady() {
   const bool piped = splice_ && splice_->in;
   const size_t before = write_buffer_.length();
   const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_ && !piped);
-  onBytesWritten(r.bytes_processed);
-  if (r.bytes_processed > 0 && stats_.tx_buffered) {
-    stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+  if (r.bytes_processed > 0) {
+    if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+    onBytesWritten(r.bytes_processed);
   }
   if (r.action == PostIoAction::Close) {
     failure_reason_ = transport_->failureReason();
@@ -404,11 +419,12 @@ void Connection::onWriteReady() {
     }
   }
   updateWriteWatermarks();
-  if (state_ == State::Closing && writeBufferLength() == 0) {
+  const bool drained = write_buffer_.empty() && (!piped || !splice_->in);
+  if (state_ == State::Closing && drained) {
     closeSocket(ConnectionEvent::LocalClose);
     return;
   }
-  if (write_end_stream_ && writeBufferLength() == 0 && !write_end_done_) {
+  if (write_end_stream_ && drained && !write_end_done_) {
     write_end_done_ = true;
     if (read_end_stream_ && read_end_delivered_) {
       closeSocket(ConnectionEvent::LocalClose);
@@ -416,21 +432,10 @@ void Connection::onWriteReady() {
   }
 }
 
-void Connection::onBytesWritten(uint64_t n) {
-  if (n == 0) {
-    return;
-  }
-  bytes_tx_ += n;
-  if (stats_.tx_total) stats_.tx_total->inc(n);
-  if (delayed_close_timer_) {
-    delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
-  }
-}
-
 bool Connection::spliceWith(Connection& peer, SpliceObserver& observer) {
   const auto eligible = [](const Connection& c) {
     return c.state_ == State::Open && !c.splice_ && c.transport_->canSplice() &&
-           c.read_filters_.size() <= 1 && c.write_filters_.empty() && c.read_buffer_.empty() &&
+           c.read_filters_.size() <= 1 && !c.write_filters_ && c.read_buffer_.empty() &&
            c.write_buffer_.empty() && !c.read_end_stream_ && !c.write_end_stream_;
   };
   if (&peer == this || !eligible(*this) || !eligible(peer)) {

@@ -191,9 +191,8 @@ private:
     bool initialized = false;
   };
 
-  // Ordered so that there are no padding holes, flags as bits: an idle
-  // keep-alive connection is mostly this object (448 bytes, one tcmalloc size
-  // class below 512).
+  // Ordered so that there are no padding holes: an idle keep-alive connection
+  // is mostly this object (448 bytes, one tcmalloc size class below 512).
   static std::atomic<uint64_t> next_id_;
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
@@ -208,7 +207,8 @@ private:
   std::unique_ptr<Splice> splice_;
   std::vector<ConnectionCallbacks*> callbacks_;
   std::vector<ActiveReadFilter> read_filters_;
-  std::vector<WriteFilterSharedPtr> write_filters_;
+  std::unique_ptr<std::vector<WriteFilterSharedPtr>> write_filters_; // by the first addWriteFilter
+
   Buffer read_buffer_;
   Buffer write_buffer_;
   ConnectionStats stats_;
@@ -218,17 +218,17 @@ private:
   std::chrono::duration<uint32_t, std::milli> delayed_close_timeout_{0};
   uint32_t buffer_limit_ = 1024 * 1024;
   uint32_t read_disable_count_ = 0;
-  bool local_restored_ : 1 = false;
-  bool half_close_ : 1 = false;
-  bool read_end_stream_ : 1 = false;     // peer's FIN seen
-  bool read_end_delivered_ : 1 = false;  // and given to the filters
-  bool write_end_stream_ : 1 = false;    // we were asked to half-close
-  bool write_end_done_ : 1 = false;      // and did (buffer flushed, FIN sent)
-  bool above_high_ : 1 = false;
-  bool read_pending_ : 1 = false;        // readiness seen while reads were disabled
-  bool peer_closed_hint_ : 1 = false;    // an event said the peer closed (FIN queued)
-  bool immediate_error_ : 1 = false;
-  bool delayed_close_timed_out_ : 1 = false;
+  bool local_restored_ = false;
+  bool half_close_ = false;
+  bool read_end_stream_ = false;     // peer's FIN seen
+  bool read_end_delivered_ = false;  // and given to the filters
+  bool write_end_stream_ = false;    // we were asked to half-close
+  bool write_end_done_ = false;      // and did (buffer flushed, FIN sent)
+  bool above_high_ = false;
+  bool read_pending_ = false;        // readiness seen while reads were disabled
+  bool peer_closed_hint_ = false;    // an event said the peer closed (FIN queued)
+  bool immediate_error_ = false;
+  bool delayed_close_timed_out_ = false;
 };
 
 using ConnectionPtr = std::unique_ptr<Connection>;
