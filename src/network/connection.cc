@@ -464,6 +464,7 @@ bool Connection::spliceRead(uint64_t max) {
   }
   uint64_t total = 0;
   bool full = false;
+  bool peer_writable = true; // until a drain leaves bytes: then only its write-ready edge helps
   while (total < max) {
     const ssize_t rc =
         link.in->fillFrom(fd_, static_cast<uint32_t>(std::min<uint64_t>(max - total, UINT32_MAX)));
@@ -486,9 +487,12 @@ bool Connection::spliceRead(uint64_t max) {
     bytes_rx_ += n;
     if (stats_.rx_total) stats_.rx_total->inc(n);
     if (peer.stats_.tx_buffered) peer.stats_.tx_buffered->inc(static_cast<int64_t>(n));
-    if (!peer.drainSplicePipe() || state_ != State::Open) {
-      // The peer failed and closed, and we may have been closed with it.
-      return state_ == State::Open;
+    if (peer_writable) {
+      if (!peer.drainSplicePipe() || state_ != State::Open) {
+        // The peer failed and closed, and we may have been closed with it.
+        return state_ == State::Open;
+      }
+      peer_writable = link.in->buffered() == 0;
     }
   }
   if (full) {
@@ -500,7 +504,7 @@ bool Connection::spliceRead(uint64_t max) {
       int unread = 0;
       link.paused = link.in->buffered() >= link.in->capacity() ||
                     (::ioctl(fd_, FIONREAD, &unread) == 0 && unread > 0);
-      if (link.paused && splice_->observer) splice_->observer->onSplicePaused(*this);
+      if (link.paused && splice_->observer) splice_->observer->onSpliceReading(*this, true);
     }
   } else {
     if (link.in->buffered() == 0) {
@@ -545,7 +549,7 @@ bool Connection::drainSplicePipe() {
     const bool paused = std::exchange(splice_->paused, false);
     Connection* reader = splice_->peer;
     if (reader && reader->state_ == State::Open) {
-      if (paused && splice_->observer) splice_->observer->onSpliceResumed(*reader);
+      if (paused && splice_->observer) splice_->observer->onSpliceReading(*reader, false);
       reader->file_event_->activate(event::FileReadyType::Read);
     }
   }

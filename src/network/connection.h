@@ -60,9 +60,9 @@ class SpliceObserver {
 public:
   virtual ~SpliceObserver() = default;
   virtual void onSpliced(uint64_t bytes) = 0;
-  // reader left bytes unread until its peer's pipe drains (flow control), and resumed.
-  virtual void onSplicePaused(Connection& reader) = 0;
-  virtual void onSpliceResumed(Connection& reader) = 0;
+  // reader left bytes unread until its peer's pipe drains (flow control:
+  // paused), and reads on once it has (resumed).
+  virtual void onSpliceReading(Connection& reader, bool paused) = 0;
 };
 
 class Connection : public event::DeferredDeletable, private ReadFilterCallbacks {

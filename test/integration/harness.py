@@ -523,9 +523,9 @@ class SinkServer(TcpServer):
             self.finished.add(index)
 
 
-def splice_runtime(on=True):
-    """A layered_runtime that turns tcp_proxy's splicing on (or off)."""
-    return {"layers": [{"name": "static", "static_layer": {"legate.tcp_proxy.splice": on}}]}
+def splice_runtime():
+    """A layered_runtime that turns tcp_proxy's splicing on (it is off by default)."""
+    return {"layers": [{"name": "static", "static_layer": {"legate.tcp_proxy.splice": True}}]}
 
 
 class HoldServer(TcpServer):

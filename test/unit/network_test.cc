@@ -253,8 +253,7 @@ TEST_F(ConnectionPairTest, PeerCloseWithoutHalfCloseClosesTheConnection) {
 TEST_F(ConnectionPairTest, SpliceWithRefusesWhatItCannotSplice) {
   struct Observer : SpliceObserver {
     void onSpliced(uint64_t) override {}
-    void onSplicePaused(Connection&) override {}
-    void onSpliceResumed(Connection&) override {}
+    void onSpliceReading(Connection&, bool) override {}
   } observer;
   EXPECT_FALSE(client_->spliceWith(*client_, observer)) << "not with itself";
   Buffer b;

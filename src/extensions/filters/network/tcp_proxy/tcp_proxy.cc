@@ -344,19 +344,16 @@ void TcpProxyFilter::onUpstreamBelowLow() {
   }
 }
 
-void TcpProxyFilter::onSplicePaused(network::Connection& reader) {
+void TcpProxyFilter::onSpliceReading(network::Connection& reader, bool paused) {
+  // The counters the watermark callbacks above keep when copying.
   if (&reader == upstream_.get()) {
-    cluster_->stats().upstream_flow_control_paused_reading_total.inc();
+    auto& st = cluster_->stats();
+    (paused ? st.upstream_flow_control_paused_reading_total
+            : st.upstream_flow_control_resumed_reading_total).inc();
   } else {
-    config_->stats().downstream_flow_control_paused_reading_total.inc();
-  }
-}
-
-void TcpProxyFilter::onSpliceResumed(network::Connection& reader) {
-  if (&reader == upstream_.get()) {
-    cluster_->stats().upstream_flow_control_resumed_reading_total.inc();
-  } else {
-    config_->stats().downstream_flow_control_resumed_reading_total.inc();
+    auto& st = config_->stats();
+    (paused ? st.downstream_flow_control_paused_reading_total
+            : st.downstream_flow_control_resumed_reading_total).inc();
   }
 }
 

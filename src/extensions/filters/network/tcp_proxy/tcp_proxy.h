@@ -46,8 +46,7 @@ public:
   // network::SpliceObserver: bytes moved socket to socket count as activity;
   // a full pipe pauses its reader as a full write buffer does.
   void onSpliced(uint64_t) override { resetIdleTimer(); }
-  void onSplicePaused(network::Connection& reader) override;
-  void onSpliceResumed(network::Connection& reader) override;
+  void onSpliceReading(network::Connection& reader, bool paused) override;
 
 private:
   class UpstreamCallbacks;
