@@ -27,7 +27,8 @@ Sections (--only picks some; a full run and --smoke run all of them):
 --variant KEY=VALUE (repeatable) adds a fourth proxy, "legate-variant": the
 same binary and config with those runtime keys in a static layer, measured in
 the same rounds, so that a runtime switch is compared with the default in one
-run (its ratio is to legate, not to the peers).
+run (its ratio is to legate, not to the peers). --variant-legate PATH makes the
+variant another build (an A/B of two commits).
 
 Per round, the proxies run in alternating order (A B C, C B A, ...) to cancel
 drift; each starts fresh for its turn. Prints medians per proxy and ratios
@@ -65,7 +66,7 @@ VARIANT = "legate-variant"
 # --variant KEY=VALUE: the runtime keys of the variant; --variant-legate PATH: its
 # binary. Neither given: no variant runs.
 VARIANT_RUNTIME = {}
-VARIANT_BINARY = []
+VARIANT_BINARY = None
 
 
 def run_proxies():
@@ -253,7 +254,7 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None)
             with open(conf, "a") as f:
                 f.write("\nlayered_runtime:\n  layers:\n  - name: variant\n    static_layer: %s\n"
                         % json.dumps(VARIANT_RUNTIME))
-        binary = VARIANT_BINARY[0] if name == VARIANT and VARIANT_BINARY else tools["legate"]
+        binary = VARIANT_BINARY if name == VARIANT and VARIANT_BINARY else tools["legate"]
         argv = [binary, "-c", conf, "--concurrency", "1", "-l", "warning"]
     elif name == "nginx":
         values["STREAM_MODULE"] = STREAM_MODULE
@@ -861,6 +862,7 @@ def scale_section(args, tools, tmp, backend_port, failures):
 
 
 def main():
+    global VARIANT_BINARY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="short runs of every section; checks only that "
                     "everything serves (the bench_smoke ctest test)")
@@ -889,7 +891,7 @@ def main():
     if args.variant_legate:
         if not os.access(args.variant_legate, os.X_OK):
             ap.error("--variant-legate: %s is not an executable" % args.variant_legate)
-        VARIANT_BINARY.append(os.path.abspath(args.variant_legate))
+        VARIANT_BINARY = os.path.abspath(args.variant_legate)
     for kv in args.variant:
         key, sep, value = kv.partition("=")
         if not sep or not key:
@@ -981,7 +983,7 @@ def main():
         "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
         "latency_connections": args.latency_connections, "body_connections": args.body_connections,
         "scale": args.scale, "note": note, "notes": notes, "variant_runtime": VARIANT_RUNTIME,
-        "variant_legate": VARIANT_BINARY[0] if VARIANT_BINARY else None,
+        "variant_legate": VARIANT_BINARY,
         "elapsed_s": round(time.time() - started, 1),
         "versions": versions(tools),
     }
