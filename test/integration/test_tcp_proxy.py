@@ -104,9 +104,20 @@ class TcpProxyData(LegateTestCase):
         return bootstrap(listeners, clusters, **extra)
 
     def proxy_to(self, upstream_port, **tcp_extra):
-        return self.start_legate(self.data_bootstrap(
+        lg = self.start_legate(self.data_bootstrap(
             [tcp_listener("l", "up", stat_prefix="data", **tcp_extra)],
             [static_cluster("up", [upstream_port])]))
+        self.pipes_at_start = pipe_fd_count(lg.pid)
+        return lg
+
+    def assert_mode(self, lg):
+        """The bytes went the way this class says: splicing leaves the worker's
+        pooled pipe open (two fds); copying never makes one."""
+        pipes = pipe_fd_count(lg.pid) - self.pipes_at_start
+        if self.splice:
+            self.assertGreaterEqual(pipes, 2, "splicing on, but no pipe was made")
+        else:
+            self.assertEqual(pipes, 0, "copying, but a pipe was made")
 
     def test_32mib_client_to_upstream(self):
         sink = self.server(SinkServer, keep=False)
@@ -121,6 +132,7 @@ class TcpProxyData(LegateTestCase):
         self.assertEqual(sink.digests[0], sha256(payload))
         lg.wait_for_stat("tcp.data.downstream_cx_rx_bytes_total", lambda v: v == len(payload))
         lg.wait_for_stat("cluster.up.upstream_cx_tx_bytes_total", lambda v: v == len(payload))
+        self.assert_mode(lg)
 
     def test_32mib_upstream_to_client(self):
         payload = random.randbytes(32 * MIB)
@@ -132,6 +144,7 @@ class TcpProxyData(LegateTestCase):
         self.assertEqual(digest, sha256(payload))
         lg.wait_for_stat("tcp.data.downstream_cx_tx_bytes_total", lambda v: v == len(payload))
         lg.wait_for_stat("cluster.up.upstream_cx_rx_bytes_total", lambda v: v == len(payload))
+        self.assert_mode(lg)
 
     def test_32mib_echo_both_directions_at_once(self):
         echo = self.server(EchoServer)
@@ -143,6 +156,7 @@ class TcpProxyData(LegateTestCase):
         sender.get()
         self.assertEqual(length, len(payload))
         self.assertEqual(digest, sha256(payload))
+        self.assert_mode(lg)
 
     def test_50_concurrent_connections_through_echo(self):
         echo = self.server(EchoServer)
