@@ -523,6 +523,17 @@ class SinkServer(TcpServer):
             self.finished.add(index)
 
 
+def pipe_fd_count(pid):
+    """How many of the process's descriptors are pipe ends."""
+    count = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            count += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("pipe:")
+        except OSError:
+            pass
+    return count
+
+
 def splice_runtime():
     """A layered_runtime that turns tcp_proxy's splicing on (it is off by default)."""
     return {"layers": [{"name": "static", "static_layer": {"legate.tcp_proxy.splice": True}}]}

@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import (HoldServer, LegateTestCase, bootstrap, splice_runtime, static_cluster,
+from harness import (HoldServer, LegateTestCase, bootstrap, pipe_fd_count, splice_runtime, static_cluster,
                      tcp_listener, wait_until)
 
 MIB = 1 << 20
@@ -100,7 +100,17 @@ class FlowControl(LegateTestCase):
     def start_proxy(self, upstream_port, prefix):
         lg = self.start_legate(self.flow_bootstrap([tcp_listener("l", "up", stat_prefix=prefix)],
                                                    [static_cluster("up", [upstream_port])]))
+        self.pipes_at_start = pipe_fd_count(lg.pid) # its stdout and stderr, to the harness
         return lg
+
+    def assert_mode(self, lg):
+        """While a reader is slow, splicing holds a pipe (two fds) with the bytes
+        waiting for it; copying holds none."""
+        pipes = pipe_fd_count(lg.pid) - self.pipes_at_start
+        if self.splice:
+            self.assertGreaterEqual(pipes, 2, "splicing on, but no pipe holds the waiting bytes")
+        else:
+            self.assertEqual(pipes, 0, "copying, but legate holds a pipe")
 
     def watch_rss(self, lg):
         state = {"max": lg.rss_kib()}
@@ -124,6 +134,7 @@ class FlowControl(LegateTestCase):
         tick()
         sent_while_slow = pusher.sent
         paused = lg.stat("cluster.up.upstream_flow_control_paused_reading_total")
+        self.assert_mode(lg)
 
         # The upstream was held back: far less than the payload left it, and the
         # proxy's memory did not grow with what it could not deliver.
@@ -159,6 +170,7 @@ class FlowControl(LegateTestCase):
         tick()
         sent_while_slow = pusher.sent
         paused = lg.stat("tcp.up_slow.downstream_flow_control_paused_reading_total")
+        self.assert_mode(lg)
 
         self.assertLess(sent_while_slow, 64 * MIB,
                         "client was never pushed back (%d bytes sent)" % sent_while_slow)

@@ -12,8 +12,8 @@ import unittest
 
 from harness import (BlackholeServer, EchoServer, HoldServer, LegateTestCase, SinkServer,
                      bootstrap, closed_by_peer, connect, free_port, recv_all, recv_exact,
-                     refused_port, sha256, socket_address, splice_runtime, static_cluster, tcp_listener,
-                     tcp_proxy_filter, wait_until)
+                     pipe_fd_count, refused_port, sha256, socket_address, splice_runtime,
+                     static_cluster, tcp_listener, tcp_proxy_filter, wait_until)
 
 MIB = 1 << 20
 
@@ -81,17 +81,6 @@ def skip_if_sanitized(test, lg):
         maps = f.read()
     if "libasan" in maps or "libubsan" in maps:
         test.skipTest("exhausts fds: needs a build without sanitizers")
-
-
-def pipe_fd_count(pid):
-    """How many of the process's descriptors are pipe ends."""
-    count = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            count += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("pipe:")
-        except OSError:
-            pass
-    return count
 
 
 class TcpProxyData(LegateTestCase):
