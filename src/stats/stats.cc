@@ -107,17 +107,165 @@ T& Store::Set<T>::add(StatName name, Args&&... args) {
 
 template <class T>
 template <class Fn>
-void Store::Set<T>::forEachSorted(Fn&& fn) const {
-  if (sorted_.size() < stats_.size()) {
-    // Stats are only appended: sort the newcomers and merge them in.
+void Store::Set<T>::forEachSorted(Fn&& fn, const Store& store, Kind kind) const {
+  if (sorted_.size() < stats_.size() + block_members_) {
+    // Stats and blocks are only appended: sort the newcomers and merge them in.
     const size_t old_size = sorted_.size();
-    sorted_.reserve(stats_.size());
-    for (size_t i = old_size; i < stats_.size(); ++i) sorted_.push_back(&stats_[i]);
+    sorted_.reserve(stats_.size() + block_members_);
+    for (size_t i = sorted_stats_; i < stats_.size(); ++i) sorted_.push_back(&stats_[i]);
+    sorted_stats_ = stats_.size();
+    store.forEachBlockMember<T>(sorted_blocks_, kind, [&](T& t) { sorted_.push_back(&t); });
+    sorted_blocks_ = store.blocks_.size();
     auto by_name = [](const T* a, const T* b) { return StatName::less(a->statName(), b->statName()); };
     std::sort(sorted_.begin() + old_size, sorted_.end(), by_name);
     std::inplace_merge(sorted_.begin(), sorted_.begin() + old_size, sorted_.end(), by_name);
   }
   for (const T* t : sorted_) fn(*t);
+}
+
+template <class T>
+T* Store::blockMember(StatName name, Kind kind) const {
+  auto it = blocks_by_prefix_.find(name.prefix);
+  if (it == blocks_by_prefix_.end()) return nullptr;
+  for (uint32_t b = it->second; b != UINT32_MAX; b = blocks_[b].next) {
+    const BlockEntry& e = blocks_[b];
+    auto m = e.layout->by_suffix.find(name.suffix);
+    if (m == e.layout->by_suffix.end()) continue;
+    const BlockLayout::Member& member = e.layout->members[m->second];
+    if (member.kind != kind) continue;
+    T* t = reinterpret_cast<T*>(static_cast<char*>(e.holder->object()) + member.offset);
+    // An unexported member (rejected, or shadowed by an older stat) has no name.
+    return t->statName() == name ? t : nullptr;
+  }
+  return nullptr;
+}
+
+template <class T, class Fn>
+void Store::forEachBlockMember(size_t from, Kind kind, Fn&& fn) const {
+  for (size_t b = from; b < blocks_.size(); ++b) {
+    const BlockEntry& e = blocks_[b];
+    char* base = static_cast<char*>(e.holder->object());
+    for (const BlockLayout::Member& m : e.layout->members) {
+      if (m.kind != kind) continue;
+      T& t = *reinterpret_cast<T*>(base + m.offset);
+      if (!(t.statName() == StatName{})) fn(t);
+    }
+  }
+}
+
+void* Store::block(std::string_view prefix, const void* key,
+                   const std::function<std::unique_ptr<BlockHolder>()>& make) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint32_t prefix_id = NamePool::get().intern(prefix);
+  const bool named = prefix_id != NamePool::kNotFound;
+  if (named) {
+    if (auto it = blocks_by_prefix_.find(prefix_id); it != blocks_by_prefix_.end()) {
+      for (uint32_t b = it->second; b != UINT32_MAX; b = blocks_[b].next) {
+        if (blocks_[b].layout->key == key) return blocks_[b].holder->object();
+      }
+    }
+  }
+  std::unique_ptr<BlockHolder> holder = make();
+  char* base = static_cast<char*>(holder->object());
+
+  // The first block of a type teaches its layout: where each member sits.
+  const BlockLayout* layout = nullptr;
+  for (const auto& l : layouts_) {
+    if (l->key == key) layout = l.get();
+  }
+  if (layout == nullptr) {
+    struct Learn final : StatVisitor {
+      BlockLayout& l;
+      char* base;
+      Learn(BlockLayout& layout, char* b) : l(layout), base(b) {}
+      void add(void* member, std::string_view name, Kind kind, Histogram::Unit unit) {
+        // Contract violations of the block's code, not of any configuration.
+        const uint32_t suffix = NamePool::get().intern(name);
+        if (name.empty() || name.find('.') != std::string_view::npos ||
+            suffix == NamePool::kNotFound) {
+          log::get("misc").critical("stat block member '{}': not a one-piece name, or the name "
+                                    "pool is full",
+                                    name);
+          std::abort();
+        }
+        l.by_suffix.emplace(suffix, static_cast<uint32_t>(l.members.size()));
+        l.members.push_back({kind, unit, suffix,
+                             static_cast<uint32_t>(static_cast<char*>(member) - base)});
+      }
+      void counter(Counter& c, std::string_view n) override {
+        add(&c, n, Kind::Counter, Histogram::Unit::Unspecified);
+      }
+      void gauge(Gauge& g, std::string_view n) override {
+        add(&g, n, Kind::Gauge, Histogram::Unit::Unspecified);
+      }
+      void histogram(Histogram& h, std::string_view n, Histogram::Unit unit) override {
+        add(&h, n, Kind::Histogram, unit);
+      }
+    };
+    auto fresh = std::make_unique<BlockLayout>();
+    fresh->key = key;
+    Learn learn(*fresh, base);
+    holder->visitStats(learn);
+    layout = layouts_.emplace_back(std::move(fresh)).get();
+  }
+
+  // Name the members, unless stats_matcher rejects a name or a stat made on its
+  // own already has it.
+  size_t exported[3] = {0, 0, 0};
+  if (named) {
+    for (const BlockLayout::Member& m : layout->members) {
+      const StatName name{prefix_id, m.suffix};
+      const std::string_view suffix = NamePool::get().view(m.suffix);
+      if (config_.accept && !config_.accept(joinName(prefix, suffix))) continue;
+      char* at = base + m.offset;
+      const bool taken = m.kind == Kind::Counter ? counters_.find(name) != nullptr
+                         : m.kind == Kind::Gauge ? gauges_.find(name) != nullptr
+                                                 : histograms_.find(name) != nullptr;
+      if (taken) {
+        log::get("misc").error("stat '{}{}' exists already; the copy in its stat block is not "
+                               "exported",
+                               prefix, suffix);
+        continue;
+      }
+      ++exported[static_cast<size_t>(m.kind)];
+      switch (m.kind) {
+      case Kind::Counter:
+        reinterpret_cast<Counter*>(at)->setName(name);
+        break;
+      case Kind::Gauge:
+        reinterpret_cast<Gauge*>(at)->setName(name);
+        break;
+      case Kind::Histogram: {
+        auto* h = reinterpret_cast<Histogram*>(at);
+        h->name_ = name;
+        h->unit_ = m.unit;
+        h->bounds_ = bucketsFor(joinName(prefix, suffix));
+        break;
+      }
+      }
+    }
+  }
+  // Every member histogram follows the sample queue, exported or not (as a
+  // rejected histogram would not, but it records nothing anyone reads).
+  for (const BlockLayout::Member& m : layout->members) {
+    if (m.kind == Kind::Histogram) {
+      reinterpret_cast<Histogram*>(base + m.offset)->samples_.store(samples_, std::memory_order_release);
+    }
+  }
+  counters_.addBlockMembers(exported[static_cast<size_t>(Kind::Counter)]);
+  gauges_.addBlockMembers(exported[static_cast<size_t>(Kind::Gauge)]);
+  histograms_.addBlockMembers(exported[static_cast<size_t>(Kind::Histogram)]);
+
+  const auto index = static_cast<uint32_t>(blocks_.size());
+  BlockEntry& entry = blocks_.emplace_back(BlockEntry{std::move(holder), layout, prefix_id});
+  if (named) {
+    auto [it, inserted] = blocks_by_prefix_.try_emplace(prefix_id, index);
+    if (!inserted) {
+      entry.next = it->second; // newest first
+      it->second = index;
+    }
+  }
+  return base;
 }
 
 bool Store::resolve(std::string_view prefix, std::string_view name, StatName& out) {
@@ -138,6 +286,7 @@ Counter& Store::counter(std::string_view prefix, std::string_view name) {
   StatName n;
   if (!resolve(prefix, name, n)) return rejected_counter_;
   if (Counter* c = counters_.find(n)) return *c;
+  if (Counter* c = blockMember<Counter>(n, Kind::Counter)) return *c;
   return counters_.add(n);
 }
 
@@ -146,6 +295,7 @@ Gauge& Store::gauge(std::string_view prefix, std::string_view name) {
   StatName n;
   if (!resolve(prefix, name, n)) return rejected_gauge_;
   if (Gauge* g = gauges_.find(n)) return *g;
+  if (Gauge* g = blockMember<Gauge>(n, Kind::Gauge)) return *g;
   return gauges_.add(n);
 }
 
@@ -154,44 +304,54 @@ Histogram& Store::histogram(std::string_view prefix, std::string_view name, Hist
   StatName n;
   if (!resolve(prefix, name, n)) return rejected_histogram_;
   if (Histogram* h = histograms_.find(n)) return *h;
-  std::shared_ptr<const Histogram::Bounds> bounds = Histogram::defaultBounds();
-  if (!config_.histogram_buckets.empty()) {
-    const std::string full = joinName(prefix, name);
-    for (const auto& [match, b] : config_.histogram_buckets) {
-      if (match(full)) {
-        bounds = b;
-        break;
-      }
-    }
-  }
-  Histogram& h = histograms_.add(n, unit, std::move(bounds));
+  if (Histogram* h = blockMember<Histogram>(n, Kind::Histogram)) return *h;
+  Histogram& h = histograms_.add(
+      n, unit,
+      config_.histogram_buckets.empty() ? Histogram::defaultBounds() : bucketsFor(joinName(prefix, name)));
   h.samples_.store(samples_, std::memory_order_release);
   return h;
+}
+
+std::shared_ptr<const Histogram::Bounds> Store::bucketsFor(const std::string& name) const {
+  for (const auto& [match, b] : config_.histogram_buckets) {
+    if (match(name)) return b;
+  }
+  return Histogram::defaultBounds();
 }
 
 void Store::setSampleQueue(std::shared_ptr<SampleQueue> queue) {
   std::lock_guard<std::mutex> lock(mu_);
   samples_ = queue.get();
   if (queue != nullptr) sample_queues_.push_back(std::move(queue));
-  histograms_.forEach([&](Histogram& h) { h.samples_.store(samples_, std::memory_order_release); });
+  auto follow = [&](Histogram& h) { h.samples_.store(samples_, std::memory_order_release); };
+  histograms_.forEach(follow);
+  // A block's unexported histograms too: they follow the queue from birth as well.
+  for (const BlockEntry& e : blocks_) {
+    for (const BlockLayout::Member& m : e.layout->members) {
+      if (m.kind == Kind::Histogram) {
+        follow(*reinterpret_cast<Histogram*>(static_cast<char*>(e.holder->object()) + m.offset));
+      }
+    }
+  }
 }
 
 void Store::forEachCounter(const std::function<void(const Counter&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
-  counters_.forEachSorted(fn);
+  counters_.forEachSorted(fn, *this, Kind::Counter);
 }
 void Store::forEachGauge(const std::function<void(const Gauge&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
-  gauges_.forEachSorted(fn);
+  gauges_.forEachSorted(fn, *this, Kind::Gauge);
 }
 void Store::forEachHistogram(const std::function<void(const Histogram&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
-  histograms_.forEachSorted(fn);
+  histograms_.forEachSorted(fn, *this, Kind::Histogram);
 }
 
 void Store::resetCounters() {
   std::lock_guard<std::mutex> lock(mu_);
   counters_.forEach([](Counter& c) { c.reset(); });
+  forEachBlockMember<Counter>(0, Kind::Counter, [](Counter& c) { c.reset(); });
 }
 
 } // namespace legate::stats

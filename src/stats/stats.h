@@ -21,6 +21,13 @@
 // process. The index is an open-addressing set of 4-byte positions hashed by those
 // ids, and the name-ordered list the admin endpoints walk is a vector of pointers
 // sorted when new stats have appeared. A histogram allocates its buckets on its first sample.
+//
+// Stat blocks: an owner that always creates the same few dozen stats under one
+// prefix (a cluster) declares them as members of one struct and gets it from
+// Store::block<T>(prefix). The block is one allocation; the owner reaches its stats
+// as members (no reference per stat), and the index holds one entry per block, not
+// one per stat. By name, a block's stats are found, walked and exported exactly as
+// stats created one by one.
 
 #include <atomic>
 #include <cstdint>
@@ -32,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 
 #include "stats/stat_name.h"
@@ -60,13 +68,24 @@ protected:
   }
 
 private:
-  const uint32_t prefix_;
-  const uint8_t suffix_[3];
+  friend class Store;
+  // A block's members are named once the Store has placed them (Store::block).
+  void setName(StatName name) {
+    prefix_ = name.prefix;
+    suffix_[0] = static_cast<uint8_t>(name.suffix);
+    suffix_[1] = static_cast<uint8_t>(name.suffix >> 8);
+    suffix_[2] = static_cast<uint8_t>(name.suffix >> 16);
+  }
+
+  uint32_t prefix_;
+  uint8_t suffix_[3];
   std::atomic<bool> used_{false};
 };
 
 class Counter : public ScalarStat {
 public:
+  // Unnamed: a member of a stat block, named by Store::block.
+  Counter() : ScalarStat(StatName{}) {}
   explicit Counter(StatName name) : ScalarStat(name) {}
   void inc(uint64_t n = 1) {
     value_.fetch_add(n, std::memory_order_relaxed);
@@ -82,6 +101,7 @@ private:
 
 class Gauge : public ScalarStat {
 public:
+  Gauge() : ScalarStat(StatName{}) {} // a stat block's member, as Counter()
   explicit Gauge(StatName name) : ScalarStat(name) {}
   void inc(int64_t n = 1) {
     value_.fetch_add(n, std::memory_order_relaxed);
@@ -117,6 +137,8 @@ public:
   static const std::shared_ptr<const Bounds>& defaultBounds();
 
   Histogram(StatName name, Unit unit, std::shared_ptr<const Bounds> bounds = defaultBounds());
+  // A stat block's member: named, given its unit and bounds by Store::block.
+  Histogram() : Histogram(StatName{}, Unit::Unspecified) {}
   ~Histogram();
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
@@ -140,9 +162,11 @@ public:
 private:
   std::atomic<uint64_t>* buckets();
 
-  const StatName name_;
-  const Unit unit_;
-  const std::shared_ptr<const Bounds> bounds_;
+  // Set at construction, or for a block's member by Store::block before the
+  // block is handed out; fixed after that.
+  StatName name_;
+  Unit unit_;
+  std::shared_ptr<const Bounds> bounds_;
   // bounds_->size() + 1 buckets: the last one counts values above every bound.
   // Null until the first sample: most of a large configuration's histograms
   // (per-cluster timings of idle clusters) never get one.
@@ -157,6 +181,30 @@ private:
 using NameMatcher = std::function<bool(std::string_view)>;
 
 class TagProducer;
+
+// How a stat block lists its members (see Store::block): each member once, with the
+// name it has under the block's prefix. Names have no '.': a block's stats are the
+// prefix's own.
+class StatVisitor {
+public:
+  virtual void counter(Counter& c, std::string_view name) = 0;
+  virtual void gauge(Gauge& g, std::string_view name) = 0;
+  virtual void histogram(Histogram& h, std::string_view name, Histogram::Unit unit) = 0;
+
+protected:
+  ~StatVisitor() = default;
+};
+
+// A block's members from one list (see ClusterStats): LIST(LEGATE_STAT_COUNTER,
+// LEGATE_STAT_GAUGE, LEGATE_STAT_HISTOGRAM) declares them, and inside visitStats
+// LIST(LEGATE_STAT_VISIT_COUNTER, ...) names them, so no member can go unnamed.
+#define LEGATE_STAT_COUNTER(name) ::legate::stats::Counter name;
+#define LEGATE_STAT_GAUGE(name) ::legate::stats::Gauge name;
+#define LEGATE_STAT_HISTOGRAM(name, unit) ::legate::stats::Histogram name;
+#define LEGATE_STAT_VISIT_COUNTER(name) v.counter(name, #name);
+#define LEGATE_STAT_VISIT_GAUGE(name) v.gauge(name, #name);
+#define LEGATE_STAT_VISIT_HISTOGRAM(name, unit) \
+  v.histogram(name, #name, ::legate::stats::Histogram::Unit::unit);
 
 // What the bootstrap's stats_config asks of a Store. Applied once, at configuration
 // time, before the stats it affects are created.
@@ -187,6 +235,22 @@ public:
   Gauge& gauge(std::string_view prefix, std::string_view name);
   Histogram& histogram(std::string_view prefix, std::string_view name, Histogram::Unit unit);
 
+  // The stat block of type T under prefix (which ends with '.'): made on first use,
+  // the same object for every later call with that prefix, kept as long as the
+  // Store. T is constructed as T(store, prefix) under the Store's lock (so its
+  // constructor must not create stats) and lists its members through
+  // `void visitStats(StatVisitor&)`, always in the same order. A member whose name
+  // stats_matcher rejects is updated but never exported, as a rejected stat is. A
+  // name that already exists as a stat created on its own stays that stat, and the
+  // block's member is not exported (an error is logged: the two would otherwise
+  // be exported under one name).
+  template <class T>
+  T& block(std::string_view prefix) {
+    return *static_cast<T*>(block(prefix, blockKey<T>(), [&]() -> std::unique_ptr<BlockHolder> {
+      return std::make_unique<BlockOf<T>>(*this, prefix);
+    }));
+  }
+
   // Snapshots in name order, for the admin endpoints and sinks.
   void forEachCounter(const std::function<void(const Counter&)>& fn) const;
   void forEachGauge(const std::function<void(const Gauge&)>& fn) const;
@@ -204,6 +268,58 @@ public:
   const TagProducer& tagProducer() const { return *tags_; }
 
 private:
+  // A stat block, owned by the Store: its object and how to list its members.
+  class BlockHolder {
+  public:
+    virtual ~BlockHolder() = default;
+    virtual void* object() = 0;
+    virtual void visitStats(StatVisitor& v) = 0;
+  };
+  template <class T>
+  class BlockOf final : public BlockHolder {
+  public:
+    BlockOf(Store& store, std::string_view prefix) : block_(store, prefix) {}
+    void* object() override { return &block_; }
+    void visitStats(StatVisitor& v) override { block_.visitStats(v); }
+
+  private:
+    T block_;
+  };
+  // One address per block type, as the key of its layout.
+  template <class T>
+  static const void* blockKey() {
+    static const char key = 0;
+    return &key;
+  }
+  void* block(std::string_view prefix, const void* key,
+              const std::function<std::unique_ptr<BlockHolder>()>& make);
+
+  // Where each member of a block type sits, learnt from its first block.
+  enum class Kind : uint8_t { Counter, Gauge, Histogram };
+  struct BlockLayout {
+    struct Member {
+      Kind kind;
+      Histogram::Unit unit;
+      uint32_t suffix; // name pool id of the member's name
+      uint32_t offset; // from the block object's address
+    };
+    const void* key;
+    std::vector<Member> members;
+    absl::flat_hash_map<uint32_t, uint32_t> by_suffix; // suffix id -> index in members
+  };
+  struct BlockEntry {
+    std::unique_ptr<BlockHolder> holder;
+    const BlockLayout* layout;
+    uint32_t prefix;              // name pool id; 0 if the pool was full
+    uint32_t next = UINT32_MAX;   // the next block with the same prefix (blocks_)
+  };
+  // The exported block member named name, of kind `kind`, or nullptr.
+  template <class T>
+  T* blockMember(StatName name, Kind kind) const;
+  // Calls fn(T&) for every exported member of kind `kind` of blocks_[from..].
+  template <class T, class Fn>
+  void forEachBlockMember(size_t from, Kind kind, Fn&& fn) const;
+
   // One kind of stat: stable storage, a name index, and the name order.
   // Stats are never removed. Guarded by the Store's mutex.
   template <class T>
@@ -215,9 +331,11 @@ private:
     T* find(StatName name) const;
     template <class... Args>
     T& add(StatName name, Args&&... args);
-    // Visits every stat in name order.
+    // Visits every stat in name order, the store's block members of `kind` included.
     template <class Fn>
-    void forEachSorted(Fn&& fn) const;
+    void forEachSorted(Fn&& fn, const Store& store, Kind kind) const;
+    // Exported block members of this kind: counted so that walks notice new ones.
+    void addBlockMembers(size_t n) { block_members_ += n; }
     template <class Fn>
     void forEach(Fn&& fn) {
       for (T& t : stats_) fn(t);
@@ -237,19 +355,31 @@ private:
     };
     std::deque<T> stats_; // creation order; emplace_back keeps addresses
     absl::flat_hash_set<uint32_t, ByName, ByName> index_{0, ByName{&stats_}, ByName{&stats_}};
-    // stats_ in name order; sorted lazily when a walk finds stats it lacks.
+    // stats_ and the blocks' members in name order; sorted lazily when a walk
+    // finds stats it lacks. sorted_stats_ / sorted_blocks_: how many of stats_ and of
+    // the Store's blocks it holds.
     mutable std::vector<const T*> sorted_;
+    mutable size_t sorted_stats_ = 0;
+    mutable size_t sorted_blocks_ = 0;
+    size_t block_members_ = 0;
   };
 
   // The interned name of prefix + name; false if stats_matcher rejects it or (with
   // an error, once) if the name pool is full.
   bool resolve(std::string_view prefix, std::string_view name, StatName& out);
+  // stats_config.histogram_bucket_settings' bounds for a histogram's whole name.
+  std::shared_ptr<const Histogram::Bounds> bucketsFor(const std::string& name) const;
 
   mutable std::mutex mu_;
   bool pool_full_reported_ = false;
   Set<Counter> counters_;
   Set<Gauge> gauges_;
   Set<Histogram> histograms_;
+  // Stat blocks in creation order; by the name pool id of their prefix (the first
+  // of a chain through BlockEntry::next), and their layouts by type.
+  std::vector<BlockEntry> blocks_;
+  absl::flat_hash_map<uint32_t, uint32_t> blocks_by_prefix_;
+  std::vector<std::unique_ptr<BlockLayout>> layouts_;
   // What every stat the matcher rejected shares: updated, never exported.
   Counter rejected_counter_{StatName{}};
   Gauge rejected_gauge_{StatName{}};

@@ -491,6 +491,117 @@ TEST(StoreConfig, MatcherRejectsAndBucketsApply) {
   EXPECT_EQ(store.histogram("slow.h").bounds().size(), Histogram::defaultBounds()->size());
 }
 
+// A stat block as an owner declares one (cluster.h's ClusterStats is the real one).
+struct TestBlock {
+  TestBlock(Store&, std::string_view) {}
+  void visitStats(StatVisitor& v) {
+    v.counter(rq_total, "rq_total");
+    v.gauge(cx_active, "cx_active");
+    v.histogram(rq_time, "rq_time", Histogram::Unit::Milliseconds);
+    v.counter(secret_count, "secret_count");
+  }
+  Counter rq_total;
+  Gauge cx_active;
+  Histogram rq_time;
+  Counter secret_count;
+};
+
+std::vector<std::string> counterNames(const Store& store) {
+  std::vector<std::string> names;
+  store.forEachCounter([&](const Counter& c) { names.push_back(c.name()); });
+  return names;
+}
+
+TEST(StatBlocks, MembersAreTheStatsOfTheirNames) {
+  Store store;
+  TestBlock& b = store.block<TestBlock>("cluster.a.");
+  EXPECT_EQ(&store.block<TestBlock>("cluster.a."), &b); // one block per prefix
+  EXPECT_NE(&store.block<TestBlock>("cluster.b."), &b);
+  b.rq_total.inc(3);
+  EXPECT_EQ(&store.counter("cluster.a.rq_total"), &b.rq_total);
+  EXPECT_EQ(&Scope(store, "cluster.a.").gauge("cx_active"), &b.cx_active);
+  EXPECT_EQ(&store.histogram("cluster.a.rq_time"), &b.rq_time);
+  EXPECT_EQ(b.rq_total.name(), "cluster.a.rq_total");
+  EXPECT_EQ(b.rq_time.unit(), Histogram::Unit::Milliseconds);
+  // A name of another kind, or not in the block, is a stat of its own.
+  EXPECT_NE(static_cast<void*>(&store.counter("cluster.a.cx_active")), static_cast<void*>(&b.cx_active));
+  store.counter("cluster.a.other").inc();
+  EXPECT_THAT(counterNames(store),
+              ::testing::ElementsAre("cluster.a.cx_active", "cluster.a.other", "cluster.a.rq_total",
+                                     "cluster.a.secret_count", "cluster.b.rq_total",
+                                     "cluster.b.secret_count"));
+  store.resetCounters();
+  EXPECT_EQ(b.rq_total.value(), 0u);
+}
+
+TEST(StatBlocks, WalksStaySortedAsBlocksAndStatsAppear) {
+  Store store;
+  store.counter("m");
+  EXPECT_THAT(counterNames(store), ::testing::ElementsAre("m"));
+  store.block<TestBlock>("z.");
+  store.counter("b");
+  store.block<TestBlock>("a.");
+  EXPECT_THAT(counterNames(store),
+              ::testing::ElementsAre("a.rq_total", "a.secret_count", "b", "m", "z.rq_total",
+                                     "z.secret_count"));
+  std::vector<std::string> gauges;
+  store.forEachGauge([&](const Gauge& g) { gauges.push_back(g.name()); });
+  EXPECT_THAT(gauges, ::testing::ElementsAre("a.cx_active", "z.cx_active"));
+  const std::string prom = renderPrometheus(store, StatsQuery());
+  EXPECT_THAT(prom, HasSubstr("envoy_a_rq_total 0\n"));
+  EXPECT_THAT(prom, HasSubstr("envoy_z_rq_time_count 0\n"));
+}
+
+TEST(StatBlocks, MatcherAndBucketsApplyToMembers) {
+  Store store;
+  StoreConfig config;
+  config.accept = [](std::string_view n) { return n.find("secret") == std::string_view::npos; };
+  config.histogram_buckets.emplace_back(
+      [](std::string_view n) { return n.ends_with(".rq_time"); },
+      std::make_shared<const Histogram::Bounds>(Histogram::Bounds{1, 2, 3}));
+  store.configure(std::move(config));
+  TestBlock& b = store.block<TestBlock>("c.");
+  b.secret_count.inc(); // updated, never exported
+  EXPECT_THAT(counterNames(store), ::testing::ElementsAre("c.rq_total"));
+  EXPECT_NE(&store.counter("c.secret_count"), &b.secret_count);
+  EXPECT_EQ(b.rq_time.bounds().size(), 3u);
+}
+
+TEST(StatBlocks, AnOlderStatOfTheSameNameStaysTheOneExported) {
+  Store store;
+  Counter& older = store.counter("d.rq_total");
+  older.inc(7);
+  TestBlock& b = store.block<TestBlock>("d.");
+  b.rq_total.inc(1);
+  EXPECT_EQ(&store.counter("d.rq_total"), &older);
+  EXPECT_THAT(counterNames(store), ::testing::ElementsAre("d.rq_total", "d.secret_count"));
+  store.forEachCounter([&](const Counter& c) {
+    if (c.name() == "d.rq_total") {
+      EXPECT_EQ(c.value(), 7u);
+    }
+  });
+}
+
+TEST(StatBlocks, MemberHistogramsFeedTheSampleQueue) {
+  Store store;
+  std::vector<MetricSnapshot> got;
+  TestBlock& before = store.block<TestBlock>("e.");
+  std::vector<std::unique_ptr<Sink>> sinks;
+  struct Capture : Sink {
+    std::vector<MetricSnapshot>* out;
+    explicit Capture(std::vector<MetricSnapshot>* o) : out(o) {}
+    void flush(const MetricSnapshot& s) override { out->push_back(s); }
+  };
+  sinks.push_back(std::make_unique<Capture>(&got));
+  Flusher flusher(store, std::move(sinks));
+  TestBlock& after = store.block<TestBlock>("f.");
+  before.rq_time.record(4);
+  after.rq_time.record(5);
+  flusher.flush();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].samples.size(), 2u);
+}
+
 } // namespace
 } // namespace legate::stats
 
