@@ -28,66 +28,8 @@
 
 namespace legate::upstream {
 
-ClusterStats::ClusterStats(stats::Scope s)
-    : upstream_cx_total(s.counter("upstream_cx_total")),
-      upstream_cx_active(s.gauge("upstream_cx_active")),
-      upstream_cx_connect_fail(s.counter("upstream_cx_connect_fail")),
-      upstream_cx_connect_timeout(s.counter("upstream_cx_connect_timeout")),
-      upstream_cx_connect_attempts_exceeded(s.counter("upstream_cx_connect_attempts_exceeded")),
-      upstream_cx_overflow(s.counter("upstream_cx_overflow")),
-      upstream_cx_none_healthy(s.counter("upstream_cx_none_healthy")),
-      upstream_cx_destroy(s.counter("upstream_cx_destroy")),
-      upstream_cx_destroy_local(s.counter("upstream_cx_destroy_local")),
-      upstream_cx_destroy_remote(s.counter("upstream_cx_destroy_remote")),
-      upstream_cx_rx_bytes_total(s.counter("upstream_cx_rx_bytes_total")),
-      upstream_cx_rx_bytes_buffered(s.gauge("upstream_cx_rx_bytes_buffered")),
-      upstream_cx_tx_bytes_total(s.counter("upstream_cx_tx_bytes_total")),
-      upstream_cx_tx_bytes_buffered(s.gauge("upstream_cx_tx_bytes_buffered")),
-      upstream_flow_control_paused_reading_total(
-          s.counter("upstream_flow_control_paused_reading_total")),
-      upstream_flow_control_resumed_reading_total(
-          s.counter("upstream_flow_control_resumed_reading_total")),
-      upstream_cx_connect_ms(s.histogram("upstream_cx_connect_ms")),
-      upstream_cx_length_ms(s.histogram("upstream_cx_length_ms")),
-      membership_total(s.gauge("membership_total")),
-      membership_healthy(s.gauge("membership_healthy")),
-      membership_degraded(s.gauge("membership_degraded")),
-      membership_change(s.counter("membership_change")),
-      lb_healthy_panic(s.counter("lb_healthy_panic")),
-      original_dst_host_invalid(s.counter("original_dst_host_invalid")),
-      update_attempt(s.counter("update_attempt")),
-      update_success(s.counter("update_success")),
-      update_failure(s.counter("update_failure")),
-      update_empty(s.counter("update_empty")),
-      upstream_cx_http1_total(s.counter("upstream_cx_http1_total")),
-      upstream_cx_idle_timeout(s.counter("upstream_cx_idle_timeout")),
-      upstream_cx_max_requests(s.counter("upstream_cx_max_requests")),
-      upstream_cx_destroy_with_active_rq(s.counter("upstream_cx_destroy_with_active_rq")),
-      upstream_rq_total(s.counter("upstream_rq_total")),
-      upstream_rq_active(s.gauge("upstream_rq_active")),
-      upstream_rq_completed(s.counter("upstream_rq_completed")),
-      upstream_rq_pending_total(s.counter("upstream_rq_pending_total")),
-      upstream_rq_pending_active(s.gauge("upstream_rq_pending_active")),
-      upstream_rq_pending_overflow(s.counter("upstream_rq_pending_overflow")),
-      upstream_rq_pending_failure_eject(s.counter("upstream_rq_pending_failure_eject")),
-      upstream_rq_timeout(s.counter("upstream_rq_timeout")),
-      upstream_rq_rx_reset(s.counter("upstream_rq_rx_reset")),
-      upstream_rq_tx_reset(s.counter("upstream_rq_tx_reset")),
-      upstream_rq_1xx(s.counter("upstream_rq_1xx")),
-      upstream_rq_2xx(s.counter("upstream_rq_2xx")),
-      upstream_rq_3xx(s.counter("upstream_rq_3xx")),
-      upstream_rq_4xx(s.counter("upstream_rq_4xx")),
-      upstream_rq_5xx(s.counter("upstream_rq_5xx")),
-      upstream_rq_code(s.store(), s.prefix() + "upstream_rq_"),
-      upstream_rq_time(s.histogram("upstream_rq_time")),
-      upstream_rq_retry(s.counter("upstream_rq_retry")),
-      upstream_rq_retry_success(s.counter("upstream_rq_retry_success")),
-      upstream_rq_retry_overflow(s.counter("upstream_rq_retry_overflow")),
-      upstream_rq_retry_limit_exceeded(s.counter("upstream_rq_retry_limit_exceeded")),
-      upstream_rq_retry_backoff_exponential(s.counter("upstream_rq_retry_backoff_exponential")),
-      upstream_rq_per_try_timeout(s.counter("upstream_rq_per_try_timeout")),
-      upstream_rq_per_try_idle_timeout(s.counter("upstream_rq_per_try_idle_timeout")),
-      retry_or_shadow_abandoned(s.counter("retry_or_shadow_abandoned")) {}
+ClusterStats::ClusterStats(stats::Store& store, std::string_view prefix)
+    : upstream_rq_code(store, stats::joinName(prefix, "upstream_rq_")) {}
 
 namespace {
 using ClusterProto = upstream::Cluster::ClusterProto;
@@ -207,7 +149,7 @@ absl::Status upstream::Cluster::applySlowStart(const Config& cfg, const std::str
                                               Cluster& c) {
   auto ss = parseSlowStart(cfg.slow_start_config(), path + ".slow_start_config");
   if (!ss.ok()) return ss.status();
-  c.slow_start_ = *ss;
+  c.slow_start_ = *ss ? std::make_unique<const SlowStart>(**ss) : nullptr;
   return absl::OkStatus();
 }
 
@@ -597,7 +539,7 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
   if (!hosts.ok()) {
     return hosts.status();
   }
-  c->stats_ = std::make_unique<ClusterStats>(stats::Scope(store, "cluster." + c->name_ + "."));
+  c->stats_ = &store.block<ClusterStats>("cluster." + c->name_ + ".");
   for (size_t p = 0; p < c->resource_managers_.size(); ++p) {
     c->resource_managers_[p] = std::make_unique<ResourceManager>(
         (*thresholds)[p], stats::Scope(store, "cluster." + c->name_ + "."),
@@ -634,16 +576,16 @@ upstream::Cluster::parseLoadAssignment(const ClusterProto& proto, const std::str
   if (!la.named_endpoints().empty()) {
     return absl::InvalidArgumentError(la_path + ".named_endpoints: not implemented by legate");
   }
-  // Locality weights (used with locality_weighted_lb_config); one entry per
-  // locality and priority, as in Envoy.
-  for (int i = 0; i < la.endpoints_size(); ++i) {
+  // Locality weights, kept only for locality_weighted_lb_config (the only user);
+  // one entry per locality and priority, as in Envoy.
+  for (int i = 0; c.locality_weighted_ && i < la.endpoints_size(); ++i) {
     const auto& locality = la.endpoints(i);
     const Locality loc{locality.locality().region(), locality.locality().zone(),
                        locality.locality().sub_zone()};
     const uint32_t weight =
         locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0;
-    if (!c.locality_weights_.emplace(std::make_pair(locality.priority(), loc), weight).second &&
-        c.locality_weighted_) {
+    if (!c.locality_weights_) c.locality_weights_ = std::make_unique<decltype(c.locality_weights_)::element_type>();
+    if (!c.locality_weights_->emplace(std::make_pair(locality.priority(), loc), weight).second) {
       return absl::InvalidArgumentError(la_path + ".endpoints[" + std::to_string(i) +
                                         "].locality: the same locality appears twice at "
                                         "priority " +
@@ -666,8 +608,8 @@ upstream::Cluster::parseLoadAssignment(const ClusterProto& proto, const std::str
       return absl::InvalidArgumentError(lpath + ".leds_cluster_locality_config: not implemented "
                                                 "by legate");
     }
-    const Locality loc{locality.locality().region(), locality.locality().zone(),
-                       locality.locality().sub_zone()};
+    const auto loc = Host::makeLocality({locality.locality().region(), locality.locality().zone(),
+                                         locality.locality().sub_zone()});
     for (int j = 0; j < locality.lb_endpoints_size(); ++j) {
       const auto& lbe = locality.lb_endpoints(j);
       const std::string path = lpath + ".lb_endpoints[" + std::to_string(j) + "]";
@@ -702,7 +644,7 @@ void upstream::Cluster::setHosts(std::vector<HostConstSharedPtr> hosts) {
     }
   }
   const bool changed = !removed.empty() || hosts.size() != members_.size();
-  const auto now = clock_();
+  const auto now = this->now();
   for (const auto& h : hosts) {
     if (std::find(members_.begin(), members_.end(), h) == members_.end()) {
       h->setActiveSince(now); // a new member: slow start runs from here
@@ -751,8 +693,11 @@ void upstream::Cluster::publish() {
       if (it == set.localities.end()) {
         LocalityHosts& l = set.localities.emplace_back();
         l.locality = h->locality();
-        auto w = locality_weights_.find({h->priority(), h->locality()});
-        l.weight = w == locality_weights_.end() ? 0 : w->second;
+        l.weight = 0;
+        if (locality_weights_) {
+          auto w = locality_weights_->find({h->priority(), h->locality()});
+          if (w != locality_weights_->end()) l.weight = w->second;
+        }
         it = set.localities.end() - 1;
       }
       add_to(it->all, it->healthy, it->degraded, h);

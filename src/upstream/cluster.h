@@ -44,69 +44,79 @@ class Any;
 
 namespace legate::upstream {
 
-// Envoy's cluster.<name>.* stats that legate maintains.
+// Envoy's cluster.<name>.* stats that legate maintains, listed once: the list
+// declares the members and names them to the Store.
+#define LEGATE_CLUSTER_STATS(COUNTER, GAUGE, HISTOGRAM)                       \
+  COUNTER(upstream_cx_total)                                                  \
+  GAUGE(upstream_cx_active)                                                   \
+  COUNTER(upstream_cx_connect_fail)                                           \
+  COUNTER(upstream_cx_connect_timeout)                                        \
+  COUNTER(upstream_cx_connect_attempts_exceeded)                              \
+  COUNTER(upstream_cx_overflow)                                               \
+  COUNTER(upstream_cx_none_healthy)                                           \
+  COUNTER(upstream_cx_destroy)                                                \
+  COUNTER(upstream_cx_destroy_local)                                          \
+  COUNTER(upstream_cx_destroy_remote)                                         \
+  COUNTER(upstream_cx_rx_bytes_total)                                         \
+  GAUGE(upstream_cx_rx_bytes_buffered)                                        \
+  COUNTER(upstream_cx_tx_bytes_total)                                         \
+  GAUGE(upstream_cx_tx_bytes_buffered)                                        \
+  COUNTER(upstream_flow_control_paused_reading_total)                         \
+  COUNTER(upstream_flow_control_resumed_reading_total)                        \
+  HISTOGRAM(upstream_cx_connect_ms, Milliseconds)                             \
+  HISTOGRAM(upstream_cx_length_ms, Milliseconds)                              \
+  GAUGE(membership_total)                                                     \
+  GAUGE(membership_healthy)                                                   \
+  GAUGE(membership_degraded)                                                  \
+  COUNTER(membership_change)                                                  \
+  COUNTER(lb_healthy_panic)                                                   \
+  COUNTER(original_dst_host_invalid)                                          \
+  /* DNS discovery. */                                                        \
+  COUNTER(update_attempt)                                                     \
+  COUNTER(update_success)                                                     \
+  COUNTER(update_failure)                                                     \
+  COUNTER(update_empty)                                                       \
+  /* HTTP. */                                                                 \
+  COUNTER(upstream_cx_http1_total)                                            \
+  COUNTER(upstream_cx_idle_timeout)                                           \
+  COUNTER(upstream_cx_max_requests)                                           \
+  COUNTER(upstream_cx_destroy_with_active_rq)                                 \
+  COUNTER(upstream_rq_total)                                                  \
+  GAUGE(upstream_rq_active)                                                   \
+  COUNTER(upstream_rq_completed)                                              \
+  COUNTER(upstream_rq_pending_total)                                          \
+  GAUGE(upstream_rq_pending_active)                                           \
+  COUNTER(upstream_rq_pending_overflow)                                       \
+  COUNTER(upstream_rq_pending_failure_eject)                                  \
+  COUNTER(upstream_rq_timeout)                                                \
+  COUNTER(upstream_rq_rx_reset)                                               \
+  COUNTER(upstream_rq_tx_reset)                                               \
+  COUNTER(upstream_rq_1xx)                                                    \
+  COUNTER(upstream_rq_2xx)                                                    \
+  COUNTER(upstream_rq_3xx)                                                    \
+  COUNTER(upstream_rq_4xx)                                                    \
+  COUNTER(upstream_rq_5xx)                                                    \
+  HISTOGRAM(upstream_rq_time, Milliseconds)                                   \
+  /* Retries, per-try timeouts and request mirroring (the router filter). */  \
+  COUNTER(upstream_rq_retry)                                                  \
+  COUNTER(upstream_rq_retry_success)                                          \
+  COUNTER(upstream_rq_retry_overflow)                                         \
+  COUNTER(upstream_rq_retry_limit_exceeded)                                   \
+  COUNTER(upstream_rq_retry_backoff_exponential)                              \
+  COUNTER(upstream_rq_per_try_timeout)                                        \
+  COUNTER(upstream_rq_per_try_idle_timeout)                                   \
+  COUNTER(retry_or_shadow_abandoned)
+
+// A stat block (stats.h): a cluster's stats are one allocation, found by the Store
+// through their prefix, reached by the cluster's users as members.
 struct ClusterStats {
-  explicit ClusterStats(stats::Scope scope);
-  stats::Counter& upstream_cx_total;
-  stats::Gauge& upstream_cx_active;
-  stats::Counter& upstream_cx_connect_fail;
-  stats::Counter& upstream_cx_connect_timeout;
-  stats::Counter& upstream_cx_connect_attempts_exceeded;
-  stats::Counter& upstream_cx_overflow;
-  stats::Counter& upstream_cx_none_healthy;
-  stats::Counter& upstream_cx_destroy;
-  stats::Counter& upstream_cx_destroy_local;
-  stats::Counter& upstream_cx_destroy_remote;
-  stats::Counter& upstream_cx_rx_bytes_total;
-  stats::Gauge& upstream_cx_rx_bytes_buffered;
-  stats::Counter& upstream_cx_tx_bytes_total;
-  stats::Gauge& upstream_cx_tx_bytes_buffered;
-  stats::Counter& upstream_flow_control_paused_reading_total;
-  stats::Counter& upstream_flow_control_resumed_reading_total;
-  stats::Histogram& upstream_cx_connect_ms;
-  stats::Histogram& upstream_cx_length_ms;
-  stats::Gauge& membership_total;
-  stats::Gauge& membership_healthy;
-  stats::Gauge& membership_degraded;
-  stats::Counter& membership_change;
-  stats::Counter& lb_healthy_panic;
-  stats::Counter& original_dst_host_invalid;
-  // DNS discovery.
-  stats::Counter& update_attempt;
-  stats::Counter& update_success;
-  stats::Counter& update_failure;
-  stats::Counter& update_empty;
-  // HTTP.
-  stats::Counter& upstream_cx_http1_total;
-  stats::Counter& upstream_cx_idle_timeout;
-  stats::Counter& upstream_cx_max_requests;
-  stats::Counter& upstream_cx_destroy_with_active_rq;
-  stats::Counter& upstream_rq_total;
-  stats::Gauge& upstream_rq_active;
-  stats::Counter& upstream_rq_completed;
-  stats::Counter& upstream_rq_pending_total;
-  stats::Gauge& upstream_rq_pending_active;
-  stats::Counter& upstream_rq_pending_overflow;
-  stats::Counter& upstream_rq_pending_failure_eject;
-  stats::Counter& upstream_rq_timeout;
-  stats::Counter& upstream_rq_rx_reset;
-  stats::Counter& upstream_rq_tx_reset;
-  stats::Counter& upstream_rq_1xx;
-  stats::Counter& upstream_rq_2xx;
-  stats::Counter& upstream_rq_3xx;
-  stats::Counter& upstream_rq_4xx;
-  stats::Counter& upstream_rq_5xx;
+  ClusterStats(stats::Store& store, std::string_view prefix);
+  void visitStats(stats::StatVisitor& v) {
+    LEGATE_CLUSTER_STATS(LEGATE_STAT_VISIT_COUNTER, LEGATE_STAT_VISIT_GAUGE,
+                         LEGATE_STAT_VISIT_HISTOGRAM)
+  }
+  LEGATE_CLUSTER_STATS(LEGATE_STAT_COUNTER, LEGATE_STAT_GAUGE, LEGATE_STAT_HISTOGRAM)
   stats::StatusCodeCounters upstream_rq_code; // upstream_rq_<code>, made on first use
-  stats::Histogram& upstream_rq_time;
-  // Retries, per-try timeouts and request mirroring (the router filter).
-  stats::Counter& upstream_rq_retry;
-  stats::Counter& upstream_rq_retry_success;
-  stats::Counter& upstream_rq_retry_overflow;
-  stats::Counter& upstream_rq_retry_limit_exceeded;
-  stats::Counter& upstream_rq_retry_backoff_exponential;
-  stats::Counter& upstream_rq_per_try_timeout;
-  stats::Counter& upstream_rq_per_try_idle_timeout;
-  stats::Counter& retry_or_shadow_abandoned;
 };
 
 // ClusterProvided: the cluster type picks the host (ORIGINAL_DST).
@@ -170,7 +180,9 @@ public:
   // ORIGINAL_DST: how a host a worker made reaches the main thread (the
   // cluster manager sets it before workers run; tests may queue the tasks).
   using MainThreadPoster = std::function<void(std::function<void()>)>;
-  void setMainThreadPoster(MainThreadPoster post) { post_to_main_ = std::move(post); }
+  void setMainThreadPoster(MainThreadPoster post) {
+    post_to_main_ = std::make_unique<MainThreadPoster>(std::move(post));
+  }
   // ORIGINAL_DST: adds a host a worker made; one whose address is already a
   // member is reported removed instead (its pools drain).
   void addOriginalDstHost(HostConstSharedPtr host);
@@ -182,7 +194,7 @@ public:
   // Tests: the clock slow start reads (default: steady_clock). Set before any
   // host is added that should start at the new clock's time.
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
-  void setClockForTest(Clock clock) { clock_ = std::move(clock); }
+  void setClockForTest(Clock clock) { clock_ = std::make_unique<Clock>(std::move(clock)); }
 
   // --- Any thread -----------------------------------------------------------
   // Picks a host for a new upstream request/connection on worker `worker`;
@@ -234,9 +246,11 @@ private:
     std::shared_ptr<const HostSnapshot> snapshot;
     std::vector<ListState> lists;
     std::minstd_rand rng{randomSeed()};
-    // ORIGINAL_DST: hosts this worker made that its snapshot may not have yet.
-    std::vector<HostConstSharedPtr> odst_pending;
+    // ORIGINAL_DST: hosts this worker made that its snapshot may not have yet
+    // (made on the first such host, so that the state fits one cache line).
+    std::unique_ptr<std::vector<HostConstSharedPtr>> odst_pending;
   };
+  static_assert(sizeof(WorkerLbState) == 64, "one cache line per worker and cluster");
   static constexpr size_t kMaxPendingOriginalDstHosts = 256;
   HostConstSharedPtr chooseOriginalDst(WorkerLbState& st, LoadBalancerContext* ctx) const;
   HostConstSharedPtr pickOnce(WorkerLbState& st, LoadBalancerContext* ctx) const;
@@ -270,7 +284,9 @@ private:
   std::string name_;
   std::unique_ptr<DnsClusterConfig> dns_;
   std::unique_ptr<OriginalDstConfig> odst_;
-  MainThreadPoster post_to_main_;
+  // What only some clusters use is behind pointers: ten thousand clusters are
+  // ten thousand of these objects.
+  std::unique_ptr<MainThreadPoster> post_to_main_; // ORIGINAL_DST only
   std::vector<std::shared_ptr<const HealthCheckConfig>> health_checks_;
   std::unique_ptr<OutlierDetector> outlier_detector_;
   std::chrono::milliseconds connect_timeout_{5000};
@@ -283,13 +299,16 @@ private:
   uint64_t maglev_table_size_ = 65537; // maglev_lb_config
   uint32_t overprovisioning_factor_ = 140;
   double panic_threshold_ = 50.0;
-  std::optional<SlowStart> slow_start_;
-  Clock clock_ = [] { return std::chrono::steady_clock::now(); };
+  std::unique_ptr<const SlowStart> slow_start_;
+  std::unique_ptr<Clock> clock_; // tests only; else steady_clock
+  std::chrono::steady_clock::time_point now() const {
+    return clock_ ? (*clock_)() : std::chrono::steady_clock::now();
+  }
   // common_lb_config.locality_weighted_lb_config, and the localities' weights
   // by (priority, locality).
   bool locality_weighted_ = false;
-  std::map<std::pair<uint32_t, Locality>, uint32_t> locality_weights_;
-  std::unique_ptr<ClusterStats> stats_;
+  std::unique_ptr<std::map<std::pair<uint32_t, Locality>, uint32_t>> locality_weights_;
+  ClusterStats* stats_ = nullptr; // the Store's block: outlives the cluster
   std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;
   uint32_t max_requests_per_connection_ = 0;
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};

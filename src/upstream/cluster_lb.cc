@@ -19,8 +19,8 @@ HostConstSharedPtr Cluster::chooseHost(uint32_t worker, LoadBalancerContext* ctx
     st.snapshot = snapshot_.load();
     st.version = st.snapshot->version;
     st.lists.assign(st.snapshot->state_count, ListState{});
-    if (!st.odst_pending.empty()) {
-      std::erase_if(st.odst_pending, [](const HostConstSharedPtr& h) { return h->seenByMain(); });
+    if (st.odst_pending && !st.odst_pending->empty()) {
+      std::erase_if(*st.odst_pending, [](const HostConstSharedPtr& h) { return h->seenByMain(); });
     }
   }
   if (odst_) {
@@ -91,7 +91,7 @@ HostConstSharedPtr Cluster::pickOnce(WorkerLbState& st, LoadBalancerContext* ctx
   // slow_start_config: while a usable host is still ramping up, weights are ramped.
   std::optional<Ramp> ramp;
   if (slow_start_) {
-    const auto now = clock_();
+    const auto now = this->now();
     if (now < snap.slow_start_until) {
       double aggression = slow_start_->aggression;
       if (!slow_start_->aggression_key.empty()) {

@@ -162,8 +162,8 @@ parseDnsClusterConfig(const ClusterProto& proto, const std::string& where) {
       t.port = sa.port_value();
       t.weight = lbe.has_load_balancing_weight() ? lbe.load_balancing_weight().value() : 1;
       t.priority = locality.priority();
-      t.locality = {locality.locality().region(), locality.locality().zone(),
-                    locality.locality().sub_zone()};
+      t.locality = Host::makeLocality({locality.locality().region(), locality.locality().zone(),
+                                       locality.locality().sub_zone()});
       t.health_flags = edsFlags(lbe.health_status());
       c->targets.push_back(std::move(t));
     }

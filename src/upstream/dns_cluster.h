@@ -39,7 +39,7 @@ struct DnsTarget {
   uint32_t port = 0;
   uint32_t weight = 1;
   uint32_t priority = 0;
-  Locality locality;
+  std::shared_ptr<const Locality> locality; // Host::makeLocality
   uint32_t health_flags = 0; // from the endpoint's health_status
 };
 

@@ -108,15 +108,24 @@ public:
   };
   enum class Health { Unhealthy, Degraded, Healthy };
 
-  Host(network::Address address, uint32_t weight, uint32_t priority = 0, Locality locality = {},
-       std::string hostname = {})
+  // locality: shared by the hosts of one locality (see makeLocality); null for none.
+  Host(network::Address address, uint32_t weight, uint32_t priority = 0,
+       std::shared_ptr<const Locality> locality = nullptr, std::string hostname = {})
       : address_(std::move(address)), hostname_(std::move(hostname)),
         locality_(std::move(locality)), weight_(weight == 0 ? 1 : weight), priority_(priority) {}
+  // What hosts of locality l share: null when l is empty (most clusters name no
+  // locality, and a Locality is three strings).
+  static std::shared_ptr<const Locality> makeLocality(Locality l) {
+    return l == Locality{} ? nullptr : std::make_shared<const Locality>(std::move(l));
+  }
 
   const network::Address& address() const { return address_; }
   // The DNS name the host came from (STRICT_DNS, LOGICAL_DNS), else empty.
   const std::string& hostname() const { return hostname_; }
-  const Locality& locality() const { return locality_; }
+  const Locality& locality() const {
+    static const Locality kNone;
+    return locality_ ? *locality_ : kNone;
+  }
   uint32_t weight() const { return weight_; }
   uint32_t priority() const { return priority_; }
   HostStats& stats() const { return stats_; }
@@ -161,7 +170,7 @@ public:
 private:
   const network::Address address_;
   const std::string hostname_;
-  const Locality locality_;
+  const std::shared_ptr<const Locality> locality_;
   const uint32_t weight_;
   const uint32_t priority_;
   mutable std::atomic<uint32_t> health_flags_{0};

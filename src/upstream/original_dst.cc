@@ -78,18 +78,20 @@ HostConstSharedPtr Cluster::chooseOriginalDst(WorkerLbState& st, LoadBalancerCon
     it->second->markUsed();
     return it->second;
   }
-  for (const auto& h : st.odst_pending) {
+  if (!st.odst_pending) st.odst_pending = std::make_unique<std::vector<HostConstSharedPtr>>();
+  std::vector<HostConstSharedPtr>& pending = *st.odst_pending;
+  for (const auto& h : pending) {
     if (h->address() == *dst) {
       h->markUsed();
       return h;
     }
   }
   auto host = std::make_shared<Host>(*dst, 1);
-  if (st.odst_pending.size() >= kMaxPendingOriginalDstHosts) st.odst_pending.clear();
-  st.odst_pending.push_back(host);
+  if (pending.size() >= kMaxPendingOriginalDstHosts) pending.clear();
+  pending.push_back(host);
   if (post_to_main_) {
     Cluster* self = const_cast<Cluster*>(this); // membership changes on the main thread only
-    post_to_main_([self, host] { self->addOriginalDstHost(host); });
+    (*post_to_main_)([self, host] { self->addOriginalDstHost(host); });
   }
   return host;
 }
