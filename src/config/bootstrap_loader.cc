@@ -97,10 +97,17 @@ absl::StatusOr<std::string> readConfigFile(const std::string& path) {
 
 absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const LoadOptions& options,
                                                                       SourceMap* marks_out) {
+  envoy::config::bootstrap::v3::Bootstrap bootstrap;
+  if (auto st = loadBootstrap(options, bootstrap, marks_out); !st.ok()) return st;
+  return bootstrap;
+}
+
+absl::Status loadBootstrap(const LoadOptions& options, envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+                           SourceMap* marks_out) {
+  bootstrap.Clear();
   if (options.path.empty() && options.config_yaml.empty()) {
     return absl::InvalidArgumentError("no configuration: pass -c FILE or --config-yaml");
   }
-  envoy::config::bootstrap::v3::Bootstrap bootstrap;
   SourceMap marks;
   ErrorList errors;
   if (!options.path.empty()) {
@@ -133,7 +140,14 @@ absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const Load
   validateMessage(bootstrap, "", &marks, errors);
   if (!errors.empty()) return errors.toStatus();
   if (marks_out != nullptr) *marks_out = std::move(marks);
-  return bootstrap;
+  return absl::OkStatus();
+}
+
+google::protobuf::ArenaOptions bootstrapArenaOptions() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 * 1024;
+  options.max_block_size = 1024 * 1024;
+  return options;
 }
 
 std::string locateErrors(const SourceMap& marks, std::string_view message) {

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "common/logger.h"
 #include "config/bootstrap_loader.h"
@@ -35,26 +36,35 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  config::SourceMap marks;
-  auto bootstrap = config::loadBootstrap({options->config_path, options->config_yaml}, &marks);
-  if (!bootstrap.ok()) {
-    std::fprintf(stderr, "legate: configuration error:\n%s\n",
-                 std::string(bootstrap.status().message()).c_str());
-    return 1;
-  }
-  if (options->mode == server::Mode::Validate) {
-    // Build everything the configuration describes, bind nothing.
-    stats::Store scratch;
-    auto model = server::buildConfigModel(*bootstrap, scratch, 1);
-    if (!model.ok()) {
-      std::fprintf(stderr, "legate: configuration error:\n%s\n",
-                   config::locateErrors(marks, std::string(model.status().message())).c_str());
+  std::unique_ptr<server::Server> server;
+  {
+    // The bootstrap lives on an arena until the server has taken its wire form:
+    // freed in a few blocks, not as the tens of thousands of small objects a large
+    // configuration's message is (see config::loadBootstrap).
+    google::protobuf::Arena arena(config::bootstrapArenaOptions());
+    auto* bootstrap =
+        google::protobuf::Arena::CreateMessage<envoy::config::bootstrap::v3::Bootstrap>(&arena);
+    config::SourceMap marks;
+    if (auto st = config::loadBootstrap({options->config_path, options->config_yaml}, *bootstrap,
+                                        &marks);
+        !st.ok()) {
+      std::fprintf(stderr, "legate: configuration error:\n%s\n", std::string(st.message()).c_str());
       return 1;
     }
-    std::printf("configuration '%s' OK\n",
-                options->config_path.empty() ? "--config-yaml" : options->config_path.c_str());
-    return 0;
+    if (options->mode == server::Mode::Validate) {
+      // Build everything the configuration describes, bind nothing.
+      stats::Store scratch;
+      auto model = server::buildConfigModel(*bootstrap, scratch, 1);
+      if (!model.ok()) {
+        std::fprintf(stderr, "legate: configuration error:\n%s\n",
+                     config::locateErrors(marks, std::string(model.status().message())).c_str());
+        return 1;
+      }
+      std::printf("configuration '%s' OK\n",
+                  options->config_path.empty() ? "--config-yaml" : options->config_path.c_str());
+      return 0;
+    }
+    server = std::make_unique<server::Server>(std::move(*options), *bootstrap, std::move(marks));
   }
-  server::Server server(std::move(*options), std::move(*bootstrap), std::move(marks));
-  return server.run();
+  return server->run();
 }

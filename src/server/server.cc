@@ -278,7 +278,7 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
   return model;
 }
 
-Server::Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap,
+Server::Server(Options options, envoy::config::bootstrap::v3::Bootstrap& bootstrap,
                config::SourceMap marks)
     : options_(std::move(options)), marks_(std::move(marks)) {
   // --service-* fill in what the bootstrap's node leaves empty, as in Envoy.
@@ -328,10 +328,7 @@ absl::Status Server::initialize() {
     // be left as holes between the long-lived objects the build allocated around
     // them, which the allocator cannot give back (with 10,000 clusters, ~2.5 MB of
     // the 16 MB such holes came to before this and the source map's arena).
-    google::protobuf::ArenaOptions arena_options;
-    arena_options.start_block_size = 64 * 1024;
-    arena_options.max_block_size = 1024 * 1024;
-    google::protobuf::Arena arena(arena_options);
+    google::protobuf::Arena arena(config::bootstrapArenaOptions());
     auto* bootstrap = google::protobuf::Arena::CreateMessage<envoy::config::bootstrap::v3::Bootstrap>(&arena);
     if (!bootstrap->ParseFromString(bootstrap_wire_)) {
       return absl::InternalError("the bootstrap does not parse back from its wire form");

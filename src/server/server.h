@@ -56,8 +56,10 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
 
 class Server : public Instance {
 public:
-  // marks: where each field of the bootstrap came from (to locate errors).
-  Server(Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap,
+  // marks: where each field of the bootstrap came from (to locate errors). The
+  // options fill in bootstrap's node; the server keeps the bootstrap's wire form,
+  // so the caller may free it (or its arena) once the server is constructed.
+  Server(Options options, envoy::config::bootstrap::v3::Bootstrap& bootstrap,
          config::SourceMap marks = {});
   ~Server() override;
 
