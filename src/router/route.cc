@@ -186,12 +186,12 @@ bool Route::matches(const http::HeaderMap& headers, std::string_view path, std::
   if (!pathMatches(path))
     return false;
   // Envoy: the route takes the request when random % denominator < numerator.
-  if (has_runtime_fraction_) {
-    const runtime::Fraction def{fraction_numerator_, fraction_denominator_};
+  if (const RuntimeFraction* f = runtime_fraction_.get()) {
+    const runtime::Fraction def{f->numerator, f->denominator};
     const bool enabled =
-        fraction_runtime_key_.empty()
+        f->runtime_key.empty()
             ? random_value % def.denominator < def.numerator
-            : runtime::snapshot()->featureEnabled(fraction_runtime_key_, def, random_value);
+            : runtime::snapshot()->featureEnabled(f->runtime_key, def, random_value);
     if (!enabled) return false;
   }
   for (const auto& m : header_matchers_) {

@@ -264,18 +264,21 @@ class Route {
 
   bool pathMatches(std::string_view path) const;
 
+  // Ordered without padding holes (a table may have tens of thousands of routes).
   std::string name_;
   const VirtualHost* vhost_ = nullptr;
   bool tls_redirect_route_ = false;  // require_tls: no header mutations
-
+  bool case_sensitive_ = true;
   PathMatch path_match_ = PathMatch::kPrefix;
   std::string match_value_;  // lower-cased when !case_sensitive_
-  bool case_sensitive_ = true;
   std::shared_ptr<const re2::RE2> path_regex_;
-  bool has_runtime_fraction_ = false;
-  uint64_t fraction_numerator_ = 0;
-  uint64_t fraction_denominator_ = 100;
-  std::string fraction_runtime_key_; // runtime key overriding the default fraction
+  // match.runtime_fraction, for the routes that set it.
+  struct RuntimeFraction {
+    uint64_t numerator = 0;
+    uint64_t denominator = 100;
+    std::string runtime_key; // overrides the default fraction when set in the runtime
+  };
+  std::unique_ptr<const RuntimeFraction> runtime_fraction_;
   std::vector<HeaderMatcher> header_matchers_;
   std::vector<QueryParameterMatcher> query_matchers_;
 

@@ -119,10 +119,8 @@ absl::Status RouteBuilder::buildMatch(const MatchProto& proto, const std::string
   if (proto.has_runtime_fraction()) {
     // default_value, unless the runtime has runtime_key (checked per request).
     const auto& pct = proto.runtime_fraction().default_value();
-    route.has_runtime_fraction_ = true;
-    route.fraction_runtime_key_ = proto.runtime_fraction().runtime_key();
-    route.fraction_numerator_ = pct.numerator();
-    route.fraction_denominator_ = denominatorOf(pct.denominator());
+    route.runtime_fraction_ = std::make_unique<const Route::RuntimeFraction>(Route::RuntimeFraction{
+        pct.numerator(), denominatorOf(pct.denominator()), proto.runtime_fraction().runtime_key()});
   }
   for (int i = 0; i < proto.headers_size(); ++i) {
     auto m = HeaderMatcher::create(proto.headers(i), path + ".headers[" + std::to_string(i) + "]");

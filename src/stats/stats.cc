@@ -16,8 +16,10 @@ const std::shared_ptr<const Histogram::Bounds>& Histogram::defaultBounds() {
   return *bounds;
 }
 
-Histogram::Histogram(StatName name, Unit unit, std::shared_ptr<const Bounds> bounds)
-    : name_(name), unit_(unit), bounds_(std::move(bounds)) {}
+Histogram::Histogram(StatName name, Unit unit, const std::shared_ptr<const Bounds>* bounds)
+    : name_(name), unit_(unit), bounds_(bounds) {}
+
+static_assert(sizeof(Histogram) == 40, "a cluster's stat block holds three");
 
 Histogram::~Histogram() { delete[] buckets_.load(std::memory_order_acquire); }
 
@@ -25,7 +27,7 @@ std::atomic<uint64_t>* Histogram::buckets() {
   std::atomic<uint64_t>* b = buckets_.load(std::memory_order_acquire);
   if (b != nullptr) return b;
   // First sample: racing recorders each allocate; one wins, the others free theirs.
-  auto* fresh = new std::atomic<uint64_t>[bounds_->size() + 1]();
+  auto* fresh = new std::atomic<uint64_t>[bounds().size() + 1]();
   if (buckets_.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
                                        std::memory_order_acquire)) {
     return fresh;
@@ -36,7 +38,8 @@ std::atomic<uint64_t>* Histogram::buckets() {
 
 void Histogram::record(uint64_t value) {
   const double v = static_cast<double>(value);
-  const size_t i = std::lower_bound(bounds_->begin(), bounds_->end(), v) - bounds_->begin();
+  const Bounds& b = bounds();
+  const size_t i = std::lower_bound(b.begin(), b.end(), v) - b.begin();
   buckets()[i].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(value, std::memory_order_relaxed);
   if (SampleQueue* q = samples_.load(std::memory_order_acquire)) q->push(*this, value);
@@ -44,18 +47,19 @@ void Histogram::record(uint64_t value) {
 
 Histogram::Snapshot Histogram::snapshot() const {
   Snapshot s;
-  s.bounds = bounds_;
-  s.cumulative.resize(bounds_->size());
+  s.bounds = *bounds_;
+  const Bounds& bounds = *s.bounds;
+  s.cumulative.resize(bounds.size());
   const std::atomic<uint64_t>* buckets = buckets_.load(std::memory_order_acquire);
   if (buckets == nullptr) return s; // never recorded: all zero
   uint64_t running = 0;
-  for (size_t i = 0; i < bounds_->size(); ++i) {
+  for (size_t i = 0; i < bounds.size(); ++i) {
     running += buckets[i].load(std::memory_order_relaxed);
     s.cumulative[i] = running;
   }
   // The count comes from the buckets, so that a record() racing with this snapshot
   // cannot make the total smaller than the last cumulative bucket.
-  s.count = running + buckets[bounds_->size()].load(std::memory_order_relaxed);
+  s.count = running + buckets[bounds.size()].load(std::memory_order_relaxed);
   s.sum = static_cast<double>(sum_.load(std::memory_order_relaxed));
   return s;
 }
@@ -87,6 +91,10 @@ Store::~Store() = default;
 void Store::configure(StoreConfig config) {
   std::lock_guard<std::mutex> lock(mu_);
   config_ = std::move(config);
+  bucket_bounds_.clear();
+  for (const auto& [match, bounds] : config_.histogram_buckets) {
+    bucket_bounds_.push_back(&bounds_kept_.emplace_back(bounds));
+  }
   tags_ = config_.tags != nullptr ? config_.tags : TagProducer::defaultProducer();
 }
 
@@ -230,14 +238,14 @@ void* Store::block(std::string_view prefix, const void* key,
       ++exported[static_cast<size_t>(m.kind)];
       switch (m.kind) {
       case Kind::Counter:
-        reinterpret_cast<Counter*>(at)->setName(name);
+        reinterpret_cast<Counter*>(at)->name_.set(name);
         break;
       case Kind::Gauge:
-        reinterpret_cast<Gauge*>(at)->setName(name);
+        reinterpret_cast<Gauge*>(at)->name_.set(name);
         break;
       case Kind::Histogram: {
         auto* h = reinterpret_cast<Histogram*>(at);
-        h->name_ = name;
+        h->name_.set(name);
         h->unit_ = m.unit;
         h->bounds_ = bucketsFor(joinName(prefix, suffix));
         break;
@@ -307,16 +315,16 @@ Histogram& Store::histogram(std::string_view prefix, std::string_view name, Hist
   if (Histogram* h = blockMember<Histogram>(n, Kind::Histogram)) return *h;
   Histogram& h = histograms_.add(
       n, unit,
-      config_.histogram_buckets.empty() ? Histogram::defaultBounds() : bucketsFor(joinName(prefix, name)));
+      config_.histogram_buckets.empty() ? &Histogram::defaultBounds() : bucketsFor(joinName(prefix, name)));
   h.samples_.store(samples_, std::memory_order_release);
   return h;
 }
 
-std::shared_ptr<const Histogram::Bounds> Store::bucketsFor(const std::string& name) const {
-  for (const auto& [match, b] : config_.histogram_buckets) {
-    if (match(name)) return b;
+const std::shared_ptr<const Histogram::Bounds>* Store::bucketsFor(const std::string& name) const {
+  for (size_t i = 0; i < config_.histogram_buckets.size(); ++i) {
+    if (config_.histogram_buckets[i].first(name)) return bucket_bounds_[i];
   }
-  return Histogram::defaultBounds();
+  return &Histogram::defaultBounds();
 }
 
 void Store::setSampleQueue(std::shared_ptr<SampleQueue> queue) {

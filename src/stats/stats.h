@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -46,39 +47,46 @@
 
 namespace legate::stats {
 
-// What a counter and a gauge share, in 8 bytes: the name, packed as a StatName
-// (4-byte prefix id, 3-byte suffix id), and the used flag.
+// A StatName in 7 bytes (4-byte prefix id, 3-byte suffix id: suffix ids fit in 24
+// bits), so that a stat's name and one byte of its own fit in 8.
+class PackedStatName {
+public:
+  explicit PackedStatName(StatName name) { set(name); }
+  StatName get() const {
+    uint32_t prefix;
+    std::memcpy(&prefix, bytes_, 4);
+    return {prefix, bytes_[4] | (uint32_t{bytes_[5]} << 8) | (uint32_t{bytes_[6]} << 16)};
+  }
+  void set(StatName name) {
+    std::memcpy(bytes_, &name.prefix, 4);
+    bytes_[4] = static_cast<uint8_t>(name.suffix);
+    bytes_[5] = static_cast<uint8_t>(name.suffix >> 8);
+    bytes_[6] = static_cast<uint8_t>(name.suffix >> 16);
+  }
+
+private:
+  uint8_t bytes_[7]; // byte-aligned, so that the owner's next byte fills the eighth
+};
+static_assert(sizeof(PackedStatName) == 7);
+
+// What a counter and a gauge share, in 8 bytes: the name and the used flag.
 class ScalarStat {
 public:
-  StatName statName() const {
-    return {prefix_, suffix_[0] | (uint32_t{suffix_[1]} << 8) | (uint32_t{suffix_[2]} << 16)};
-  }
+  StatName statName() const { return name_.get(); }
   // Composed from the name pool: for expositions, not for hot paths.
   std::string name() const { return statName().str(); }
   bool used() const { return used_.load(std::memory_order_relaxed); }
 
 protected:
-  explicit ScalarStat(StatName name)
-      : prefix_(name.prefix), suffix_{static_cast<uint8_t>(name.suffix),
-                                      static_cast<uint8_t>(name.suffix >> 8),
-                                      static_cast<uint8_t>(name.suffix >> 16)} {}
+  explicit ScalarStat(StatName name) : name_(name) {}
   // The first write sets the flag; every later one only reads it.
   void markUsed() {
     if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   }
 
 private:
-  friend class Store;
-  // A block's members are named once the Store has placed them (Store::block).
-  void setName(StatName name) {
-    prefix_ = name.prefix;
-    suffix_[0] = static_cast<uint8_t>(name.suffix);
-    suffix_[1] = static_cast<uint8_t>(name.suffix >> 8);
-    suffix_[2] = static_cast<uint8_t>(name.suffix >> 16);
-  }
-
-  uint32_t prefix_;
-  uint8_t suffix_[3];
+  friend class Store; // names a block's members once it has placed them (Store::block)
+  PackedStatName name_;
   std::atomic<bool> used_{false};
 };
 
@@ -131,22 +139,24 @@ class SampleQueue;
 
 class Histogram {
 public:
-  enum class Unit { Milliseconds, Bytes, Unspecified };
+  enum class Unit : uint8_t { Milliseconds, Bytes, Unspecified };
   using Bounds = std::vector<double>; // ascending upper bounds
   // Envoy's default bucket upper bounds.
   static const std::shared_ptr<const Bounds>& defaultBounds();
 
-  Histogram(StatName name, Unit unit, std::shared_ptr<const Bounds> bounds = defaultBounds());
+  // bounds: kept alive elsewhere for the histogram's life (the Store keeps every
+  // bounds it was configured with; the default ones are never freed).
+  Histogram(StatName name, Unit unit, const std::shared_ptr<const Bounds>* bounds = &defaultBounds());
   // A stat block's member: named, given its unit and bounds by Store::block.
   Histogram() : Histogram(StatName{}, Unit::Unspecified) {}
   ~Histogram();
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
   void record(uint64_t value);
-  StatName statName() const { return name_; }
-  std::string name() const { return name_.str(); }
+  StatName statName() const { return name_.get(); }
+  std::string name() const { return statName().str(); }
   Unit unit() const { return unit_; }
-  const Bounds& bounds() const { return *bounds_; }
+  const Bounds& bounds() const { return **bounds_; }
 
   struct Snapshot {
     std::shared_ptr<const Bounds> bounds = defaultBounds();
@@ -163,10 +173,10 @@ private:
   std::atomic<uint64_t>* buckets();
 
   // Set at construction, or for a block's member by Store::block before the
-  // block is handed out; fixed after that.
-  StatName name_;
+  // block is handed out; fixed after that. 40 bytes in all: a cluster has three.
+  PackedStatName name_;
   Unit unit_;
-  std::shared_ptr<const Bounds> bounds_;
+  const std::shared_ptr<const Bounds>* bounds_;
   // bounds_->size() + 1 buckets: the last one counts values above every bound.
   // Null until the first sample: most of a large configuration's histograms
   // (per-cluster timings of idle clusters) never get one.
@@ -368,7 +378,7 @@ private:
   // an error, once) if the name pool is full.
   bool resolve(std::string_view prefix, std::string_view name, StatName& out);
   // stats_config.histogram_bucket_settings' bounds for a histogram's whole name.
-  std::shared_ptr<const Histogram::Bounds> bucketsFor(const std::string& name) const;
+  const std::shared_ptr<const Histogram::Bounds>* bucketsFor(const std::string& name) const;
 
   mutable std::mutex mu_;
   bool pool_full_reported_ = false;
@@ -385,6 +395,11 @@ private:
   Gauge rejected_gauge_{StatName{}};
   Histogram rejected_histogram_{StatName{}, Histogram::Unit::Unspecified};
   StoreConfig config_;
+  // Every bucket setting's bounds the Store was ever configured with: histograms
+  // point at these (a later configure() must not free what they point at).
+  std::deque<std::shared_ptr<const Histogram::Bounds>> bounds_kept_;
+  // bounds_kept_ entries of config_.histogram_buckets, in the same order.
+  std::vector<const std::shared_ptr<const Histogram::Bounds>*> bucket_bounds_;
   std::shared_ptr<const TagProducer> tags_;
   SampleQueue* samples_ = nullptr;
   std::vector<std::shared_ptr<SampleQueue>> sample_queues_;

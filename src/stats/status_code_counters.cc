@@ -2,6 +2,9 @@
 
 namespace legate::stats {
 
+StatusCodeCounters::StatusCodeCounters(Store& store, std::string_view prefix, const char* stem)
+    : store_(store), stem_(stem), prefix_(NamePool::get().intern(prefix)) {}
+
 StatusCodeCounters::~StatusCodeCounters() { delete table_.load(std::memory_order_acquire); }
 
 void StatusCodeCounters::inc(uint32_t code) {
@@ -19,7 +22,10 @@ void StatusCodeCounters::inc(uint32_t code) {
   Counter* counter = slot.load(std::memory_order_acquire);
   if (counter == nullptr) {
     // Racing threads get the same Counter: the Store finds it by name.
-    counter = &store_.counter(prefix_ + std::to_string(code));
+    // A full pool (kNotFound) leaves the prefix out; the Store then reports it.
+    const std::string_view prefix =
+        prefix_ == NamePool::kNotFound ? std::string_view() : NamePool::get().view(prefix_);
+    counter = &store_.counter(prefix, std::string(stem_) + std::to_string(code));
     slot.store(counter, std::memory_order_release);
   }
   counter->inc();

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "stats/stats.h"
 
@@ -19,7 +20,9 @@ namespace legate::stats {
 
 class StatusCodeCounters {
 public:
-  StatusCodeCounters(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+  // Named prefix + stem + code; stem is a string literal ("upstream_rq_"). The
+  // prefix is kept as its name pool id (a cluster's block interned it already).
+  StatusCodeCounters(Store& store, std::string_view prefix, const char* stem);
   ~StatusCodeCounters();
   StatusCodeCounters(const StatusCodeCounters&) = delete;
   StatusCodeCounters& operator=(const StatusCodeCounters&) = delete;
@@ -32,7 +35,8 @@ private:
   using Table = std::array<std::atomic<Counter*>, kMax - kMin + 1>;
 
   Store& store_;
-  const std::string prefix_;
+  const char* const stem_;
+  const uint32_t prefix_; // name pool id
   // Allocated on the first inc() (a cluster that never answers costs nothing).
   std::atomic<Table*> table_{nullptr};
 };

@@ -29,7 +29,7 @@
 namespace legate::upstream {
 
 ClusterStats::ClusterStats(stats::Store& store, std::string_view prefix)
-    : upstream_rq_code(store, stats::joinName(prefix, "upstream_rq_")) {}
+    : upstream_rq_code(store, prefix, "upstream_rq_") {}
 
 namespace {
 using ClusterProto = upstream::Cluster::ClusterProto;
@@ -477,7 +477,8 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     auto hc = HealthCheckConfig::create(proto.health_checks(i),
                                         where + ".health_checks[" + std::to_string(i) + "]");
     if (!hc.ok()) return hc.status();
-    c->health_checks_.push_back(std::move(*hc));
+    if (!c->health_checks_) c->health_checks_ = std::make_unique<HealthChecks>();
+    c->health_checks_->push_back(std::move(*hc));
   }
   if (proto.type() == ClusterProto::STRICT_DNS || proto.type() == ClusterProto::LOGICAL_DNS) {
     auto dns = parseDnsClusterConfig(proto, where);
@@ -688,17 +689,19 @@ void upstream::Cluster::publish() {
     HostSet& set = snap->priorities[h->priority()];
     add_to(set.all, set.healthy, set.degraded, h);
     if (locality_weighted_) {
-      auto it = std::find_if(set.localities.begin(), set.localities.end(),
+      if (!set.localities) set.localities = std::make_unique<HostSet::Localities>();
+      auto& localities = set.localities->hosts;
+      auto it = std::find_if(localities.begin(), localities.end(),
                              [&](const LocalityHosts& l) { return l.locality == h->locality(); });
-      if (it == set.localities.end()) {
-        LocalityHosts& l = set.localities.emplace_back();
+      if (it == localities.end()) {
+        LocalityHosts& l = localities.emplace_back();
         l.locality = h->locality();
         l.weight = 0;
         if (locality_weights_) {
           auto w = locality_weights_->find({h->priority(), h->locality()});
           if (w != locality_weights_->end()) l.weight = w->second;
         }
-        it = set.localities.end() - 1;
+        it = localities.end() - 1;
       }
       add_to(it->all, it->healthy, it->degraded, h);
     }
@@ -711,18 +714,20 @@ void upstream::Cluster::publish() {
     for (HostList* list : {&set.all, &set.healthy, &set.degraded}) {
       list->state_index = states++;
     }
-    for (auto& l : set.localities) {
-      for (HostList* list : {&l.all, &l.healthy, &l.degraded}) {
-        list->state_index = states++;
+    if (HostSet::Localities* locs = set.localities.get()) {
+      for (auto& l : locs->hosts) {
+        for (HostList* list : {&l.all, &l.healthy, &l.degraded}) {
+          list->state_index = states++;
+        }
+        locs->healthy.effective.push_back(localityEffectiveWeight(
+            l.weight, l.healthy.hosts.size(), l.all.hosts.size(), overprovisioning_factor_));
+        locs->degraded.effective.push_back(localityEffectiveWeight(
+            l.weight, l.degraded.hosts.size(), l.all.hosts.size(), overprovisioning_factor_));
       }
-      set.healthy_localities.effective.push_back(localityEffectiveWeight(
-          l.weight, l.healthy.hosts.size(), l.all.hosts.size(), overprovisioning_factor_));
-      set.degraded_localities.effective.push_back(localityEffectiveWeight(
-          l.weight, l.degraded.hosts.size(), l.all.hosts.size(), overprovisioning_factor_));
-    }
-    for (LocalityWeights* lw : {&set.healthy_localities, &set.degraded_localities}) {
-      for (double w : lw->effective) lw->total += w;
-      lw->state_index = states++;
+      for (LocalityWeights* lw : {&locs->healthy, &locs->degraded}) {
+        for (double w : lw->effective) lw->total += w;
+        lw->state_index = states++;
+      }
     }
     if (slow_start_) {
       for (const HostList* list : {&set.healthy, &set.degraded}) {
@@ -735,7 +740,8 @@ void upstream::Cluster::publish() {
   snap->state_count = states;
   snap->slow_start_until = slow_start_until;
   if (odst_) {
-    for (const auto& h : members_) snap->by_address.emplace(h->address().asString(), h);
+    snap->by_address = std::make_unique<decltype(snap->by_address)::element_type>();
+    for (const auto& h : members_) snap->by_address->emplace(h->address().asString(), h);
   }
   snap->total = members_.size();
   if (lb_policy_ == LbPolicy::RingHash || lb_policy_ == LbPolicy::Maglev) {

@@ -156,7 +156,8 @@ public:
   const DnsClusterConfig* dnsConfig() const { return dns_.get(); }
   // health_checks, parsed and validated (the cluster manager runs them).
   const std::vector<std::shared_ptr<const HealthCheckConfig>>& healthChecks() const {
-    return health_checks_;
+    static const HealthChecks kNone;
+    return health_checks_ ? *health_checks_ : kNone;
   }
 
   // outlier_detection, or nullptr. Its put*() reports may be made from any
@@ -287,17 +288,18 @@ private:
   // What only some clusters use is behind pointers: ten thousand clusters are
   // ten thousand of these objects.
   std::unique_ptr<MainThreadPoster> post_to_main_; // ORIGINAL_DST only
-  std::vector<std::shared_ptr<const HealthCheckConfig>> health_checks_;
+  using HealthChecks = std::vector<std::shared_ptr<const HealthCheckConfig>>;
+  std::unique_ptr<HealthChecks> health_checks_;
   std::unique_ptr<OutlierDetector> outlier_detector_;
   std::chrono::milliseconds connect_timeout_{5000};
   uint32_t buffer_limit_ = 1024 * 1024;
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;
   uint32_t choice_count_ = 2;         // least_request_lb_config
+  uint32_t overprovisioning_factor_ = 140;
   double active_request_bias_ = 1.0;  // least_request_lb_config
   uint64_t min_ring_size_ = 1024;     // ring_hash_lb_config
   uint64_t max_ring_size_ = 8 * 1024 * 1024;
   uint64_t maglev_table_size_ = 65537; // maglev_lb_config
-  uint32_t overprovisioning_factor_ = 140;
   double panic_threshold_ = 50.0;
   std::unique_ptr<const SlowStart> slow_start_;
   std::unique_ptr<Clock> clock_; // tests only; else steady_clock
@@ -306,11 +308,11 @@ private:
   }
   // common_lb_config.locality_weighted_lb_config, and the localities' weights
   // by (priority, locality).
-  bool locality_weighted_ = false;
   std::unique_ptr<std::map<std::pair<uint32_t, Locality>, uint32_t>> locality_weights_;
   ClusterStats* stats_ = nullptr; // the Store's block: outlives the cluster
   std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;
   uint32_t max_requests_per_connection_ = 0;
+  bool locality_weighted_ = false; // common_lb_config.locality_weighted_lb_config
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
   // Membership (main thread) and what workers see of it.
   std::vector<HostConstSharedPtr> members_;

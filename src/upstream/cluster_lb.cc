@@ -77,11 +77,11 @@ HostConstSharedPtr Cluster::pickOnce(WorkerLbState& st, LoadBalancerContext* ctx
     // Panic balances over every host of the level, localities aside (Envoy).
     stats_->lb_healthy_panic.inc();
     list = &set.all;
-  } else if (locality_weighted_) {
+  } else if (set.localities) { // locality_weighted_lb_config
     // A locality by its effective weight, then a host of it.
-    const LocalityWeights& lw = which == 1 ? set.healthy_localities : set.degraded_localities;
+    const LocalityWeights& lw = which == 1 ? set.localities->healthy : set.localities->degraded;
     if (lw.total > 0) {
-      const LocalityHosts& l = set.localities[pickLocality(lw, st.lists[lw.state_index])];
+      const LocalityHosts& l = set.localities->hosts[pickLocality(lw, st.lists[lw.state_index])];
       list = which == 1 ? &l.healthy : &l.degraded;
     }
   }

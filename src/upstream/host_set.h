@@ -24,9 +24,9 @@ class HashTable; // consistent-hash lookup built for one HostList (hash_lb.h)
 struct HostList {
   std::vector<HostConstSharedPtr> hosts;
   uint64_t total_weight = 0;
-  bool weighted = false; // some weights differ
   std::shared_ptr<const HashTable> hash_table; // RING_HASH and MAGLEV only
   uint32_t state_index = 0; // where each worker keeps its balancer state for this list
+  bool weighted = false;    // some weights differ
   void add(HostConstSharedPtr h);
 };
 
@@ -54,10 +54,15 @@ struct HostSet {
   HostList all;
   HostList healthy;
   HostList degraded;
-  // With locality_weighted_lb_config only.
-  std::vector<LocalityHosts> localities;
-  LocalityWeights healthy_localities;
-  LocalityWeights degraded_localities;
+  // The level's localities and their weights, with locality_weighted_lb_config
+  // only (null otherwise: a cluster is usually one level, and ten thousand
+  // clusters are ten thousand of these).
+  struct Localities {
+    std::vector<LocalityHosts> hosts;
+    LocalityWeights healthy;
+    LocalityWeights degraded;
+  };
+  std::unique_ptr<Localities> localities;
 };
 
 // Host counts of one priority level, the input to the priority load.
@@ -94,8 +99,8 @@ struct HostSnapshot {
   uint32_t state_count = 0; // balancer states a worker keeps (see HostList::state_index)
   // slow_start_config: until when some usable host is still ramping up.
   std::chrono::steady_clock::time_point slow_start_until{};
-  // ORIGINAL_DST clusters only: every host by its "ip:port".
-  std::unordered_map<std::string, HostConstSharedPtr> by_address;
+  // ORIGINAL_DST clusters only (null otherwise): every host by its "ip:port".
+  std::unique_ptr<std::unordered_map<std::string, HostConstSharedPtr>> by_address;
 };
 
 } // namespace legate::upstream

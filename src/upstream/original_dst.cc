@@ -74,9 +74,11 @@ HostConstSharedPtr Cluster::chooseOriginalDst(WorkerLbState& st, LoadBalancerCon
   if (odst_->port_override) dst->setPort(*odst_->port_override);
 
   const std::string key = dst->asString();
-  if (auto it = st.snapshot->by_address.find(key); it != st.snapshot->by_address.end()) {
-    it->second->markUsed();
-    return it->second;
+  if (const auto* by_address = st.snapshot->by_address.get()) {
+    if (auto it = by_address->find(key); it != by_address->end()) {
+      it->second->markUsed();
+      return it->second;
+    }
   }
   if (!st.odst_pending) st.odst_pending = std::make_unique<std::vector<HostConstSharedPtr>>();
   std::vector<HostConstSharedPtr>& pending = *st.odst_pending;

@@ -51,37 +51,32 @@ parseCircuitBreakers(const envoy::config::cluster::v3::CircuitBreakers& proto,
 }
 
 ResourceManager::Breaker::Breaker(stats::Gauge& open, stats::Gauge* remaining, uint64_t max)
-    : open_(open), remaining_(remaining) {
-  publish(0, max);
+    : open_(open) {
+  publish(0, max, remaining);
 }
 
-void ResourceManager::Breaker::publish(uint64_t now, uint64_t max) {
+void ResourceManager::Breaker::publish(uint64_t now, uint64_t max, stats::Gauge* remaining) {
   open_.set(now >= max ? 1 : 0);
-  if (remaining_ != nullptr) {
-    remaining_->set(static_cast<int64_t>(now >= max ? 0 : max - now));
+  if (remaining != nullptr) {
+    remaining->set(static_cast<int64_t>(now >= max ? 0 : max - now));
   }
 }
 
-bool ResourceManager::Breaker::tryAcquire(uint64_t max) {
+bool ResourceManager::Breaker::tryAcquire(uint64_t max, stats::Gauge* remaining) {
   uint64_t cur = count_.load(std::memory_order_relaxed);
   while (cur < max) {
     if (count_.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) {
-      publish(cur + 1, max);
+      publish(cur + 1, max, remaining);
       return true;
     }
   }
-  publish(cur, max);
+  publish(cur, max, remaining);
   return false;
 }
 
-void ResourceManager::Breaker::release(uint64_t max) {
+void ResourceManager::Breaker::release(uint64_t max, stats::Gauge* remaining) {
   const uint64_t now = count_.fetch_sub(1, std::memory_order_relaxed) - 1;
-  publish(now, max);
-}
-
-stats::Gauge* ResourceManager::remainingGauge(const CircuitBreakerThresholds& t,
-                                              stats::Scope& scope, std::string_view name) {
-  return t.track_remaining ? &scope.gauge(name) : nullptr;
+  publish(now, max, remaining);
 }
 
 namespace {
@@ -96,15 +91,20 @@ ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope
     : ResourceManager(t, stats::Scope(cluster_scope.store(), priorityPrefix(cluster_scope, priority))) {}
 
 ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope&& scope)
-    : thresholds_(t),
-      connections_(scope.gauge("cx_open"), remainingGauge(t, scope, "remaining_cx"),
-                   t.max_connections),
-      pending_(scope.gauge("rq_pending_open"), remainingGauge(t, scope, "remaining_pending"),
-               t.max_pending_requests),
-      requests_(scope.gauge("rq_open"), remainingGauge(t, scope, "remaining_rq"),
-                t.max_requests),
-      retries_(scope.gauge("rq_retry_open"), remainingGauge(t, scope, "remaining_retries"),
-               maxRetries()) {}
+    : ResourceManager(t, scope,
+                      t.track_remaining
+                          ? std::make_unique<std::array<stats::Gauge*, 4>>(std::array<stats::Gauge*, 4>{
+                                &scope.gauge("remaining_cx"), &scope.gauge("remaining_pending"),
+                                &scope.gauge("remaining_rq"), &scope.gauge("remaining_retries")})
+                          : nullptr) {}
+
+ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope& scope,
+                                 std::unique_ptr<std::array<stats::Gauge*, 4>> remaining)
+    : thresholds_(t), remaining_(std::move(remaining)),
+      connections_(scope.gauge("cx_open"), this->remaining(kCx), t.max_connections),
+      pending_(scope.gauge("rq_pending_open"), this->remaining(kPending), t.max_pending_requests),
+      requests_(scope.gauge("rq_open"), this->remaining(kRq), t.max_requests),
+      retries_(scope.gauge("rq_retry_open"), this->remaining(kRetries), maxRetries()) {}
 
 uint64_t ResourceManager::maxRetries() const {
   if (!thresholds_.retry_budget) return thresholds_.max_retries;

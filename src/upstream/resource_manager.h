@@ -61,14 +61,18 @@ public:
   ResourceManager(const CircuitBreakerThresholds& thresholds, stats::Scope cluster_scope,
                   ResourcePriority priority);
 
-  bool tryAcquireConnection() { return connections_.tryAcquire(thresholds_.max_connections); }
-  void releaseConnection() { connections_.release(thresholds_.max_connections); }
-  bool tryAcquirePending() { return pending_.tryAcquire(thresholds_.max_pending_requests); }
-  void releasePending() { pending_.release(thresholds_.max_pending_requests); }
-  bool tryAcquireRequest() { return requests_.tryAcquire(thresholds_.max_requests); }
-  void releaseRequest() { requests_.release(thresholds_.max_requests); }
-  bool tryAcquireRetry() { return retries_.tryAcquire(maxRetries()); }
-  void releaseRetry() { retries_.release(maxRetries()); }
+  bool tryAcquireConnection() {
+    return connections_.tryAcquire(thresholds_.max_connections, remaining(kCx));
+  }
+  void releaseConnection() { connections_.release(thresholds_.max_connections, remaining(kCx)); }
+  bool tryAcquirePending() {
+    return pending_.tryAcquire(thresholds_.max_pending_requests, remaining(kPending));
+  }
+  void releasePending() { pending_.release(thresholds_.max_pending_requests, remaining(kPending)); }
+  bool tryAcquireRequest() { return requests_.tryAcquire(thresholds_.max_requests, remaining(kRq)); }
+  void releaseRequest() { requests_.release(thresholds_.max_requests, remaining(kRq)); }
+  bool tryAcquireRetry() { return retries_.tryAcquire(maxRetries(), remaining(kRetries)); }
+  void releaseRetry() { retries_.release(maxRetries(), remaining(kRetries)); }
 
   const CircuitBreakerThresholds& thresholds() const { return thresholds_; }
   // The retry limit now: max_retries, or what the retry budget allows.
@@ -79,30 +83,33 @@ public:
   uint64_t openRetries() const { return retries_.count(); }
 
 private:
-  // One breaker: a count, its "open" gauge and, with track_remaining, its
-  // "remaining" gauge.
+  // One breaker: a count and its "open" gauge; with track_remaining, its
+  // "remaining" gauge is passed in (most clusters have none: the four pointers
+  // live apart, so a manager is 120 bytes, not 144).
   class Breaker {
   public:
     Breaker(stats::Gauge& open, stats::Gauge* remaining, uint64_t max);
-    bool tryAcquire(uint64_t max);
-    void release(uint64_t max);
+    bool tryAcquire(uint64_t max, stats::Gauge* remaining);
+    void release(uint64_t max, stats::Gauge* remaining);
     uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
   private:
-    void publish(uint64_t now, uint64_t max);
+    void publish(uint64_t now, uint64_t max, stats::Gauge* remaining);
     std::atomic<uint64_t> count_{0};
     stats::Gauge& open_;
-    stats::Gauge* remaining_;
   };
-
-  static stats::Gauge* remainingGauge(const CircuitBreakerThresholds& t, stats::Scope& scope,
-                                      std::string_view name);
+  enum Kind { kCx, kPending, kRq, kRetries };
+  stats::Gauge* remaining(Kind k) const { return remaining_ ? (*remaining_)[k] : nullptr; }
 
   // The breakers' gauges are resolved once, from "cluster.<name>.circuit_breakers.<p>."
   // (a scope that is not kept: ten thousand clusters would hold 20,000 prefixes).
   ResourceManager(const CircuitBreakerThresholds& thresholds, stats::Scope&& priority_scope);
+  ResourceManager(const CircuitBreakerThresholds& thresholds, stats::Scope& priority_scope,
+                  std::unique_ptr<std::array<stats::Gauge*, 4>> remaining);
 
   const CircuitBreakerThresholds thresholds_;
+  // remaining_{cx,pending,rq,retries}, by Kind; null without track_remaining.
+  const std::unique_ptr<std::array<stats::Gauge*, 4>> remaining_;
   Breaker connections_;
   Breaker pending_;
   Breaker requests_;

@@ -663,7 +663,7 @@ TEST(Statsd, LineFormats) {
 
 TEST(StatusCodeCounters, MadeOnFirstUse) {
   Store store;
-  StatusCodeCounters codes(store, "cluster.a.upstream_rq_");
+  StatusCodeCounters codes(store, "cluster.a.", "upstream_rq_");
   codes.inc(200);
   codes.inc(200);
   codes.inc(503);
