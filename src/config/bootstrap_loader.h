@@ -41,7 +41,7 @@ absl::Status loadBootstrap(const LoadOptions& options, envoy::config::bootstrap:
                            SourceMap* marks_out = nullptr);
 
 // Block sizes for an arena that holds a bootstrap while it is loaded or built:
-// from 64 KiB, at most 1 MiB a block.
+// from 512 KiB, at most 1 MiB a block.
 google::protobuf::ArenaOptions bootstrapArenaOptions();
 
 // Prefixes each line of message that starts with a field path

@@ -67,7 +67,10 @@ private:
   // Keys are views into paths_: hundreds of thousands of ~100-byte paths stored
   // back to back, freed in large blocks (a heap string each would leave holes
   // between the objects built meanwhile, which the allocator cannot give back).
-  StringArena paths_;
+  // The blocks are larger than the allocator's largest size class (256 KiB in
+  // tcmalloc), so that once freed they go back to the OS with the free pages;
+  // smaller ones would wait in its per-size caches as resident memory.
+  StringArena paths_{1024 * 1024};
   absl::flat_hash_map<std::string_view, Entry, StringViewHash> locations_;
 };
 
