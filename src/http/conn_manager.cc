@@ -1154,10 +1154,7 @@ void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbac
   read_callbacks_ = &callbacks;
   connection_ = &callbacks.connection();
   connection_->addConnectionCallbacks(*this);
-  connection_->setConnectionStats({&stats().downstream_cx_rx_bytes_total,
-                                   &stats().downstream_cx_rx_bytes_buffered,
-                                   &stats().downstream_cx_tx_bytes_total,
-                                   &stats().downstream_cx_tx_bytes_buffered});
+  connection_->setConnectionStats(&stats().connection);
 }
 
 network::FilterStatus ConnectionManager::onNewConnection() {

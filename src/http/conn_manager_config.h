@@ -16,6 +16,7 @@
 #include "accesslog/formatter.h"
 #include "http/codec.h"
 #include "http/filter.h"
+#include "network/connection_stats.h"
 #include "stats/stats.h"
 #include "tracing/custom_tag.h"
 #include "tracing/decision.h"
@@ -50,6 +51,11 @@ struct ConnectionManagerStats {
   stats::Gauge& downstream_cx_rx_bytes_buffered;
   stats::Counter& downstream_cx_tx_bytes_total;
   stats::Gauge& downstream_cx_tx_bytes_buffered;
+  // The four above, as every downstream connection's byte counters.
+  network::ConnectionStats connection{&downstream_cx_rx_bytes_total,
+                                      &downstream_cx_rx_bytes_buffered,
+                                      &downstream_cx_tx_bytes_total,
+                                      &downstream_cx_tx_bytes_buffered};
   stats::Histogram& downstream_cx_length_ms;
   stats::Counter& downstream_rq_total;
   stats::Counter& downstream_rq_http1_total;

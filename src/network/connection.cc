@@ -16,11 +16,12 @@
 namespace legate::network {
 
 std::atomic<uint64_t> Connection::next_id_{0};
+const ConnectionStats Connection::kNoStats{};
 
-// Every idle keep-alive connection pays for this object: keep it in the 448-byte
-// size class (what few connections use, write filters and a splice link, is
-// one pointer each).
-static_assert(sizeof(Connection) <= 448);
+// Every idle keep-alive connection pays for this object: keep it in the 416-byte
+// size class (what few connections use, write filters, a splice link and a
+// failure reason, is one pointer each; the byte counters are shared).
+static_assert(sizeof(Connection) <= 416);
 
 namespace {
 spdlog::logger& connLog() {
@@ -49,8 +50,8 @@ Connection::~Connection() {
     ::close(fd_);
   }
   unsplice();
-  if (stats_.rx_buffered) stats_.rx_buffered->dec(static_cast<int64_t>(read_buffer_.length()));
-  if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(writeBufferLength()));
+  if (stats_->rx_buffered) stats_->rx_buffered->dec(static_cast<int64_t>(read_buffer_.length()));
+  if (stats_->tx_buffered) stats_->tx_buffered->dec(static_cast<int64_t>(writeBufferLength()));
 }
 
 std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
@@ -61,7 +62,7 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
     const int err = errno; // before anything else can change it
     auto conn = std::make_unique<Connection>(dispatcher, -1, std::move(transport), Address(),
                                              remote, true);
-    conn->failure_reason_ = std::string("socket: ") + std::strerror(err);
+    conn->setFailureReason(std::string("socket: ") + std::strerror(err));
     conn->immediate_error_ = true;
     // No fd to watch: report the failure on the next loop iteration, from a
     // timer the connection owns (so it dies with the connection).
@@ -76,7 +77,7 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
   auto conn = std::make_unique<Connection>(dispatcher, fd, std::move(transport), Address(), remote,
                                            true);
   if (rc != 0 && err != EINPROGRESS) {
-    conn->failure_reason_ = std::strerror(err);
+    conn->setFailureReason(std::strerror(err));
     conn->immediate_error_ = true;
     conn->file_event_->activate(event::FileReadyType::Write);
   }
@@ -139,8 +140,8 @@ void Connection::runReadFilters(size_t start) {
       read_end_delivered_ = true;
     }
     const FilterStatus status = f.filter->onData(read_buffer_, end);
-    if (stats_.rx_buffered && before != read_buffer_.length()) {
-      stats_.rx_buffered->dec(static_cast<int64_t>(before - read_buffer_.length()));
+    if (stats_->rx_buffered && before != read_buffer_.length()) {
+      stats_->rx_buffered->dec(static_cast<int64_t>(before - read_buffer_.length()));
     }
     if (status == FilterStatus::StopIteration) {
       return;
@@ -162,7 +163,7 @@ void Connection::write(Buffer& data, bool end_stream) {
   }
   const size_t n = data.length();
   write_buffer_.move(data);
-  if (stats_.tx_buffered) stats_.tx_buffered->inc(static_cast<int64_t>(n));
+  if (stats_->tx_buffered) stats_->tx_buffered->inc(static_cast<int64_t>(n));
   if (end_stream) {
     write_end_stream_ = true;
   }
@@ -225,7 +226,7 @@ void Connection::close(ConnectionCloseType type) {
       connLog().debug("[C{}] delayed close timeout: {} bytes unwritten", id_,
                       writeBufferLength());
       delayed_close_timed_out_ = true;
-      failure_reason_ = "delayed close timeout";
+      setFailureReason("delayed close timeout");
       closeSocket(ConnectionEvent::LocalClose);
     });
     delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_));
@@ -234,10 +235,23 @@ void Connection::close(ConnectionCloseType type) {
 }
 
 void Connection::closeWithFailure(std::string reason) {
-  if (failure_reason_.empty()) {
-    failure_reason_ = std::move(reason);
+  if (failureReason().empty()) {
+    setFailureReason(std::move(reason));
   }
   closeSocket(ConnectionEvent::LocalClose);
+}
+
+const std::string& Connection::failureReason() const {
+  static const std::string kNone;
+  return failure_reason_ ? *failure_reason_ : kNone;
+}
+
+void Connection::setFailureReason(std::string reason) {
+  if (failure_reason_) {
+    *failure_reason_ = std::move(reason);
+  } else {
+    failure_reason_ = std::make_unique<std::string>(std::move(reason));
+  }
 }
 
 void Connection::closeSocket(ConnectionEvent event) {
@@ -254,7 +268,7 @@ void Connection::closeSocket(ConnectionEvent event) {
   unsplice();
   if (splice_ && splice_->in) {
     // Bytes still in the pipe are dropped with the socket.
-    if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(splice_->in->buffered()));
+    if (stats_->tx_buffered) stats_->tx_buffered->dec(static_cast<int64_t>(splice_->in->buffered()));
     SplicePipe::release(std::move(splice_->in));
   }
   connLog().debug("[C{}] closed ({})", id_,
@@ -300,11 +314,11 @@ void Connection::onConnectComplete() {
       err = errno;
     }
     if (err != 0) {
-      failure_reason_ = std::strerror(err);
+      setFailureReason(std::strerror(err));
     }
   }
   if (immediate_error_ || err != 0) {
-    connLog().debug("[C{}] connect to {} failed: {}", id_, remote_.asString(), failure_reason_);
+    connLog().debug("[C{}] connect to {} failed: {}", id_, remote_.asString(), failureReason());
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
@@ -348,11 +362,11 @@ void Connection::onReadReady() {
     }
     bytes_rx_ += r.bytes_processed;
     if (r.bytes_processed > 0) {
-      if (stats_.rx_total) stats_.rx_total->inc(r.bytes_processed);
-      if (stats_.rx_buffered) stats_.rx_buffered->inc(static_cast<int64_t>(r.bytes_processed));
+      if (stats_->rx_total) stats_->rx_total->inc(r.bytes_processed);
+      if (stats_->rx_buffered) stats_->rx_buffered->inc(static_cast<int64_t>(r.bytes_processed));
     }
     if (r.action == PostIoAction::Close) {
-      failure_reason_ = transport_->failureReason();
+      setFailureReason(transport_->failureReason());
       closeSocket(ConnectionEvent::RemoteClose);
       return;
     }
@@ -384,7 +398,7 @@ void Connection::onReadReady() {
 // Both write paths (buffer and pipe) count what went out the same way.
 inline void Connection::onBytesWritten(uint64_t n) {
   bytes_tx_ += n;
-  if (stats_.tx_total) stats_.tx_total->inc(n);
+  if (stats_->tx_total) stats_->tx_total->inc(n);
   if (delayed_close_timer_) {
     delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
   }
@@ -399,11 +413,11 @@ void Connection::onWriteReady() {
   const size_t before = write_buffer_.length();
   const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_ && !piped);
   if (r.bytes_processed > 0) {
-    if (stats_.tx_buffered) stats_.tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+    if (stats_->tx_buffered) stats_->tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
     onBytesWritten(r.bytes_processed);
   }
   if (r.action == PostIoAction::Close) {
-    failure_reason_ = transport_->failureReason();
+    setFailureReason(transport_->failureReason());
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
@@ -478,15 +492,15 @@ bool Connection::spliceRead(uint64_t max) {
         full = link.in->buffered() > 0;
         break;
       }
-      failure_reason_ = std::strerror(errno);
+      setFailureReason(std::strerror(errno));
       closeSocket(ConnectionEvent::RemoteClose);
       return false;
     }
     const auto n = static_cast<uint64_t>(rc);
     total += n;
     bytes_rx_ += n;
-    if (stats_.rx_total) stats_.rx_total->inc(n);
-    if (peer.stats_.tx_buffered) peer.stats_.tx_buffered->inc(static_cast<int64_t>(n));
+    if (stats_->rx_total) stats_->rx_total->inc(n);
+    if (peer.stats_->tx_buffered) peer.stats_->tx_buffered->inc(static_cast<int64_t>(n));
     if (peer_writable) {
       if (!peer.drainSplicePipe() || state_ != State::Open) {
         // The peer failed and closed, and we may have been closed with it.
@@ -530,7 +544,7 @@ bool Connection::drainSplicePipe() {
     const ssize_t rc = pipe->drainTo(fd_);
     if (rc > 0) {
       onBytesWritten(static_cast<uint64_t>(rc));
-      if (stats_.tx_buffered) stats_.tx_buffered->dec(rc);
+      if (stats_->tx_buffered) stats_->tx_buffered->dec(rc);
       if (static_cast<uint32_t>(rc) < asked) {
         break; // the socket buffer is full: the next write-ready edge resumes
       }
@@ -539,7 +553,7 @@ bool Connection::drainSplicePipe() {
     if (rc < 0 && errno == EAGAIN) {
       break;
     }
-    failure_reason_ = std::strerror(rc < 0 ? errno : EPIPE);
+    setFailureReason(std::strerror(rc < 0 ? errno : EPIPE));
     closeSocket(ConnectionEvent::RemoteClose);
     return false;
   }

@@ -23,6 +23,7 @@
 #include "common/buffer.h"
 #include "event/dispatcher.h"
 #include "network/address.h"
+#include "network/connection_stats.h"
 #include "network/filter.h"
 #include "network/splice_pipe.h"
 #include "network/transport_socket.h"
@@ -43,14 +44,6 @@ public:
   virtual void onEvent(ConnectionEvent event) = 0;
   virtual void onAboveWriteBufferHighWatermark() {}
   virtual void onBelowWriteBufferLowWatermark() {}
-};
-
-// Byte counters a connection keeps up to date (any may be null).
-struct ConnectionStats {
-  stats::Counter* rx_total = nullptr;
-  stats::Gauge* rx_buffered = nullptr;
-  stats::Counter* tx_total = nullptr;
-  stats::Gauge* tx_buffered = nullptr;
 };
 
 class Connection;
@@ -126,7 +119,8 @@ public:
   void enableHalfClose(bool enabled) { half_close_ = enabled; }
   void setBufferLimits(uint32_t limit);
   uint32_t bufferLimit() const { return buffer_limit_; }
-  void setConnectionStats(const ConnectionStats& stats) { stats_ = stats; }
+  // stats (null: none) must outlive the connection; it is shared, not copied.
+  void setConnectionStats(const ConnectionStats* stats) { stats_ = stats ? stats : &kNoStats; }
 
   // Zero-copy forwarding for a proxy that passes bytes through untouched
   // (tcp_proxy): from now on what this connection reads goes to peer's socket,
@@ -143,8 +137,9 @@ public:
 
   uint64_t bytesReceived() const { return bytes_rx_; }
   uint64_t bytesSent() const { return bytes_tx_; }
-  // Set when a connect() failed or timed out, or a read/write failed.
-  const std::string& failureReason() const { return failure_reason_; }
+  // Set when a connect() failed or timed out, or a read/write failed; empty
+  // otherwise.
+  const std::string& failureReason() const;
   // For connect timeouts, owned by whoever started the connection.
   void closeWithFailure(std::string reason);
   bool aboveHighWatermark() const { return above_high_; }
@@ -174,6 +169,7 @@ private:
   bool drainSplicePipe();
   void onBytesWritten(uint64_t n);
   void unsplice();
+  void setFailureReason(std::string reason);
 
   // Only connections that splice have one (tcp_proxy pairs): the pipe that
   // brings the peer's bytes to this socket, and the link to that peer.
@@ -192,7 +188,7 @@ private:
   };
 
   // Ordered so that there are no padding holes: an idle keep-alive connection
-  // is mostly this object (448 bytes, one tcmalloc size class below 512).
+  // is mostly this object (392 bytes, in tcmalloc's 416-byte size class).
   static std::atomic<uint64_t> next_id_;
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
@@ -211,10 +207,12 @@ private:
 
   Buffer read_buffer_;
   Buffer write_buffer_;
-  ConnectionStats stats_;
+  static const ConnectionStats kNoStats;
+  const ConnectionStats* stats_ = &kNoStats; // never null
   uint64_t bytes_rx_ = 0;
   uint64_t bytes_tx_ = 0;
-  std::string failure_reason_;
+  // Only a failed connection has a reason: no string in every idle connection.
+  std::unique_ptr<std::string> failure_reason_;
   std::chrono::duration<uint32_t, std::milli> delayed_close_timeout_{0};
   uint32_t buffer_limit_ = 1024 * 1024;
   uint32_t read_disable_count_ = 0;

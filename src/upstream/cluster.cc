@@ -541,6 +541,10 @@ upstream::Cluster::create(const envoy::config::cluster::v3::Cluster& proto, stat
     return hosts.status();
   }
   c->stats_ = &store.block<ClusterStats>("cluster." + c->name_ + ".");
+  c->connection_stats_ = {&c->stats_->upstream_cx_rx_bytes_total,
+                          &c->stats_->upstream_cx_rx_bytes_buffered,
+                          &c->stats_->upstream_cx_tx_bytes_total,
+                          &c->stats_->upstream_cx_tx_bytes_buffered};
   for (size_t p = 0; p < c->resource_managers_.size(); ++p) {
     c->resource_managers_[p] = std::make_unique<ResourceManager>(
         (*thresholds)[p], stats::Scope(store, "cluster." + c->name_ + "."),
@@ -665,7 +669,8 @@ void upstream::Cluster::refreshHealth() { publish(); }
 
 void upstream::Cluster::publish() {
   auto snap = std::make_shared<HostSnapshot>();
-  snap->version = next_version_++;
+  // Only the main thread publishes: the next version follows the last one.
+  snap->version = version_.load(std::memory_order_relaxed) + 1;
   uint32_t levels = 1;
   for (const auto& h : members_) {
     levels = std::max(levels, h->priority() + 1);

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "common/random.h"
 #include "network/address.h"
+#include "network/connection_stats.h"
 #include "stats/stats.h"
 #include "stats/status_code_counters.h"
 #include "upstream/dns_cluster.h"
@@ -149,6 +150,9 @@ public:
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   uint32_t perConnectionBufferLimit() const { return buffer_limit_; }
   ClusterStats& stats() const { return *stats_; }
+  // upstream_cx_{rx,tx}_bytes_{total,buffered}, as every upstream connection's
+  // byte counters (network::Connection::setConnectionStats).
+  const network::ConnectionStats& connectionStats() const { return connection_stats_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
   // ORIGINAL_DST settings; nullptr for other cluster types.
   const OriginalDstConfig* originalDstConfig() const { return odst_.get(); }
@@ -310,6 +314,7 @@ private:
   // by (priority, locality).
   std::unique_ptr<std::map<std::pair<uint32_t, Locality>, uint32_t>> locality_weights_;
   ClusterStats* stats_ = nullptr; // the Store's block: outlives the cluster
+  network::ConnectionStats connection_stats_;
   std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;
   uint32_t max_requests_per_connection_ = 0;
   bool locality_weighted_ = false; // common_lb_config.locality_weighted_lb_config
@@ -317,7 +322,6 @@ private:
   // Membership (main thread) and what workers see of it.
   std::vector<HostConstSharedPtr> members_;
   std::function<void(std::vector<HostConstSharedPtr>)> on_removed_;
-  uint64_t next_version_ = 1;
   std::atomic<std::shared_ptr<const HostSnapshot>> snapshot_;
   std::atomic<uint64_t> version_{0};
   mutable std::vector<WorkerLbState> lb_state_;

@@ -49,8 +49,7 @@ public:
     conn_ = network::Connection::connectTo(pool_.dispatcher_, pool_.host_->address(),
                                            std::make_unique<network::RawBufferSocket>());
     conn_->setBufferLimits(cluster.perConnectionBufferLimit());
-    conn_->setConnectionStats({&cs.upstream_cx_rx_bytes_total, &cs.upstream_cx_rx_bytes_buffered,
-                               &cs.upstream_cx_tx_bytes_total, &cs.upstream_cx_tx_bytes_buffered});
+    conn_->setConnectionStats(&cluster.connectionStats());
     conn_->addConnectionCallbacks(*this);
     conn_->addReadFilter(std::shared_ptr<network::ReadFilter>(this, [](network::ReadFilter*) {}));
     http::CodecSettings settings;

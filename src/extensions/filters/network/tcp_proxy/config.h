@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "accesslog/access_log.h"
+#include "network/connection_stats.h"
 #include "stats/stats.h"
 #include "upstream/cluster_manager.h"
 
@@ -29,6 +30,11 @@ struct TcpProxyStats {
   stats::Gauge& downstream_cx_tx_bytes_buffered;
   stats::Counter& downstream_cx_rx_bytes_total;
   stats::Gauge& downstream_cx_rx_bytes_buffered;
+  // The four above, as every downstream connection's byte counters.
+  network::ConnectionStats connection{&downstream_cx_rx_bytes_total,
+                                      &downstream_cx_rx_bytes_buffered,
+                                      &downstream_cx_tx_bytes_total,
+                                      &downstream_cx_tx_bytes_buffered};
   stats::Counter& downstream_flow_control_paused_reading_total;
   stats::Counter& downstream_flow_control_resumed_reading_total;
   stats::Counter& idle_timeout;

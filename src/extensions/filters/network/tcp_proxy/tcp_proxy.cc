@@ -105,10 +105,7 @@ void TcpProxyFilter::initializeReadFilterCallbacks(network::ReadFilterCallbacks&
   downstream_->addConnectionCallbacks(*this);
   downstream_->enableHalfClose(true);
   TcpProxyStats& st = config_->stats();
-  downstream_->setConnectionStats({&st.downstream_cx_rx_bytes_total,
-                                   &st.downstream_cx_rx_bytes_buffered,
-                                   &st.downstream_cx_tx_bytes_total,
-                                   &st.downstream_cx_tx_bytes_buffered});
+  downstream_->setConnectionStats(&st.connection);
 }
 
 network::FilterStatus TcpProxyFilter::onNewConnection() {
@@ -194,8 +191,7 @@ void TcpProxyFilter::establishUpstream() {
                                              std::make_unique<network::RawBufferSocket>());
   upstream_->setBufferLimits(cluster_->perConnectionBufferLimit());
   upstream_->enableHalfClose(true);
-  upstream_->setConnectionStats({&cs.upstream_cx_rx_bytes_total, &cs.upstream_cx_rx_bytes_buffered,
-                                 &cs.upstream_cx_tx_bytes_total, &cs.upstream_cx_tx_bytes_buffered});
+  upstream_->setConnectionStats(&cluster_->connectionStats());
   upstream_->addConnectionCallbacks(*upstream_callbacks_);
   upstream_->addReadFilter(upstream_callbacks_);
   connect_timer_ = dispatcher.createTimer([this] {
