@@ -34,37 +34,6 @@ private:
   std::function<void()> cb_;
 };
 
-class FileEventImpl : public FileEvent {
-public:
-  FileEventImpl(event_base* base, int fd, Dispatcher::FileReadyCb cb, void* ctx)
-      : cb_(cb), ctx_(ctx) {
-    event_assign(&ev_, base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
-                 &FileEventImpl::onReady, this);
-    event_add(&ev_, nullptr);
-  }
-  ~FileEventImpl() override { event_del(&ev_); }
-  void activate(uint32_t events) override {
-    short what = 0;
-    if (events & FileReadyType::Read) what |= EV_READ;
-    if (events & FileReadyType::Write) what |= EV_WRITE;
-    if (events & FileReadyType::Closed) what |= EV_CLOSED;
-    event_active(&ev_, what, 0);
-  }
-
-private:
-  static void onReady(evutil_socket_t, short what, void* arg) {
-    uint32_t events = 0;
-    if (what & EV_READ) events |= FileReadyType::Read;
-    if (what & EV_WRITE) events |= FileReadyType::Write;
-    if (what & EV_CLOSED) events |= FileReadyType::Closed;
-    auto* self = static_cast<FileEventImpl*>(arg);
-    self->cb_(self->ctx_, events);
-  }
-  Dispatcher::FileReadyCb cb_;
-  void* ctx_;
-  ::event ev_;
-};
-
 } // namespace
 
 Dispatcher::Dispatcher(std::string name) : name_(std::move(name)) {
@@ -150,8 +119,35 @@ TimerPtr Dispatcher::createTimer(std::function<void()> cb) {
   return std::make_unique<TimerImpl>(*timers_, std::move(cb));
 }
 
-FileEventPtr Dispatcher::createFileEvent(int fd, FileReadyCb cb, void* ctx) {
-  return std::make_unique<FileEventImpl>(base_, fd, cb, ctx);
+void FileEvent::registerImpl(Dispatcher& dispatcher, int fd, LibeventCb cb, void* owner) {
+  event_assign(&ev_, dispatcher.base(), fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
+               cb, owner);
+  event_add(&ev_, nullptr);
+}
+
+bool FileEvent::registered() const { return event_initialized(&ev_) != 0; }
+
+void FileEvent::reset() {
+  if (registered()) {
+    event_del(&ev_);
+    ev_ = {}; // libevent allows reusing the memory once deleted; zero means "not registered"
+  }
+}
+
+void FileEvent::activate(uint32_t events) {
+  short what = 0;
+  if (events & FileReadyType::Read) what |= EV_READ;
+  if (events & FileReadyType::Write) what |= EV_WRITE;
+  if (events & FileReadyType::Closed) what |= EV_CLOSED;
+  event_active(&ev_, what, 0);
+}
+
+uint32_t FileEvent::readyTypes(short what) {
+  uint32_t events = 0;
+  if (what & EV_READ) events |= FileReadyType::Read;
+  if (what & EV_WRITE) events |= FileReadyType::Write;
+  if (what & EV_CLOSED) events |= FileReadyType::Closed;
+  return events;
 }
 
 void Dispatcher::deferredDelete(std::unique_ptr<DeferredDeletable> obj) {

@@ -15,8 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include <event2/event_struct.h>
+
 struct event_base;
-struct event;
 
 namespace legate::event {
 
@@ -35,16 +36,50 @@ using TimerPtr = std::unique_ptr<Timer>;
 
 enum FileReadyType : uint32_t { Read = 0x1, Write = 0x2, Closed = 0x4 };
 
+class Dispatcher;
+
 // An edge-triggered registration of a socket for read and write readiness.
 // Edge-triggered: the callback fires on transitions, so the owner reads/writes
 // until EAGAIN, and calls activate() to resume work it paused itself.
+//
+// A value that lives inside its owner: the libevent event itself, nothing else
+// and no allocation (every connection holds one for its whole life). The
+// callback is a member function of the owner, bound at compile time, so the
+// event needs no room for a function and a context beside libevent's own.
+// Destroy it (or reset()) on the dispatcher's thread, before the dispatcher.
 class FileEvent {
 public:
-  virtual ~FileEvent() = default;
+  FileEvent() = default;
+  ~FileEvent() { reset(); }
+  FileEvent(const FileEvent&) = delete;
+  FileEvent& operator=(const FileEvent&) = delete;
+
+  // Watches fd (read, write and peer close, edge-triggered) and calls
+  // (owner->*OnReady)(events) on readiness, events being FileReadyType bits.
+  // The event must not be registered already; owner must outlive the
+  // registration.
+  template <auto OnReady, class Owner>
+  void registerFd(Dispatcher& dispatcher, int fd, Owner* owner) {
+    registerImpl(dispatcher, fd, &onReady<Owner, OnReady>, owner);
+  }
+  // Stops watching; a no-op when not registered.
+  void reset();
+  bool registered() const;
   // Runs the callback on the next loop iteration as if these events fired.
-  virtual void activate(uint32_t events) = 0;
+  // Only while registered.
+  void activate(uint32_t events);
+
+private:
+  using LibeventCb = void (*)(evutil_socket_t, short, void*);
+  template <class Owner, auto OnReady>
+  static void onReady(evutil_socket_t, short what, void* owner) {
+    (static_cast<Owner*>(owner)->*OnReady)(readyTypes(what));
+  }
+  static uint32_t readyTypes(short what);
+  void registerImpl(Dispatcher& dispatcher, int fd, LibeventCb cb, void* owner);
+
+  ::event ev_{}; // all zero while not registered
 };
-using FileEventPtr = std::unique_ptr<FileEvent>;
 
 // Objects that may still be on the call stack when they are done are handed to
 // the dispatcher, which destroys them after the current callback returns.
@@ -73,10 +108,6 @@ public:
   bool isThreadSafe() const;
 
   TimerPtr createTimer(std::function<void()> cb);
-  // cb(ctx, events) on readiness. A plain function and a pointer rather than a
-  // std::function: every connection holds one of these for its whole life.
-  using FileReadyCb = void (*)(void* ctx, uint32_t events);
-  FileEventPtr createFileEvent(int fd, FileReadyCb cb, void* ctx);
   void deferredDelete(std::unique_ptr<DeferredDeletable> obj);
 
   // Loop time, refreshed once per iteration (cheap).

@@ -18,10 +18,11 @@ namespace legate::network {
 std::atomic<uint64_t> Connection::next_id_{0};
 const ConnectionStats Connection::kNoStats{};
 
-// Every idle keep-alive connection pays for this object: keep it in the 416-byte
-// size class (what few connections use, write filters, a splice link and a
-// failure reason, is one pointer each; the byte counters are shared).
-static_assert(sizeof(Connection) <= 416);
+// Every idle keep-alive connection pays for this object, libevent's event
+// included: keep it in the 512-byte size class (what few connections use, write
+// filters, a splice link and a failure reason, is one pointer each; the byte
+// counters are shared).
+static_assert(sizeof(Connection) <= 512);
 
 namespace {
 spdlog::logger& connLog() {
@@ -38,9 +39,7 @@ Connection::Connection(event::Dispatcher& dispatcher, int fd, TransportSocketPtr
   if (fd_ >= 0) {
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    file_event_ = dispatcher_.createFileEvent(
-        fd_, [](void* self, uint32_t events) { static_cast<Connection*>(self)->onFileEvent(events); },
-        this);
+    file_event_.registerFd<&Connection::onFileEvent>(dispatcher_, fd_, this);
   }
 }
 
@@ -79,7 +78,7 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
   if (rc != 0 && err != EINPROGRESS) {
     conn->setFailureReason(std::strerror(err));
     conn->immediate_error_ = true;
-    conn->file_event_->activate(event::FileReadyType::Write);
+    conn->file_event_.activate(event::FileReadyType::Write);
   }
   return conn;
 }
@@ -169,7 +168,7 @@ void Connection::write(Buffer& data, bool end_stream) {
   }
   updateWriteWatermarks();
   if (state_ != State::Connecting && (n > 0 || end_stream)) {
-    file_event_->activate(event::FileReadyType::Write);
+    file_event_.activate(event::FileReadyType::Write);
   }
 }
 
@@ -203,7 +202,7 @@ void Connection::readDisable(bool disable) {
   if (--read_disable_count_ == 0 && state_ == State::Open) {
     // Edge-triggered: readiness that arrived while disabled will not fire
     // again, so look for it ourselves; also deliver data filters left behind.
-    file_event_->activate(event::FileReadyType::Read);
+    file_event_.activate(event::FileReadyType::Read);
   }
 }
 
@@ -231,7 +230,7 @@ void Connection::close(ConnectionCloseType type) {
     });
     delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_));
   }
-  file_event_->activate(event::FileReadyType::Write);
+  file_event_.activate(event::FileReadyType::Write);
 }
 
 void Connection::closeWithFailure(std::string reason) {
@@ -376,7 +375,7 @@ void Connection::onReadReady() {
     if (r.bytes_processed >= max && !r.end_stream_read) {
       // Read budget spent with more possibly waiting: come back next iteration
       // (fairness between connections on this worker).
-      file_event_->activate(event::FileReadyType::Read);
+      file_event_.activate(event::FileReadyType::Read);
     }
   }
   if (!read_buffer_.empty() || (read_end_stream_ && !read_end_delivered_)) {
@@ -472,7 +471,7 @@ bool Connection::spliceRead(uint64_t max) {
     if (!link.in) {
       connLog().debug("[C{}] no pipe to splice through ({}): copying", id_, std::strerror(errno));
       splice_->copy = true;
-      file_event_->activate(event::FileReadyType::Read); // read again, the copying way
+      file_event_.activate(event::FileReadyType::Read); // read again, the copying way
       return true;
     }
   }
@@ -525,7 +524,7 @@ bool Connection::spliceRead(uint64_t max) {
       SplicePipe::release(std::move(link.in));
     }
     if (total >= max && !read_end_stream_) {
-      file_event_->activate(event::FileReadyType::Read); // budget spent, as when copying
+      file_event_.activate(event::FileReadyType::Read); // budget spent, as when copying
     }
   }
   if (total > 0 && splice_->observer) {
@@ -564,7 +563,7 @@ bool Connection::drainSplicePipe() {
     Connection* reader = splice_->peer;
     if (reader && reader->state_ == State::Open) {
       if (paused && splice_->observer) splice_->observer->onSpliceReading(*reader, false);
-      reader->file_event_->activate(event::FileReadyType::Read);
+      reader->file_event_.activate(event::FileReadyType::Read);
     }
   }
   return true;
@@ -578,7 +577,7 @@ void Connection::unsplice() {
   peer.splice_->peer = nullptr;
   peer.splice_->observer = nullptr;
   if (splice_->peer_waiting && peer.state_ == State::Open) {
-    peer.file_event_->activate(event::FileReadyType::Read); // it copies from now on
+    peer.file_event_.activate(event::FileReadyType::Read); // it copies from now on
   }
   splice_->peer = nullptr;
   splice_->observer = nullptr;

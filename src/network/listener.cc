@@ -109,14 +109,13 @@ ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigCons
     : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits),
       reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
   if (fd_ < 0) return; // bind_to_port: false
-  accept_event_ = dispatcher_.createFileEvent(
-      fd_,
-      [](void* self, uint32_t events) {
-        if (events & event::FileReadyType::Read) {
-          static_cast<ActiveListener*>(self)->onAcceptReady();
-        }
-      },
-      this);
+  accept_event_.registerFd<&ActiveListener::onAcceptEvent>(dispatcher_, fd_, this);
+}
+
+void ActiveListener::onAcceptEvent(uint32_t events) {
+  if (events & event::FileReadyType::Read) {
+    onAcceptReady();
+  }
 }
 
 ActiveListener::~ActiveListener() {
@@ -170,7 +169,7 @@ void ActiveListener::onAcceptReady() {
   while (fd_ >= 0) {
     if (accepted == config_->maxAcceptPerEvent()) {
       // Edge-triggered: come back for the rest after other work had a turn.
-      accept_event_->activate(event::FileReadyType::Read);
+      accept_event_.activate(event::FileReadyType::Read);
       return;
     }
     const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -220,7 +219,7 @@ bool ActiveListener::rejectWithReserveFd() {
   // No reserve (others took it): look again shortly rather than stall.
   if (!accept_retry_timer_) {
     accept_retry_timer_ = dispatcher_.createTimer([this] {
-      if (accept_event_) accept_event_->activate(event::FileReadyType::Read);
+      if (accept_event_.registered()) accept_event_.activate(event::FileReadyType::Read);
     });
   }
   accept_retry_timer_->enableTimer(std::chrono::milliseconds(100));

@@ -116,6 +116,7 @@ public:
 
 private:
   class ActiveConnection;
+  void onAcceptEvent(uint32_t events);
   void onAcceptReady();
   void newConnection(int fd);
   // Limits, filter chain match and the connection; `local_restored` when
@@ -133,7 +134,7 @@ private:
   int reserve_fd_; // kept open so that fd exhaustion can still refuse cleanly
   std::chrono::steady_clock::time_point last_fd_warning_{};
   event::TimerPtr accept_retry_timer_;
-  event::FileEventPtr accept_event_;
+  event::FileEvent accept_event_;
   // The live connections, an intrusive list (each ActiveConnection carries its
   // links and is owned by the list): no list node per connection.
   void link(std::unique_ptr<ActiveConnection> c);

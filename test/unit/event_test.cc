@@ -2,6 +2,8 @@
 #include <atomic>
 #include <event2/event.h>
 #include <random>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
@@ -196,6 +198,47 @@ TEST(DispatcherTest, TimersMovedEarlierAndLaterFireAtTheirLastDeadline) {
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
   EXPECT_FALSE(early->enabled());
   EXPECT_FALSE(late->enabled());
+}
+
+// A file event lives inside its owner and calls the owner's member function.
+struct FileEventOwner {
+  Dispatcher* d = nullptr;
+  FileEvent ev;
+  uint32_t seen = 0;
+  int calls = 0;
+  void onReady(uint32_t events) {
+    seen |= events;
+    ++calls;
+    d->exit();
+  }
+};
+
+TEST(DispatcherTest, FileEventCallsItsOwnerAndUnregistersOnReset) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  Dispatcher d("test");
+  FileEventOwner owner;
+  owner.d = &d;
+  EXPECT_FALSE(owner.ev.registered());
+  owner.ev.registerFd<&FileEventOwner::onReady>(d, fds[0], &owner);
+  EXPECT_TRUE(owner.ev.registered());
+  d.run(); // the socket is writable: the edge on registration
+  EXPECT_TRUE(owner.seen & FileReadyType::Write);
+  owner.seen = 0;
+  owner.ev.activate(FileReadyType::Read | FileReadyType::Closed);
+  d.run();
+  EXPECT_EQ(owner.seen, FileReadyType::Read | FileReadyType::Closed);
+  owner.ev.reset();
+  EXPECT_FALSE(owner.ev.registered());
+  owner.ev.reset(); // a no-op when not registered
+  // Unregistered: data arriving no longer calls the owner.
+  const int calls = owner.calls;
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  d.post([&] { d.exit(); });
+  d.run();
+  EXPECT_EQ(owner.calls, calls);
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 } // namespace
