@@ -19,9 +19,9 @@ std::atomic<uint64_t> Connection::next_id_{0};
 const ConnectionStats Connection::kNoStats{};
 
 // Every idle keep-alive connection pays for this object, libevent's event
-// included: keep it in the 512-byte size class (what few connections use, write
-// filters, a splice link and a failure reason, is one pointer each; the byte
-// counters are shared).
+// included: keep it in the 512-byte size class (what few connections use is
+// behind a pointer: a splice link, and write filters, the delayed-close timer and
+// a failure reason together; the byte counters are shared).
 static_assert(sizeof(Connection) <= 512);
 
 namespace {
@@ -66,9 +66,9 @@ std::unique_ptr<Connection> Connection::connectTo(event::Dispatcher& dispatcher,
     // No fd to watch: report the failure on the next loop iteration, from a
     // timer the connection owns (so it dies with the connection).
     Connection* raw = conn.get();
-    conn->delayed_close_timer_ =
-        dispatcher.createTimer([raw] { raw->closeSocket(ConnectionEvent::RemoteClose); });
-    conn->delayed_close_timer_->enableTimer(std::chrono::milliseconds(0));
+    event::TimerPtr& timer = conn->rare().delayed_close_timer;
+    timer = dispatcher.createTimer([raw] { raw->closeSocket(ConnectionEvent::RemoteClose); });
+    timer->enableTimer(std::chrono::milliseconds(0));
     return conn;
   }
   const int rc = ::connect(fd, remote.sockAddr(), remote.sockAddrLen());
@@ -89,10 +89,7 @@ void Connection::addReadFilter(ReadFilterSharedPtr filter) {
 }
 
 void Connection::addWriteFilter(WriteFilterSharedPtr filter) {
-  if (!write_filters_) {
-    write_filters_ = std::make_unique<std::vector<WriteFilterSharedPtr>>();
-  }
-  write_filters_->push_back(std::move(filter));
+  rare().write_filters.push_back(std::move(filter));
 }
 
 bool Connection::initializeReadFilters() {
@@ -153,8 +150,8 @@ void Connection::write(Buffer& data, bool end_stream) {
     data.drain(data.length());
     return;
   }
-  if (write_filters_) {
-    for (auto& f : *write_filters_) {
+  if (rare_) {
+    for (auto& f : rare_->write_filters) {
       if (f->onWrite(data, end_stream) == FilterStatus::StopIteration) {
         return;
       }
@@ -221,14 +218,15 @@ void Connection::close(ConnectionCloseType type) {
   // Flush first; reads stop mattering.
   state_ = State::Closing;
   if (delayed_close_timeout_.count() > 0) {
-    delayed_close_timer_ = dispatcher_.createTimer([this] {
+    event::TimerPtr& timer = rare().delayed_close_timer;
+    timer = dispatcher_.createTimer([this] {
       connLog().debug("[C{}] delayed close timeout: {} bytes unwritten", id_,
                       writeBufferLength());
       delayed_close_timed_out_ = true;
       setFailureReason("delayed close timeout");
       closeSocket(ConnectionEvent::LocalClose);
     });
-    delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_));
+    timer->enableTimer(std::chrono::milliseconds(delayed_close_timeout_));
   }
   file_event_.activate(event::FileReadyType::Write);
 }
@@ -242,15 +240,11 @@ void Connection::closeWithFailure(std::string reason) {
 
 const std::string& Connection::failureReason() const {
   static const std::string kNone;
-  return failure_reason_ ? *failure_reason_ : kNone;
+  return rare_ ? rare_->failure_reason : kNone;
 }
 
 void Connection::setFailureReason(std::string reason) {
-  if (failure_reason_) {
-    *failure_reason_ = std::move(reason);
-  } else {
-    failure_reason_ = std::make_unique<std::string>(std::move(reason));
-  }
+  rare().failure_reason = std::move(reason);
 }
 
 void Connection::closeSocket(ConnectionEvent event) {
@@ -259,7 +253,7 @@ void Connection::closeSocket(ConnectionEvent event) {
   }
   state_ = State::Closed;
   file_event_.reset();
-  if (delayed_close_timer_) delayed_close_timer_->disableTimer();
+  if (event::Timer* timer = delayedCloseTimer()) timer->disableTimer();
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -398,8 +392,8 @@ void Connection::onReadReady() {
 inline void Connection::onBytesWritten(uint64_t n) {
   bytes_tx_ += n;
   if (stats_->tx_total) stats_->tx_total->inc(n);
-  if (delayed_close_timer_) {
-    delayed_close_timer_->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
+  if (event::Timer* timer = delayedCloseTimer()) {
+    timer->enableTimer(std::chrono::milliseconds(delayed_close_timeout_)); // progress: wait again
   }
 }
 
@@ -448,8 +442,9 @@ void Connection::onWriteReady() {
 bool Connection::spliceWith(Connection& peer, SpliceObserver& observer) {
   const auto eligible = [](const Connection& c) {
     return c.state_ == State::Open && !c.splice_ && c.transport_->canSplice() &&
-           c.read_filters_.size() <= 1 && !c.write_filters_ && c.read_buffer_.empty() &&
-           c.write_buffer_.empty() && !c.read_end_stream_ && !c.write_end_stream_;
+           c.read_filters_.size() <= 1 && (!c.rare_ || c.rare_->write_filters.empty()) &&
+           c.read_buffer_.empty() && c.write_buffer_.empty() && !c.read_end_stream_ &&
+           !c.write_end_stream_;
   };
   if (&peer == this || !eligible(*this) || !eligible(peer)) {
     return false;

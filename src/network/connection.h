@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "common/buffer.h"
 #include "event/dispatcher.h"
 #include "network/address.h"
@@ -89,7 +90,9 @@ public:
   TransportSocket& transportSocket() { return *transport_; }
 
   void addConnectionCallbacks(ConnectionCallbacks& cb) { callbacks_.push_back(&cb); }
-  void removeConnectionCallbacks(ConnectionCallbacks& cb) { std::erase(callbacks_, &cb); }
+  void removeConnectionCallbacks(ConnectionCallbacks& cb) {
+    callbacks_.erase(std::remove(callbacks_.begin(), callbacks_.end(), &cb), callbacks_.end());
+  }
   void addReadFilter(ReadFilterSharedPtr filter);
   void addWriteFilter(WriteFilterSharedPtr filter);
   // Calls onNewConnection on the read filters; false if no read filter exists.
@@ -171,6 +174,20 @@ private:
   void unsplice();
   void setFailureReason(std::string reason);
 
+  // What few connections use, made on first use, so that every other
+  // connection pays one pointer for it.
+  struct Rare {
+    std::vector<WriteFilterSharedPtr> write_filters;
+    // The delayed-close timer; also reports a socket() failure in connectTo().
+    event::TimerPtr delayed_close_timer;
+    std::string failure_reason;
+  };
+  Rare& rare() {
+    if (!rare_) rare_ = std::make_unique<Rare>();
+    return *rare_;
+  }
+  event::Timer* delayedCloseTimer() const { return rare_ ? rare_->delayed_close_timer.get() : nullptr; }
+
   // Only connections that splice have one (tcp_proxy pairs): the pipe that
   // brings the peer's bytes to this socket, and the link to that peer.
   struct Splice {
@@ -188,8 +205,8 @@ private:
   };
 
   // Ordered so that there are no padding holes: an idle keep-alive connection
-  // is mostly this object (512 bytes with its libevent event, a tcmalloc size
-  // class: one byte more costs 64).
+  // is mostly this object (504 bytes with its libevent event, in tcmalloc's
+  // 512-byte size class: crossing it costs 64).
   static std::atomic<uint64_t> next_id_;
   const uint64_t id_;
   event::Dispatcher& dispatcher_;
@@ -199,12 +216,12 @@ private:
   Address local_;
   Address remote_;
   event::FileEvent file_event_; // registered while the fd is open
-  // The delayed-close timer; also reports a socket() failure in connectTo().
-  event::TimerPtr delayed_close_timer_;
   std::unique_ptr<Splice> splice_;
-  std::vector<ConnectionCallbacks*> callbacks_;
-  std::vector<ActiveReadFilter> read_filters_;
-  std::unique_ptr<std::vector<WriteFilterSharedPtr>> write_filters_; // by the first addWriteFilter
+  std::unique_ptr<Rare> rare_;
+  // Inline room for what a proxied connection has (the listener's and one
+  // filter's callbacks, one read filter): no heap arrays per connection.
+  absl::InlinedVector<ConnectionCallbacks*, 2> callbacks_;
+  absl::InlinedVector<ActiveReadFilter, 1> read_filters_;
 
   Buffer read_buffer_;
   Buffer write_buffer_;
@@ -212,8 +229,6 @@ private:
   const ConnectionStats* stats_ = &kNoStats; // never null
   uint64_t bytes_rx_ = 0;
   uint64_t bytes_tx_ = 0;
-  // Only a failed connection has a reason: no string in every idle connection.
-  std::unique_ptr<std::string> failure_reason_;
   std::chrono::duration<uint32_t, std::milli> delayed_close_timeout_{0};
   uint32_t buffer_limit_ = 1024 * 1024;
   uint32_t read_disable_count_ = 0;
