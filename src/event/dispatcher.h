@@ -108,6 +108,10 @@ public:
   bool isThreadSafe() const;
 
   TimerPtr createTimer(std::function<void()> cb);
+  // The queue behind createTimer(), for an object that is its own timer (derives
+  // from TimerQueue::Entry, so arming it allocates nothing). It must cancel
+  // itself before it is destroyed.
+  TimerQueue& timerQueue() { return *timers_; }
   void deferredDelete(std::unique_ptr<DeferredDeletable> obj);
 
   // Loop time, refreshed once per iteration (cheap).

@@ -1129,12 +1129,24 @@ void ConnectionManager::ActiveStream::onRequestTimeout() {
 // ---------------------------------------------------------------------------
 // ConnectionManager
 
+// One per downstream connection, idle or not (see the member order).
+static_assert(sizeof(ConnectionManager) <= 128);
+
 ConnectionManager::ConnectionManager(std::shared_ptr<const ConnectionManagerConfig> config)
     : config_(std::move(config)) {}
 
 ConnectionManager::~ConnectionManager() {
   closed_ = true;
+  if (connection_ != nullptr) disarmIdleTimer();
   resetAllStreams();
+}
+
+// Only with an idle timeout configured; re-arming moves the deadline.
+void ConnectionManager::armIdleTimer() {
+  if (config_->idle_timeout.count() > 0) {
+    connection_->dispatcher().timerQueue().schedule(
+        *this, std::chrono::steady_clock::now() + config_->idle_timeout);
+  }
 }
 
 void ConnectionManager::resetAllStreams() {
@@ -1151,7 +1163,6 @@ void ConnectionManager::resetAllStreams() {
 }
 
 void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbacks& callbacks) {
-  read_callbacks_ = &callbacks;
   connection_ = &callbacks.connection();
   connection_->addConnectionCallbacks(*this);
   connection_->setConnectionStats(&stats().connection);
@@ -1166,10 +1177,7 @@ network::FilterStatus ConnectionManager::onNewConnection() {
   counted_ = true;
   connection_->setDelayedCloseTimeout(config_->delayed_close_timeout);
   auto& dispatcher = connection_->dispatcher();
-  if (config_->idle_timeout.count() > 0) {
-    idle_timer_ = dispatcher.createTimer([this] { onIdleTimeout(); });
-    idle_timer_->enableTimer(config_->idle_timeout);
-  }
+  armIdleTimer();
   if (config_->max_connection_duration.count() > 0) {
     duration_timer_ = dispatcher.createTimer([this] {
       stats().downstream_cx_max_duration_reached.inc();
@@ -1202,8 +1210,8 @@ void ConnectionManager::createCodec() {
 }
 
 StreamDecoder& ConnectionManager::newStream(StreamEncoder& response_encoder) {
-  if (idle_timer_) idle_timer_->disableTimer();
-  ++requests_;
+  disarmIdleTimer();
+  if (requests_ < UINT32_MAX) ++requests_;
   if (config_->max_requests_per_connection > 0 &&
       requests_ >= config_->max_requests_per_connection) {
     stats().downstream_cx_max_requests_reached.inc();
@@ -1280,8 +1288,8 @@ void ConnectionManager::onStreamDone(ActiveStream& stream) {
     closeConnection(network::ConnectionCloseType::FlushWrite);
     return;
   }
-  if (streams_.empty() && idle_timer_) {
-    idle_timer_->enableTimer(config_->idle_timeout);
+  if (streams_.empty()) {
+    armIdleTimer();
   }
   if (read_disabled_for_pipelining_) {
     // The next pipelined request is in the read buffer; resuming reads
@@ -1305,7 +1313,7 @@ void ConnectionManager::closeConnection(network::ConnectionCloseType type) {
 void ConnectionManager::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected || closed_) return;
   closed_ = true;
-  idle_timer_.reset();
+  disarmIdleTimer();
   duration_timer_.reset();
   if (connection_->delayedCloseTimedOut()) {
     stats().downstream_cx_delayed_close_timeout.inc();

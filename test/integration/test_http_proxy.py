@@ -9,9 +9,11 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import unittest
 
-from harness import (HttpUpstream, LegateTestCase, SockReader, connect, http_bootstrap,
+from harness import (HttpUpstream, LegateTestCase, SockReader, closed_by_peer, connect,
+                     http_bootstrap,
                      http_get, pattern_bytes, raw_request, read_http_response, sha256,
                      static_cluster)
 
@@ -203,6 +205,26 @@ class Connections(HttpProxyCase):
         self.assertEqual(http_get(port, "/three")[0], 200)
         self.assertEqual(up.last().conn_index, 1)
         self.assertEqual(lg.stat("cluster.up.upstream_cx_total"), 2)
+
+    def test_downstream_idle_timeout_rearms_after_each_request(self):
+        # The HCM's idle timer runs only while no request is in flight: requests
+        # spaced closer than the timeout keep the connection open, and once it is
+        # idle for the timeout legate closes it and counts it.
+        up, lg, port = self.proxy(common_http_protocol_options={"idle_timeout": "0.5s"})
+        s = self.client(port)
+        reader = SockReader(s)
+        for i in range(4):
+            s.sendall(b"GET /r%d HTTP/1.1\r\nHost: a\r\n\r\n" % i)
+            self.assertEqual(read_http_response(reader).status, 200)
+            time.sleep(0.3)
+        self.assertEqual(lg.stat("http.ingress.downstream_cx_idle_timeout"), 0)
+        self.assertTrue(closed_by_peer(s, timeout=5.0))
+        lg.wait_for_stat("http.ingress.downstream_cx_idle_timeout", lambda v: v == 1)
+        # A connection that never sends a byte idles out too.
+        quiet = self.client(port)
+        self.assertTrue(closed_by_peer(quiet, timeout=5.0))
+        lg.wait_for_stat("http.ingress.downstream_cx_idle_timeout", lambda v: v == 2)
+        self.assertEqual(len(up.requests), 4)
 
     def test_keepalive_downstream_and_upstream_reuse_with_stats(self):
         up, lg, port = self.proxy()
