@@ -261,7 +261,9 @@ void Connection::closeSocket(ConnectionEvent event) {
   unsplice();
   if (splice_ && splice_->in) {
     // Bytes still in the pipe are dropped with the socket.
-    if (stats_->tx_buffered) stats_->tx_buffered->dec(static_cast<int64_t>(splice_->in->buffered()));
+    if (stats_->tx_buffered) {
+      stats_->tx_buffered->dec(static_cast<int64_t>(splice_->in->buffered()));
+    }
     SplicePipe::release(std::move(splice_->in));
   }
   connLog().debug("[C{}] closed ({})", id_,
@@ -406,7 +408,9 @@ void Connection::onWriteReady() {
   const size_t before = write_buffer_.length();
   const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_ && !piped);
   if (r.bytes_processed > 0) {
-    if (stats_->tx_buffered) stats_->tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+    if (stats_->tx_buffered) {
+      stats_->tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
+    }
     onBytesWritten(r.bytes_processed);
   }
   if (r.action == PostIoAction::Close) {

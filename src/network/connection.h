@@ -186,7 +186,9 @@ private:
     if (!rare_) rare_ = std::make_unique<Rare>();
     return *rare_;
   }
-  event::Timer* delayedCloseTimer() const { return rare_ ? rare_->delayed_close_timer.get() : nullptr; }
+  event::Timer* delayedCloseTimer() const {
+    return rare_ ? rare_->delayed_close_timer.get() : nullptr;
+  }
 
   // Only connections that splice have one (tcp_proxy pairs): the pipe that
   // brings the peer's bytes to this socket, and the link to that peer.
