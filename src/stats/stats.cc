@@ -143,22 +143,30 @@ T* Store::blockMember(StatName name, Kind kind) const {
     if (member.kind != kind) continue;
     T* t = reinterpret_cast<T*>(static_cast<char*>(e.holder->object()) + member.offset);
     // An unexported member (rejected, or shadowed by an older stat) has no name.
-    return t->statName() == name ? t : nullptr;
+    if (t->statName() == name) return t;
   }
   return nullptr;
 }
 
 template <class T, class Fn>
-void Store::forEachBlockMember(size_t from, Kind kind, Fn&& fn) const {
+void Store::forEachBlockMember(size_t from, Kind kind, Fn&& fn, bool exported_only) const {
   for (size_t b = from; b < blocks_.size(); ++b) {
     const BlockEntry& e = blocks_[b];
     char* base = static_cast<char*>(e.holder->object());
     for (const BlockLayout::Member& m : e.layout->members) {
       if (m.kind != kind) continue;
       T& t = *reinterpret_cast<T*>(base + m.offset);
-      if (!(t.statName() == StatName{})) fn(t);
+      if (!exported_only || !(t.statName() == StatName{})) fn(t);
     }
   }
+}
+
+void Store::reportPoolFull(std::string_view prefix, std::string_view name) {
+  if (pool_full_reported_) return;
+  pool_full_reported_ = true;
+  log::get("misc").error("the stats name pool is full ({} distinct name pieces): '{}{}' and "
+                         "every later new stat are counted but not exported",
+                         NamePool::kMaxIds, prefix, name);
 }
 
 void* Store::block(std::string_view prefix, const void* key,
@@ -166,6 +174,7 @@ void* Store::block(std::string_view prefix, const void* key,
   std::lock_guard<std::mutex> lock(mu_);
   const uint32_t prefix_id = NamePool::get().intern(prefix);
   const bool named = prefix_id != NamePool::kNotFound;
+  if (!named) reportPoolFull(prefix, "*");
   if (named) {
     if (auto it = blocks_by_prefix_.find(prefix_id); it != blocks_by_prefix_.end()) {
       for (uint32_t b = it->second; b != UINT32_MAX; b = blocks_[b].next) {
@@ -253,19 +262,15 @@ void* Store::block(std::string_view prefix, const void* key,
       }
     }
   }
-  // Every member histogram follows the sample queue, exported or not (as a
-  // rejected histogram would not, but it records nothing anyone reads).
-  for (const BlockLayout::Member& m : layout->members) {
-    if (m.kind == Kind::Histogram) {
-      reinterpret_cast<Histogram*>(base + m.offset)->samples_.store(samples_, std::memory_order_release);
-    }
-  }
   counters_.addBlockMembers(exported[static_cast<size_t>(Kind::Counter)]);
   gauges_.addBlockMembers(exported[static_cast<size_t>(Kind::Gauge)]);
   histograms_.addBlockMembers(exported[static_cast<size_t>(Kind::Histogram)]);
 
   const auto index = static_cast<uint32_t>(blocks_.size());
   BlockEntry& entry = blocks_.emplace_back(BlockEntry{std::move(holder), layout, prefix_id});
+  // Every member histogram follows the sample queue, exported or not (a rejected
+  // one records nothing anyone reads, but a block's members are all alike).
+  forEachBlockMember<Histogram>(index, Kind::Histogram, followSampleQueue(), false);
   if (named) {
     auto [it, inserted] = blocks_by_prefix_.try_emplace(prefix_id, index);
     if (!inserted) {
@@ -280,12 +285,7 @@ bool Store::resolve(std::string_view prefix, std::string_view name, StatName& ou
   // The whole name is composed only for a stats_matcher to judge.
   if (config_.accept && !config_.accept(joinName(prefix, name))) return false;
   if (StatName::intern(prefix, name, out)) return true;
-  if (!pool_full_reported_) {
-    pool_full_reported_ = true;
-    log::get("misc").error("the stats name pool is full ({} distinct name pieces): '{}{}' and "
-                           "every later new stat are counted but not exported",
-                           NamePool::kMaxIds, prefix, name);
-  }
+  reportPoolFull(prefix, name);
   return false;
 }
 
@@ -313,10 +313,11 @@ Histogram& Store::histogram(std::string_view prefix, std::string_view name, Hist
   if (!resolve(prefix, name, n)) return rejected_histogram_;
   if (Histogram* h = histograms_.find(n)) return *h;
   if (Histogram* h = blockMember<Histogram>(n, Kind::Histogram)) return *h;
-  Histogram& h = histograms_.add(
-      n, unit,
-      config_.histogram_buckets.empty() ? &Histogram::defaultBounds() : bucketsFor(joinName(prefix, name)));
-  h.samples_.store(samples_, std::memory_order_release);
+  Histogram& h = histograms_.add(n, unit,
+                                 config_.histogram_buckets.empty()
+                                     ? &Histogram::defaultBounds()
+                                     : bucketsFor(joinName(prefix, name)));
+  followSampleQueue()(h);
   return h;
 }
 
@@ -331,16 +332,9 @@ void Store::setSampleQueue(std::shared_ptr<SampleQueue> queue) {
   std::lock_guard<std::mutex> lock(mu_);
   samples_ = queue.get();
   if (queue != nullptr) sample_queues_.push_back(std::move(queue));
-  auto follow = [&](Histogram& h) { h.samples_.store(samples_, std::memory_order_release); };
-  histograms_.forEach(follow);
-  // A block's unexported histograms too: they follow the queue from birth as well.
-  for (const BlockEntry& e : blocks_) {
-    for (const BlockLayout::Member& m : e.layout->members) {
-      if (m.kind == Kind::Histogram) {
-        follow(*reinterpret_cast<Histogram*>(static_cast<char*>(e.holder->object()) + m.offset));
-      }
-    }
-  }
+  histograms_.forEach(followSampleQueue());
+  // A block's unexported histograms too, as they follow it from their creation.
+  forEachBlockMember<Histogram>(0, Kind::Histogram, followSampleQueue(), false);
 }
 
 void Store::forEachCounter(const std::function<void(const Counter&)>& fn) const {

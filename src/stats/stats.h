@@ -146,7 +146,8 @@ public:
 
   // bounds: kept alive elsewhere for the histogram's life (the Store keeps every
   // bounds it was configured with; the default ones are never freed).
-  Histogram(StatName name, Unit unit, const std::shared_ptr<const Bounds>* bounds = &defaultBounds());
+  Histogram(StatName name, Unit unit,
+            const std::shared_ptr<const Bounds>* bounds = &defaultBounds());
   // A stat block's member: named, given its unit and bounds by Store::block.
   Histogram() : Histogram(StatName{}, Unit::Unspecified) {}
   ~Histogram();
@@ -326,9 +327,17 @@ private:
   // The exported block member named name, of kind `kind`, or nullptr.
   template <class T>
   T* blockMember(StatName name, Kind kind) const;
-  // Calls fn(T&) for every exported member of kind `kind` of blocks_[from..].
+  // Calls fn(T&) for every member of kind `kind` of blocks_[from..]: the exported
+  // ones, or all of them.
   template <class T, class Fn>
-  void forEachBlockMember(size_t from, Kind kind, Fn&& fn) const;
+  void forEachBlockMember(size_t from, Kind kind, Fn&& fn, bool exported_only = true) const;
+  // Points a histogram at the current sample queue (setSampleQueue).
+  auto followSampleQueue() const {
+    return [q = samples_](Histogram& h) { h.samples_.store(q, std::memory_order_release); };
+  }
+  // Logs, once, that the name pool is full: prefix + name and later new stats are
+  // counted but not exported.
+  void reportPoolFull(std::string_view prefix, std::string_view name);
 
   // One kind of stat: stable storage, a name index, and the name order.
   // Stats are never removed. Guarded by the Store's mutex.

@@ -8,7 +8,8 @@ StatusCodeCounters::StatusCodeCounters(Store& store, std::string_view prefix, co
 StatusCodeCounters::~StatusCodeCounters() { delete table_.load(std::memory_order_acquire); }
 
 void StatusCodeCounters::inc(uint32_t code) {
-  if (code < kMin || code > kMax) return;
+  // No prefix when the name pool was full (the Store logged it): no name to count under.
+  if (code < kMin || code > kMax || prefix_ == NamePool::kNotFound) return;
   Table* table = table_.load(std::memory_order_acquire);
   if (table == nullptr) {
     auto* fresh = new Table(); // value-initialized: every slot nullptr
@@ -22,10 +23,8 @@ void StatusCodeCounters::inc(uint32_t code) {
   Counter* counter = slot.load(std::memory_order_acquire);
   if (counter == nullptr) {
     // Racing threads get the same Counter: the Store finds it by name.
-    // A full pool (kNotFound) leaves the prefix out; the Store then reports it.
-    const std::string_view prefix =
-        prefix_ == NamePool::kNotFound ? std::string_view() : NamePool::get().view(prefix_);
-    counter = &store_.counter(prefix, std::string(stem_) + std::to_string(code));
+    counter = &store_.counter(NamePool::get().view(prefix_),
+                              std::string(stem_) + std::to_string(code));
     slot.store(counter, std::memory_order_release);
   }
   counter->inc();
