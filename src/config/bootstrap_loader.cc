@@ -102,7 +102,8 @@ absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const Load
   return bootstrap;
 }
 
-absl::Status loadBootstrap(const LoadOptions& options, envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+absl::Status loadBootstrap(const LoadOptions& options,
+                           envoy::config::bootstrap::v3::Bootstrap& bootstrap,
                            SourceMap* marks_out) {
   bootstrap.Clear();
   if (options.path.empty() && options.config_yaml.empty()) {

@@ -37,7 +37,8 @@ absl::StatusOr<envoy::config::bootstrap::v3::Bootstrap> loadBootstrap(const Load
 // bootstrapArenaOptions): a large configuration's message is tens of thousands of
 // small objects, which freed one by one would stay behind in the allocator's
 // caches as resident memory; an arena gives them back in a few blocks.
-absl::Status loadBootstrap(const LoadOptions& options, envoy::config::bootstrap::v3::Bootstrap& out,
+absl::Status loadBootstrap(const LoadOptions& options,
+                           envoy::config::bootstrap::v3::Bootstrap& out,
                            SourceMap* marks_out = nullptr);
 
 // Block sizes for an arena that holds a bootstrap while it is loaded or built:

@@ -583,13 +583,13 @@ upstream::Cluster::parseLoadAssignment(const ClusterProto& proto, const std::str
   }
   // Locality weights, kept only for locality_weighted_lb_config (the only user);
   // one entry per locality and priority, as in Envoy.
-  for (int i = 0; c.locality_weighted_ && i < la.endpoints_size(); ++i) {
+  if (c.locality_weighted_) c.locality_weights_ = std::make_unique<LocalityWeightMap>();
+  for (int i = 0; c.locality_weights_ && i < la.endpoints_size(); ++i) {
     const auto& locality = la.endpoints(i);
     const Locality loc{locality.locality().region(), locality.locality().zone(),
                        locality.locality().sub_zone()};
     const uint32_t weight =
         locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0;
-    if (!c.locality_weights_) c.locality_weights_ = std::make_unique<decltype(c.locality_weights_)::element_type>();
     if (!c.locality_weights_->emplace(std::make_pair(locality.priority(), loc), weight).second) {
       return absl::InvalidArgumentError(la_path + ".endpoints[" + std::to_string(i) +
                                         "].locality: the same locality appears twice at "

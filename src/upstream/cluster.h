@@ -312,7 +312,8 @@ private:
   }
   // common_lb_config.locality_weighted_lb_config, and the localities' weights
   // by (priority, locality).
-  std::unique_ptr<std::map<std::pair<uint32_t, Locality>, uint32_t>> locality_weights_;
+  using LocalityWeightMap = std::map<std::pair<uint32_t, Locality>, uint32_t>;
+  std::unique_ptr<LocalityWeightMap> locality_weights_;
   ClusterStats* stats_ = nullptr; // the Store's block: outlives the cluster
   network::ConnectionStats connection_stats_;
   std::array<std::unique_ptr<ResourceManager>, 2> resource_managers_;

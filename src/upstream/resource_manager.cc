@@ -90,21 +90,20 @@ ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope
                                  ResourcePriority priority)
     : ResourceManager(t, stats::Scope(cluster_scope.store(), priorityPrefix(cluster_scope, priority))) {}
 
-ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope&& scope)
-    : ResourceManager(t, scope,
-                      t.track_remaining
-                          ? std::make_unique<std::array<stats::Gauge*, 4>>(std::array<stats::Gauge*, 4>{
-                                &scope.gauge("remaining_cx"), &scope.gauge("remaining_pending"),
-                                &scope.gauge("remaining_rq"), &scope.gauge("remaining_retries")})
-                          : nullptr) {}
+std::unique_ptr<std::array<stats::Gauge*, 4>>
+ResourceManager::remainingGauges(const CircuitBreakerThresholds& t, stats::Scope& scope) {
+  if (!t.track_remaining) return nullptr;
+  return std::make_unique<std::array<stats::Gauge*, 4>>(std::array<stats::Gauge*, 4>{
+      &scope.gauge("remaining_cx"), &scope.gauge("remaining_pending"), &scope.gauge("remaining_rq"),
+      &scope.gauge("remaining_retries")});
+}
 
-ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope& scope,
-                                 std::unique_ptr<std::array<stats::Gauge*, 4>> remaining)
-    : thresholds_(t), remaining_(std::move(remaining)),
-      connections_(scope.gauge("cx_open"), this->remaining(kCx), t.max_connections),
-      pending_(scope.gauge("rq_pending_open"), this->remaining(kPending), t.max_pending_requests),
-      requests_(scope.gauge("rq_open"), this->remaining(kRq), t.max_requests),
-      retries_(scope.gauge("rq_retry_open"), this->remaining(kRetries), maxRetries()) {}
+ResourceManager::ResourceManager(const CircuitBreakerThresholds& t, stats::Scope&& scope)
+    : thresholds_(t), remaining_(remainingGauges(t, scope)),
+      connections_(scope.gauge("cx_open"), remaining(kCx), t.max_connections),
+      pending_(scope.gauge("rq_pending_open"), remaining(kPending), t.max_pending_requests),
+      requests_(scope.gauge("rq_open"), remaining(kRq), t.max_requests),
+      retries_(scope.gauge("rq_retry_open"), remaining(kRetries), maxRetries()) {}
 
 uint64_t ResourceManager::maxRetries() const {
   if (!thresholds_.retry_budget) return thresholds_.max_retries;

@@ -69,7 +69,9 @@ public:
     return pending_.tryAcquire(thresholds_.max_pending_requests, remaining(kPending));
   }
   void releasePending() { pending_.release(thresholds_.max_pending_requests, remaining(kPending)); }
-  bool tryAcquireRequest() { return requests_.tryAcquire(thresholds_.max_requests, remaining(kRq)); }
+  bool tryAcquireRequest() {
+    return requests_.tryAcquire(thresholds_.max_requests, remaining(kRq));
+  }
   void releaseRequest() { requests_.release(thresholds_.max_requests, remaining(kRq)); }
   bool tryAcquireRetry() { return retries_.tryAcquire(maxRetries(), remaining(kRetries)); }
   void releaseRetry() { retries_.release(maxRetries(), remaining(kRetries)); }
@@ -104,8 +106,9 @@ private:
   // The breakers' gauges are resolved once, from "cluster.<name>.circuit_breakers.<p>."
   // (a scope that is not kept: ten thousand clusters would hold 20,000 prefixes).
   ResourceManager(const CircuitBreakerThresholds& thresholds, stats::Scope&& priority_scope);
-  ResourceManager(const CircuitBreakerThresholds& thresholds, stats::Scope& priority_scope,
-                  std::unique_ptr<std::array<stats::Gauge*, 4>> remaining);
+  // remaining_* by Kind with track_remaining, else null.
+  static std::unique_ptr<std::array<stats::Gauge*, 4>>
+  remainingGauges(const CircuitBreakerThresholds& thresholds, stats::Scope& scope);
 
   const CircuitBreakerThresholds thresholds_;
   // remaining_{cx,pending,rq,retries}, by Kind; null without track_remaining.
