@@ -1,6 +1,10 @@
 #pragma once
 
-// One event loop (libevent) per thread: the main thread's and each worker's.
+// One event loop per thread: the main thread's and each worker's. The loop is
+// our own over epoll: file events, timers (one heap, the wait's timeout), posted
+// callbacks and deferred deletes. libevent is only there for what is built on
+// it (the admin server's evhttp, signals, c-ares sockets): a dispatcher whose
+// base() was asked for runs libevent's loop with the epoll set nested in it.
 //
 // Thread: a Dispatcher is driven by exactly one thread (the one calling run()).
 // post() and exit() may be called from any thread; everything else only from
@@ -8,6 +12,7 @@
 // thread, before their Dispatcher.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include <event2/event_struct.h>
-
+struct epoll_event;
+struct event;
 struct event_base;
 
 namespace legate::event {
@@ -42,10 +47,9 @@ class Dispatcher;
 // Edge-triggered: the callback fires on transitions, so the owner reads/writes
 // until EAGAIN, and calls activate() to resume work it paused itself.
 //
-// A value that lives inside its owner: the libevent event itself, nothing else
-// and no allocation (every connection holds one for its whole life). The
-// callback is a member function of the owner, bound at compile time, so the
-// event needs no room for a function and a context beside libevent's own.
+// A value that lives inside its owner, 32 bytes and no allocation (every
+// connection holds one for its whole life): the epoll registration points at
+// it. The callback is a member function of the owner, bound at compile time.
 // Destroy it (or reset()) on the dispatcher's thread, before the dispatcher.
 class FileEvent {
 public:
@@ -64,21 +68,27 @@ public:
   }
   // Stops watching; a no-op when not registered.
   void reset();
-  bool registered() const;
-  // Runs the callback on the next loop iteration as if these events fired.
-  // Only while registered.
+  bool registered() const { return dispatcher_ != nullptr; }
+  // Runs the callback in this loop iteration (after the events epoll reported)
+  // as if these events fired; activations from inside that pass run in the next
+  // iteration. Only while registered.
   void activate(uint32_t events);
 
 private:
-  using LibeventCb = void (*)(evutil_socket_t, short, void*);
+  friend class Dispatcher;
+  using Callback = void (*)(void* owner, uint32_t events);
   template <class Owner, auto OnReady>
-  static void onReady(evutil_socket_t, short what, void* owner) {
-    (static_cast<Owner*>(owner)->*OnReady)(readyTypes(what));
+  static void onReady(void* owner, uint32_t events) {
+    (static_cast<Owner*>(owner)->*OnReady)(events);
   }
-  static uint32_t readyTypes(short what);
-  void registerImpl(Dispatcher& dispatcher, int fd, LibeventCb cb, void* owner);
+  void registerImpl(Dispatcher& dispatcher, int fd, Callback cb, void* owner);
 
-  ::event ev_{}; // all zero while not registered
+  Dispatcher* dispatcher_ = nullptr; // null while not registered
+  void* owner_ = nullptr;
+  Callback cb_ = nullptr;
+  int fd_ = -1;
+  uint8_t pending_ = 0; // activate()d events not delivered yet
+  bool queued_ = false; // in the dispatcher's activation list
 };
 
 // Objects that may still be on the call stack when they are done are handed to
@@ -96,7 +106,10 @@ public:
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   const std::string& name() const { return name_; }
-  event_base* base() { return base_; }
+  // libevent's base for what is built on libevent, created on first use; from
+  // then on run() drives libevent's loop (with this loop's epoll set inside).
+  // On the loop's thread (or before run()).
+  event_base* base();
 
   // Runs the loop until exit() is called. Binds the dispatcher to this thread.
   void run();
@@ -118,21 +131,51 @@ public:
   MonotonicTime approximateNow() const { return std::chrono::steady_clock::now(); }
 
 private:
+  friend class FileEvent;
+  static constexpr int kMaxReady = 128; // events taken per epoll_wait
+
+  // One pass: waits up to timeout_ms for file events and runs them, then
+  // activations, due timers and deferred deletes.
+  void runOnce(int timeout_ms);
+  void pollReady(int timeout_ms);
+  void runActivated();
+  void runDue();
+  int msUntilNextWork() const;
   void runPosted();
   void runDeferredDeletes();
+  void onWake(uint32_t events);
+  // Under libevent (after base()): its loop runs ours.
+  void runNested();
+  void nestedNeedsWork();
+  static void onTimerEarlier(void* self, MonotonicTime due);
+  void forget(FileEvent& fe);
 
   const std::string name_;
-  event_base* base_;
+  int epoll_fd_ = -1;
+  std::unique_ptr<epoll_event[]> ready_; // kMaxReady entries
+  int ready_count_ = 0;          // entries of the batch being run ...
+  int ready_next_ = 0;           // ... and the next one to run
+  std::vector<FileEvent*> activated_;
+  std::vector<FileEvent*> activating_; // the activations being run
   std::thread::id thread_id_{};
+  bool exit_requested_ = false;
   int wake_fd_ = -1;
-  ::event* wake_event_ = nullptr;
+  FileEvent wake_event_;
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
-  ::event* deferred_event_ = nullptr;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
   std::vector<std::unique_ptr<DeferredDeletable>> deleting_batch_;
   std::unique_ptr<TimerQueue> timers_;
   bool deleting_ = false;
+
+  // Only once base() was called.
+  event_base* base_ = nullptr;
+  bool nested_ = false;           // inside libevent's loop
+  ::event* nested_epoll_ = nullptr; // our epoll fd, readable
+  ::event* nested_timer_ = nullptr; // the earliest deadline
+  ::event* nested_kick_ = nullptr;  // activations or deletes waiting
+  bool nested_timer_armed_ = false;
+  MonotonicTime nested_timer_due_{};
 };
 
 } // namespace legate::event

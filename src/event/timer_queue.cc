@@ -1,17 +1,8 @@
 #include "event/timer_queue.h"
 
-#include <event2/event.h>
-
-#include <algorithm>
-
 namespace legate::event {
 
-TimerQueue::TimerQueue(event_base* base) {
-  evtimer_assign(&ev_, base, &TimerQueue::onTimer, this);
-}
-
 TimerQueue::~TimerQueue() {
-  event_del(&ev_);
   for (Entry* e : heap_) {
     e->index_ = Entry::kNotScheduled;
   }
@@ -23,6 +14,7 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
     // not this one, so a timer that always re-arms cannot spin this loop forever.
     deadline = running_now_ + std::chrono::nanoseconds(1);
   }
+  const bool now_earliest = heap_.empty() || deadline < heap_.front()->deadline_;
   if (e.scheduled()) {
     const MonotonicTime old = e.deadline_;
     e.deadline_ = deadline;
@@ -37,10 +29,10 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
     e.index_ = static_cast<uint32_t>(heap_.size() - 1);
     siftUp(e.index_);
   }
-  // Only an earlier earliest deadline needs libevent; a later one is caught when
-  // the armed event fires early and re-arms.
-  if (!running_ && heap_.front() == &e && (!armed_ || deadline < armed_for_)) {
-    armForEarliest(std::chrono::steady_clock::now());
+  // Only an earlier earliest deadline needs a wake-up re-armed; a later one is
+  // caught when the loop wakes early and finds nothing due.
+  if (on_earlier_ != nullptr && !running_ && now_earliest) {
+    on_earlier_(on_earlier_ctx_, deadline);
   }
 }
 
@@ -100,29 +92,6 @@ void TimerQueue::runExpired(MonotonicTime now) {
     e->expired(); // may schedule, cancel or destroy any entry, itself included
   }
   running_ = false;
-  if (!heap_.empty()) {
-    armForEarliest(std::chrono::steady_clock::now());
-  }
-}
-
-void TimerQueue::armForEarliest(MonotonicTime now) {
-  const MonotonicTime due = heap_.front()->deadline_;
-  // Rounded up to whole microseconds: waking a little late is harmless, waking
-  // early costs a pointless pass.
-  const auto left = std::chrono::ceil<std::chrono::microseconds>(due - now);
-  const int64_t us = std::max<int64_t>(0, left.count());
-  timeval tv;
-  tv.tv_sec = static_cast<time_t>(us / 1000000);
-  tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
-  evtimer_add(&ev_, &tv);
-  armed_ = true;
-  armed_for_ = due;
-}
-
-void TimerQueue::onTimer(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<TimerQueue*>(arg);
-  self->armed_ = false;
-  self->runExpired(std::chrono::steady_clock::now());
 }
 
 } // namespace legate::event

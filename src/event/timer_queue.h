@@ -1,13 +1,12 @@
 #pragma once
 
-// All of a dispatcher's timers in one intrusive binary min-heap, behind a single
-// libevent timer armed for the earliest deadline.
+// All of a dispatcher's timers in one intrusive binary min-heap. The dispatcher
+// sleeps until the earliest deadline (epoll_wait's timeout) and then runs what is
+// due.
 //
 // Why: a proxied request arms and cancels a couple of timers (stream idle, route
-// timeout) and most of them never fire. Through libevent each of those is an
-// evtimer_add/event_del on its own heap plus a clock read inside libevent; here
-// scheduling is a vector sift with no allocation once the heap has grown, and
-// libevent is touched only when the earliest deadline moves earlier.
+// timeout) and most of them never fire. Scheduling is a vector sift with no
+// allocation once the heap has grown, and no system call.
 //
 // Thread: one queue per Dispatcher, used only on its thread.
 
@@ -15,8 +14,6 @@
 #include <cstdint>
 #include <limits>
 #include <vector>
-
-#include <event2/event_struct.h>
 
 namespace legate::event {
 
@@ -44,7 +41,7 @@ public:
     uint32_t index_ = kNotScheduled;
   };
 
-  explicit TimerQueue(event_base* base);
+  TimerQueue() = default;
   ~TimerQueue();
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
@@ -55,12 +52,21 @@ public:
   void cancel(Entry& e);
 
   size_t size() const { return heap_.size(); }
-  // Runs every entry due by now; what libevent's timer calls. Public for tests.
+  bool empty() const { return heap_.empty(); }
+  // The earliest deadline; only when not empty().
+  MonotonicTime earliest() const { return heap_.front()->deadline_; }
+  // Runs every entry due by now.
   void runExpired(MonotonicTime now);
 
+  // Called (outside runExpired) when a schedule() makes the earliest deadline
+  // earlier, for a loop that has to re-arm something to wake in time.
+  using EarlierFn = void (*)(void* ctx, MonotonicTime due);
+  void onEarlier(EarlierFn fn, void* ctx) {
+    on_earlier_ = fn;
+    on_earlier_ctx_ = ctx;
+  }
+
 private:
-  static void onTimer(evutil_socket_t, short, void* arg);
-  void armForEarliest(MonotonicTime now);
   void siftUp(uint32_t i);
   void siftDown(uint32_t i);
   void place(Entry* e, uint32_t i) {
@@ -70,9 +76,8 @@ private:
   void removeAt(uint32_t i);
 
   std::vector<Entry*> heap_;
-  ::event ev_;
-  bool armed_ = false;          // ev_ is pending in libevent
-  MonotonicTime armed_for_{};   // ... due at this time
+  EarlierFn on_earlier_ = nullptr;
+  void* on_earlier_ctx_ = nullptr;
   bool running_ = false;        // inside runExpired()
   MonotonicTime running_now_{}; // the time runExpired() is catching up to
 };

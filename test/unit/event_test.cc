@@ -2,6 +2,7 @@
 #include <atomic>
 #include <event2/event.h>
 #include <random>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <thread>
@@ -100,9 +101,8 @@ struct Probe final : TimerQueue::Entry {
 // The queue against a reference: random schedules, reschedules and cancels, then
 // everything due by a time must expire exactly once, in deadline order.
 TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
-  event_base* base = event_base_new();
   {
-    TimerQueue q(base);
+    TimerQueue q;
     std::vector<int> log;
     std::vector<std::unique_ptr<Probe>> probes;
     for (int i = 0; i < 200; ++i) probes.push_back(std::make_unique<Probe>(log, i));
@@ -148,15 +148,13 @@ TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
     EXPECT_EQ(log, expected);
     EXPECT_EQ(q.size(), 0u);
   }
-  event_base_free(base);
 }
 
 // Callbacks may cancel or destroy other due entries and re-arm themselves with no
 // delay; a self-re-arming entry runs once per pass, not forever.
 TEST(TimerQueueTest, CallbacksMayCancelOthersAndRearmThemselves) {
-  event_base* base = event_base_new();
   {
-    TimerQueue q(base);
+    TimerQueue q;
     std::vector<int> log;
     Probe a(log, 1), c(log, 3);
     auto b = std::make_unique<Probe>(log, 2);
@@ -178,7 +176,6 @@ TEST(TimerQueueTest, CallbacksMayCancelOthersAndRearmThemselves) {
     EXPECT_EQ(log, (std::vector<int>{1}));
     EXPECT_EQ(q.size(), 0u);
   }
-  event_base_free(base);
 }
 
 // Through a real dispatcher: pushing a deadline later, earlier, and cancelling.
@@ -239,6 +236,142 @@ TEST(DispatcherTest, FileEventCallsItsOwnerAndUnregistersOnReset) {
   EXPECT_EQ(owner.calls, calls);
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+// A socket pair whose first end is readable (one byte waiting).
+struct ReadablePair {
+  int fds[2] = {-1, -1};
+  ReadablePair() {
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    EXPECT_EQ(::write(fds[1], "x", 1), 1);
+  }
+  ~ReadablePair() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+};
+
+// Owners that, when called, destroy the other one: whichever epoll reports first
+// must be the only one called, even though both were in the same batch.
+struct Killer {
+  FileEvent ev;
+  std::unique_ptr<Killer>* other = nullptr;
+  int* calls = nullptr;
+  void onReady(uint32_t) {
+    ++*calls;
+    other->reset(); // its FileEvent unregisters; its memory is freed
+  }
+};
+
+TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
+  Dispatcher d("test");
+  ReadablePair p1, p2;
+  int calls = 0;
+  auto a = std::make_unique<Killer>();
+  auto b = std::make_unique<Killer>();
+  a->other = &b;
+  b->other = &a;
+  a->calls = b->calls = &calls;
+  a->ev.registerFd<&Killer::onReady>(d, p1.fds[0], a.get());
+  b->ev.registerFd<&Killer::onReady>(d, p2.fds[0], b.get());
+  d.post([&] { d.exit(); }); // the wake-up comes after both sockets' edges
+  d.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_NE(a == nullptr, b == nullptr);
+  // Activated, then reset before its turn: not called either.
+  Killer& survivor = a ? *a : *b;
+  auto c = std::make_unique<Killer>();
+  std::unique_ptr<Killer> none;
+  int c_calls = 0;
+  c->other = &none;
+  c->calls = &c_calls;
+  int quiet[2]; // a pipe's read end with nothing to read: no edge of its own
+  ASSERT_EQ(::pipe2(quiet, O_NONBLOCK), 0);
+  c->ev.registerFd<&Killer::onReady>(d, quiet[0], c.get());
+  d.post([&] {
+    c->ev.activate(FileReadyType::Read);
+    c.reset();
+    d.exit();
+  });
+  d.run();
+  EXPECT_EQ(c_calls, 0);
+  survivor.ev.reset();
+  ::close(quiet[0]);
+  ::close(quiet[1]);
+}
+
+// An owner that re-activates itself every time (a read budget always spent)
+// runs once per pass: timers and posted callbacks still get their turn.
+struct Spinner {
+  FileEvent ev;
+  int calls = 0;
+  void onReady(uint32_t) {
+    ++calls;
+    ev.activate(FileReadyType::Read);
+  }
+};
+
+TEST(DispatcherTest, ASelfReactivatingEventDoesNotStarveTheLoop) {
+  Dispatcher d("test");
+  ReadablePair p;
+  Spinner s;
+  s.ev.registerFd<&Spinner::onReady>(d, p.fds[0], &s);
+  bool fired = false;
+  TimerPtr t = d.createTimer([&] {
+    fired = true;
+    d.exit();
+  });
+  t->enableTimer(std::chrono::milliseconds(20));
+  d.run();
+  EXPECT_TRUE(fired);
+  EXPECT_GT(s.calls, 1);
+  s.ev.reset();
+}
+
+// Once something asks for libevent's base, libevent's loop runs ours: file
+// events, activations, timers, posts, deferred deletes and libevent's own
+// events all still run, and exit() still ends run().
+TEST(DispatcherTest, EverythingRunsUnderLibeventOnceItsBaseIsUsed) {
+  for (bool before_run : {true, false}) {
+    SCOPED_TRACE(before_run ? "base() before run()" : "base() from inside the loop");
+    Dispatcher d("test");
+    ReadablePair p;
+    FileEventOwner owner; // exits the loop when called: not yet registered
+    owner.d = &d;
+    int destroyed = 0;
+    bool timer_fired = false, libevent_fired = false;
+    ::event* ev = nullptr;
+    TimerPtr t = d.createTimer([&] {
+      timer_fired = true;
+      owner.ev.registerFd<&FileEventOwner::onReady>(d, p.fds[0], &owner);
+    });
+    auto start = [&] {
+      ev = evtimer_new(
+          d.base(), [](evutil_socket_t, short, void* arg) { *static_cast<bool*>(arg) = true; },
+          &libevent_fired);
+      const timeval now{0, 0};
+      evtimer_add(ev, &now);
+      d.deferredDelete(std::make_unique<Tracked>(destroyed));
+      t->enableTimer(std::chrono::milliseconds(5));
+    };
+    if (before_run) {
+      start();
+    } else {
+      d.post(start);
+    }
+    d.run();
+    EXPECT_TRUE(timer_fired);
+    EXPECT_TRUE(libevent_fired);
+    EXPECT_EQ(destroyed, 1);
+    EXPECT_TRUE(owner.seen & FileReadyType::Read);
+    // Activation under libevent.
+    owner.seen = 0;
+    owner.ev.activate(FileReadyType::Write);
+    d.run();
+    EXPECT_EQ(owner.seen, FileReadyType::Write);
+    owner.ev.reset();
+    event_free(ev);
+  }
 }
 
 } // namespace
