@@ -64,6 +64,52 @@ void giveBlock(uint8_t* block, size_t capacity) {
 
 size_t Buffer::pooledSlices() { return pool_gone ? 0 : pool.count; }
 
+namespace {
+// The calling thread's free slice queues (empty: no slices, nothing on the heap).
+struct QueuePool {
+  void* queues[Buffer::kPoolQueues];
+  size_t count = 0;
+  ~QueuePool();
+};
+thread_local bool queue_pool_gone = false;
+thread_local QueuePool queue_pool;
+} // namespace
+
+QueuePool::~QueuePool() {
+  // Queue is private to Buffer; the pool keeps raw storage of its size.
+  for (size_t i = 0; i < count; ++i) {
+    LEGATE_UNPOISON(queues[i], 1); // ASan checks the start of what is freed
+    ::operator delete(queues[i]);
+  }
+  count = 0;
+  queue_pool_gone = true;
+}
+
+size_t Buffer::pooledQueues() { return queue_pool_gone ? 0 : queue_pool.count; }
+
+Buffer::Queue& Buffer::acquireQueue() {
+  void* mem;
+  if (!queue_pool_gone && queue_pool.count > 0) {
+    mem = queue_pool.queues[--queue_pool.count];
+    LEGATE_UNPOISON(mem, sizeof(Queue));
+  } else {
+    mem = ::operator new(sizeof(Queue));
+  }
+  q_ = new (mem) Queue();
+  return *q_;
+}
+
+void Buffer::releaseQueue() {
+  q_->~Queue(); // releases the slices left
+  if (!queue_pool_gone && queue_pool.count < kPoolQueues) {
+    LEGATE_POISON(q_, sizeof(Queue)); // a use after release is still caught
+    queue_pool.queues[queue_pool.count++] = q_;
+  } else {
+    ::operator delete(q_);
+  }
+  q_ = nullptr;
+}
+
 Buffer::Slice::Slice(size_t min_capacity) {
   const size_t cap = std::clamp(min_capacity, kSliceSize, kMaxSliceCapacity);
   data = takeBlock(cap);
@@ -92,18 +138,19 @@ void Buffer::Slice::release() {
 }
 
 void Buffer::pushBack(Slice&& s) {
-  if (head_ > 0 && slices_.size() == slices_.capacity()) {
+  Queue& q = queue();
+  if (q.head > 0 && q.slices.size() == q.slices.capacity()) {
     // Reuse the room popped slices left at the front before growing.
-    slices_.erase(slices_.begin(), slices_.begin() + head_);
-    head_ = 0;
+    q.slices.erase(q.slices.begin(), q.slices.begin() + q.head);
+    q.head = 0;
   }
-  slices_.push_back(std::move(s));
+  q.slices.push_back(std::move(s));
 }
 
 void Buffer::popFront() {
-  slices_[head_].release();
-  if (++head_ == slices_.size()) {
-    clearSlices();
+  q_->slices[q_->head].release();
+  if (++q_->head == q_->slices.size()) {
+    releaseQueue();
   }
 }
 
@@ -117,7 +164,7 @@ void Buffer::add(const void* data, size_t size) {
     const size_t n = std::min(size, tail.writable());
     std::memcpy(tail.data + tail.end, p, n);
     tail.end += static_cast<uint32_t>(n);
-    length_ += n;
+    q_->length += n;
     p += n;
     size -= n;
   }
@@ -134,67 +181,70 @@ char* Buffer::reserve(size_t n) {
 void Buffer::commit(size_t n) {
   if (n == 0) return;
   back().end += static_cast<uint32_t>(n);
-  length_ += n;
+  q_->length += n;
 }
 
 void Buffer::addCopy(const Buffer& other) {
-  if (&other == this) {
+  if (&other == this || other.q_ == nullptr) {
     return;
   }
-  for (size_t i = other.head_; i < other.slices_.size(); ++i) {
-    const Slice& s = other.slices_[i];
+  const Queue& from = *other.q_;
+  for (size_t i = from.head; i < from.slices.size(); ++i) {
+    const Slice& s = from.slices[i];
     add(s.data + s.start, s.readable());
   }
 }
 
 void Buffer::move(Buffer& other) {
-  if (&other == this) {
+  if (&other == this || other.q_ == nullptr) {
     return;
   }
-  if (noSlices()) {
-    clearSlices();
-    slices_.swap(other.slices_);
-    std::swap(head_, other.head_);
-  } else {
-    for (size_t i = other.head_; i < other.slices_.size(); ++i) {
-      pushBack(std::move(other.slices_[i]));
-    }
-    other.clearSlices();
+  if (q_ == nullptr) {
+    // The whole queue changes hands.
+    q_ = other.q_;
+    other.q_ = nullptr;
+    return;
   }
-  length_ += other.length_;
-  other.length_ = 0;
+  Queue& from = *other.q_;
+  for (size_t i = from.head; i < from.slices.size(); ++i) {
+    pushBack(std::move(from.slices[i]));
+  }
+  q_->length += from.length;
+  other.releaseQueue();
 }
 
 void Buffer::move(Buffer& other, size_t n) {
-  if (n >= other.length_) {
+  if (n >= other.length()) {
     move(other);
     return;
   }
-  while (n > 0 && !other.noSlices()) {
+  while (n > 0) {
     Slice& front = other.front();
     const size_t readable = front.readable();
     if (readable <= n) {
       n -= readable;
-      other.length_ -= readable;
-      length_ += readable;
+      other.q_->length -= readable;
       pushBack(std::move(front));
-      other.popFront();
+      q_->length += readable;
+      other.popFront(); // never the last: other keeps more than n bytes
     } else {
       add(front.data + front.start, n);
       front.start += static_cast<uint32_t>(n);
-      other.length_ -= n;
+      other.q_->length -= n;
       n = 0;
     }
   }
 }
 
 void Buffer::drain(size_t n) {
-  n = std::min(n, length_);
-  length_ -= n;
-  if (length_ == 0) {
-    clearSlices();
+  if (q_ == nullptr) {
     return;
   }
+  if (n >= q_->length) {
+    releaseQueue();
+    return;
+  }
+  q_->length -= n;
   while (n > 0) {
     Slice& f = front();
     const size_t readable = f.readable();
@@ -207,16 +257,19 @@ void Buffer::drain(size_t n) {
     }
   }
   // Empty slices at the front (a drained slice that was being filled) go.
-  while (!noSlices() && front().readable() == 0 && sliceCount() > 1) {
+  while (front().readable() == 0 && sliceCount() > 1) {
     popFront();
   }
 }
 
 std::string Buffer::toString() const {
   std::string out;
-  out.reserve(length_);
-  for (size_t i = head_; i < slices_.size(); ++i) {
-    const Slice& s = slices_[i];
+  if (q_ == nullptr) {
+    return out;
+  }
+  out.reserve(q_->length);
+  for (size_t i = q_->head; i < q_->slices.size(); ++i) {
+    const Slice& s = q_->slices[i];
     out.append(reinterpret_cast<const char*>(s.data + s.start), s.readable());
   }
   return out;
@@ -225,8 +278,11 @@ std::string Buffer::toString() const {
 size_t Buffer::copyOut(void* out, size_t size) const {
   auto* p = static_cast<uint8_t*>(out);
   size_t copied = 0;
-  for (size_t i = head_; i < slices_.size() && copied < size; ++i) {
-    const Slice& s = slices_[i];
+  if (q_ == nullptr) {
+    return 0;
+  }
+  for (size_t i = q_->head; i < q_->slices.size() && copied < size; ++i) {
+    const Slice& s = q_->slices[i];
     const size_t n = std::min(size - copied, s.readable());
     std::memcpy(p + copied, s.data + s.start, n);
     copied += n;
@@ -236,8 +292,11 @@ size_t Buffer::copyOut(void* out, size_t size) const {
 
 int Buffer::readableIovecs(struct iovec* iov, int max) const {
   int n = 0;
-  for (size_t i = head_; i < slices_.size() && n < max; ++i) {
-    const Slice& s = slices_[i];
+  if (q_ == nullptr) {
+    return 0;
+  }
+  for (size_t i = q_->head; i < q_->slices.size() && n < max; ++i) {
+    const Slice& s = q_->slices[i];
     if (s.readable() == 0) {
       continue;
     }
@@ -282,11 +341,11 @@ ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked, int fresh_slic
     return rc;
   }
   size_t left = static_cast<size_t>(rc);
-  length_ += left;
   int i = 0;
   if (tail_has_room) {
     const size_t n = std::min(left, iov[0].iov_len);
     back().end += static_cast<uint32_t>(n);
+    q_->length += n;
     left -= n;
     ++i;
   }
@@ -295,6 +354,7 @@ ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked, int fresh_slic
     fresh[k].end = static_cast<uint32_t>(n);
     left -= n;
     pushBack(std::move(fresh[k]));
+    q_->length += n;
   }
   return rc;
 }

@@ -5,14 +5,15 @@
 // Data lives in a queue of heap slices; moving data between buffers moves whole
 // slices (no byte copies), which is how bytes travel from one connection to the
 // other in a proxy. Reads fill the tail slice and one to kMaxReadSlices fresh
-// slices with one readv; writes hand up to kMaxIovecs slices to writev. An
-// empty buffer owns no memory (the slice queue keeps its first two entries
-// inline), so idle connections cost nothing here.
+// slices with one readv; writes hand up to kMaxIovecs slices to writev.
 //
-// Slices of the standard size come from a small per-thread free list (bounded
-// at kPoolSlices), so the hot path of a proxy, which takes a slice for every
-// read and gives it back when the bytes are written, does not go through
-// malloc for 16 KiB blocks.
+// A buffer is one pointer: its slice queue (room for two slices inline, the
+// length) exists only while it holds slices. An idle connection's two buffers
+// are 16 bytes; moving a whole buffer into an empty one hands the queue over.
+// Queues and slices of the standard size come from small per-thread free lists
+// (bounded at kPoolQueues and kPoolSlices), so the hot path of a proxy, which
+// takes a slice for every read and gives it back when the bytes are written,
+// does not go through malloc for either.
 //
 // Thread: not thread-safe; owned by one connection on one worker.
 
@@ -34,22 +35,27 @@ public:
   static constexpr int kMaxReadSlices = 4; // 64 KiB per read at most
   // Free standard slices each thread keeps for reuse (at most 1 MiB).
   static constexpr size_t kPoolSlices = 64;
+  // Free slice queues each thread keeps for reuse.
+  static constexpr size_t kPoolQueues = 256;
 
   Buffer() = default;
+  ~Buffer() {
+    if (q_ != nullptr) releaseQueue();
+  }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& other) noexcept { move(other); }
+  Buffer(Buffer&& other) noexcept : q_(other.q_) { other.q_ = nullptr; }
   Buffer& operator=(Buffer&& other) noexcept {
     if (this != &other) {
-      clearSlices();
-      length_ = 0;
-      move(other);
+      if (q_ != nullptr) releaseQueue();
+      q_ = other.q_;
+      other.q_ = nullptr;
     }
     return *this;
   }
 
-  size_t length() const { return length_; }
-  bool empty() const { return length_ == 0; }
+  size_t length() const { return q_ != nullptr ? q_->length : 0; }
+  bool empty() const { return length() == 0; }
 
   void add(const void* data, size_t size);
   void add(std::string_view data) { add(data.data(), data.size()); }
@@ -85,9 +91,10 @@ public:
   // *asked as for readFrom (a shorter write means the socket buffer is full).
   ssize_t writeTo(int fd, size_t* asked = nullptr);
 
-  size_t sliceCount() const { return slices_.size() - head_; }
-  // Free slices this thread keeps for reuse (tests).
+  size_t sliceCount() const { return q_ != nullptr ? q_->slices.size() - q_->head : 0; }
+  // Free slices and queues this thread keeps for reuse (tests).
   static size_t pooledSlices();
+  static size_t pooledQueues();
 
 private:
   // Owns its block (returned to the thread's pool or freed on destruction).
@@ -117,21 +124,25 @@ private:
     uint32_t end = 0;   // one past the last readable byte
   };
 
-  // The queue: live slices are slices_[head_, size); popping from the front
-  // advances head_ (compacted on growth, reset when empty).
-  Slice& front() { return slices_[head_]; }
-  Slice& back() { return slices_.back(); }
-  bool noSlices() const { return head_ == slices_.size(); }
+  // The queue: live slices are slices[head, size); popping from the front
+  // advances head (compacted on growth). A buffer has one only while it holds
+  // slices: the queue goes back to the thread's pool when the last one goes.
+  struct Queue {
+    absl::InlinedVector<Slice, 2> slices;
+    uint32_t head = 0;
+    size_t length = 0;
+  };
+  // The queue, made (or taken from the pool) if there is none.
+  Queue& queue() { return q_ != nullptr ? *q_ : acquireQueue(); }
+  Queue& acquireQueue();
+  void releaseQueue();
+  Slice& front() { return q_->slices[q_->head]; }
+  Slice& back() { return q_->slices.back(); }
+  bool noSlices() const { return q_ == nullptr || q_->head == q_->slices.size(); }
   void pushBack(Slice&& s);
   void popFront();
-  void clearSlices() {
-    slices_.clear();
-    head_ = 0;
-  }
 
-  absl::InlinedVector<Slice, 2> slices_;
-  uint32_t head_ = 0;
-  size_t length_ = 0;
+  Queue* q_ = nullptr;
 };
 
 } // namespace legate

@@ -197,6 +197,41 @@ TEST(BufferTest, StandardSlicesAreReusedThroughThePerThreadPool) {
   EXPECT_EQ(Buffer::pooledSlices(), Buffer::kPoolSlices);
 }
 
+// An empty buffer is one pointer; its slice queue exists while it holds data,
+// comes from the thread's pool and goes back there when the buffer empties.
+TEST(BufferTest, TheSliceQueueExistsOnlyWhileTheBufferHoldsData) {
+  static_assert(sizeof(Buffer) == sizeof(void*));
+  { Buffer warm; warm.add("x"); } // the pool has a queue
+  const size_t pooled = Buffer::pooledQueues();
+  ASSERT_GE(pooled, 1u);
+  Buffer a;
+  a.add("hello");
+  EXPECT_EQ(Buffer::pooledQueues(), pooled - 1);
+  Buffer b;
+  b.move(a); // into an empty buffer: the queue changes hands
+  EXPECT_EQ(Buffer::pooledQueues(), pooled - 1);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(b.toString(), "hello");
+  a.add("more");
+  b.move(a); // into a non-empty one: slices move, a's queue goes back
+  EXPECT_EQ(Buffer::pooledQueues(), pooled - 1);
+  EXPECT_EQ(b.toString(), "hellomore");
+  b.drain(3);
+  EXPECT_EQ(Buffer::pooledQueues(), pooled - 1);
+  b.drain(b.length());
+  EXPECT_EQ(Buffer::pooledQueues(), pooled);
+  // A partial move leaves the source with its queue; a full one takes it.
+  a.add(pattern(3 * Buffer::kSliceSize));
+  b.move(a, Buffer::kSliceSize + 10);
+  EXPECT_EQ(b.toString(), pattern(3 * Buffer::kSliceSize).substr(0, Buffer::kSliceSize + 10));
+  EXPECT_EQ(a.length(), 2 * Buffer::kSliceSize - 10);
+  b.move(a, a.length());
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(b.toString(), pattern(3 * Buffer::kSliceSize));
+  b.drain(b.length());
+  EXPECT_EQ(Buffer::pooledQueues(), pooled);
+}
+
 TEST(BufferTest, ShortReadAndWriteReportWhatWasAsked) {
   int fds[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
