@@ -87,7 +87,8 @@ ConnectionManagerStats::ConnectionManagerStats(stats::Scope s)
 class ConnectionManager::ActiveStream : public StreamDecoder,
                                         public StreamCallbacks,
                                         public FilterChainBuilder,
-                                        public event::DeferredDeletable {
+                                        public event::DeferredDeletable,
+                                        public IntrusiveList<ActiveStream>::Hook {
 public:
   ActiveStream(ConnectionManager& parent, StreamEncoder& encoder);
   ~ActiveStream() override;
@@ -1152,10 +1153,10 @@ void ConnectionManager::armIdleTimer() {
 void ConnectionManager::resetAllStreams() {
   // Finishing a stream removes it from streams_.
   while (!streams_.empty()) {
-    ActiveStream* s = streams_.front().get();
+    ActiveStream* s = streams_.front();
     if (s->done()) {
-      connection_->dispatcher().deferredDelete(std::move(streams_.front()));
-      streams_.pop_front();
+      streams_.remove(*s);
+      connection_->dispatcher().deferredDelete(std::unique_ptr<ActiveStream>(s));
       continue;
     }
     s->resetFromConnection("downstream_connection_closed");
@@ -1200,7 +1201,7 @@ void ConnectionManager::createCodec() {
         connection_->write(data, false);
         if (end_stream) {
           close_after_stream_ = true;
-          if (streams_.empty() || (streams_.size() == 1 && streams_.front()->done())) {
+          if (streams_.empty() || (streams_.single() && streams_.front()->done())) {
             closeConnection(network::ConnectionCloseType::FlushWrite);
           }
         }
@@ -1217,10 +1218,9 @@ StreamDecoder& ConnectionManager::newStream(StreamEncoder& response_encoder) {
     stats().downstream_cx_max_requests_reached.inc();
     close_after_stream_ = true;
   }
-  auto stream = std::make_unique<ActiveStream>(*this, response_encoder);
-  ActiveStream& ref = *stream;
-  streams_.push_back(std::move(stream));
-  return ref;
+  auto* stream = new ActiveStream(*this, response_encoder);
+  streams_.pushBack(*stream);
+  return *stream;
 }
 
 network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
@@ -1245,7 +1245,7 @@ network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
                            details == "http1.too_many_headers" || details == "http1.line_too_long")
                               ? 431
                               : (details == "http1.http10_not_accepted" ? 426 : 400);
-    ActiveStream* active = streams_.empty() ? nullptr : streams_.back().get();
+    ActiveStream* active = streams_.back();
     if (active != nullptr && !active->done()) {
       active->sendProtocolErrorReply(code, details);
     }
@@ -1270,18 +1270,15 @@ network::FilterStatus ConnectionManager::onData(Buffer& data, bool end_stream) {
 }
 
 void ConnectionManager::onStreamDone(ActiveStream& stream) {
-  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
-    if (it->get() == &stream) {
-      if (streams_.size() == 1 && !dispatching_ && !close_after_stream_ && !closed_ && codec_ &&
-          codec_->idle()) {
-        // Idle keep-alive connections keep no codec; the next request's first
-        // bytes make a fresh one (onData).
-        stream.retired_codec_ = std::move(codec_);
-      }
-      connection_->dispatcher().deferredDelete(std::move(*it));
-      streams_.erase(it);
-      break;
+  if (stream.linked()) {
+    if (streams_.single() && !dispatching_ && !close_after_stream_ && !closed_ && codec_ &&
+        codec_->idle()) {
+      // Idle keep-alive connections keep no codec; the next request's first
+      // bytes make a fresh one (onData).
+      stream.retired_codec_ = std::move(codec_);
     }
+    streams_.remove(stream);
+    connection_->dispatcher().deferredDelete(std::unique_ptr<ActiveStream>(&stream));
   }
   if (closed_) return;
   if (close_after_stream_) {
@@ -1340,12 +1337,12 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
 
 void ConnectionManager::onAboveWriteBufferHighWatermark() {
   above_high_watermark_ = true;
-  for (auto& s : streams_) s->onDownstreamAboveHigh();
+  streams_.forEach([](ActiveStream& s) { s.onDownstreamAboveHigh(); });
 }
 
 void ConnectionManager::onBelowWriteBufferLowWatermark() {
   above_high_watermark_ = false;
-  for (auto& s : streams_) s->onDownstreamBelowLow();
+  streams_.forEach([](ActiveStream& s) { s.onDownstreamBelowLow(); });
 }
 
 } // namespace legate::http

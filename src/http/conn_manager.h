@@ -9,12 +9,12 @@
 // the dispatcher's deferred-delete list (they may be on the stack when they end).
 
 #include <chrono>
-#include <list>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "accesslog/stream_info.h"
+#include "common/intrusive_list.h"
 #include "event/dispatcher.h"
 #include "event/timer_queue.h"
 #include "http/codec.h"
@@ -84,7 +84,7 @@ private:
   std::shared_ptr<const ConnectionManagerConfig> config_;
   network::Connection* connection_ = nullptr;
   std::unique_ptr<ServerConnection> codec_;
-  std::list<std::unique_ptr<ActiveStream>> streams_;
+  IntrusiveList<ActiveStream> streams_; // owned: deferred-deleted when unlinked
   event::TimerPtr duration_timer_;
   std::chrono::steady_clock::time_point start_;
 };

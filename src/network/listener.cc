@@ -81,7 +81,8 @@ ListenerConfig::ListenerConfig(std::string name, Address address, uint32_t buffe
           stats::Scope(store, "listener." + address_.statName() + "."))) {}
 
 // One accepted connection and its bookkeeping.
-class ActiveListener::ActiveConnection : public ConnectionCallbacks {
+class ActiveListener::ActiveConnection : public ConnectionCallbacks,
+                                         public IntrusiveList<ActiveConnection>::Hook {
 public:
   ActiveConnection(ActiveListener& parent, ConnectionPtr conn)
       : parent_(parent), conn_(std::move(conn)), start_(std::chrono::steady_clock::now()) {
@@ -95,8 +96,6 @@ public:
   Connection& connection() { return *conn_; }
   ConnectionPtr release() { return std::move(conn_); }
   std::chrono::steady_clock::time_point start() const { return start_; }
-  ActiveConnection* prev = nullptr; // links of the listener's intrusive list
-  ActiveConnection* next = nullptr;
 
 private:
   ActiveListener& parent_;
@@ -133,33 +132,23 @@ void ActiveListener::stopListening() {
 }
 
 void ActiveListener::link(std::unique_ptr<ActiveConnection> c) {
-  ActiveConnection* raw = c.release();
-  raw->prev = nullptr;
-  raw->next = connections_head_;
-  if (connections_head_ != nullptr) connections_head_->prev = raw;
-  connections_head_ = raw;
+  connections_.pushFront(*c.release());
   ++connection_count_;
 }
 
 std::unique_ptr<ActiveListener::ActiveConnection> ActiveListener::unlink(ActiveConnection& c) {
-  if (c.prev != nullptr) {
-    c.prev->next = c.next;
-  } else {
-    connections_head_ = c.next;
-  }
-  if (c.next != nullptr) c.next->prev = c.prev;
-  c.prev = c.next = nullptr;
+  connections_.remove(c);
   --connection_count_;
   return std::unique_ptr<ActiveConnection>(&c);
 }
 
 void ActiveListener::closeAllConnections() {
-  while (connections_head_ != nullptr) {
+  while (!connections_.empty()) {
     // close() raises LocalClose, which removes the entry.
     const size_t before = connection_count_;
-    connections_head_->connection().close(ConnectionCloseType::NoFlush);
+    connections_.front()->connection().close(ConnectionCloseType::NoFlush);
     if (connection_count_ == before) {
-      unlink(*connections_head_); // destroyed here
+      unlink(*connections_.front()); // destroyed here
     }
   }
 }

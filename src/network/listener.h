@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/intrusive_list.h"
 #include "event/dispatcher.h"
 #include "network/address.h"
 #include "network/connection.h"
@@ -135,11 +136,11 @@ private:
   std::chrono::steady_clock::time_point last_fd_warning_{};
   event::TimerPtr accept_retry_timer_;
   event::FileEvent accept_event_;
-  // The live connections, an intrusive list (each ActiveConnection carries its
-  // links and is owned by the list): no list node per connection.
+  // The live connections (each ActiveConnection carries its links and is owned
+  // through the list): no list node per connection.
   void link(std::unique_ptr<ActiveConnection> c);
   std::unique_ptr<ActiveConnection> unlink(ActiveConnection& c);
-  ActiveConnection* connections_head_ = nullptr;
+  IntrusiveList<ActiveConnection> connections_;
   size_t connection_count_ = 0;
   ListenerLookup lookup_;
 };
