@@ -247,6 +247,10 @@ void Connection::setFailureReason(std::string reason) {
   rare().failure_reason = std::move(reason);
 }
 
+void Connection::setIoFailure(const IoResult& r) {
+  setFailureReason(r.error != 0 ? std::string(std::strerror(r.error)) : transport_->failureReason());
+}
+
 void Connection::closeSocket(ConnectionEvent event) {
   if (state_ == State::Closed) {
     return;
@@ -354,6 +358,7 @@ void Connection::onReadReady() {
       r.action = more.action;
       r.bytes_processed += more.bytes_processed;
       r.end_stream_read = more.end_stream_read;
+      r.error = more.error;
     }
     bytes_rx_ += r.bytes_processed;
     if (r.bytes_processed > 0) {
@@ -361,7 +366,7 @@ void Connection::onReadReady() {
       if (stats_->rx_buffered) stats_->rx_buffered->inc(static_cast<int64_t>(r.bytes_processed));
     }
     if (r.action == PostIoAction::Close) {
-      setFailureReason(transport_->failureReason());
+      setIoFailure(r);
       closeSocket(ConnectionEvent::RemoteClose);
       return;
     }
@@ -406,7 +411,9 @@ void Connection::onWriteReady() {
   // Spliced bytes queue behind the write buffer, and the FIN behind both.
   const bool piped = splice_ && splice_->in;
   const size_t before = write_buffer_.length();
-  const IoResult r = transport_->doWrite(fd_, write_buffer_, write_end_stream_ && !piped);
+  // The FIN once: after the last bytes, never again.
+  const IoResult r =
+      transport_->doWrite(fd_, write_buffer_, write_end_stream_ && !write_end_done_ && !piped);
   if (r.bytes_processed > 0) {
     if (stats_->tx_buffered) {
       stats_->tx_buffered->dec(static_cast<int64_t>(before - write_buffer_.length()));
@@ -414,7 +421,7 @@ void Connection::onWriteReady() {
     onBytesWritten(r.bytes_processed);
   }
   if (r.action == PostIoAction::Close) {
-    setFailureReason(transport_->failureReason());
+    setIoFailure(r);
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
@@ -424,7 +431,7 @@ void Connection::onWriteReady() {
     }
     if (splice_->in->buffered() == 0) {
       SplicePipe::release(std::move(splice_->in)); // drained: back to the pool
-      if (write_end_stream_) {
+      if (write_end_stream_ && !write_end_done_) {
         transport_->doWrite(fd_, write_buffer_, true); // nothing left to write: the FIN
       }
     }

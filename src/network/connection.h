@@ -173,6 +173,8 @@ private:
   void onBytesWritten(uint64_t n);
   void unsplice();
   void setFailureReason(std::string reason);
+  // A read or write failed (IoResult::action Close): why, for access logs.
+  void setIoFailure(const IoResult& r);
 
   // What few connections use, made on first use, so that every other
   // connection pays one pointer for it.

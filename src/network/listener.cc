@@ -257,7 +257,7 @@ void ActiveListener::takeConnection(int fd, Address local, Address remote, bool 
     ::close(fd);
     return;
   }
-  auto conn = std::make_unique<Connection>(dispatcher_, fd, std::make_unique<RawBufferSocket>(),
+  auto conn = std::make_unique<Connection>(dispatcher_, fd, RawBufferSocket::create(),
                                            local, std::move(remote), false);
   if (local_restored) conn->restoreLocalAddress(std::move(local));
   conn->setBufferLimits(cfg.bufferLimit());

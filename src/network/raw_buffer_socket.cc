@@ -7,6 +7,11 @@
 
 namespace legate::network {
 
+TransportSocketPtr RawBufferSocket::create() {
+  static RawBufferSocket instance; // never destroyed through the pointer
+  return TransportSocketPtr(&instance);
+}
+
 IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
   IoResult result;
   int slices = 1; // a full read means more is waiting: read bigger from then on
@@ -30,7 +35,7 @@ IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {
       continue;
     }
     if (errno != EAGAIN) {
-      failure_errno_ = errno;
+      result.error = errno;
       result.action = PostIoAction::Close;
     }
     break;
@@ -55,14 +60,13 @@ IoResult RawBufferSocket::doWrite(int fd, Buffer& buffer, bool end_stream) {
       continue;
     }
     if (rc < 0 && errno != EAGAIN) {
-      failure_errno_ = errno;
+      result.error = errno;
       result.action = PostIoAction::Close;
     }
     return result;
   }
-  if (end_stream && !shutdown_write_) {
+  if (end_stream) {
     ::shutdown(fd, SHUT_WR);
-    shutdown_write_ = true;
   }
   return result;
 }

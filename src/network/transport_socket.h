@@ -18,6 +18,7 @@ struct IoResult {
   PostIoAction action = PostIoAction::KeepOpen;
   uint64_t bytes_processed = 0;
   bool end_stream_read = false; // the peer half-closed (read returned 0)
+  int error = 0;                 // with Close: the failing call's errno, if any
 };
 
 class TransportSocket {
@@ -35,26 +36,32 @@ public:
   // True when the bytes on the fd are the stream itself (no framing or
   // encryption), so that a proxy may splice(2) them from socket to socket.
   virtual bool canSplice() const { return false; }
-  // "" or a short reason for the last failure (access logs).
-  virtual std::string failureReason() const {
-    return failure_errno_ != 0 ? std::string(std::strerror(failure_errno_)) : std::string();
-  }
-
-protected:
-  // The errno of the last failure, 0 if none: an int rather than its text, as
-  // every connection carries one of these.
-  int failure_errno_ = 0;
+  // "" or a short reason for the last failure when IoResult::error does not
+  // say it (access logs).
+  virtual std::string failureReason() const { return ""; }
+  // Stateless transports are one instance shared by every connection:
+  // TransportSocketPtr does not delete them.
+  virtual bool shared() const { return false; }
 };
-using TransportSocketPtr = std::unique_ptr<TransportSocket>;
+struct TransportSocketDeleter {
+  void operator()(TransportSocket* t) const {
+    if (!t->shared()) delete t;
+  }
+};
+using TransportSocketPtr = std::unique_ptr<TransportSocket, TransportSocketDeleter>;
 
-class RawBufferSocket : public TransportSocket {
+// Plain sockets. It keeps no state (the connection knows when it sent its
+// FIN and keeps the failure), so every connection shares one: create()
+// allocates nothing.
+class RawBufferSocket final : public TransportSocket {
 public:
+  static TransportSocketPtr create();
   IoResult doRead(int fd, Buffer& buffer, uint64_t max_bytes) override;
+  // end_stream shuts the write side down once buffer is empty; the caller
+  // asks for that once.
   IoResult doWrite(int fd, Buffer& buffer, bool end_stream) override;
   bool canSplice() const override { return true; }
-
-private:
-  bool shutdown_write_ = false;
+  bool shared() const override { return true; }
 };
 
 } // namespace legate::network

@@ -256,7 +256,7 @@ private:
     connected_ = false;
     received_.clear();
     probe_->conn = network::Connection::connectTo(parent_.main_, host_->address(),
-                                                  std::make_unique<network::RawBufferSocket>());
+                                                  network::RawBufferSocket::create());
     probe_->conn->addConnectionCallbacks(*this);
     probe_->conn->addReadFilter(
         std::shared_ptr<network::ReadFilter>(this, [](network::ReadFilter*) {}));

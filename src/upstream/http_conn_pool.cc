@@ -47,7 +47,7 @@ public:
     const Cluster& cluster = pool_.cluster_;
     ClusterStats& cs = cluster.stats();
     conn_ = network::Connection::connectTo(pool_.dispatcher_, pool_.host_->address(),
-                                           std::make_unique<network::RawBufferSocket>());
+                                           network::RawBufferSocket::create());
     conn_->setBufferLimits(cluster.perConnectionBufferLimit());
     conn_->setConnectionStats(&cluster.connectionStats());
     conn_->addConnectionCallbacks(*this);

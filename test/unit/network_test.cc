@@ -130,7 +130,7 @@ protected:
     ASSERT_TRUE(fd.ok()) << fd.status();
     listen_fd_ = *fd;
     const Address bound = Address::fromSocketName(listen_fd_);
-    client_ = Connection::connectTo(d_, bound, std::make_unique<RawBufferSocket>());
+    client_ = Connection::connectTo(d_, bound, RawBufferSocket::create());
     client_->addConnectionCallbacks(*this);
     runUntil([&] { return connected_; });
     int sfd = -1;
@@ -138,7 +138,7 @@ protected:
       sfd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK);
     }
     ASSERT_GE(sfd, 0);
-    server_ = std::make_unique<Connection>(d_, sfd, std::make_unique<RawBufferSocket>(),
+    server_ = std::make_unique<Connection>(d_, sfd, RawBufferSocket::create(),
                                            Address::fromSocketName(sfd), Address::fromPeerName(sfd),
                                            false);
   }
@@ -337,7 +337,7 @@ TEST(ConnectTest, RefusedConnectReportsRemoteCloseWithReason) {
   ASSERT_TRUE(fd.ok());
   const Address dead = Address::fromSocketName(*fd);
   ::close(*fd);
-  auto conn = Connection::connectTo(d, dead, std::make_unique<RawBufferSocket>());
+  auto conn = Connection::connectTo(d, dead, RawBufferSocket::create());
   struct Watch : ConnectionCallbacks {
     void onEvent(ConnectionEvent e) override { last = e; ++events; }
     ConnectionEvent last = ConnectionEvent::Connected;

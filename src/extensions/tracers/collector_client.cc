@@ -70,7 +70,7 @@ void CollectorClient::sendNext() {
       link_ = std::make_unique<Link>();
       connected_ = false;
       link_->conn = network::Connection::connectTo(*main_, host->address(),
-                                                   std::make_unique<network::RawBufferSocket>());
+                                                   network::RawBufferSocket::create());
       link_->conn->addConnectionCallbacks(*this);
       link_->conn->addReadFilter(
           std::shared_ptr<network::ReadFilter>(this, [](network::ReadFilter*) {}));

@@ -188,7 +188,7 @@ void TcpProxyFilter::establishUpstream() {
   auto& dispatcher = downstream_->dispatcher();
   upstream_callbacks_ = std::make_shared<UpstreamCallbacks>(*this);
   upstream_ = network::Connection::connectTo(dispatcher, host_->address(),
-                                             std::make_unique<network::RawBufferSocket>());
+                                             network::RawBufferSocket::create());
   upstream_->setBufferLimits(cluster_->perConnectionBufferLimit());
   upstream_->enableHalfClose(true);
   upstream_->setConnectionStats(&cluster_->connectionStats());
