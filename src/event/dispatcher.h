@@ -20,13 +20,14 @@
 #include <thread>
 #include <vector>
 
+#include "event/timer_queue.h"
+
 struct epoll_event;
 struct event;
 struct event_base;
 
 namespace legate::event {
 
-class TimerQueue;
 using MonotonicTime = std::chrono::steady_clock::time_point;
 
 // A one-shot timer; enableTimer() re-arms it, destruction cancels it.
@@ -38,6 +39,46 @@ public:
   virtual bool enabled() const = 0;
 };
 using TimerPtr = std::unique_ptr<Timer>;
+
+// A timer that lives inside its owner: no allocation to create it, arming or
+// cancelling it is a sift in the dispatcher's TimerQueue. For timers made per
+// request (the stream idle timer, the route timeout). The callback is a member
+// function of the owner, bound at compile time. Unset (false) until set();
+// reset() cancels it and unsets it again. Destroy it on the dispatcher's thread.
+class InlineTimer final : private TimerQueue::Entry {
+public:
+  InlineTimer() = default;
+  ~InlineTimer() { reset(); }
+  InlineTimer(const InlineTimer&) = delete;
+  InlineTimer& operator=(const InlineTimer&) = delete;
+
+  template <auto OnExpired, class Owner> void set(TimerQueue& queue, Owner* owner) {
+    reset();
+    queue_ = &queue;
+    owner_ = owner;
+    cb_ = [](void* o) { (static_cast<Owner*>(o)->*OnExpired)(); };
+  }
+  explicit operator bool() const { return queue_ != nullptr; }
+  // Only once set().
+  void enableTimer(std::chrono::milliseconds after) {
+    queue_->schedule(*this, std::chrono::steady_clock::now() + after);
+  }
+  void disableTimer() {
+    if (queue_ != nullptr) queue_->cancel(*this);
+  }
+  bool enabled() const { return scheduled(); }
+  void reset() {
+    disableTimer();
+    queue_ = nullptr;
+  }
+
+private:
+  void expired() override { cb_(owner_); }
+
+  TimerQueue* queue_ = nullptr;
+  void* owner_ = nullptr;
+  void (*cb_)(void*) = nullptr;
+};
 
 enum FileReadyType : uint32_t { Read = 0x1, Write = 0x2, Closed = 0x4 };
 

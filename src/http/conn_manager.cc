@@ -228,7 +228,7 @@ private:
   bool destroyed_filters_ = false;
   uint32_t read_disables_ = 0;
 
-  event::TimerPtr idle_timer_;
+  event::InlineTimer idle_timer_; // armed for every request: no allocation
   event::TimerPtr request_timer_;
   event::TimerPtr headers_timer_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -333,8 +333,9 @@ ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamE
   st.downstream_rq_active.inc();
   const auto& cfg = *parent_.config_;
   if (cfg.stream_idle_timeout.count() > 0) {
-    idle_timer_ = parent_.connection_->dispatcher().createTimer([this] { onStreamIdleTimeout(); });
-    idle_timer_->enableTimer(cfg.stream_idle_timeout);
+    idle_timer_.set<&ActiveStream::onStreamIdleTimeout>(
+        parent_.connection_->dispatcher().timerQueue(), this);
+    idle_timer_.enableTimer(cfg.stream_idle_timeout);
   }
   if (cfg.request_timeout.count() > 0) {
     request_timer_ = parent_.connection_->dispatcher().createTimer([this] { onRequestTimeout(); });
@@ -377,7 +378,7 @@ void ConnectionManager::ActiveStream::addStreamEncoderFilter(StreamEncoderFilter
 }
 
 void ConnectionManager::ActiveStream::resetStreamTimer() {
-  if (idle_timer_) idle_timer_->enableTimer(parent_.config_->stream_idle_timeout);
+  if (idle_timer_) idle_timer_.enableTimer(parent_.config_->stream_idle_timeout);
 }
 
 bool ConnectionManager::ActiveStream::prepareRequest() {

@@ -238,6 +238,50 @@ TEST(DispatcherTest, FileEventCallsItsOwnerAndUnregistersOnReset) {
   ::close(fds[1]);
 }
 
+// A timer inside its owner: calls the owner's member function; reset() cancels
+// and unsets it; destroying it cancels it.
+struct TimerOwner {
+  Dispatcher* d = nullptr;
+  InlineTimer timer;
+  int fired = 0;
+  void onTimer() {
+    ++fired;
+    d->exit();
+  }
+};
+
+TEST(DispatcherTest, InlineTimerCallsItsOwnerAndCancelsOnResetAndDestruction) {
+  Dispatcher d("test");
+  TimerOwner owner;
+  owner.d = &d;
+  EXPECT_FALSE(owner.timer);
+  owner.timer.set<&TimerOwner::onTimer>(d.timerQueue(), &owner);
+  EXPECT_TRUE(owner.timer);
+  owner.timer.enableTimer(std::chrono::milliseconds(1));
+  EXPECT_TRUE(owner.timer.enabled());
+  d.run();
+  EXPECT_EQ(owner.fired, 1);
+  EXPECT_FALSE(owner.timer.enabled());
+  // Reset: cancelled and unset; a plain timer set later proves the loop ran
+  // past the cancelled deadline.
+  owner.timer.enableTimer(std::chrono::milliseconds(1));
+  owner.timer.reset();
+  EXPECT_FALSE(owner.timer);
+  EXPECT_EQ(d.timerQueue().size(), 0u);
+  {
+    auto gone = std::make_unique<TimerOwner>();
+    gone->d = &d;
+    gone->timer.set<&TimerOwner::onTimer>(d.timerQueue(), gone.get());
+    gone->timer.enableTimer(std::chrono::milliseconds(1));
+    EXPECT_EQ(d.timerQueue().size(), 1u);
+  } // destroyed while armed: out of the queue
+  EXPECT_EQ(d.timerQueue().size(), 0u);
+  TimerPtr later = d.createTimer([&] { d.exit(); });
+  later->enableTimer(std::chrono::milliseconds(10));
+  d.run();
+  EXPECT_EQ(owner.fired, 1);
+}
+
 // A socket pair whose first end is readable (one byte waiting).
 struct ReadablePair {
   int fds[2] = {-1, -1};

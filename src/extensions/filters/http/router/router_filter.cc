@@ -316,8 +316,8 @@ http::FilterTrailersStatus RouterFilter::decodeTrailers(http::HeaderMap& trailer
 void RouterFilter::onRequestComplete() {
   // The route timeout runs from the end of the downstream request (Envoy).
   if (timeout_.count() > 0 && !timeout_timer_) {
-    timeout_timer_ = callbacks_->dispatcher().createTimer([this] { onGlobalTimeout(); });
-    timeout_timer_->enableTimer(timeout_);
+    timeout_timer_.set<&RouterFilter::onGlobalTimeout>(callbacks_->dispatcher().timerQueue(), this);
+    timeout_timer_.enableTimer(timeout_);
   }
   // The shadows have the whole request: they finish on their own.
   releaseShadows(/*abandon=*/false);

@@ -144,7 +144,7 @@ private:
   bool include_attempt_count_ = false;
   bool include_attempt_count_in_response_ = false;
   bool include_timeout_retry_header_ = false;
-  event::TimerPtr timeout_timer_;
+  event::InlineTimer timeout_timer_; // armed for every request: no allocation
   std::chrono::milliseconds timeout_{0};
   std::chrono::milliseconds per_try_timeout_{0};
   std::chrono::milliseconds per_try_idle_timeout_{0};
