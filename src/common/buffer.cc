@@ -214,6 +214,9 @@ void Buffer::move(Buffer& other) {
 }
 
 void Buffer::move(Buffer& other, size_t n) {
+  if (&other == this) {
+    return;
+  }
   if (n >= other.length()) {
     move(other);
     return;

@@ -75,7 +75,13 @@ Dispatcher::Dispatcher(std::string name)
     if (wake_fd_ >= 0) ::close(wake_fd_);
     throw std::runtime_error("event loop " + name_ + ": " + err);
   }
-  wake_event_.registerFd<&Dispatcher::onWake>(*this, wake_fd_, this);
+  if (const int err = wake_event_.registerFd<&Dispatcher::onWake>(*this, wake_fd_, this)) {
+    wake_event_.reset();
+    ::close(epoll_fd_);
+    ::close(wake_fd_);
+    throw std::runtime_error("event loop " + name_ + ": watching its wake-up fd: " +
+                             std::strerror(err));
+  }
   timers_->onEarlier(&Dispatcher::onTimerEarlier, this);
 }
 
@@ -115,9 +121,8 @@ event_base* Dispatcher::base() {
           self->runOnce(0);
         },
         this);
-    nested_kick_ = event_new(
-        base_, -1, 0,
-        [](evutil_socket_t, short, void* arg) { static_cast<Dispatcher*>(arg)->runOnce(0); },
+    nested_kick_ = evtimer_new(
+        base_, [](evutil_socket_t, short, void* arg) { static_cast<Dispatcher*>(arg)->runOnce(0); },
         this);
     event_add(nested_epoll_, nullptr);
   }
@@ -152,10 +157,12 @@ int Dispatcher::msUntilNextWork() const {
 }
 
 void Dispatcher::runOnce(int timeout_ms) {
+  in_pass_ = true;
   pollReady(timeout_ms);
   runActivated();
   runDue();
   runDeferredDeletes();
+  in_pass_ = false;
   if (nested_) {
     if (exit_requested_) {
       event_base_loopbreak(base_);
@@ -226,8 +233,15 @@ void Dispatcher::runNested() {
 }
 
 void Dispatcher::nestedNeedsWork() {
-  if (!activated_.empty() || !to_delete_.empty()) {
-    event_active(nested_kick_, 0, 0);
+  if (in_pass_) {
+    return; // the pass looks again when it ends
+  }
+  if ((!activated_.empty() || !to_delete_.empty()) && !evtimer_pending(nested_kick_, nullptr)) {
+    // Not event_active(): libevent runs events activated from a callback in the
+    // same pass, so an owner that re-activates itself every pass would keep
+    // libevent from ever polling its own fds (signals, admin, c-ares).
+    const timeval now{0, 0};
+    evtimer_add(nested_kick_, &now);
   }
   if (!timers_->empty()) {
     const MonotonicTime due = timers_->earliest();
@@ -293,7 +307,7 @@ TimerPtr Dispatcher::createTimer(std::function<void()> cb) {
   return std::make_unique<TimerImpl>(*timers_, std::move(cb));
 }
 
-void FileEvent::registerImpl(Dispatcher& dispatcher, int fd, Callback cb, void* owner) {
+int FileEvent::registerImpl(Dispatcher& dispatcher, int fd, Callback cb, void* owner) {
   dispatcher_ = &dispatcher;
   owner_ = owner;
   cb_ = cb;
@@ -302,11 +316,13 @@ void FileEvent::registerImpl(Dispatcher& dispatcher, int fd, Callback cb, void* 
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = this;
   if (::epoll_ctl(dispatcher.epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    // The owner hears of it on its first read or write.
+    const int err = errno;
     log::get("main").error("event loop {}: watching fd {}: {}", dispatcher.name_, fd,
-                           std::strerror(errno));
-    activate(FileReadyType::Read | FileReadyType::Write);
+                           std::strerror(err));
+    activate(FileReadyType::Read | FileReadyType::Write); // the owner's chance to act on it
+    return err;
   }
+  return 0;
 }
 
 void FileEvent::reset() {

@@ -102,10 +102,12 @@ public:
   // Watches fd (read, write and peer close, edge-triggered) and calls
   // (owner->*OnReady)(events) on readiness, events being FileReadyType bits.
   // The event must not be registered already; owner must outlive the
-  // registration.
+  // registration. Returns 0, or the errno of a failed registration (no
+  // readiness will be reported; the owner is called once, as if activated,
+  // so it can act on the failure from its callback). Registered either way.
   template <auto OnReady, class Owner>
-  void registerFd(Dispatcher& dispatcher, int fd, Owner* owner) {
-    registerImpl(dispatcher, fd, &onReady<Owner, OnReady>, owner);
+  [[nodiscard]] int registerFd(Dispatcher& dispatcher, int fd, Owner* owner) {
+    return registerImpl(dispatcher, fd, &onReady<Owner, OnReady>, owner);
   }
   // Stops watching; a no-op when not registered.
   void reset();
@@ -122,7 +124,7 @@ private:
   static void onReady(void* owner, uint32_t events) {
     (static_cast<Owner*>(owner)->*OnReady)(events);
   }
-  void registerImpl(Dispatcher& dispatcher, int fd, Callback cb, void* owner);
+  int registerImpl(Dispatcher& dispatcher, int fd, Callback cb, void* owner);
 
   Dispatcher* dispatcher_ = nullptr; // null while not registered
   void* owner_ = nullptr;
@@ -212,9 +214,11 @@ private:
   // Only once base() was called.
   event_base* base_ = nullptr;
   bool nested_ = false;           // inside libevent's loop
+  bool in_pass_ = false;          // inside runOnce(), which re-kicks at its end
   ::event* nested_epoll_ = nullptr; // our epoll fd, readable
   ::event* nested_timer_ = nullptr; // the earliest deadline
-  ::event* nested_kick_ = nullptr;  // activations or deletes waiting
+  ::event* nested_kick_ = nullptr;  // activations or deletes waiting: a 0 s timer,
+                                    // so libevent polls its own fds in between
   bool nested_timer_armed_ = false;
   MonotonicTime nested_timer_due_{};
 };

@@ -18,11 +18,11 @@ namespace legate::network {
 std::atomic<uint64_t> Connection::next_id_{0};
 const ConnectionStats Connection::kNoStats{};
 
-// Every idle keep-alive connection pays for this object, libevent's event
-// included: keep it in the 512-byte size class (what few connections use is
-// behind a pointer: a splice link, and write filters, the delayed-close timer and
-// a failure reason together; the byte counters are shared).
-static_assert(sizeof(Connection) <= 512);
+// Every idle keep-alive connection pays for this object: keep it in the 288-byte
+// size class (what few connections use is behind a pointer: a splice link, and
+// write filters, the delayed-close timer and a failure reason together; the
+// byte counters are shared, the buffers are one pointer each).
+static_assert(sizeof(Connection) <= 288);
 
 namespace {
 spdlog::logger& connLog() {
@@ -39,7 +39,13 @@ Connection::Connection(event::Dispatcher& dispatcher, int fd, TransportSocketPtr
   if (fd_ >= 0) {
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    file_event_.registerFd<&Connection::onFileEvent>(dispatcher_, fd_, this);
+    if (const int err = file_event_.registerFd<&Connection::onFileEvent>(dispatcher_, fd_, this);
+        err != 0) {
+      // Without its readiness events the connection would hang: it closes on
+      // its first callback (registerFd activated one).
+      watch_failed_ = true;
+      setFailureReason(std::string("cannot watch the socket: ") + std::strerror(err));
+    }
   }
 }
 
@@ -248,7 +254,9 @@ void Connection::setFailureReason(std::string reason) {
 }
 
 void Connection::setIoFailure(const IoResult& r) {
-  setFailureReason(r.error != 0 ? std::string(std::strerror(r.error)) : transport_->failureReason());
+  std::string reason =
+      r.error != 0 ? std::string(std::strerror(r.error)) : transport_->failureReason();
+  if (!reason.empty()) setFailureReason(std::move(reason));
 }
 
 void Connection::closeSocket(ConnectionEvent event) {
@@ -286,6 +294,10 @@ void Connection::raiseEvent(ConnectionEvent event) {
 }
 
 void Connection::onFileEvent(uint32_t events) {
+  if (watch_failed_) {
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
   if (events & event::FileReadyType::Closed) {
     peer_closed_hint_ = true;
   }

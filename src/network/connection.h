@@ -247,6 +247,7 @@ private:
   bool peer_closed_hint_ = false;    // an event said the peer closed (FIN queued)
   bool immediate_error_ = false;
   bool delayed_close_timed_out_ = false;
+  bool watch_failed_ = false; // epoll refused the fd: close on the first callback
 };
 
 using ConnectionPtr = std::unique_ptr<Connection>;

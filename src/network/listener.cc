@@ -108,7 +108,11 @@ ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigCons
     : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits),
       reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
   if (fd_ < 0) return; // bind_to_port: false
-  accept_event_.registerFd<&ActiveListener::onAcceptEvent>(dispatcher_, fd_, this);
+  if (accept_event_.registerFd<&ActiveListener::onAcceptEvent>(dispatcher_, fd_, this) != 0) {
+    // Logged by the dispatcher; this worker cannot take this listener's
+    // connections (the others still do).
+    accept_event_.reset();
+  }
 }
 
 void ActiveListener::onAcceptEvent(uint32_t events) {

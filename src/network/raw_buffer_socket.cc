@@ -8,8 +8,9 @@
 namespace legate::network {
 
 TransportSocketPtr RawBufferSocket::create() {
-  static RawBufferSocket instance; // never destroyed through the pointer
-  return TransportSocketPtr(&instance);
+  // Never destroyed: connections freed during static destruction still find it.
+  static RawBufferSocket* const instance = new RawBufferSocket();
+  return TransportSocketPtr(instance);
 }
 
 IoResult RawBufferSocket::doRead(int fd, Buffer& buffer, uint64_t max_bytes) {

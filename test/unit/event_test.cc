@@ -217,7 +217,7 @@ TEST(DispatcherTest, FileEventCallsItsOwnerAndUnregistersOnReset) {
   FileEventOwner owner;
   owner.d = &d;
   EXPECT_FALSE(owner.ev.registered());
-  owner.ev.registerFd<&FileEventOwner::onReady>(d, fds[0], &owner);
+  EXPECT_EQ((owner.ev.registerFd<&FileEventOwner::onReady>(d, fds[0], &owner)), 0);
   EXPECT_TRUE(owner.ev.registered());
   d.run(); // the socket is writable: the edge on registration
   EXPECT_TRUE(owner.seen & FileReadyType::Write);
@@ -316,8 +316,8 @@ TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
   a->other = &b;
   b->other = &a;
   a->calls = b->calls = &calls;
-  a->ev.registerFd<&Killer::onReady>(d, p1.fds[0], a.get());
-  b->ev.registerFd<&Killer::onReady>(d, p2.fds[0], b.get());
+  ASSERT_EQ((a->ev.registerFd<&Killer::onReady>(d, p1.fds[0], a.get())), 0);
+  ASSERT_EQ((b->ev.registerFd<&Killer::onReady>(d, p2.fds[0], b.get())), 0);
   d.post([&] { d.exit(); }); // the wake-up comes after both sockets' edges
   d.run();
   EXPECT_EQ(calls, 1);
@@ -331,7 +331,7 @@ TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
   c->calls = &c_calls;
   int quiet[2]; // a pipe's read end with nothing to read: no edge of its own
   ASSERT_EQ(::pipe2(quiet, O_NONBLOCK), 0);
-  c->ev.registerFd<&Killer::onReady>(d, quiet[0], c.get());
+  ASSERT_EQ((c->ev.registerFd<&Killer::onReady>(d, quiet[0], c.get())), 0);
   d.post([&] {
     c->ev.activate(FileReadyType::Read);
     c.reset();
@@ -359,7 +359,7 @@ TEST(DispatcherTest, ASelfReactivatingEventDoesNotStarveTheLoop) {
   Dispatcher d("test");
   ReadablePair p;
   Spinner s;
-  s.ev.registerFd<&Spinner::onReady>(d, p.fds[0], &s);
+  ASSERT_EQ((s.ev.registerFd<&Spinner::onReady>(d, p.fds[0], &s)), 0);
   bool fired = false;
   TimerPtr t = d.createTimer([&] {
     fired = true;
@@ -370,6 +370,56 @@ TEST(DispatcherTest, ASelfReactivatingEventDoesNotStarveTheLoop) {
   EXPECT_TRUE(fired);
   EXPECT_GT(s.calls, 1);
   s.ev.reset();
+}
+
+// Under libevent too: a self-re-activating owner leaves libevent room to poll
+// its own fds and run its own timers (the main thread's signals, admin, c-ares).
+TEST(DispatcherTest, ASelfReactivatingEventDoesNotStarveLibeventsOwnEvents) {
+  Dispatcher d("test");
+  ReadablePair p;
+  Spinner s;
+  struct Seen {
+    Dispatcher* d;
+    bool fired = false;
+  } seen{&d};
+  ::event* ev = evtimer_new(
+      d.base(),
+      [](evutil_socket_t, short, void* arg) {
+        auto* st = static_cast<Seen*>(arg);
+        st->fired = true;
+        st->d->exit();
+      },
+      &seen);
+  const timeval soon{0, 2000};
+  evtimer_add(ev, &soon);
+  ASSERT_EQ((s.ev.registerFd<&Spinner::onReady>(d, p.fds[0], &s)), 0);
+  // A backstop on our own timer heap, which runs either way: if it is what
+  // ends the loop, libevent's timer was starved.
+  TimerPtr backstop = d.createTimer([&] { d.exit(); });
+  backstop->enableTimer(std::chrono::seconds(2));
+  d.run();
+  EXPECT_TRUE(seen.fired) << "libevent's own timer never ran";
+  EXPECT_GT(s.calls, 1);
+  s.ev.reset();
+  event_free(ev);
+}
+
+// epoll refuses a regular file (EPERM): registration says so, and the owner
+// is called once so it can act on it.
+TEST(DispatcherTest, ARefusedRegistrationReturnsTheErrorAndCallsTheOwnerOnce) {
+  Dispatcher d("test");
+  char path[] = "/tmp/legate-event-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  FileEventOwner owner;
+  owner.d = &d;
+  EXPECT_EQ((owner.ev.registerFd<&FileEventOwner::onReady>(d, fd, &owner)), EPERM);
+  EXPECT_TRUE(owner.ev.registered());
+  d.run();
+  EXPECT_EQ(owner.calls, 1);
+  owner.ev.reset();
+  ::close(fd);
 }
 
 // Once something asks for libevent's base, libevent's loop runs ours: file
@@ -387,7 +437,7 @@ TEST(DispatcherTest, EverythingRunsUnderLibeventOnceItsBaseIsUsed) {
     ::event* ev = nullptr;
     TimerPtr t = d.createTimer([&] {
       timer_fired = true;
-      owner.ev.registerFd<&FileEventOwner::onReady>(d, p.fds[0], &owner);
+      EXPECT_EQ((owner.ev.registerFd<&FileEventOwner::onReady>(d, p.fds[0], &owner)), 0);
     });
     auto start = [&] {
       ev = evtimer_new(

@@ -354,6 +354,30 @@ TEST(ConnectTest, RefusedConnectReportsRemoteCloseWithReason) {
   EXPECT_NE(conn->failureReason().find("refused"), std::string::npos) << conn->failureReason();
 }
 
+// epoll refuses some fds (a regular file: EPERM). A connection on one must not
+// hang without events: it closes on its first callback, saying why.
+TEST(ConnectTest, AnFdEpollRefusesClosesTheConnectionWithAReason) {
+  event::Dispatcher d("test");
+  char path[] = "/tmp/legate-network-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  Connection conn(d, fd, RawBufferSocket::create(), Address(), Address(), false);
+  struct Watch : ConnectionCallbacks {
+    void onEvent(ConnectionEvent e) override { last = e; ++events; }
+    ConnectionEvent last = ConnectionEvent::Connected;
+    int events = 0;
+  } w;
+  conn.addConnectionCallbacks(w);
+  d.post([&] { d.exit(); });
+  d.run();
+  EXPECT_EQ(w.events, 1);
+  EXPECT_EQ(w.last, ConnectionEvent::RemoteClose);
+  EXPECT_EQ(conn.state(), Connection::State::Closed);
+  EXPECT_NE(conn.failureReason().find("cannot watch the socket"), std::string::npos)
+      << conn.failureReason();
+}
+
 TEST(ListenSocketTest, BindConflictNamesTheAddress) {
   auto a = createListenSocket(addr("127.0.0.1", 0), false, 1);
   ASSERT_TRUE(a.ok());
