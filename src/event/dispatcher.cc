@@ -201,12 +201,15 @@ void Dispatcher::runActivated() {
   // Only what was activated before this pass: an owner that re-activates itself
   // (a read budget spent) runs again after the next wait, not in a loop here.
   activating_.swap(activated_);
+  for (FileEvent* fe : activating_) {
+    if (fe != nullptr) fe->in_activating_ = 1; // same slots, the other list
+  }
   for (size_t i = 0; i < activating_.size(); ++i) {
     FileEvent* fe = activating_[i];
     if (fe == nullptr) {
       continue;
     }
-    fe->queued_ = false;
+    fe->queued_ = 0;
     const uint32_t events = fe->pending_;
     fe->pending_ = 0;
     if (events != 0) {
@@ -336,7 +339,8 @@ void FileEvent::reset() {
   cb_ = nullptr;
   fd_ = -1;
   pending_ = 0;
-  queued_ = false;
+  queued_ = 0;
+  in_activating_ = 0;
 }
 
 void Dispatcher::forget(FileEvent& fe) {
@@ -345,16 +349,23 @@ void Dispatcher::forget(FileEvent& fe) {
     if (ready_[i].data.ptr == &fe) ready_[i].data.ptr = nullptr;
   }
   if (fe.queued_) {
-    std::replace(activated_.begin(), activated_.end(), &fe, static_cast<FileEvent*>(nullptr));
-    std::replace(activating_.begin(), activating_.end(), &fe, static_cast<FileEvent*>(nullptr));
+    std::vector<FileEvent*>& list = fe.in_activating_ ? activating_ : activated_;
+    if (fe.slot_ < list.size() && list[fe.slot_] == &fe) {
+      list[fe.slot_] = nullptr;
+    } else {
+      std::replace(list.begin(), list.end(), &fe, static_cast<FileEvent*>(nullptr));
+    }
   }
 }
 
 void FileEvent::activate(uint32_t events) {
-  pending_ |= static_cast<uint8_t>(events);
+  pending_ = pending_ | (events & 0x7);
   if (!queued_) {
-    queued_ = true;
-    dispatcher_->activated_.push_back(this);
+    std::vector<FileEvent*>& list = dispatcher_->activated_;
+    queued_ = 1;
+    in_activating_ = 0;
+    slot_ = list.size() < kNoSlot ? static_cast<uint32_t>(list.size()) : kNoSlot;
+    list.push_back(this);
     if (dispatcher_->nested_) dispatcher_->nestedNeedsWork();
   }
 }

@@ -130,8 +130,14 @@ private:
   void* owner_ = nullptr;
   Callback cb_ = nullptr;
   int fd_ = -1;
-  uint8_t pending_ = 0; // activate()d events not delivered yet
-  bool queued_ = false; // in the dispatcher's activation list
+  // While queued_: where in the dispatcher's activation list (activated_, or
+  // activating_ while that pass runs) this event is, so that reset() strikes
+  // it out without a search (kNoSlot past 2^24 entries: searched).
+  static constexpr uint32_t kNoSlot = (1u << 24) - 1;
+  uint32_t slot_ : 24 = 0;
+  uint32_t pending_ : 3 = 0;       // activate()d events not delivered yet
+  uint32_t queued_ : 1 = 0;        // in an activation list
+  uint32_t in_activating_ : 1 = 0; // ... the one being run
 };
 
 // Objects that may still be on the call stack when they are done are handed to

@@ -339,6 +339,30 @@ TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
   });
   d.run();
   EXPECT_EQ(c_calls, 0);
+  // Both activated, and whichever runs first destroys the other in the same
+  // pass: the other is struck out of the list being run.
+  int quiet2[2];
+  ASSERT_EQ(::pipe2(quiet2, O_NONBLOCK), 0);
+  int pass_calls = 0;
+  auto e = std::make_unique<Killer>();
+  auto f = std::make_unique<Killer>();
+  e->other = &f;
+  f->other = &e;
+  e->calls = f->calls = &pass_calls;
+  ASSERT_EQ((e->ev.registerFd<&Killer::onReady>(d, quiet[0], e.get())), 0);
+  ASSERT_EQ((f->ev.registerFd<&Killer::onReady>(d, quiet2[0], f.get())), 0);
+  d.post([&] {
+    e->ev.activate(FileReadyType::Read);
+    f->ev.activate(FileReadyType::Read);
+    d.exit();
+  });
+  d.run();
+  EXPECT_EQ(pass_calls, 1);
+  EXPECT_NE(e == nullptr, f == nullptr);
+  e.reset();
+  f.reset();
+  ::close(quiet2[0]);
+  ::close(quiet2[1]);
   survivor.ev.reset();
   ::close(quiet[0]);
   ::close(quiet[1]);
