@@ -293,6 +293,16 @@ size_t Buffer::copyOut(void* out, size_t size) const {
   return copied;
 }
 
+std::string_view Buffer::frontViewPastEmpty() const {
+  for (size_t i = q_->head; i < q_->slices.size(); ++i) {
+    const Slice& s = q_->slices[i];
+    if (s.readable() > 0) {
+      return {reinterpret_cast<const char*>(s.data + s.start), s.readable()};
+    }
+  }
+  return {};
+}
+
 int Buffer::readableIovecs(struct iovec* iov, int max) const {
   int n = 0;
   if (q_ == nullptr) {

@@ -76,6 +76,17 @@ public:
   // Copies up to size bytes from the front without draining; returns bytes copied.
   size_t copyOut(void* out, size_t size) const;
 
+  // The first readable bytes: a view into the first slice that has any (valid
+  // until the buffer changes); empty only when the buffer is.
+  std::string_view frontView() const {
+    if (q_ == nullptr) return {};
+    const Slice& s = q_->slices[q_->head];
+    if (s.readable() > 0) {
+      return {reinterpret_cast<const char*>(s.data + s.start), s.readable()};
+    }
+    return frontViewPastEmpty();
+  }
+
   // Fills iov with up to max slices of readable data; returns the count.
   int readableIovecs(struct iovec* iov, int max) const;
 
@@ -135,6 +146,7 @@ private:
   // The queue, made (or taken from the pool) if there is none.
   Queue& queue() { return q_ != nullptr ? *q_ : acquireQueue(); }
   Queue& acquireQueue();
+  std::string_view frontViewPastEmpty() const;
   void releaseQueue();
   Slice& front() { return q_->slices[q_->head]; }
   Slice& back() { return q_->slices.back(); }

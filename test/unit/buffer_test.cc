@@ -232,6 +232,30 @@ TEST(BufferTest, TheSliceQueueExistsOnlyWhileTheBufferHoldsData) {
   EXPECT_EQ(Buffer::pooledQueues(), pooled);
 }
 
+TEST(BufferTest, FrontViewIsTheFirstSliceWithBytes) {
+  Buffer a;
+  EXPECT_TRUE(a.frontView().empty());
+  const std::string full = pattern(Buffer::kSliceSize);
+  a.add(full); // fills one standard slice exactly
+  a.add("12345");
+  ASSERT_EQ(a.sliceCount(), 2u);
+  EXPECT_EQ(a.frontView(), full);
+  a.drain(Buffer::kSliceSize - 3);
+  EXPECT_EQ(a.frontView(), full.substr(Buffer::kSliceSize - 3));
+  a.drain(3);
+  EXPECT_EQ(a.frontView(), "12345");
+  // A reserved slice nothing was committed to, with bytes moved in behind it.
+  Buffer b;
+  b.reserve(10);
+  b.commit(0);
+  EXPECT_TRUE(b.frontView().empty());
+  Buffer c;
+  c.add("xyz");
+  b.move(c);
+  EXPECT_EQ(b.frontView(), "xyz");
+  EXPECT_EQ(b.toString(), "xyz");
+}
+
 TEST(BufferTest, ShortReadAndWriteReportWhatWasAsked) {
   int fds[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);

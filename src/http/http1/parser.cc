@@ -93,12 +93,12 @@ absl::Status Parser::lineLimitError() const {
 absl::Status Parser::execute(Buffer& data) {
   while (!data.empty() && !paused_ && state_ != State::Complete) {
     if (isLineState()) {
-      struct iovec iov;
-      if (data.readableIovecs(&iov, 1) != 1) {
+      const std::string_view front = data.frontView();
+      if (front.empty()) {
         break;
       }
-      const char* p = static_cast<const char*>(iov.iov_base);
-      const size_t n = iov.iov_len;
+      const char* p = front.data();
+      const size_t n = front.size();
       if (state_ == State::StartLine && !begun_ && line_buf_.empty() && p[0] != '\r' &&
           p[0] != '\n') {
         begun_ = true;
