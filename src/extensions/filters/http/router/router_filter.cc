@@ -19,6 +19,17 @@ int64_t msSince(std::chrono::steady_clock::time_point t) {
       .count();
 }
 
+// A number as header text, formatted on the stack (no std::string).
+class Decimal {
+public:
+  explicit Decimal(int64_t v) : end_(std::to_chars(buf_, buf_ + sizeof(buf_), v).ptr) {}
+  std::string_view view() const { return {buf_, static_cast<size_t>(end_ - buf_)}; }
+
+private:
+  char buf_[24];
+  char* end_;
+};
+
 std::optional<uint64_t> parseUint(std::string_view s) {
   uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -182,7 +193,7 @@ void RouterFilter::setupTimeouts(http::HeaderMap& headers, const legate::router:
                             ? per_try_timeout_
                             : timeout_;
   if (!config_->suppress_envoy_headers && expected.count() > 0) {
-    headers.set(kExpectedRqTimeoutMs, std::to_string(expected.count()));
+    headers.set(kExpectedRqTimeoutMs, Decimal(expected.count()).view());
   }
 }
 
@@ -344,7 +355,7 @@ void RouterFilter::onUpstreamReady(UpstreamRequest& req, const network::Connecti
   info.upstream_protocol = "HTTP/1.1";
   if (req.span() != nullptr) req.span()->injectContext(*request_headers_);
   if (include_attempt_count_) {
-    request_headers_->set(kAttemptCount, std::to_string(req.attempt()));
+    request_headers_->set(kAttemptCount, Decimal(req.attempt()).view());
   }
   if (include_timeout_retry_header_) {
     request_headers_->set(kIsTimeoutRetry, req.timeoutRetry() ? "true" : "false");
@@ -409,10 +420,10 @@ void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr he
 
   callbacks_->streamInfo().first_upstream_rx = std::chrono::steady_clock::now();
   if (!config_->suppress_envoy_headers) {
-    headers->set(kUpstreamServiceTime, std::to_string(msSince(req.startTime())));
+    headers->set(kUpstreamServiceTime, Decimal(msSince(req.startTime())).view());
   }
   if (include_attempt_count_in_response_) {
-    headers->set(kAttemptCount, std::to_string(attempt_count_));
+    headers->set(kAttemptCount, Decimal(attempt_count_).view());
   }
   if (const auto* route = callbacks_->route()) {
     route->finalizeResponseHeaders(*headers, callbacks_->streamInfo());
