@@ -21,92 +21,87 @@ namespace {
 // Largest single slice add() makes; bigger adds chain several.
 constexpr size_t kMaxSliceCapacity = size_t{1} << 30;
 
-// The calling thread's free standard-size blocks. Pooled blocks are poisoned
-// under ASan, so a use after a slice was released is still caught.
-struct SlicePool {
-  uint8_t* blocks[Buffer::kPoolSlices];
-  size_t count = 0;
-  ~SlicePool();
-};
-// Set once this thread's pool is destroyed (thread exit): later releases free
-// directly. Trivially destructible, so it outlives the pool.
-thread_local bool pool_gone = false;
-thread_local SlicePool pool;
-
-SlicePool::~SlicePool() {
-  for (size_t i = 0; i < count; ++i) {
-    LEGATE_UNPOISON(blocks[i], Buffer::kSliceSize);
-    delete[] blocks[i];
+// A bounded per-thread free list of same-size blocks (::operator new(kBytes)).
+// Pooled blocks are poisoned under ASan, so a use after release is still
+// caught. Once the thread's list is destroyed (thread exit), blocks are
+// allocated and freed directly.
+template <size_t kBytes, size_t kMax> class ThreadBlockPool {
+public:
+  static void* take() {
+    if (!gone() && list().count > 0) {
+      List& l = list();
+      void* b = l.blocks[--l.count];
+      LEGATE_UNPOISON(b, kBytes);
+      return b;
+    }
+    return ::operator new(kBytes);
   }
-  count = 0;
-  pool_gone = true;
-}
+  static void give(void* b) {
+    if (!gone() && list().count < kMax) {
+      List& l = list();
+      LEGATE_POISON(b, kBytes);
+      l.blocks[l.count++] = b;
+      return;
+    }
+    ::operator delete(b);
+  }
+  static size_t size() { return gone() ? 0 : list().count; }
+
+private:
+  struct List {
+    void* blocks[kMax];
+    size_t count = 0;
+    ~List() {
+      for (size_t i = 0; i < count; ++i) {
+        LEGATE_UNPOISON(blocks[i], kBytes);
+        ::operator delete(blocks[i]);
+      }
+      count = 0;
+      gone() = true;
+    }
+  };
+  // Trivially destructible, so it outlives the list.
+  static bool& gone() {
+    static thread_local bool g = false;
+    return g;
+  }
+  static List& list() {
+    static thread_local List l;
+    return l;
+  }
+};
+
+using SlicePool = ThreadBlockPool<Buffer::kSliceSize, Buffer::kPoolSlices>;
 
 uint8_t* takeBlock(size_t capacity) {
-  if (capacity == Buffer::kSliceSize && !pool_gone && pool.count > 0) {
-    uint8_t* b = pool.blocks[--pool.count];
-    LEGATE_UNPOISON(b, Buffer::kSliceSize);
-    return b;
-  }
-  return new uint8_t[capacity];
+  if (capacity == Buffer::kSliceSize) return static_cast<uint8_t*>(SlicePool::take());
+  return static_cast<uint8_t*>(::operator new(capacity));
 }
 
 void giveBlock(uint8_t* block, size_t capacity) {
-  if (capacity == Buffer::kSliceSize && !pool_gone && pool.count < Buffer::kPoolSlices) {
-    LEGATE_POISON(block, Buffer::kSliceSize);
-    pool.blocks[pool.count++] = block;
-    return;
+  if (capacity == Buffer::kSliceSize) {
+    SlicePool::give(block);
+  } else {
+    ::operator delete(block);
   }
-  delete[] block;
 }
 
 } // namespace
 
-size_t Buffer::pooledSlices() { return pool_gone ? 0 : pool.count; }
+// The free queues: raw storage of a Queue's size (Queue is Buffer's own).
+struct Buffer::QueuePool : ThreadBlockPool<sizeof(Buffer::Queue), Buffer::kPoolQueues> {};
 
-namespace {
-// The calling thread's free slice queues (empty: no slices, nothing on the heap).
-struct QueuePool {
-  void* queues[Buffer::kPoolQueues];
-  size_t count = 0;
-  ~QueuePool();
-};
-thread_local bool queue_pool_gone = false;
-thread_local QueuePool queue_pool;
-} // namespace
-
-QueuePool::~QueuePool() {
-  // Queue is private to Buffer; the pool keeps raw storage of its size.
-  for (size_t i = 0; i < count; ++i) {
-    LEGATE_UNPOISON(queues[i], 1); // ASan checks the start of what is freed
-    ::operator delete(queues[i]);
-  }
-  count = 0;
-  queue_pool_gone = true;
-}
-
-size_t Buffer::pooledQueues() { return queue_pool_gone ? 0 : queue_pool.count; }
+size_t Buffer::pooledSlices() { return SlicePool::size(); }
+size_t Buffer::pooledQueues() { return QueuePool::size(); }
 
 Buffer::Queue& Buffer::acquireQueue() {
-  void* mem;
-  if (!queue_pool_gone && queue_pool.count > 0) {
-    mem = queue_pool.queues[--queue_pool.count];
-    LEGATE_UNPOISON(mem, sizeof(Queue));
-  } else {
-    mem = ::operator new(sizeof(Queue));
-  }
-  q_ = new (mem) Queue();
+  q_ = new (QueuePool::take()) Queue();
   return *q_;
 }
 
 void Buffer::releaseQueue() {
   q_->~Queue(); // releases the slices left
-  if (!queue_pool_gone && queue_pool.count < kPoolQueues) {
-    LEGATE_POISON(q_, sizeof(Queue)); // a use after release is still caught
-    queue_pool.queues[queue_pool.count++] = q_;
-  } else {
-    ::operator delete(q_);
-  }
+  QueuePool::give(q_);
   q_ = nullptr;
 }
 

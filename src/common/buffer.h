@@ -146,6 +146,7 @@ private:
   // The queue, made (or taken from the pool) if there is none.
   Queue& queue() { return q_ != nullptr ? *q_ : acquireQueue(); }
   Queue& acquireQueue();
+  struct QueuePool;
   std::string_view frontViewPastEmpty() const;
   void releaseQueue();
   Slice& front() { return q_->slices[q_->head]; }
