@@ -234,7 +234,7 @@ void Buffer::move(Buffer& other, size_t n) {
   }
 }
 
-void Buffer::drain(size_t n) {
+void Buffer::drainSlices(size_t n) {
   if (q_ == nullptr) {
     return;
   }

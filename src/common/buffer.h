@@ -71,7 +71,17 @@ public:
   // written there. Nothing else may touch the buffer in between.
   char* reserve(size_t n);
   void commit(size_t n);
-  void drain(size_t n);
+  void drain(size_t n) {
+    if (q_ != nullptr) {
+      Slice& f = q_->slices[q_->head];
+      if (n < f.readable()) { // within the first slice: the common case (a parsed line)
+        f.start += static_cast<uint32_t>(n);
+        q_->length -= n;
+        return;
+      }
+    }
+    drainSlices(n);
+  }
   std::string toString() const;
   // Copies up to size bytes from the front without draining; returns bytes copied.
   size_t copyOut(void* out, size_t size) const;
@@ -147,6 +157,7 @@ private:
   Queue& queue() { return q_ != nullptr ? *q_ : acquireQueue(); }
   Queue& acquireQueue();
   struct QueuePool;
+  void drainSlices(size_t n);
   std::string_view frontViewPastEmpty() const;
   void releaseQueue();
   Slice& front() { return q_->slices[q_->head]; }
