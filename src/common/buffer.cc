@@ -28,20 +28,24 @@ constexpr size_t kMaxSliceCapacity = size_t{1} << 30;
 template <size_t kBytes, size_t kMax> class ThreadBlockPool {
 public:
   static void* take() {
-    if (!gone() && list().count > 0) {
+    if (!gone()) {
       List& l = list();
-      void* b = l.blocks[--l.count];
-      LEGATE_UNPOISON(b, kBytes);
-      return b;
+      if (l.count > 0) {
+        void* b = l.blocks[--l.count];
+        LEGATE_UNPOISON(b, kBytes);
+        return b;
+      }
     }
     return ::operator new(kBytes);
   }
   static void give(void* b) {
-    if (!gone() && list().count < kMax) {
+    if (!gone()) {
       List& l = list();
-      LEGATE_POISON(b, kBytes);
-      l.blocks[l.count++] = b;
-      return;
+      if (l.count < kMax) {
+        LEGATE_POISON(b, kBytes);
+        l.blocks[l.count++] = b;
+        return;
+      }
     }
     ::operator delete(b);
   }

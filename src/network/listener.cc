@@ -108,9 +108,12 @@ ActiveListener::ActiveListener(event::Dispatcher& dispatcher, ListenerConfigCons
     : dispatcher_(dispatcher), config_(std::move(config)), fd_(fd), limits_(limits),
       reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
   if (fd_ < 0) return; // bind_to_port: false
-  if (accept_event_.registerFd<&ActiveListener::onAcceptEvent>(dispatcher_, fd_, this) != 0) {
-    // Logged by the dispatcher; this worker cannot take this listener's
-    // connections (the others still do).
+  if (const int err =
+          accept_event_.registerFd<&ActiveListener::onAcceptEvent>(dispatcher_, fd_, this)) {
+    // This worker cannot take this listener's connections (the others still do).
+    log::get("main").error("listener {}: {} cannot watch its socket ({}): it accepts no "
+                           "connections on this thread",
+                           config_->name(), dispatcher_.name(), std::strerror(err));
     accept_event_.reset();
   }
 }

@@ -307,17 +307,25 @@ struct Killer {
   }
 };
 
+// Two killers of each other, watching fd_a and fd_b, counting their calls in *calls.
+void makeKillerPair(Dispatcher& d, int fd_a, int fd_b, int* calls, std::unique_ptr<Killer>& a,
+                    std::unique_ptr<Killer>& b) {
+  a = std::make_unique<Killer>();
+  b = std::make_unique<Killer>();
+  a->other = &b;
+  b->other = &a;
+  a->calls = b->calls = calls;
+  ASSERT_EQ((a->ev.registerFd<&Killer::onReady>(d, fd_a, a.get())), 0);
+  ASSERT_EQ((b->ev.registerFd<&Killer::onReady>(d, fd_b, b.get())), 0);
+}
+
 TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
   Dispatcher d("test");
   ReadablePair p1, p2;
   int calls = 0;
-  auto a = std::make_unique<Killer>();
-  auto b = std::make_unique<Killer>();
-  a->other = &b;
-  b->other = &a;
-  a->calls = b->calls = &calls;
-  ASSERT_EQ((a->ev.registerFd<&Killer::onReady>(d, p1.fds[0], a.get())), 0);
-  ASSERT_EQ((b->ev.registerFd<&Killer::onReady>(d, p2.fds[0], b.get())), 0);
+  std::unique_ptr<Killer> a, b;
+  makeKillerPair(d, p1.fds[0], p2.fds[0], &calls, a, b);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   d.post([&] { d.exit(); }); // the wake-up comes after both sockets' edges
   d.run();
   EXPECT_EQ(calls, 1);
@@ -344,13 +352,9 @@ TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
   int quiet2[2];
   ASSERT_EQ(::pipe2(quiet2, O_NONBLOCK), 0);
   int pass_calls = 0;
-  auto e = std::make_unique<Killer>();
-  auto f = std::make_unique<Killer>();
-  e->other = &f;
-  f->other = &e;
-  e->calls = f->calls = &pass_calls;
-  ASSERT_EQ((e->ev.registerFd<&Killer::onReady>(d, quiet[0], e.get())), 0);
-  ASSERT_EQ((f->ev.registerFd<&Killer::onReady>(d, quiet2[0], f.get())), 0);
+  std::unique_ptr<Killer> e, f;
+  makeKillerPair(d, quiet[0], quiet2[0], &pass_calls, e, f);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   d.post([&] {
     e->ev.activate(FileReadyType::Read);
     f->ev.activate(FileReadyType::Read);
