@@ -1,5 +1,7 @@
 #include "accesslog/stream_info.h"
 
+#include "common/loop_time.h"
+
 #include <utility>
 
 namespace legate::accesslog {
@@ -49,7 +51,7 @@ std::string responseFlagsString(uint32_t flags) {
 
 std::chrono::milliseconds StreamInfo::duration() const {
   const auto end = end_steady == std::chrono::steady_clock::time_point{}
-                       ? std::chrono::steady_clock::now()
+                       ? loopNow()
                        : end_steady;
   return std::chrono::duration_cast<std::chrono::milliseconds>(end - start_steady);
 }

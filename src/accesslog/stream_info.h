@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/loop_time.h"
 #include "http/header_map.h"
 #include "network/address.h"
 
@@ -47,7 +48,7 @@ std::optional<uint32_t> responseFlagFromName(std::string_view name);
 
 struct StreamInfo {
   std::chrono::system_clock::time_point start_time = std::chrono::system_clock::now();
-  std::chrono::steady_clock::time_point start_steady = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_steady = loopNow();
   std::chrono::steady_clock::time_point end_steady{};
   // HTTP: when the request's end_stream was decoded (set by the connection
   // manager), when the first upstream response byte arrived (set by the

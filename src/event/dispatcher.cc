@@ -1,6 +1,7 @@
 #include "event/dispatcher.h"
 
 #include "common/logger.h"
+#include "common/loop_time.h"
 #include "event/timer_queue.h"
 
 #include <event2/event.h>
@@ -25,7 +26,7 @@ public:
   TimerImpl(TimerQueue& queue, std::function<void()> cb) : queue_(queue), cb_(std::move(cb)) {}
   ~TimerImpl() override { queue_.cancel(*this); }
   void enableTimer(std::chrono::milliseconds after) override {
-    queue_.schedule(*this, std::chrono::steady_clock::now() + after);
+    queue_.schedule(*this, loopNow() + after);
   }
   void disableTimer() override { queue_.cancel(*this); }
   bool enabled() const override { return scheduled(); }
@@ -158,10 +159,13 @@ int Dispatcher::msUntilNextWork() const {
 
 void Dispatcher::runOnce(int timeout_ms) {
   in_pass_ = true;
-  pollReady(timeout_ms);
-  runActivated();
-  runDue();
-  runDeferredDeletes();
+  {
+    LoopTimeScope loop_time; // each callback below refreshes it first
+    pollReady(timeout_ms);
+    runActivated();
+    runDue();
+    runDeferredDeletes();
+  }
   in_pass_ = false;
   if (nested_) {
     if (exit_requested_) {
@@ -189,6 +193,7 @@ void Dispatcher::pollReady(int timeout_ms) {
     // Activations waiting for this pass ride along.
     const uint32_t events = readyTypes(ready_[ready_next_ - 1].events) | fe->pending_;
     fe->pending_ = 0;
+    LoopTimeScope::refresh();
     fe->cb_(fe->owner_, events);
   }
   ready_count_ = ready_next_ = 0;
@@ -213,6 +218,7 @@ void Dispatcher::runActivated() {
     const uint32_t events = fe->pending_;
     fe->pending_ = 0;
     if (events != 0) {
+      LoopTimeScope::refresh();
       fe->cb_(fe->owner_, events);
     }
   }
@@ -381,6 +387,10 @@ void Dispatcher::runDeferredDeletes() {
   // Destructors may defer more deletions; loop until quiet.
   // The two vectors trade places and keep their capacity, so steady traffic
   // allocates nothing here.
+  if (to_delete_.empty()) {
+    return;
+  }
+  LoopTimeScope::refresh(); // destructors may record times
   while (!to_delete_.empty()) {
     deleting_batch_.swap(to_delete_);
     deleting_batch_.clear();

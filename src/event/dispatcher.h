@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/loop_time.h"
 #include "event/timer_queue.h"
 
 struct epoll_event;
@@ -61,7 +62,7 @@ public:
   explicit operator bool() const { return queue_ != nullptr; }
   // Only once set().
   void enableTimer(std::chrono::milliseconds after) {
-    queue_->schedule(*this, std::chrono::steady_clock::now() + after);
+    queue_->schedule(*this, loopNow() + after);
   }
   void disableTimer() {
     if (queue_ != nullptr) queue_->cancel(*this);
@@ -175,9 +176,6 @@ public:
   // itself before it is destroyed.
   TimerQueue& timerQueue() { return *timers_; }
   void deferredDelete(std::unique_ptr<DeferredDeletable> obj);
-
-  // Loop time, refreshed once per iteration (cheap).
-  MonotonicTime approximateNow() const { return std::chrono::steady_clock::now(); }
 
 private:
   friend class FileEvent;

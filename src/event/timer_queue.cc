@@ -1,5 +1,7 @@
 #include "event/timer_queue.h"
 
+#include "common/loop_time.h"
+
 namespace legate::event {
 
 TimerQueue::~TimerQueue() {
@@ -89,6 +91,7 @@ void TimerQueue::runExpired(MonotonicTime now) {
   while (!heap_.empty() && heap_.front()->deadline_ <= now) {
     Entry* e = heap_.front();
     removeAt(0);
+    LoopTimeScope::refresh();
     e->expired(); // may schedule, cancel or destroy any entry, itself included
   }
   running_ = false;

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "common/logger.h"
+#include "common/loop_time.h"
 #include "common/random.h"
 #include "http/http1/server_connection.h"
 #include "http/path_utility.h"
@@ -231,7 +232,7 @@ private:
   event::InlineTimer idle_timer_; // armed for every request: no allocation
   event::TimerPtr request_timer_;
   event::TimerPtr headers_timer_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_ = loopNow();
 };
 
 // The callbacks a decoder filter sees; knows the filter's position.
@@ -486,7 +487,7 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
 void ConnectionManager::ActiveStream::decodeHeaders(HeaderMapPtr headers, bool end_stream) {
   request_headers_ = std::move(headers);
   remote_complete_ = end_stream;
-  if (end_stream) info_.last_request_rx = std::chrono::steady_clock::now();
+  if (end_stream) info_.last_request_rx = loopNow();
   resetStreamTimer();
   headers_timer_.reset();
   if (!prepareRequest()) {
@@ -644,7 +645,7 @@ void ConnectionManager::ActiveStream::runDecodeHeaders(size_t start) {
 void ConnectionManager::ActiveStream::decodeData(Buffer& data, bool end_stream) {
   remote_complete_ |= end_stream;
   info_.bytes_received += data.length();
-  if (end_stream) info_.last_request_rx = std::chrono::steady_clock::now();
+  if (end_stream) info_.last_request_rx = loopNow();
   resetStreamTimer();
   if (remote_complete_ && request_timer_) request_timer_.reset();
   if (local_reply_sent_ || done_) {
@@ -700,7 +701,7 @@ void ConnectionManager::ActiveStream::runDecodeData(size_t start, Buffer& data, 
 void ConnectionManager::ActiveStream::decodeTrailers(HeaderMapPtr trailers) {
   request_trailers_ = std::move(trailers);
   remote_complete_ = true;
-  info_.last_request_rx = std::chrono::steady_clock::now();
+  info_.last_request_rx = loopNow();
   resetStreamTimer();
   if (request_timer_) request_timer_.reset();
   if (local_reply_sent_ || done_) {
@@ -1055,7 +1056,7 @@ void ConnectionManager::ActiveStream::finish() {
   idle_timer_.reset();
   request_timer_.reset();
   headers_timer_.reset();
-  info_.end_steady = std::chrono::steady_clock::now();
+  info_.end_steady = loopNow();
   ConnectionManagerStats& st = parent_.stats();
   st.downstream_rq_active.dec();
   st.downstream_rq_completed.inc();
@@ -1147,7 +1148,7 @@ ConnectionManager::~ConnectionManager() {
 void ConnectionManager::armIdleTimer() {
   if (config_->idle_timeout.count() > 0) {
     connection_->dispatcher().timerQueue().schedule(
-        *this, std::chrono::steady_clock::now() + config_->idle_timeout);
+        *this, loopNow() + config_->idle_timeout);
   }
 }
 
@@ -1171,7 +1172,7 @@ void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbac
 }
 
 network::FilterStatus ConnectionManager::onNewConnection() {
-  start_ = std::chrono::steady_clock::now();
+  start_ = loopNow();
   stats().downstream_cx_total.inc();
   stats().downstream_cx_active.inc();
   stats().downstream_cx_http1_total.inc();
@@ -1331,7 +1332,7 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   stats().downstream_cx_active.dec();
   stats().downstream_cx_http1_active.dec();
   stats().downstream_cx_length_ms.record(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+      std::chrono::duration_cast<std::chrono::milliseconds>(loopNow() -
                                                             start_)
           .count()));
 }

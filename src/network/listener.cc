@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/logger.h"
+#include "common/loop_time.h"
 
 namespace legate::network {
 
@@ -85,7 +86,7 @@ class ActiveListener::ActiveConnection : public ConnectionCallbacks,
                                          public IntrusiveList<ActiveConnection>::Hook {
 public:
   ActiveConnection(ActiveListener& parent, ConnectionPtr conn)
-      : parent_(parent), conn_(std::move(conn)), start_(std::chrono::steady_clock::now()) {
+      : parent_(parent), conn_(std::move(conn)), start_(loopNow()) {
     conn_->addConnectionCallbacks(*this);
   }
   void onEvent(ConnectionEvent event) override {
@@ -194,7 +195,7 @@ void ActiveListener::onAcceptReady() {
 }
 
 bool ActiveListener::rejectWithReserveFd() {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = loopNow();
   if (now - last_fd_warning_ > std::chrono::seconds(1)) {
     last_fd_warning_ = now;
     log::get("main").warn("listener {}: out of file descriptors ({}); refusing connections",
@@ -291,7 +292,7 @@ void ActiveListener::removeConnection(ActiveConnection& c) {
   st.downstream_cx_active.dec();
   st.downstream_cx_destroy.inc();
   st.downstream_cx_length_ms.record(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+      std::chrono::duration_cast<std::chrono::milliseconds>(loopNow() -
                                                             c.start())
           .count()));
   config_->activeConnections().fetch_sub(1, std::memory_order_relaxed);

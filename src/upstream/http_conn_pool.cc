@@ -1,6 +1,7 @@
 #include "upstream/http_conn_pool.h"
 
 #include "common/logger.h"
+#include "common/loop_time.h"
 #include "http/http1/client_connection.h"
 
 namespace legate::upstream {
@@ -11,10 +12,6 @@ spdlog::logger& poolLog() {
   return l;
 }
 
-int64_t msSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
-      .count();
-}
 
 } // namespace
 
@@ -64,7 +61,7 @@ public:
     cs.upstream_cx_active.inc();
     pool_.host_->stats().cx_total.fetch_add(1, std::memory_order_relaxed);
     pool_.host_->stats().cx_active.fetch_add(1, std::memory_order_relaxed);
-    connect_start_ = std::chrono::steady_clock::now();
+    connect_start_ = loopNow();
     remaining_ = cluster.maxRequestsPerConnection();
     connect_timer_ = pool_.dispatcher_.createTimer([this] {
       timed_out_ = true;

@@ -496,5 +496,47 @@ TEST(DispatcherTest, EverythingRunsUnderLibeventOnceItsBaseIsUsed) {
   }
 }
 
+// loopNow(): one clock reading per callback. Within a callback it does not move;
+// the next callback (a posted one, each due timer) gets a fresh reading; off the
+// loop it is the clock itself.
+TEST(DispatcherTest, LoopTimeIsReadOncePerCallback) {
+  using std::chrono::milliseconds;
+  const auto pause = milliseconds(3);
+  const MonotonicTime off_loop = loopNow();
+  std::this_thread::sleep_for(pause);
+  EXPECT_GE(loopNow() - off_loop, pause);
+
+  Dispatcher d("test");
+  MonotonicTime first_start{}, first_end{}, second{}, timer_a{}, timer_b{};
+  d.post([&] {
+    first_start = loopNow();
+    std::this_thread::sleep_for(pause);
+    first_end = loopNow();
+    d.post([&] { second = loopNow(); }); // a later callback
+  });
+  // Two timers due together: the second is called after the first has slept.
+  TimerPtr a, b;
+  a = d.createTimer([&] {
+    timer_a = loopNow();
+    std::this_thread::sleep_for(pause);
+  });
+  b = d.createTimer([&] {
+    timer_b = loopNow();
+    d.exit();
+  });
+  const MonotonicTime armed = loopNow();
+  a->enableTimer(milliseconds(20));
+  b->enableTimer(milliseconds(20));
+  d.run();
+  EXPECT_EQ(first_start, first_end);
+  EXPECT_GE(second - first_start, pause);
+  EXPECT_GE(timer_a - armed, milliseconds(20)); // read when called, not when armed
+  EXPECT_GE(timer_b - timer_a, pause);
+  // Off the loop again: the clock.
+  const MonotonicTime after = loopNow();
+  std::this_thread::sleep_for(pause);
+  EXPECT_GE(loopNow() - after, pause);
+}
+
 } // namespace
 } // namespace legate::event

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "common/logger.h"
+#include "common/loop_time.h"
 #include "common/random.h"
 #include "http/utility.h"
 #include "router/route.h"
@@ -13,11 +14,6 @@
 
 namespace legate::extensions::router {
 namespace {
-
-int64_t msSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
-      .count();
-}
 
 // A number as header text, formatted on the stack (no std::string).
 class Decimal {
@@ -418,7 +414,7 @@ void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr he
   retry_body_.drain(retry_body_.length());
   request_trailers_.reset();
 
-  callbacks_->streamInfo().first_upstream_rx = std::chrono::steady_clock::now();
+  callbacks_->streamInfo().first_upstream_rx = loopNow();
   if (!config_->suppress_envoy_headers) {
     headers->set(kUpstreamServiceTime, Decimal(msSince(req.startTime())).view());
   }

@@ -1,5 +1,6 @@
 #include "extensions/filters/http/router/shadow_request.h"
 
+#include "common/loop_time.h"
 #include "upstream/cluster_manager.h"
 
 namespace legate::extensions::router {
@@ -208,7 +209,7 @@ void ShadowRequest::finish(bool abandoned) {
   if (!abandoned && response_complete_) {
     cs.upstream_rq_completed.inc();
     cs.upstream_rq_time.record(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+        std::chrono::duration_cast<std::chrono::milliseconds>(loopNow() -
                                                               start_)
             .count()));
   }

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "common/buffer.h"
+#include "common/loop_time.h"
 #include "event/dispatcher.h"
 #include "http/codec.h"
 #include "upstream/cluster.h"
@@ -94,7 +95,7 @@ private:
   bool pending_end_ = false;
   event::TimerPtr timeout_timer_;
   std::chrono::milliseconds timeout_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_ = loopNow();
   bool holds_slot_ = false;
   bool encode_complete_ = false;
   bool response_complete_ = false;

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "common/buffer.h"
+#include "common/loop_time.h"
 #include "event/dispatcher.h"
 #include "http/codec.h"
 #include "tracing/span.h"
@@ -116,7 +117,7 @@ private:
   upstream::HostConstSharedPtr host_;
   const uint32_t attempt_;
   const bool timeout_retry_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_ = loopNow();
 
   upstream::Cancellable* pending_ = nullptr;
   http::StreamEncoder* encoder_ = nullptr;

@@ -1,6 +1,7 @@
 #include "extensions/filters/network/tcp_proxy/tcp_proxy.h"
 
 #include "common/logger.h"
+#include "common/loop_time.h"
 #include "runtime/runtime.h"
 #include "upstream/cluster_manager.h"
 
@@ -12,10 +13,6 @@ spdlog::logger& filterLog() {
   return l;
 }
 
-int64_t msSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
-      .count();
-}
 
 // Owns an upstream connection whose downstream is gone until the upstream has
 // written what it holds (or idles out), then deletes itself.
@@ -183,7 +180,7 @@ void TcpProxyFilter::establishUpstream() {
   host_->stats().rq_active.fetch_add(1, std::memory_order_relaxed); // least request: one per connection
   upstream::HostStats::add(host_->stats().rq_total);
   info_.upstream_host = host_->address();
-  connect_start_ = std::chrono::steady_clock::now();
+  connect_start_ = loopNow();
 
   auto& dispatcher = downstream_->dispatcher();
   upstream_callbacks_ = std::make_shared<UpstreamCallbacks>(*this);
@@ -209,7 +206,7 @@ void TcpProxyFilter::onUpstreamEvent(network::ConnectionEvent event) {
     connected_ = true;
     connect_timer_.reset();
     cs.upstream_cx_connect_ms.record(static_cast<uint64_t>(msSince(connect_start_)));
-    upstream_start_ = std::chrono::steady_clock::now();
+    upstream_start_ = loopNow();
     info_.upstream_local = upstream_->localAddress();
     info_.upstream_connection_id = upstream_->id();
     upstream_->initializeReadFilters();
@@ -397,7 +394,7 @@ void TcpProxyFilter::finalize() {
     return;
   }
   finalized_ = true;
-  info_.end_steady = std::chrono::steady_clock::now();
+  info_.end_steady = loopNow();
   info_.bytes_received = downstream_ ? downstream_->bytesReceived() : 0;
   info_.bytes_sent = downstream_ ? downstream_->bytesSent() : 0;
   if (info_.termination_details.empty()) {
