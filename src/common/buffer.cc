@@ -1,5 +1,6 @@
 #include "common/buffer.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -146,6 +147,19 @@ void Buffer::pushBack(Slice&& s) {
   q.slices.push_back(std::move(s));
 }
 
+void Buffer::adopt(Slice&& s) {
+  const size_t n = s.readable();
+  if (n <= kCopyBytes && !noSlices()) {
+    Slice& tail = back();
+    if (tail.writable() >= n) {
+      std::memcpy(tail.data + tail.end, s.data + s.start, n);
+      tail.end += static_cast<uint32_t>(n);
+      return; // s goes back to the pool with its owner
+    }
+  }
+  pushBack(std::move(s));
+}
+
 void Buffer::popFront() {
   q_->slices[q_->head].release();
   if (++q_->head == q_->slices.size()) {
@@ -206,7 +220,7 @@ void Buffer::move(Buffer& other) {
   }
   Queue& from = *other.q_;
   for (size_t i = from.head; i < from.slices.size(); ++i) {
-    pushBack(std::move(from.slices[i]));
+    adopt(std::move(from.slices[i]));
   }
   q_->length += from.length;
   other.releaseQueue();
@@ -226,7 +240,7 @@ void Buffer::move(Buffer& other, size_t n) {
     if (readable <= n) {
       n -= readable;
       other.q_->length -= readable;
-      pushBack(std::move(front));
+      adopt(std::move(front));
       q_->length += readable;
       other.popFront(); // never the last: other keeps more than n bytes
     } else {
@@ -348,7 +362,7 @@ ssize_t Buffer::readFrom(int fd, size_t max_bytes, size_t* asked, int fresh_slic
     *asked = 0;
     for (int i = 0; i < cnt; ++i) *asked += iov[i].iov_len;
   }
-  const ssize_t rc = ::readv(fd, iov, cnt);
+  const ssize_t rc = cnt == 1 ? ::recv(fd, iov[0].iov_base, iov[0].iov_len, 0) : ::readv(fd, iov, cnt);
   if (rc <= 0) {
     return rc;
   }
@@ -381,7 +395,8 @@ ssize_t Buffer::writeTo(int fd, size_t* asked) {
   if (cnt == 0) {
     return 0;
   }
-  const ssize_t rc = ::writev(fd, iov, cnt);
+  const ssize_t rc = cnt == 1 ? ::send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                              : ::writev(fd, iov, cnt);
   if (rc > 0) {
     drain(static_cast<size_t>(rc));
   }

@@ -48,6 +48,45 @@ TEST(BufferTest, MoveAllIsZeroCopyOfSlices) {
   EXPECT_EQ(b.toString(), "x" + data);
 }
 
+// A small body moved behind its head joins the head's slice (one write, not
+// two); anything bigger, or with no room left at the tail, moves as a slice.
+TEST(BufferTest, SmallMovedSlicesAreCopiedIntoTheTailsRoom) {
+  Buffer head, body;
+  head.add("HTTP/1.1 200 OK\r\n\r\n");
+  body.add("hello");
+  head.move(body);
+  EXPECT_EQ(head.sliceCount(), 1u);
+  EXPECT_EQ(body.length(), 0u);
+  EXPECT_EQ(head.toString(), "HTTP/1.1 200 OK\r\n\r\nhello");
+
+  Buffer big;
+  big.add(pattern(Buffer::kCopyBytes + 1));
+  head.move(big);
+  EXPECT_EQ(head.sliceCount(), 2u) << "over kCopyBytes: linked, not copied";
+
+  // The partial move's whole-slice case too: two slices, the first small.
+  Buffer src, dst;
+  src.add("abc");
+  Buffer rest;
+  rest.add(pattern(Buffer::kSliceSize));
+  src.move(rest); // src: "abc" + (16 KiB: linked)
+  ASSERT_EQ(src.sliceCount(), 2u);
+  dst.add("0");
+  dst.move(src, 3);
+  EXPECT_EQ(dst.sliceCount(), 1u);
+  EXPECT_EQ(dst.toString(), "0abc");
+  EXPECT_EQ(src.length(), Buffer::kSliceSize);
+
+  // A full tail takes nothing: the small slice is linked.
+  Buffer full, tiny;
+  full.add(pattern(Buffer::kSliceSize));
+  tiny.add("z");
+  ASSERT_EQ(full.sliceCount(), 1u);
+  full.move(tiny);
+  EXPECT_EQ(full.sliceCount(), 2u);
+  EXPECT_EQ(full.toString(), pattern(Buffer::kSliceSize) + "z");
+}
+
 TEST(BufferTest, PartialMoveSplitsOneSlice) {
   Buffer a, b;
   const std::string data = pattern(Buffer::kSliceSize + 1000);
