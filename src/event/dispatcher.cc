@@ -28,7 +28,7 @@ public:
   void enableTimer(std::chrono::milliseconds after) override {
     queue_.schedule(*this, loopNow() + after);
   }
-  void disableTimer() override { queue_.cancel(*this); }
+  void disableTimer() override { queue_.disarm(*this); }
   bool enabled() const override { return scheduled(); }
 
 private:

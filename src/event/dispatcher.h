@@ -65,11 +65,11 @@ public:
     queue_->schedule(*this, loopNow() + after);
   }
   void disableTimer() {
-    if (queue_ != nullptr) queue_->cancel(*this);
+    if (queue_ != nullptr) queue_->disarm(*this);
   }
   bool enabled() const { return scheduled(); }
   void reset() {
-    disableTimer();
+    if (queue_ != nullptr) queue_->cancel(*this);
     queue_ = nullptr;
   }
 

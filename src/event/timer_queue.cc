@@ -17,9 +17,18 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
     deadline = running_now_ + std::chrono::nanoseconds(1);
   }
   const bool now_earliest = heap_.empty() || deadline < heap_.front()->deadline_;
-  if (e.scheduled()) {
+  if (e.index_ != Entry::kNotScheduled) {
     const MonotonicTime old = e.deadline_;
+    if (deadline >= old) {
+      // Later (the usual re-arm): stay put, remember how much later.
+      const auto later = std::chrono::ceil<std::chrono::milliseconds>(deadline - old).count();
+      if (later < Entry::kOff) {
+        e.later_ms_ = static_cast<uint32_t>(later);
+        return;
+      }
+    }
     e.deadline_ = deadline;
+    e.later_ms_ = 0;
     if (deadline < old) {
       siftUp(e.index_);
     } else {
@@ -27,6 +36,7 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
     }
   } else {
     e.deadline_ = deadline;
+    e.later_ms_ = 0;
     heap_.push_back(&e);
     e.index_ = static_cast<uint32_t>(heap_.size() - 1);
     siftUp(e.index_);
@@ -39,7 +49,7 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
 }
 
 void TimerQueue::cancel(Entry& e) {
-  if (e.scheduled()) {
+  if (e.index_ != Entry::kNotScheduled) { // disarmed ones too
     removeAt(e.index_);
   }
 }
@@ -47,6 +57,7 @@ void TimerQueue::cancel(Entry& e) {
 void TimerQueue::removeAt(uint32_t i) {
   Entry* gone = heap_[i];
   gone->index_ = Entry::kNotScheduled;
+  gone->later_ms_ = 0;
   Entry* last = heap_.back();
   heap_.pop_back();
   if (last == gone) {
@@ -90,6 +101,17 @@ void TimerQueue::runExpired(MonotonicTime now) {
   running_now_ = now;
   while (!heap_.empty() && heap_.front()->deadline_ <= now) {
     Entry* e = heap_.front();
+    if (e->later_ms_ == Entry::kOff) {
+      removeAt(0); // disarmed
+      continue;
+    }
+    if (e->later_ms_ != 0) {
+      // Pushed later: to its real place (which may be due too).
+      e->deadline_ += std::chrono::milliseconds(e->later_ms_);
+      e->later_ms_ = 0;
+      siftDown(0);
+      continue;
+    }
     removeAt(0);
     LoopTimeScope::refresh();
     e->expired(); // may schedule, cancel or destroy any entry, itself included

@@ -8,6 +8,14 @@
 // timeout) and most of them never fire. Scheduling is a vector sift with no
 // allocation once the heap has grown, and no system call.
 //
+// Pushing a deadline later, and disarming, are lazy: the entry keeps its place
+// and remembers the later deadline (in whole milliseconds past its place, so it
+// may fire up to 1 ms late) or that it is off. When its place comes due it is
+// moved to its real deadline or dropped. A stream's idle timer is pushed later
+// on every read and write, and a connection's idle timer is disarmed and
+// re-armed around every request: neither touches the heap for it. The cost: the
+// loop may wake at a stale deadline once and find nothing due.
+//
 // Thread: one queue per Dispatcher, used only on its thread.
 
 #include <chrono>
@@ -25,7 +33,8 @@ public:
   // cancel and reschedule are O(log n) without searching.
   class Entry {
   public:
-    bool scheduled() const { return index_ != kNotScheduled; }
+    // Armed: due to expire (not disarmed, not expired since).
+    bool scheduled() const { return index_ != kNotScheduled && later_ms_ != kOff; }
 
   protected:
     Entry() = default;
@@ -37,8 +46,10 @@ public:
   private:
     friend class TimerQueue;
     static constexpr uint32_t kNotScheduled = std::numeric_limits<uint32_t>::max();
-    MonotonicTime deadline_{};
+    static constexpr uint32_t kOff = std::numeric_limits<uint32_t>::max(); // disarmed
+    MonotonicTime deadline_{}; // its place in the heap
     uint32_t index_ = kNotScheduled;
+    uint32_t later_ms_ = 0; // due this much after deadline_; kOff: disarmed
   };
 
   TimerQueue() = default;
@@ -46,14 +57,20 @@ public:
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
 
-  // Puts e in the queue due at deadline (moving it if it already is).
+  // Arms e due at deadline (moving it if it is armed).
   void schedule(Entry& e, MonotonicTime deadline);
-  // Takes e out of the queue; a no-op if it is not in it.
+  // Disarms e, lazily: it may stay in the queue until its old deadline.
+  void disarm(Entry& e) {
+    if (e.index_ != Entry::kNotScheduled) e.later_ms_ = Entry::kOff;
+  }
+  // Takes e out of the queue now (before e is destroyed); a no-op if it is not in it.
   void cancel(Entry& e);
 
+  // Entries held, disarmed ones not yet dropped included.
   size_t size() const { return heap_.size(); }
   bool empty() const { return heap_.empty(); }
-  // The earliest deadline; only when not empty().
+  // When the loop must look next (no later than the earliest deadline, maybe
+  // earlier); only when not empty().
   MonotonicTime earliest() const { return heap_.front()->deadline_; }
   // Runs every entry due by now.
   void runExpired(MonotonicTime now);

@@ -1140,7 +1140,7 @@ ConnectionManager::ConnectionManager(std::shared_ptr<const ConnectionManagerConf
 
 ConnectionManager::~ConnectionManager() {
   closed_ = true;
-  if (connection_ != nullptr) disarmIdleTimer();
+  if (connection_ != nullptr) connection_->dispatcher().timerQueue().cancel(*this);
   resetAllStreams();
 }
 
@@ -1312,7 +1312,7 @@ void ConnectionManager::closeConnection(network::ConnectionCloseType type) {
 void ConnectionManager::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected || closed_) return;
   closed_ = true;
-  disarmIdleTimer();
+  connection_->dispatcher().timerQueue().cancel(*this);
   duration_timer_.reset();
   if (connection_->delayedCloseTimedOut()) {
     stats().downstream_cx_delayed_close_timeout.inc();

@@ -60,7 +60,7 @@ private:
   // dispatcher's timer queue: every idle keep-alive connection has one armed,
   // and a separate Timer would be another allocation (80 bytes) per connection.
   void armIdleTimer();
-  void disarmIdleTimer() { connection_->dispatcher().timerQueue().cancel(*this); }
+  void disarmIdleTimer() { connection_->dispatcher().timerQueue().disarm(*this); }
   void expired() override { onIdleTimeout(); }
   void onIdleTimeout();
   void resetAllStreams();

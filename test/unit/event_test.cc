@@ -115,10 +115,11 @@ TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
         q.cancel(*probes[i]);
         due[i] = -1;
       } else {
-        // Distinct deadlines, so the expected order is unique.
-        const int64_t ns = static_cast<int64_t>(rng() % 1000000) * 200 + i;
-        q.schedule(*probes[i], t0 + std::chrono::nanoseconds(ns));
-        due[i] = ns;
+        // Distinct deadlines, so the expected order is unique; whole
+        // milliseconds, the grain of a deadline pushed later.
+        const int64_t ms = static_cast<int64_t>(rng() % 1000000) * 200 + i;
+        q.schedule(*probes[i], t0 + std::chrono::milliseconds(ms));
+        due[i] = ms;
       }
     }
     size_t expected_count = 0;
@@ -129,7 +130,7 @@ TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
     ASSERT_EQ(q.size(), expected_count);
     // Run up to the median-ish time, then to the end.
     const int64_t cut = 100000000;
-    q.runExpired(t0 + std::chrono::nanoseconds(cut));
+    q.runExpired(t0 + std::chrono::milliseconds(cut));
     std::vector<int> expected;
     for (int i = 0; i < 200; ++i) {
       if (due[i] >= 0 && due[i] <= cut) expected.push_back(i);
@@ -139,7 +140,7 @@ TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
     EXPECT_EQ(q.size(), expected_count - expected.size());
     for (int i : expected) EXPECT_FALSE(probes[i]->scheduled());
     log.clear();
-    q.runExpired(t0 + std::chrono::seconds(10));
+    q.runExpired(t0 + std::chrono::hours(100));
     expected.clear();
     for (int i = 0; i < 200; ++i) {
       if (due[i] > cut) expected.push_back(i);
@@ -176,6 +177,58 @@ TEST(TimerQueueTest, CallbacksMayCancelOthersAndRearmThemselves) {
     EXPECT_EQ(log, (std::vector<int>{1}));
     EXPECT_EQ(q.size(), 0u);
   }
+}
+
+// Pushed later and disarmed, an entry keeps its place until that comes due; it
+// then moves to its real deadline or is dropped, and never fires early.
+TEST(TimerQueueTest, LaterAndDisarmedEntriesAreSettledWhenTheirPlaceComesDue) {
+  using std::chrono::milliseconds;
+  TimerQueue q;
+  std::vector<int> log;
+  Probe a(log, 1), b(log, 2), c(log, 3);
+  const MonotonicTime t0{};
+  q.schedule(a, t0 + milliseconds(10));
+  q.schedule(b, t0 + milliseconds(20));
+  q.schedule(c, t0 + milliseconds(30));
+  q.schedule(a, t0 + milliseconds(25)); // later: stays put
+  q.disarm(b);
+  EXPECT_TRUE(a.scheduled());
+  EXPECT_FALSE(b.scheduled());
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.earliest(), t0 + milliseconds(10)); // a stale place: a wake-up early
+  q.runExpired(t0 + milliseconds(22));
+  EXPECT_TRUE(log.empty()) << "nothing was due";
+  EXPECT_EQ(q.size(), 2u) << "the disarmed entry is dropped";
+  EXPECT_EQ(q.earliest(), t0 + milliseconds(25));
+  // Re-armed after a disarm, and moved earlier than its place: both exact.
+  q.disarm(c);
+  q.schedule(c, t0 + milliseconds(40));
+  q.schedule(b, t0 + milliseconds(23));
+  q.runExpired(t0 + milliseconds(30));
+  EXPECT_EQ(log, (std::vector<int>{2, 1}));
+  q.runExpired(t0 + milliseconds(39));
+  EXPECT_EQ(log.size(), 2u);
+  q.runExpired(t0 + milliseconds(40));
+  EXPECT_EQ(log, (std::vector<int>{2, 1, 3}));
+  EXPECT_EQ(q.size(), 0u);
+  // A deadline pushed later by a fraction of a millisecond fires by the next one.
+  q.schedule(a, t0 + milliseconds(50));
+  q.schedule(a, t0 + milliseconds(50) + std::chrono::microseconds(300));
+  q.runExpired(t0 + milliseconds(50) + std::chrono::microseconds(299));
+  EXPECT_EQ(log.size(), 3u);
+  q.runExpired(t0 + milliseconds(51));
+  EXPECT_EQ(log.size(), 4u);
+  // Disarmed, then destroyed: cancel() takes it out there and then.
+  {
+    Probe gone(log, 4);
+    q.schedule(gone, t0 + milliseconds(60));
+    q.disarm(gone);
+    EXPECT_EQ(q.size(), 1u);
+    q.cancel(gone);
+    EXPECT_EQ(q.size(), 0u);
+  }
+  q.runExpired(t0 + milliseconds(70));
+  EXPECT_EQ(log.size(), 4u);
 }
 
 // Through a real dispatcher: pushing a deadline later, earlier, and cancelling.
