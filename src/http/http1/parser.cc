@@ -60,8 +60,7 @@ void Parser::reset() {
 void Parser::resetHead() {
   head_bytes_ = 0;
   field_count_ = 0;
-  head_ = MessageHead();
-  head_.headers = std::make_unique<HeaderMap>();
+  head_ = MessageHead(); // its header map is made when a start line arrives
   trailers_.reset();
   authority_from_target_ = false;
   seen_host_ = false;
@@ -208,6 +207,7 @@ absl::Status Parser::processLine(std::string_view line) {
       return absl::OkStatus(); // RFC 9112 §2.2: ignore empty lines before a request/status line
     }
     state_ = State::Headers;
+    head_.headers = std::make_unique<HeaderMap>();
     return mode_ == Mode::Request ? parseRequestLine(line) : parseStatusLine(line);
   case State::Headers:
     if (line.empty()) {
