@@ -1,17 +1,27 @@
 #!/usr/bin/env python3
 """User and system CPU per proxied request, per proxy, side by side.
 
-    python3 bench/cpu_split.py [--rounds 3] [--duration 5] [--connections 50,400]
+    python3 bench/cpu_split.py [--rounds 3] [--duration 5] [--connections 50,400] [--perf N]
 
 The same proxies, configs, backend and wrk runs as `bench/run.py`'s http section
 (its helpers are reused), but the proxy's CPU time is read from /proc/<pid>/stat as
 utime and stime separately, to show how much of the CPU per request is the kernel's.
 Prints each run and then the medians; no thresholds.
+
+--perf N also samples each proxy's processes with `perf record -e cpu-clock` (a
+software clock: it works in a VM without hardware counters) in an extra run after
+each measured run of the first round (sampling costs CPU, so it is kept out of the
+figures), and prints each proxy's N hottest symbols, kernel and user
+space, side by side with its share of the samples by place (kernel, the proxy's own
+binary, libraries). Needs perf (Debian: linux-perf) and the right to profile (root,
+or kernel.perf_event_paranoid <= 1 for kernel symbols).
 """
 
 import argparse
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -25,11 +35,58 @@ def user_sys_ticks(pids):
     return sum(t[0] for t in ticks), sum(t[1] for t in ticks)
 
 
+def perf_start(pids, path):
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-o", path,
+                             "-p", ",".join(str(p) for p in pids)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def perf_stop(rec):
+    rec.send_signal(2)  # SIGINT: perf writes its file and exits
+    try:
+        rec.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        rec.kill()
+        rec.wait()
+
+
+def perf_top(path, n):
+    """(share by place, [(percent, place, symbol)]) from a perf.data file."""
+    out = subprocess.run(["perf", "report", "-i", path, "--no-children", "--sort", "dso,sym",
+                          "--stdio", "--percent-limit", "0.01"],
+                         capture_output=True, text=True).stdout
+    rows, places = [], {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or not parts[0].endswith("%") or line.lstrip().startswith("#"):
+            continue
+        try:
+            pct = float(parts[0][:-1])
+        except ValueError:
+            continue
+        dso, kind, sym = parts[1], parts[2], " ".join(parts[3:])
+        place = "kernel" if kind == "[k]" else ("proxy" if os.path.basename(dso) in
+                                                ("legate", "nginx", "haproxy") else "libraries")
+        places[place] = places.get(place, 0.0) + pct
+        rows.append((pct, place, sym))
+    return places, rows[:n]
+
+
+def print_perf(reports, n):
+    for name, (places, rows) in reports.items():
+        share = ", ".join("%s %.0f %%" % (k, places.get(k, 0.0)) for k in ("kernel", "proxy", "libraries"))
+        print("\n%s: samples by place: %s; hottest %d symbols:" % (name, share, n))
+        for pct, place, sym in rows:
+            print("  %5.2f %%  %-9s  %s" % (pct, place, sym[:100]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
     ap.add_argument("--connections", default="50,400")
+    ap.add_argument("--perf", type=int, default=0, metavar="N",
+                    help="sample each proxy with perf in round 1 and print its N hottest symbols")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or
                     os.path.join(run.ROOT, "build", "release", "legate"))
     a = ap.parse_args()
@@ -37,8 +94,11 @@ def main():
     tools, missing = run.find_tools(a.legate)
     if missing:
         sys.exit("missing: %s (make setup / make build)" % ", ".join(missing))
+    if a.perf and shutil.which("perf") is None:
+        sys.exit("--perf needs perf (Debian package linux-perf)")
     run.raise_nofile()
     results = {}
+    reports = {}
     with tempfile.TemporaryDirectory() as tmp:
         backend_port = run.free_port()
         backend = run.start_backend(tools, tmp, backend_port)
@@ -46,12 +106,21 @@ def main():
             for rnd in range(a.rounds):
                 for name in run.PROXIES:
                     proxy = run.start_proxy(name, tools, tmp, backend_port)
+                    rec = None
                     try:
                         for conns in levels:
                             run.run_wrk(tools, proxy.port, conns, 1)  # warm-up
                             u0, s0 = user_sys_ticks(proxy.tree)
                             r = run.run_wrk(tools, proxy.port, conns, a.duration)
                             u1, s1 = user_sys_ticks(proxy.tree)
+                            if a.perf and rnd == 0:
+                                # A run of its own: sampling costs the proxy CPU.
+                                path = os.path.join(tmp, "%s.perf" % name)
+                                rec = perf_start(proxy.tree, path)
+                                run.run_wrk(tools, proxy.port, conns, a.duration)
+                                perf_stop(rec)
+                                rec = None
+                                reports["%s c=%d" % (name, conns)] = perf_top(path, a.perf)
                             run.check_wrk(r, "%s c=%d" % (name, conns))
                             scale = 1e6 / run.CLK_TCK / r["requests"]
                             u, s = (u1 - u0) * scale, (s1 - s0) * scale
@@ -59,6 +128,8 @@ def main():
                             print("round %d  %-8s c=%-4d user %5.1f  sys %5.1f  total %5.1f µs/request"
                                   % (rnd + 1, name, conns, u, s, u + s), flush=True)
                     finally:
+                        if rec is not None:
+                            perf_stop(rec)
                         proxy.stop()
         finally:
             backend.stop()
@@ -69,6 +140,8 @@ def main():
             u = statistics.median(x[0] for x in v)
             s = statistics.median(x[1] for x in v)
             print("c=%-4d %-8s user %5.1f  sys %5.1f  total %5.1f" % (conns, name, u, s, u + s))
+    if reports:
+        print_perf(reports, a.perf)
 
 
 if __name__ == "__main__":
