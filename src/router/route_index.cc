@@ -26,7 +26,7 @@ void RouteIndex::Trie::insert(std::string_view key, uint32_t idx) {
   nodes[node].routes.push_back(idx);
 }
 
-void RouteIndex::Trie::collect(std::string_view key, std::vector<uint32_t>& out) const {
+void RouteIndex::Trie::collect(std::string_view key, Candidates& out) const {
   uint32_t node = 0;
   size_t i = 0;
   while (true) {
@@ -68,8 +68,8 @@ void RouteIndex::addUnindexed(uint32_t idx) {
 }
 
 std::optional<uint32_t> RouteIndex::findFirst(std::string_view path,
-                                              const std::function<bool(uint32_t)>& matches) const {
-  std::vector<uint32_t> candidates;
+                                              absl::FunctionRef<bool(uint32_t)> matches) const {
+  Candidates candidates;
   if (!exact_.empty()) {
     // absl's flat_hash_map with std::string keys accepts absl::string_view.
     auto it = exact_.find(absl::string_view(path.data(), path.size()));

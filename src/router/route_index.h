@@ -20,13 +20,14 @@
 // Thread: built once on the main thread, then read-only.
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 
 namespace legate::router {
 
@@ -39,13 +40,16 @@ class RouteIndex {
   void addUnindexed(uint32_t idx);
 
   // The smallest idx among the candidates for path (without query) for which
-  // matches(idx) is true.
+  // matches(idx) is true. Allocates nothing for up to kInlineCandidates
+  // candidates (matches is a reference, the candidates are on the stack).
   std::optional<uint32_t> findFirst(std::string_view path,
-                                    const std::function<bool(uint32_t)>& matches) const;
+                                    absl::FunctionRef<bool(uint32_t)> matches) const;
 
   size_t unindexedCount() const { return unindexed_.size(); }
 
  private:
+  static constexpr size_t kInlineCandidates = 16;
+  using Candidates = absl::InlinedVector<uint32_t, kInlineCandidates>;
   struct Trie {
     struct Node {
       std::vector<std::pair<unsigned char, uint32_t>> children;  // sorted by byte
@@ -54,7 +58,7 @@ class RouteIndex {
     std::vector<Node> nodes{Node{}};
     void insert(std::string_view key, uint32_t idx);
     // Appends the routes of every node on key's path (every stored prefix of key).
-    void collect(std::string_view key, std::vector<uint32_t>& out) const;
+    void collect(std::string_view key, Candidates& out) const;
     bool empty() const { return nodes.size() == 1 && nodes[0].routes.empty(); }
   };
 
