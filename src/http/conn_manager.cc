@@ -390,33 +390,44 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     sendLocalReplyImpl(403, "", nullptr, "connect_not_supported", 0);
     return false;
   }
-  std::string path_value(h.path());
-  if (path_value.empty() || (path_value[0] != '/' && path_value != "*")) {
+  const std::string_view path_in = h.path();
+  if (path_in.empty() || (path_in[0] != '/' && path_in != "*")) {
     sendLocalReplyImpl(400, "", nullptr, "invalid_path", 0);
     return false;
   }
-  if (path_value != "*") {
+  if (path_in != "*") {
+    // Each step copies the path only when it changes it (most paths it does
+    // not change): path_value holds the rewritten path once there is one.
+    std::string path_value;
+    bool rewritten = false;
+    const auto current = [&]() -> std::string_view {
+      return rewritten ? std::string_view(path_value) : path_in;
+    };
+    const auto rewrite = [&](std::string next) {
+      path_value = std::move(next);
+      rewritten = true;
+    };
     bool redirect = false;
     if (cfg.escaped_slashes != ConnectionManagerConfig::EscapedSlashesAction::KeepUnchanged &&
-        path::hasEscapedSlashes(path_value)) {
+        path::hasEscapedSlashes(current())) {
       if (cfg.escaped_slashes == ConnectionManagerConfig::EscapedSlashesAction::RejectRequest) {
         sendLocalReplyImpl(400, "", nullptr, "escaped_slashes_not_allowed", 0);
         return false;
       }
       redirect =
           cfg.escaped_slashes == ConnectionManagerConfig::EscapedSlashesAction::UnescapeAndRedirect;
-      path_value = path::unescapeSlashes(path_value);
+      rewrite(path::unescapeSlashes(current()));
     }
-    if (cfg.normalize_path) {
-      auto normalized = path::normalize(path_value);
+    if (cfg.normalize_path && !path::isNormal(current())) {
+      auto normalized = path::normalize(current());
       if (!normalized) {
         sendLocalReplyImpl(400, "", nullptr, "path_normalization_failed", 0);
         return false;
       }
-      path_value = std::move(*normalized);
+      rewrite(std::move(*normalized));
     }
-    if (cfg.merge_slashes) {
-      path_value = path::mergeSlashes(path_value);
+    if (cfg.merge_slashes && path::hasSlashRuns(current())) {
+      rewrite(path::mergeSlashes(current()));
     }
     if (redirect) {
       // UNESCAPE_AND_REDIRECT: the client asks again for the unescaped (and
@@ -427,8 +438,8 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
           "escaped_slashes_redirected", 0);
       return false;
     }
-    if (path_value != h.path()) {
-      h.set(headers::kPath, path_value);
+    if (rewritten && path_value != path_in) {
+      h.set(headers::kPath, path_value); // path_in is not used after this
     }
   }
   if (h.scheme().empty()) {

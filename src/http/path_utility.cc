@@ -84,6 +84,26 @@ std::optional<std::string> normalize(std::string_view full) {
   return result;
 }
 
+bool isNormal(std::string_view full) {
+  const std::string_view p = split(full).first;
+  if (p.empty() || p[0] != '/') return false;
+  const size_t n = p.size();
+  for (size_t i = 0; i < n; ++i) {
+    const char c = p[i];
+    if (c == '%' || c == '\0') return false;
+    if (c == '/' && i + 1 < n && p[i + 1] == '.') {
+      // "/." or "/.." ending the path or followed by '/': a dot segment.
+      const size_t after = (i + 2 < n && p[i + 2] == '.') ? i + 3 : i + 2;
+      if (after >= n || p[after] == '/') return false;
+    }
+  }
+  return true;
+}
+
+bool hasSlashRuns(std::string_view full) {
+  return split(full).first.find("//") != std::string_view::npos;
+}
+
 std::string mergeSlashes(std::string_view full) {
   auto [p, query] = split(full);
   std::string result;

@@ -219,8 +219,43 @@ TEST(PathTest, NormalizeRemovesDotSegmentsAndDecodesUnreserved) {
   EXPECT_FALSE(path::normalize("/a%2").has_value());
 }
 
+// isNormal() is normalize()'s fast path: whenever it says a path is normal,
+// normalize() must agree (return it unchanged). Random paths over the
+// characters that matter ('/', '.', '%', hex, '?', NUL), and the edges by hand.
+TEST(PathTest, IsNormalExactlyWhenNormalizeChangesNothing) {
+  EXPECT_TRUE(path::isNormal("/"));
+  EXPECT_TRUE(path::isNormal("/a/b.c/.d/..e/?x=/../%zz"));
+  EXPECT_TRUE(path::isNormal("//a//"));
+  EXPECT_FALSE(path::isNormal("/a/."));
+  EXPECT_FALSE(path::isNormal("/a/../b"));
+  EXPECT_FALSE(path::isNormal("/./"));
+  EXPECT_FALSE(path::isNormal("/a%41"));
+  EXPECT_FALSE(path::isNormal("a/b"));
+  EXPECT_FALSE(path::isNormal(std::string_view("/a\0b", 4)));
+  const char alphabet[] = {'/', '.', '%', '4', '1', 'a', '?', '\0', 'F'};
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 50000; ++trial) {
+    std::string s = "/";
+    const size_t len = rng() % 12;
+    for (size_t i = 0; i < len; ++i) s += alphabet[rng() % sizeof(alphabet)];
+    const auto n = path::normalize(s);
+    const bool unchanged = n.has_value() && *n == s;
+    if (path::isNormal(s)) {
+      ASSERT_TRUE(unchanged) << "isNormal but normalize changes: " << s;
+    } else {
+      // Only a '%', a NUL or a dot segment sends a path down the slow way.
+      const std::string_view part = std::string_view(s).substr(0, s.find('?'));
+      ASSERT_TRUE(part.find('%') != std::string_view::npos ||
+                  part.find('\0') != std::string_view::npos || !unchanged)
+          << "not isNormal, yet nothing to do: " << s;
+    }
+  }
+}
+
 TEST(PathTest, MergeSlashesAndEscapedSlashes) {
   EXPECT_EQ(path::mergeSlashes("//a///b/?x=//"), "/a/b/?x=//");
+  EXPECT_TRUE(path::hasSlashRuns("/a//b"));
+  EXPECT_FALSE(path::hasSlashRuns("/a/b?x=//"));
   EXPECT_TRUE(path::hasEscapedSlashes("/a%2Fb"));
   EXPECT_TRUE(path::hasEscapedSlashes("/a%5cb"));
   EXPECT_FALSE(path::hasEscapedSlashes("/a?x=%2F"));
