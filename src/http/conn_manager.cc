@@ -1,6 +1,8 @@
 #include "http/conn_manager.h"
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
+#include <algorithm>
 #include <random>
 
 #include "common/logger.h"
@@ -190,10 +192,11 @@ private:
   StreamEncoder& encoder_;
   const uint64_t id_;
   accesslog::StreamInfo info_;
-  std::vector<std::unique_ptr<DecoderEntry>> decoders_;
+  // Inline room for a typical chain (a filter or three and the router).
+  absl::InlinedVector<std::unique_ptr<DecoderEntry>, 4> decoders_;
   std::vector<std::unique_ptr<EncoderEntry>> encoders_; // in encode order
   std::vector<size_t> encoder_positions_;               // config position of each
-  std::vector<DownstreamWatermarkCallbacks*> watermark_callbacks_;
+  absl::InlinedVector<DownstreamWatermarkCallbacks*, 1> watermark_callbacks_; // the router
   HeaderMapPtr request_headers_;
   HeaderMapPtr request_trailers_;
   HeaderMapPtr response_headers_;
@@ -290,7 +293,8 @@ struct ConnectionManager::ActiveStream::DecoderEntry : public DecoderFilterCallb
     if (stream.parent_.above_high_watermark_) cb.onAboveWriteBufferHighWatermark();
   }
   void removeDownstreamWatermarkCallbacks(DownstreamWatermarkCallbacks& cb) override {
-    std::erase(stream.watermark_callbacks_, &cb);
+    auto& cbs = stream.watermark_callbacks_;
+    cbs.erase(std::remove(cbs.begin(), cbs.end(), &cb), cbs.end());
   }
   HeaderMap* requestHeaders() override { return stream.request_headers_.get(); }
   tracing::Span* activeSpan() override { return stream.active_span_.get(); }

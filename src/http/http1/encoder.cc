@@ -259,7 +259,7 @@ void StreamEncoderBase::removeCallbacks(StreamCallbacks& callbacks) {
 
 void StreamEncoderBase::notifyReset(StreamResetReason reason, std::string_view details) {
   // Callbacks may remove themselves while being notified: iterate a copy.
-  const std::vector<StreamCallbacks*> callbacks = std::move(callbacks_);
+  const Callbacks callbacks = std::move(callbacks_);
   callbacks_.clear();
   for (StreamCallbacks* cb : callbacks) {
     cb->onResetStream(reason, details);

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "http/codec.h"
 #include "http/header_map.h"
 
@@ -109,7 +110,9 @@ protected:
   Framing framing_ = Framing::None;
   bool headers_encoded_ = false;
   bool complete_ = false;
-  std::vector<StreamCallbacks*> callbacks_;
+  // A stream has one or two watchers (the router's upstream request, the HCM).
+  using Callbacks = absl::InlinedVector<StreamCallbacks*, 2>;
+  Callbacks callbacks_;
 };
 
 // Scans headers for what framing needs: a valid Content-Length, and whether
