@@ -74,7 +74,8 @@ def perf_top(path, n):
 
 def print_perf(reports, n):
     for name, (places, rows) in reports.items():
-        share = ", ".join("%s %.0f %%" % (k, places.get(k, 0.0)) for k in ("kernel", "proxy", "libraries"))
+        share = ", ".join("%s %.0f %%" % (k, places.get(k, 0.0))
+                          for k in ("kernel", "proxy", "libraries"))
         print("\n%s: samples by place: %s; hottest %d symbols:" % (name, share, n))
         for pct, place, sym in rows:
             print("  %5.2f %%  %-9s  %s" % (pct, place, sym[:100]))
