@@ -62,7 +62,6 @@ public:
     bool wire_safe = false;
     bool operator==(const Entry& o) const { return first == o.first && second == o.second; }
   };
-  using Entries = std::vector<Entry>;
 
   HeaderMap() = default;
   HeaderMap(const HeaderMap& other) { copyFrom(other); }
@@ -97,7 +96,7 @@ public:
   // The :status as a number, or 0 if absent or malformed.
   uint32_t status() const;
 
-  const Entries& entries() const { return entries_; }
+  const std::vector<Entry>& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
   // Sum of name and value lengths (for header size limits).
@@ -128,7 +127,7 @@ private:
   template <class Pred> size_t removeIf(Pred pred);
   void insert(Entry e);
 
-  Entries entries_;
+  std::vector<Entry> entries_;
   absl::InlinedVector<Block, 1> blocks_; // nearly always one
   size_t used_ = 0;         // bytes used in blocks_.back()
   size_t pseudo_count_ = 0; // entries_[0, pseudo_count_) are pseudo-headers
