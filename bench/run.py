@@ -593,6 +593,27 @@ def rows_for(sections, levels, idle_n, rate, lat_conns):
     return rows
 
 
+def round_ratio_range(results, key, better):
+    """(min, max) over rounds of legate / best peer within that round: each round
+    has every proxy once, back to back, so its ratio is paired against the same
+    drift. The spread says how far a single rerun may land from the median."""
+    ratios = []
+    for i, rnd in enumerate(results.get("legate", [])):
+        own = rnd.get(key)
+        peers = [results[p][i].get(key) for p in PEERS if p in results and i < len(results[p])]
+        peers = [v for v in peers if v is not None]
+        if own is None or not peers:
+            continue
+        best = min(peers) if better == "lower" else max(peers)
+        if best:
+            ratios.append(own / best)
+    return (min(ratios), max(ratios)) if ratios else None
+
+
+def fmt_range(r):
+    return "-" if r is None else "%.2f-%.2f" % r
+
+
 def summarize(results, rows):
     table = []
     for key, label, better, f in rows:
@@ -603,7 +624,8 @@ def summarize(results, rows):
             best = min(peers) if better == "lower" else max(peers)
             ratio = meds["legate"] / best if best else None
         row = {"metric": label, "key": key, "better": better, "fmt": f,
-               "median": meds, "ratio_legate_best_peer": ratio}
+               "median": meds, "ratio_legate_best_peer": ratio,
+               "ratio_round_range": round_ratio_range(results, key, better)}
         if VARIANT in meds:
             v, base = meds[VARIANT], meds["legate"]
             row["ratio_variant_legate"] = v / base if v is not None and base else None
@@ -638,20 +660,22 @@ def fmt(value, f):
 
 def markdown(table, meta):
     variant = any(VARIANT in row["median"] for row in table)
-    lines = ["| metric | legate | nginx | haproxy | legate / best peer |" +
+    lines = ["| metric | legate | nginx | haproxy | legate / best peer | per round |" +
              (" legate-variant | variant / legate |" if variant else ""),
-             "|---|---:|---:|---:|---:|" + ("---:|---:|" if variant else "")]
+             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if variant else "")]
     for row in table:
         m = row["median"]
         ratio = fmt(row["ratio_legate_best_peer"], "%.2f")
-        line = "| %s (%s is better) | %s | %s | %s | %s |" % (
+        line = "| %s (%s is better) | %s | %s | %s | %s | %s |" % (
             row["metric"], row["better"], fmt(m["legate"], row["fmt"]), fmt(m["nginx"], row["fmt"]),
-            fmt(m["haproxy"], row["fmt"]), ratio)
+            fmt(m["haproxy"], row["fmt"]), ratio, fmt_range(row.get("ratio_round_range")))
         if variant:
             line += " %s | %s |" % (fmt(m.get(VARIANT), row["fmt"]), fmt(row.get("ratio_variant_legate"), "%.2f"))
         lines.append(line)
-    head = ["Medians over %d round(s), %ds per measured run; %s." % (meta["rounds"], meta["duration_s"], meta["note"]),
-            ""]
+    head = ["Medians over %d round(s), %ds per measured run; %s. *per round*: the lowest and highest "
+            "legate / best peer within one round (each round runs every proxy once, back to back), "
+            "which is how far one rerun may land from the median." % (
+                meta["rounds"], meta["duration_s"], meta["note"]), ""]
     return "\n".join(head + lines) + "\n"
 
 
@@ -686,13 +710,14 @@ def raw_scale_markdown(scale):
 def print_table(table):
     w = max(len(r["metric"]) for r in table) + 2
     variant = any(VARIANT in row["median"] for row in table)
-    log("%-*s %12s %12s %12s %12s" % (w, "metric", "legate", "nginx", "haproxy", "legate/best") +
+    log("%-*s %12s %12s %12s %12s %10s" % (w, "metric", "legate", "nginx", "haproxy", "legate/best", "per round") +
         (" %15s %16s" % (VARIANT, "variant/legate") if variant else ""))
     for row in table:
         m = row["median"]
-        log("%-*s %12s %12s %12s %12s" % (w, row["metric"], fmt(m["legate"], row["fmt"]),
-                                          fmt(m["nginx"], row["fmt"]), fmt(m["haproxy"], row["fmt"]),
-                                          fmt(row["ratio_legate_best_peer"], "%.2f")) +
+        log("%-*s %12s %12s %12s %12s %10s" % (w, row["metric"], fmt(m["legate"], row["fmt"]),
+                                               fmt(m["nginx"], row["fmt"]), fmt(m["haproxy"], row["fmt"]),
+                                               fmt(row["ratio_legate_best_peer"], "%.2f"),
+                                               fmt_range(row.get("ratio_round_range"))) +
             (" %15s %16s" % (fmt(m.get(VARIANT), row["fmt"]), fmt(row.get("ratio_variant_legate"), "%.2f"))
              if variant else ""))
 
@@ -990,7 +1015,8 @@ def main():
     log("")
     if table:
         log("Medians over %d round(s); ratio = legate / best peer (for 'lower is better' rows "
-            "< 1 means legate wins, for requests/s > 1 means legate wins)." % args.rounds)
+            "< 1 means legate wins, for requests/s > 1 means legate wins); per round = its lowest and "
+            "highest within one round." % args.rounds)
         print_table(table)
     if scale_rows:
         log("")
