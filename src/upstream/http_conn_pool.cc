@@ -242,7 +242,9 @@ public:
   std::unique_ptr<network::Connection> releaseConnection() { return std::move(conn_); }
   bool streamActive() const { return stream_active_; }
   const std::string& protocolError() const { return protocol_error_; }
-  std::list<std::unique_ptr<ActiveClient>>* list = nullptr;
+  // The pool list the client is in, and its place there.
+  ClientList* list = nullptr;
+  ClientList::iterator pos;
 
 private:
   HttpConnPool& pool_;
@@ -286,7 +288,7 @@ Cancellable* HttpConnPool::newStream(http::StreamDecoder& response_decoder,
                                      PoolCallbacks& callbacks) {
   if (!ready_.empty()) {
     ActiveClient& client = *ready_.front();
-    moveClient(client, busy_);
+    moveClient(client, busy_, false);
     attach(client, response_decoder, callbacks);
     return nullptr;
   }
@@ -319,19 +321,15 @@ Cancellable* HttpConnPool::newStream(http::StreamDecoder& response_decoder,
 
 void HttpConnPool::createClient() {
   auto client = std::make_unique<ActiveClient>(*this);
-  client->list = &connecting_;
-  connecting_.push_back(std::move(client));
+  ActiveClient& c = *client;
+  c.list = &connecting_;
+  c.pos = connecting_.insert(connecting_.end(), std::move(client));
 }
 
-void HttpConnPool::moveClient(ActiveClient& client, std::list<std::unique_ptr<ActiveClient>>& to) {
-  auto& from = *client.list;
-  for (auto it = from.begin(); it != from.end(); ++it) {
-    if (it->get() == &client) {
-      to.splice(to.end(), from, it);
-      client.list = &to;
-      return;
-    }
-  }
+void HttpConnPool::moveClient(ActiveClient& client, ClientList& to, bool to_front) {
+  // splice keeps the iterator valid; it now points into `to`.
+  to.splice(to_front ? to.begin() : to.end(), *client.list, client.pos);
+  client.list = &to;
 }
 
 void HttpConnPool::attach(ActiveClient& client, http::StreamDecoder& decoder,
@@ -346,11 +344,11 @@ void HttpConnPool::onClientConnected(ActiveClient& client) {
     pending_.pop_front();
     cluster_.releasePending();
     cluster_.stats().upstream_rq_pending_active.dec();
-    moveClient(client, busy_);
+    moveClient(client, busy_, false);
     attach(client, req->decoder, req->callbacks);
     return;
   }
-  moveClient(client, ready_);
+  moveClient(client, ready_, true);
   client.startIdleTimer();
 }
 
@@ -367,7 +365,7 @@ void HttpConnPool::onStreamDone(ActiveClient& client, bool reusable) {
     attach(client, req->decoder, req->callbacks);
     return;
   }
-  moveClient(client, ready_);
+  moveClient(client, ready_, true);
   client.startIdleTimer();
 }
 
@@ -378,15 +376,8 @@ void HttpConnPool::onClientClosed(ActiveClient& client, bool during_connect, boo
   cs.upstream_cx_active.dec();
   cs.upstream_cx_destroy.inc();
   host_->stats().cx_active.fetch_sub(1, std::memory_order_relaxed);
-  std::list<std::unique_ptr<ActiveClient>>& list = *client.list;
-  std::unique_ptr<ActiveClient> owned;
-  for (auto it = list.begin(); it != list.end(); ++it) {
-    if (it->get() == &client) {
-      owned = std::move(*it);
-      list.erase(it);
-      break;
-    }
-  }
+  std::unique_ptr<ActiveClient> owned = std::move(*client.pos);
+  client.list->erase(client.pos);
   if (during_connect) {
     if (timed_out) {
       cs.upstream_cx_connect_timeout.inc();

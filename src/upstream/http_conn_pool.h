@@ -4,7 +4,11 @@
 //
 // A pool keeps idle keep-alive connections for reuse, opens new ones (up to
 // the cluster's max_connections) when none is idle, and queues requests while
-// connections are being established (up to max_pending_requests). A
+// connections are being established (up to max_pending_requests). The idle
+// connection used next is the one that went idle last (as Envoy): its socket
+// and state are still warm in the caches, and the connections a burst opened
+// and the steady load no longer needs stay at the back until their idle
+// timeout closes them. A
 // connection serves one request at a time; it returns to the idle list when
 // both the request and the response are complete and the codec says it can
 // be reused, and is closed after max_requests_per_connection requests or
@@ -81,14 +85,16 @@ private:
   void onStreamDone(ActiveClient& client, bool reusable);
   void processPending();
   void failPending(PoolFailureReason reason, std::string_view details);
-  void moveClient(ActiveClient& client, std::list<std::unique_ptr<ActiveClient>>& to);
+  using ClientList = std::list<std::unique_ptr<ActiveClient>>;
+  // Moves client (in O(1): it knows its place) to the front or the back of to.
+  void moveClient(ActiveClient& client, ClientList& to, bool to_front);
 
   event::Dispatcher& dispatcher_;
   const Cluster& cluster_;
   HostConstSharedPtr host_;
-  std::list<std::unique_ptr<ActiveClient>> connecting_;
-  std::list<std::unique_ptr<ActiveClient>> ready_;
-  std::list<std::unique_ptr<ActiveClient>> busy_;
+  ClientList connecting_;
+  ClientList ready_; // the most recently idle first
+  ClientList busy_;
   std::list<std::unique_ptr<PendingRequest>> pending_;
   bool draining_ = false;
 };

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import subprocess
 import time
 import unittest
@@ -205,6 +206,36 @@ class Connections(HttpProxyCase):
         self.assertEqual(http_get(port, "/three")[0], 200)
         self.assertEqual(up.last().conn_index, 1)
         self.assertEqual(lg.stat("cluster.up.upstream_cx_total"), 2)
+
+    def test_most_recently_idle_upstream_is_reused_and_the_rest_idle_out(self):
+        # Three concurrent requests open three upstream connections. Then one
+        # request every 0.2 s: each goes on the connection that went idle last, so
+        # the other two idle out after 1 s even though traffic never stops (taken
+        # in turn, each would be used every 0.6 s and none would ever idle out).
+        together = threading.Barrier(3, timeout=10)
+
+        def handler(req):
+            if req.path.startswith("/burst"):
+                together.wait()
+            return (200, [], b"ok")
+        up, lg, port = self.proxy(handler, cluster_extra={
+            "common_http_protocol_options": {"idle_timeout": "1s"}})
+        socks = [self.client(port) for _ in range(3)]
+        for i, s in enumerate(socks):
+            s.sendall(b"GET /burst%d HTTP/1.1\r\nHost: a\r\n\r\n" % i)
+        for s in socks:
+            self.assertEqual(read_http_response(SockReader(s)).status, 200)
+        self.assertEqual(lg.stat("cluster.up.upstream_cx_total"), 3)
+        trickle = []
+        deadline = time.monotonic() + 10
+        while lg.stat("cluster.up.upstream_cx_idle_timeout") < 2:
+            self.assertLess(time.monotonic(), deadline, "the unused connections never idled out")
+            self.assertEqual(http_get(port, "/t%d" % len(trickle))[0], 200)
+            trickle.append(up.last().conn_index)
+            time.sleep(0.2)
+        self.assertEqual(len(set(trickle)), 1, "the trickle took turns: %s" % trickle)
+        self.assertEqual(lg.stat("cluster.up.upstream_cx_active"), 1)
+        self.assertEqual(lg.stat("cluster.up.upstream_cx_total"), 3)
 
     def test_downstream_idle_timeout_rearms_after_each_request(self):
         # The HCM's idle timer runs only while no request is in flight: requests
