@@ -391,16 +391,58 @@ def percentile(sorted_values, q):
     return sorted_values[k]
 
 
-def fixed_rate(tools, proxy, tmp, rate, conns, duration, warmup):
+# h2load starts connections at most one per millisecond (--rate-period takes whole
+# milliseconds); a connection's --rps schedule starts when it connects.
+SPREAD_STEP_MS = 1
+
+
+def spread_per_conn(rate, conns):
+    """The per-connection rate, at most `rate / conns` and at least 95 % of it, whose
+    schedules are best spread when connection k starts k * SPREAD_STEP_MS after the
+    first: connection k's requests then fall at phase (k * step) mod period, and
+    this picks the rate whose closest two phases are furthest apart. Returns
+    (requests/s per connection, closest gap in µs, the ideal gap period/conns in µs)."""
+    target = rate / float(conns)
+    best = None
+    for per_conn in range(max(1, int(target * 0.95)), max(1, int(target)) + 1):
+        period_us = 1e6 / per_conn
+        phases = sorted((k * SPREAD_STEP_MS * 1e3) % period_us for k in range(conns))
+        gaps = [b - a for a, b in zip(phases, phases[1:])] + [phases[0] + period_us - phases[-1]]
+        cand = (min(gaps), per_conn, period_us / conns)
+        if best is None or cand[:2] > best[:2]:
+            best = cand
+    return best[1], best[0], best[2]
+
+
+def fixed_rate(tools, proxy, tmp, rate, conns, duration, warmup, spread=False):
     """h2load --h1 at `rate` requests/s in total (rate/conns per connection) for
     duration seconds after warmup seconds; latency percentiles from its per-request
-    log (microseconds from the request's start to the end of its response)."""
-    per_conn = max(1, int(round(rate / conns)))
+    log (microseconds from the request's start to the end of its response).
+
+    In step (spread=False): every connection connects at once, so the schedules
+    coincide and the proxy sees a burst of `conns` requests every period. Spread:
+    connections start SPREAD_STEP_MS apart (h2load -r1), so their schedules interleave
+    and requests arrive one by one, as independent clients' would; h2load then has
+    no -D or warm-up (it takes -n instead), so the warm-up and the connections' ramp
+    are cut from the log by start time."""
+    prefix = "spread_" if spread else "fixed_"
+    url = "http://127.0.0.1:%d/" % proxy.port
     logpath = os.path.join(tmp, "h2load-%s.log" % proxy.name)
-    argv = [tools["h2load"], "--h1", "-t1", "-c%d" % conns, "--rps=%d" % per_conn,
-            "-D%d" % duration, "--log-file=" + logpath, "http://127.0.0.1:%d/" % proxy.port]
-    if warmup > 0:
-        argv.insert(-1, "--warm-up-time=%d" % warmup)
+    if os.path.exists(logpath):
+        os.unlink(logpath)  # h2load appends
+    if spread:
+        per_conn, _, _ = spread_per_conn(rate, conns)
+        skip_s = max(warmup, conns * SPREAD_STEP_MS / 1e3)
+        argv = [tools["h2load"], "--h1", "-t1", "-c%d" % conns, "--rps=%d" % per_conn, "-r1",
+                "--rate-period=%dms" % SPREAD_STEP_MS,
+                "-n%d" % int(round(per_conn * conns * (skip_s + duration))), "--log-file=" + logpath, url]
+    else:
+        per_conn = max(1, int(round(rate / conns)))
+        skip_s = 0  # h2load's own warm-up leaves it out of the log
+        argv = [tools["h2load"], "--h1", "-t1", "-c%d" % conns, "--rps=%d" % per_conn,
+                "-D%d" % duration, "--log-file=" + logpath, url]
+        if warmup > 0:
+            argv.insert(-1, "--warm-up-time=%d" % warmup)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 30)
     except subprocess.TimeoutExpired:
@@ -412,7 +454,7 @@ def fixed_rate(tools, proxy, tmp, rate, conns, duration, warmup):
     if not m:
         raise BenchError("cannot parse h2load output:\n" + done.stdout)
     failed = int(m.group(5)) + int(m.group(6))
-    lat_us = []
+    logged = []  # (start µs since the epoch, latency µs)
     non2xx = 0
     with open(logpath) as f:
         for line in f:
@@ -420,17 +462,21 @@ def fixed_rate(tools, proxy, tmp, rate, conns, duration, warmup):
             if len(cols) >= 3:
                 if not cols[1].startswith("2"):
                     non2xx += 1
-                lat_us.append(int(cols[2]))
+                logged.append((int(cols[0]), int(cols[2])))
     os.unlink(logpath)
-    lat_us.sort()
-    if not lat_us:
+    if not logged:
         raise BenchError("%s: h2load logged no requests" % proxy.name)
     if failed or non2xx:
         raise BenchError("%s: fixed-rate run had %d failed/errored and %d non-2xx requests"
                          % (proxy.name, failed, non2xx))
-    return {"fixed_requests": len(lat_us), "fixed_rps": len(lat_us) / float(duration),
-            "fixed_p50_ms": percentile(lat_us, 0.50) / 1e3, "fixed_p99_ms": percentile(lat_us, 0.99) / 1e3,
-            "fixed_p999_ms": percentile(lat_us, 0.999) / 1e3, "fixed_rate_target": per_conn * conns}
+    first = min(t for t, _ in logged)
+    begin, end = first + skip_s * 1e6, first + (skip_s + duration) * 1e6
+    lat_us = sorted(lat for t, lat in logged if begin <= t < end)
+    if not lat_us:
+        raise BenchError("%s: no request in the measured window" % proxy.name)
+    return {prefix + "requests": len(lat_us), prefix + "rps": len(lat_us) / float(duration),
+            prefix + "p50_ms": percentile(lat_us, 0.50) / 1e3, prefix + "p99_ms": percentile(lat_us, 0.99) / 1e3,
+            prefix + "p999_ms": percentile(lat_us, 0.999) / 1e3, prefix + "rate_target": per_conn * conns}
 
 
 # -- large bodies and TCP: CPU seconds per GiB
@@ -575,11 +621,14 @@ def rows_for(sections, levels, idle_n, rate, lat_conns):
         if idle_n:
             rows.append(("idle_bytes_per_conn", "RSS bytes per idle connection, N=%d" % idle_n, "lower", "%.0f"))
     if "latency" in sections and rate:
-        what = "fixed rate %.0f req/s, c=%d" % (rate, lat_conns)
-        rows += [("fixed_p50_ms", "latency p50 ms, " + what, "lower", "%.3f"),
-                 ("fixed_p99_ms", "latency p99 ms, " + what, "lower", "%.3f"),
-                 ("fixed_p999_ms", "latency p99.9 ms, " + what, "lower", "%.3f"),
-                 ("fixed_rps", "requests/s achieved, " + what, "higher", "%.0f")]
+        per_conn, _, _ = spread_per_conn(rate, lat_conns)
+        for prefix, what in (("spread_", "fixed rate %d req/s, c=%d, schedules spread" % (per_conn * lat_conns, lat_conns)),
+                             ("fixed_", "fixed rate %.0f req/s, c=%d, in step (bursts of %d)"
+                              % (max(1, int(round(rate / lat_conns))) * lat_conns, lat_conns, lat_conns))):
+            rows += [(prefix + "p50_ms", "latency p50 ms, " + what, "lower", "%.3f"),
+                     (prefix + "p99_ms", "latency p99 ms, " + what, "lower", "%.3f"),
+                     (prefix + "p999_ms", "latency p99.9 ms, " + what, "lower", "%.3f"),
+                     (prefix + "rps", "requests/s achieved, " + what, "higher", "%.0f")]
     if "bodies" in sections:
         rows += [("body_down_cpu_s_per_gib", "HTTP CPU s/GiB, 1 MiB responses", "lower", "%.3f"),
                  ("body_up_cpu_s_per_gib", "HTTP CPU s/GiB, 1 MiB uploads", "lower", "%.3f"),
@@ -840,11 +889,13 @@ class Runner:
         a = self.args
 
         def measure(proxy, rec, rnd):
-            r = fixed_rate(self.tools, proxy, self.tmp, rate, a.latency_connections, a.duration, a.warmup)
-            rec.update(r)
-            log("round %d  %-8s fixed rate %d req/s: %.0f req/s done, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms"
-                % (rnd + 1, proxy.name, r["fixed_rate_target"], r["fixed_rps"], r["fixed_p50_ms"],
-                   r["fixed_p99_ms"], r["fixed_p999_ms"]))
+            for spread, prefix, how in ((True, "spread_", "spread"), (False, "fixed_", "in step")):
+                r = fixed_rate(self.tools, proxy, self.tmp, rate, a.latency_connections, a.duration, a.warmup,
+                               spread=spread)
+                rec.update(r)
+                log("round %d  %-8s fixed rate %d req/s, %s: %.0f req/s done, p50 %.3f ms, p99 %.3f ms, "
+                    "p99.9 %.3f ms" % (rnd + 1, proxy.name, r[prefix + "rate_target"], how, r[prefix + "rps"],
+                                       r[prefix + "p50_ms"], r[prefix + "p99_ms"], r[prefix + "p999_ms"]))
 
         self.rounds("latency", run_proxies(), "http", measure)
 
