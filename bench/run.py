@@ -897,6 +897,10 @@ class Runner:
                     "p99.9 %.3f ms" % (rnd + 1, proxy.name, r[prefix + "rate_target"], how, r[prefix + "rps"],
                                        r[prefix + "p50_ms"], r[prefix + "p99_ms"], r[prefix + "p999_ms"]))
 
+        per_conn, gap_us, even_us = spread_per_conn(rate, a.latency_connections)
+        log("schedules spread: %d req/s per connection, connections %d ms apart: the closest two "
+            "connections' requests are %.0f µs apart (%.0f if perfectly even)"
+            % (per_conn, SPREAD_STEP_MS, gap_us, even_us))
         self.rounds("latency", run_proxies(), "http", measure)
 
     def bulk(self, section, prefix, proxies, mode):
