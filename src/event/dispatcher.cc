@@ -185,6 +185,7 @@ void Dispatcher::pollReady(int timeout_ms) {
     return;
   }
   ready_count_ = n;
+  const bool small_batch = n <= kSmallBatch;
   for (ready_next_ = 0; ready_next_ < ready_count_;) {
     FileEvent* fe = static_cast<FileEvent*>(ready_[ready_next_++].data.ptr);
     if (fe == nullptr) {
@@ -195,6 +196,7 @@ void Dispatcher::pollReady(int timeout_ms) {
     fe->pending_ = 0;
     LoopTimeScope::refresh();
     fe->cb_(fe->owner_, events);
+    if (small_batch) runActivated();
   }
   ready_count_ = ready_next_ = 0;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -423,6 +424,57 @@ TEST(DispatcherTest, AnEventResetByAnEarlierCallbackOfTheSameBatchIsNotCalled) {
   survivor.ev.reset();
   ::close(quiet[0]);
   ::close(quiet[1]);
+}
+
+// What a callback activates (a write it queued) runs right after that callback
+// when epoll reported a small batch, and once after the whole batch otherwise.
+struct Writer {
+  FileEvent ev;
+  std::vector<std::string>* log = nullptr;
+  void onReady(uint32_t) { log->push_back("write"); }
+};
+struct Reader {
+  FileEvent ev;
+  std::vector<std::string>* log = nullptr;
+  Writer* writer = nullptr;
+  void onReady(uint32_t) {
+    log->push_back("read");
+    writer->ev.activate(FileReadyType::Write);
+  }
+};
+
+std::vector<std::string> runOneBatch(size_t readers) {
+  Dispatcher d("test");
+  std::vector<std::string> log;
+  Writer w;
+  w.log = &log;
+  int quiet[2]; // never readable: the writer only runs when activated
+  EXPECT_EQ(::pipe2(quiet, O_NONBLOCK), 0);
+  EXPECT_EQ((w.ev.registerFd<&Writer::onReady>(d, quiet[0], &w)), 0);
+  std::vector<std::unique_ptr<ReadablePair>> pairs;
+  std::vector<std::unique_ptr<Reader>> rs;
+  for (size_t i = 0; i < readers; ++i) {
+    pairs.push_back(std::make_unique<ReadablePair>());
+    rs.push_back(std::make_unique<Reader>());
+    rs.back()->log = &log;
+    rs.back()->writer = &w;
+    EXPECT_EQ((rs.back()->ev.registerFd<&Reader::onReady>(d, pairs.back()->fds[0], rs.back().get())), 0);
+  }
+  d.post([&] { d.exit(); }); // its wake-up is one more event of the same batch
+  d.run();
+  for (auto& r : rs) r->ev.reset();
+  w.ev.reset();
+  ::close(quiet[0]);
+  ::close(quiet[1]);
+  return log;
+}
+
+TEST(DispatcherTest, ActivationsRunAfterEachCallbackOfASmallBatchAndAfterALargeOne) {
+  // Two readable sockets and the wake-up: three events, a small batch.
+  EXPECT_EQ(runOneBatch(2), (std::vector<std::string>{"read", "write", "read", "write"}));
+  // Six and the wake-up: the write runs once, after them all.
+  EXPECT_EQ(runOneBatch(6), (std::vector<std::string>{"read", "read", "read", "read", "read",
+                                                      "read", "write"}));
 }
 
 // An owner that re-activates itself every time (a read budget always spent)
