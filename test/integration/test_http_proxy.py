@@ -8,8 +8,8 @@ import json
 import os
 import re
 import shutil
-import threading
 import subprocess
+import threading
 import time
 import unittest
 
