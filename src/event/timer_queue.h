@@ -23,9 +23,11 @@
 #include <limits>
 #include <vector>
 
+#include "common/loop_time.h"
+
 namespace legate::event {
 
-using MonotonicTime = std::chrono::steady_clock::time_point;
+using legate::MonotonicTime; // common/loop_time.h
 
 class TimerQueue {
 public:

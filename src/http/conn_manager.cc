@@ -1348,10 +1348,7 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   }
   stats().downstream_cx_active.dec();
   stats().downstream_cx_http1_active.dec();
-  stats().downstream_cx_length_ms.record(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(loopNow() -
-                                                            start_)
-          .count()));
+  stats().downstream_cx_length_ms.record(static_cast<uint64_t>(msSince(start_)));
 }
 
 void ConnectionManager::onAboveWriteBufferHighWatermark() {

@@ -295,10 +295,7 @@ void ActiveListener::removeConnection(ActiveConnection& c) {
   ListenerStats& st = config_->stats();
   st.downstream_cx_active.dec();
   st.downstream_cx_destroy.inc();
-  st.downstream_cx_length_ms.record(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(loopNow() -
-                                                            c.start())
-          .count()));
+  st.downstream_cx_length_ms.record(static_cast<uint64_t>(msSince(c.start())));
   config_->activeConnections().fetch_sub(1, std::memory_order_relaxed);
   limits_.global_active.fetch_sub(1, std::memory_order_relaxed);
   // We are inside the connection's own callback: both die after it returns.

@@ -208,10 +208,7 @@ void ShadowRequest::finish(bool abandoned) {
   }
   if (!abandoned && response_complete_) {
     cs.upstream_rq_completed.inc();
-    cs.upstream_rq_time.record(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(loopNow() -
-                                                              start_)
-            .count()));
+    cs.upstream_rq_time.record(static_cast<uint64_t>(msSince(start_)));
   }
   pending_body_.drain(pending_body_.length());
   if (link_ != nullptr) {

@@ -13,7 +13,6 @@ spdlog::logger& filterLog() {
   return l;
 }
 
-
 // Owns an upstream connection whose downstream is gone until the upstream has
 // written what it holds (or idles out), then deletes itself.
 class UpstreamFlusher : public network::ConnectionCallbacks, public event::DeferredDeletable {
