@@ -361,14 +361,21 @@ def run_wrk_url(tools, url, conns, duration):
     return parse_wrk(done.stdout)
 
 
-def load_run(tools, proxy, conns, duration, warmup):
+def load_run(tools, proxy, conns, duration, warmup, backend=None):
+    """wrk at conns connections; the proxy's CPU per request, and with backend
+    given the backend's too: a proxy that makes the backend work harder (new
+    connections, extra bytes) shows there, not in its own figure."""
     if warmup > 0:
         run_wrk(tools, proxy.port, conns, warmup)
     cpu0 = proxy.cpu_seconds()
+    b0 = backend.cpu_seconds() if backend else None
     r = run_wrk(tools, proxy.port, conns, duration)
     cpu1 = proxy.cpu_seconds()
+    b1 = backend.cpu_seconds() if backend else None
     r["cpu_s"] = cpu1 - cpu0
     r["cpu_us_per_req"] = (r["cpu_s"] * 1e6 / r["requests"]) if r["requests"] else None
+    if backend:
+        r["backend_cpu_us_per_req"] = ((b1 - b0) * 1e6 / r["requests"]) if r["requests"] else None
     return r
 
 
@@ -609,6 +616,7 @@ METRICS = [
     ("rps@%d", "requests/s, c=%d", "higher", "%.0f"),
     ("p50_ms@%d", "latency p50 ms, c=%d", "lower", "%.3f"),
     ("p99_ms@%d", "latency p99 ms, c=%d", "lower", "%.3f"),
+    ("backend_cpu_us_per_req@%d", "backend's CPU µs/request, c=%d (a check, not a target)", "lower", "%.1f"),
 ]
 
 
@@ -825,8 +833,9 @@ def raise_nofile():
 class Runner:
     """Runs the per-proxy sections round by round, alternating the order."""
 
-    def __init__(self, args, tools, tmp, backend_port):
-        self.args, self.tools, self.tmp, self.backend_port = args, tools, tmp, backend_port
+    def __init__(self, args, tools, tmp, backend):
+        self.args, self.tools, self.tmp, self.backend = args, tools, tmp, backend
+        self.backend_port = backend.port
         self.results = {p: [{} for _ in range(args.rounds)] for p in run_proxies()}
         self.failures = []
 
@@ -855,13 +864,15 @@ class Runner:
             if a.idle:
                 rec["idle_bytes_per_conn"] = idle_memory(proxy, a.idle)
             for conns in levels:
-                r = load_run(self.tools, proxy, conns, a.duration, a.warmup)
-                for k in ("cpu_us_per_req", "rps", "p50_ms", "p99_ms", "requests", "non2xx", "socket_errors"):
+                r = load_run(self.tools, proxy, conns, a.duration, a.warmup, backend=self.backend)
+                for k in ("cpu_us_per_req", "rps", "p50_ms", "p99_ms", "requests", "non2xx", "socket_errors",
+                          "backend_cpu_us_per_req"):
                     rec["%s@%d" % (k, conns)] = r[k]
                 log("round %d  %-8s c=%-4d %8d req  %9.0f req/s  cpu %6.1f µs/req  "
-                    "p50 %7.3f ms  p99 %7.3f ms  errors %d/%d" % (
+                    "p50 %7.3f ms  p99 %7.3f ms  errors %d/%d  backend cpu %5.1f µs/req" % (
                         rnd + 1, proxy.name, conns, r["requests"], r["rps"], r["cpu_us_per_req"] or 0,
-                        r["p50_ms"] or 0, r["p99_ms"] or 0, r["non2xx"], r["socket_errors"]))
+                        r["p50_ms"] or 0, r["p99_ms"] or 0, r["non2xx"], r["socket_errors"],
+                        r["backend_cpu_us_per_req"] or 0))
                 check_wrk(r, "c=%d" % conns)
             if a.idle:
                 log("round %d  %-8s idle: %.0f bytes RSS per idle connection (N=%d)"
@@ -1026,7 +1037,7 @@ def main():
     started = time.time()
     try:
         backend = start_backend(tools, tmp, free_port())
-        runner = Runner(args, tools, tmp, backend.port)
+        runner = Runner(args, tools, tmp, backend)
         if "http" in sections:
             runner.http(levels)
         if "latency" in sections:
