@@ -8,7 +8,7 @@ export CCACHE_NOHASHDIR := 1
 CONFIG ?= examples/quickstart.yaml
 LEGATE_ARGS ?=
 
-.PHONY: all setup build build-asan run test test-unit test-asan bench bench-smoke clean
+.PHONY: all setup build build-asan build-pgo run test test-unit test-asan bench bench-smoke clean
 
 all: build
 
@@ -22,6 +22,12 @@ build: setup
 build-asan: setup
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS)
+
+# A profile-guided build (bench/pgo.py): instrumented build, a short training
+# run on the benchmark's traffic (needs nginx and wrk, which setup installs),
+# rebuild with the profile. Result: build/pgo/legate. Two builds: slower.
+build-pgo: setup
+	@python3 bench/pgo.py
 
 run: build
 	@echo
