@@ -369,7 +369,7 @@ void RouterFilter::onUpstream1xx(UpstreamRequest&, http::HeaderMapPtr headers) {
 
 void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr headers,
                                      bool end_stream) {
-  const uint32_t code = headers->status();
+  const uint32_t code = req.responseCode(); // headers' :status, parsed once
   if (code == 101) {
     // An upgrade succeeded: the stream now lasts as long as the peers want it
     // to; only the idle timeouts apply from here on.

@@ -183,7 +183,7 @@ void UpstreamRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream)
   response_code_ = headers->status();
   if (end_stream) response_complete_ = true;
   if (!outlier_timeout_recorded_) {
-    if (auto* od = cluster_.outlierDetector()) od->putHttpResponseCode(host_, headers->status());
+    if (auto* od = cluster_.outlierDetector()) od->putHttpResponseCode(host_, response_code_);
   }
   parent_.onUpstreamHeaders(*this, std::move(headers), end_stream);
 }

@@ -68,6 +68,8 @@ public:
   bool encodeComplete() const { return encode_complete_; }
   bool responseStarted() const { return response_started_; }
   bool responseComplete() const { return response_complete_; }
+  // The response's :status as a number (0 before the headers or if malformed).
+  uint32_t responseCode() const { return response_code_; }
   std::chrono::steady_clock::time_point startTime() const { return start_; }
   // Outlier detection: this attempt timed out (per-try or route timeout);
   // counted once, and its late response, if any, is not counted again.
