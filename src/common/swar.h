@@ -38,6 +38,15 @@ inline uint64_t lower(uint64_t w) {
   return w | (upper >> 2); // 0x80 >> 2 == 0x20, the case bit
 }
 
+// Four bytes: lower() on the zero-extended word (zero bytes stay zero).
+inline uint32_t load4(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+inline void store4(char* p, uint32_t w) { std::memcpy(p, &w, sizeof(w)); }
+inline uint32_t lower4(uint32_t w) { return static_cast<uint32_t>(lower(w)); }
+
 // Non-zero if some byte is below n (n <= 128). May flag bytes above a true hit
 // (borrows), never misses one: use it to pick a slow path, not to locate.
 inline uint64_t hasByteBelow(uint64_t w, uint8_t n) { return (w - kOnes * n) & ~w & kHighBits; }

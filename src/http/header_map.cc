@@ -9,13 +9,31 @@ namespace legate::http {
 
 namespace {
 
-// Copies n bytes from in to out, lower-casing ASCII letters.
+// Copies n bytes from in to out, lower-casing ASCII letters. Eight bytes at a
+// time; the last (n % 8) bytes as one more word that overlaps the previous one
+// (lower-casing is idempotent, so the overlap is rewritten with the same bytes),
+// and names under eight bytes as two overlapping four-byte words. out may equal
+// in; otherwise the ranges must not overlap.
 void copyLower(char* out, const char* in, size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    swar::store(out + i, swar::lower(swar::load(in + i)));
+  if (n >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      swar::store(out + i, swar::lower(swar::load(in + i)));
+    }
+    if (i < n) swar::store(out + n - 8, swar::lower(swar::load(in + n - 8)));
+    return;
   }
-  for (; i < n; ++i) {
+  if (n >= 4) {
+    // Both words are loaded before either is stored: with out == in the
+    // second load must not see the first store (it would anyway be the same
+    // bytes, lower-cased twice).
+    const uint32_t head = swar::lower4(swar::load4(in));
+    const uint32_t tail = swar::lower4(swar::load4(in + n - 4));
+    swar::store4(out, head);
+    swar::store4(out + n - 4, tail);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
     const char c = in[i];
     out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
   }

@@ -155,6 +155,10 @@ TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
       std::string lowered = s;
       toLowerInPlace(lowered);
       ASSERT_EQ(lowered, expected);
+      // The copying path: a name stored by the map.
+      HeaderMap h;
+      h.add(s, "v");
+      ASSERT_EQ(h.entries()[0].first, expected);
       EXPECT_TRUE(equalsIgnoreCase(s, expected));
       EXPECT_TRUE(equalsIgnoreCase(expected, s));
       if (len > 0) {
@@ -168,14 +172,18 @@ TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
       }
     }
   }
-  // Every byte value alone, at every offset of a 16-byte string.
-  for (int b = 0; b < 256; ++b) {
-    for (size_t at = 0; at < 16; ++at) {
-      std::string s(16, '-');
-      s[at] = static_cast<char>(b);
-      std::string lowered = s;
-      toLowerInPlace(lowered);
-      EXPECT_EQ(lowered[at], lowerByte(static_cast<char>(b))) << b;
+  // Every byte value alone, at every offset of strings whose last word
+  // overlaps the one before (5, 11) or does not (4, 16).
+  for (size_t len : {4u, 5u, 11u, 16u}) {
+    for (int b = 0; b < 256; ++b) {
+      for (size_t at = 0; at < len; ++at) {
+        std::string s(len, '-');
+        s[at] = static_cast<char>(b);
+        std::string lowered = s;
+        toLowerInPlace(lowered);
+        EXPECT_EQ(lowered[at], lowerByte(static_cast<char>(b))) << b << " at " << at << " of " << len;
+        EXPECT_EQ(lowered.substr(0, at) + lowered.substr(at + 1), std::string(len - 1, '-'));
+      }
     }
   }
   EXPECT_FALSE(equalsIgnoreCase("Content-Type", "content-typ"));
