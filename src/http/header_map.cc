@@ -217,8 +217,7 @@ template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
   return removed;
 }
 
-size_t HeaderMap::remove(std::string_view name) {
-  if (!mayHave(name)) return 0;
+size_t HeaderMap::removeName(std::string_view name) {
   return removeIf([name](std::string_view n) { return sameName(n, name); });
 }
 
@@ -226,8 +225,7 @@ size_t HeaderMap::removePrefix(std::string_view prefix) {
   return removeIf([prefix](std::string_view n) { return n.substr(0, prefix.size()) == prefix; });
 }
 
-std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
-  if (!mayHave(name)) return std::nullopt;
+std::optional<std::string_view> HeaderMap::find(std::string_view name) const {
   for (const auto& e : entries_) {
     if (sameName(e.first, name)) return e.second;
   }

@@ -78,13 +78,19 @@ public:
   void addWireSafe(std::string_view name, std::string_view value);
   // Replaces every header of that name with one value.
   void set(std::string_view name, std::string_view value);
-  // Removes every header of that name; returns how many were removed.
-  size_t remove(std::string_view name);
+  // Removes every header of that name; returns how many were removed. Most
+  // removes on the request path are of absent headers: those are answered
+  // inline, without a call.
+  size_t remove(std::string_view name) { return mayHave(name) ? removeName(name) : 0; }
   // Removes headers whose (lower-case) name starts with prefix.
   size_t removePrefix(std::string_view prefix);
 
-  // The first value of name (name must be lower-case).
-  std::optional<std::string_view> get(std::string_view name) const;
+  // The first value of name (name must be lower-case). Absent names are
+  // answered inline.
+  std::optional<std::string_view> get(std::string_view name) const {
+    if (!mayHave(name)) return std::nullopt;
+    return find(name);
+  }
   std::vector<std::string_view> getAll(std::string_view name) const;
   bool has(std::string_view name) const { return get(name).has_value(); }
 
@@ -125,6 +131,9 @@ private:
   std::string_view store(std::string_view bytes);
   void copyFrom(const HeaderMap& other);
   template <class Pred> size_t removeIf(Pred pred);
+  // get() and remove() past the name-class check.
+  std::optional<std::string_view> find(std::string_view name) const;
+  size_t removeName(std::string_view name);
   void insert(Entry e);
 
   std::vector<Entry> entries_;
