@@ -24,9 +24,6 @@ void copyLower(char* out, const char* in, size_t n) {
     return;
   }
   if (n >= 4) {
-    // Both words are loaded before either is stored: with out == in the
-    // second load must not see the first store (it would anyway be the same
-    // bytes, lower-cased twice).
     const uint32_t head = swar::lower4(swar::load4(in));
     const uint32_t tail = swar::lower4(swar::load4(in + n - 4));
     swar::store4(out, head);
