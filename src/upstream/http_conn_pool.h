@@ -4,15 +4,16 @@
 //
 // A pool keeps idle keep-alive connections for reuse, opens new ones (up to
 // the cluster's max_connections) when none is idle, and queues requests while
-// connections are being established (up to max_pending_requests). The idle
-// connection used next is the one that went idle last (as Envoy): its socket
-// and state are still warm in the caches, and the connections a burst opened
-// and the steady load no longer needs stay at the back until their idle
-// timeout closes them. A
+// connections are being established (up to max_pending_requests). A
 // connection serves one request at a time; it returns to the idle list when
 // both the request and the response are complete and the codec says it can
 // be reused, and is closed after max_requests_per_connection requests or
 // when idle for the idle timeout.
+//
+// The idle connection used next is the one that went idle last (as Envoy):
+// its socket and state are still warm in the caches, and the connections a
+// burst opened and the steady load no longer needs stay at the back until
+// their idle timeout closes them.
 //
 // Thread and lifetime: owned by the worker's PoolRegistry, used on that
 // worker only. Callers hold a Cancellable for a pending request and must
