@@ -7,6 +7,9 @@ request, on the benchmark's own config and backend.
     python3 bench/profile.py strace    [--requests 2000] [--connections 10]
     python3 bench/profile.py allocs    [--requests 2000] [--connections 10]
 
+--routes N profiles the scale section's config instead (N clusters, N routes)
+and requests its last route, to count what a large route table costs.
+
 Wall time on a shared machine is noisy; instruction, syscall and allocation
 counts are not. The client is Python (standard library): it opens C keep-alive
 connections, then in each step sends one GET on every connection and reads
@@ -36,11 +39,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run  # noqa: E402  (the benchmark's helpers: configs, backend, processes)
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+PATH = "/"
+ROUTES = 0  # 0: the bench config; N: the scale config with N clusters and N routes
 
 
 def drive(port, conns, requests):
-    """requests GETs over conns keep-alive connections, one in flight on each."""
+    """requests GETs of PATH over conns keep-alive connections, one in flight on each."""
+    request = b"GET " + PATH.encode() + b" HTTP/1.1\r\nHost: bench\r\n\r\n"
     socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(conns)]
     bufs = [b""] * conns
     done = 0
@@ -48,7 +53,7 @@ def drive(port, conns, requests):
         while done < requests:
             active = min(conns, requests - done)
             for s in socks[:active]:
-                s.sendall(REQUEST)
+                s.sendall(request)
             for i in range(active):
                 status, bufs[i] = run.read_response(socks[i], bufs[i])
                 if status != 200:
@@ -61,13 +66,17 @@ def drive(port, conns, requests):
 
 def start_legate(tools, tmp, backend_port, wrapper, tag):
     port = run.free_port()
-    values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port,
-              "ADMIN_PORT": run.free_port()}
-    conf = run.render("legate.yaml", os.path.join(tmp, "legate.yaml"), values)
+    if ROUTES:
+        conf = os.path.join(tmp, "scale-%d.yaml" % ROUTES)
+        run.scale_config(conf, ROUTES, ROUTES, port, run.free_port(), backend_port)
+    else:
+        values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port,
+                  "ADMIN_PORT": run.free_port()}
+        conf = run.render("legate.yaml", os.path.join(tmp, "legate.yaml"), values)
     argv = wrapper + [tools["legate"], "-c", conf, "--concurrency", "1", "-l", "warning"]
     p = run.Proc("legate", argv, os.path.join(tmp, "legate-%s.out" % tag), port)
     deadline = time.monotonic() + 120
-    while run.http_get_once(port, timeout=10) != 200:
+    while run.http_status(port, PATH, timeout=10) != 200:
         if p.proc.poll() is not None or time.monotonic() > deadline:
             p.stop()
             raise run.BenchError("legate did not start under %s" % " ".join(wrapper))
@@ -181,7 +190,14 @@ def main():
     ap.add_argument("--out", default=None, help="callgrind: dump file prefix")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or
                     os.path.join(run.ROOT, "build", "release", "legate"))
+    ap.add_argument("--routes", type=int, default=0,
+                    help="use the scale section's config with N clusters and N routes "
+                         "and request the last route (/r<N-1>/x) instead of the bench config")
     args = ap.parse_args()
+    global PATH, ROUTES
+    ROUTES = args.routes
+    if ROUTES:
+        PATH = "/r%05d/x" % (ROUTES - 1)
     tools, missing = run.find_tools(os.path.abspath(args.legate))
     need = {"callgrind": "valgrind", "strace": "strace", "allocs": "valgrind"}[args.mode]
     if shutil.which(need) is None:
