@@ -624,9 +624,9 @@ std::vector<ClusterInfo> Server::clusters() const {
   if (!model_) {
     return out;
   }
-  for (const auto& [name, cluster] : model_->cluster_manager->clusters()) {
+  for (const auto& cluster : model_->cluster_manager->clusters()) {
     ClusterInfo ci;
-    ci.name = name;
+    ci.name = cluster->name();
     if (const auto* od = cluster->outlierDetector()) {
       using Origin = upstream::HostOutlierState;
       ci.outlier_detection = true;

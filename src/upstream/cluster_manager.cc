@@ -1,5 +1,7 @@
 #include "upstream/cluster_manager.h"
 
+#include <algorithm>
+
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "upstream/http_conn_pool.h"
 
@@ -20,7 +22,7 @@ ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
   const auto& clusters = bootstrap.static_resources().clusters();
   for (int i = 0; i < clusters.size(); ++i) {
     const auto& proto = clusters[i];
-    if (cm->clusters_.count(proto.name()) != 0) {
+    if (cm->by_name_.contains(proto.name())) {
       return absl::InvalidArgumentError("static_resources.clusters[" + std::to_string(i) +
                                         "].name: duplicate cluster name '" + proto.name() + "'");
     }
@@ -32,8 +34,11 @@ ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
     ClusterManager* self = cm.get();
     (*cluster)->setHostsRemovedCallback(
         [self](std::vector<HostConstSharedPtr> hosts) { self->onHostsRemoved(std::move(hosts)); });
-    cm->clusters_.emplace(proto.name(), std::move(*cluster));
+    cm->by_name_.emplace((*cluster)->name(), cluster->get());
+    cm->clusters_.push_back(std::move(*cluster));
   }
+  std::sort(cm->clusters_.begin(), cm->clusters_.end(),
+            [](const ClusterSharedPtr& a, const ClusterSharedPtr& b) { return a->name() < b->name(); });
   store.gauge("cluster_manager.active_clusters").set(static_cast<int64_t>(cm->clusters_.size()));
   store.counter("cluster_manager.cluster_added").inc(cm->clusters_.size());
   return cm;
@@ -59,19 +64,19 @@ absl::Status ClusterManager::initialize(event::Dispatcher& main, std::function<v
                                         std::chrono::milliseconds max_wait) {
   on_ready_ = std::move(on_ready);
   std::vector<std::pair<DnsDiscovery*, bool>> to_start;
-  for (auto& [name, cluster] : clusters_) {
+  for (auto& cluster : clusters_) {
     const DnsClusterConfig* dns = cluster->dnsConfig();
     if (dns == nullptr) continue;
     auto resolver = DnsResolver::create(main, dns->resolver);
     if (!resolver.ok()) {
-      return absl::InternalError("cluster '" + name + "': " + std::string(resolver.status().message()));
+      return absl::InternalError("cluster '" + cluster->name() + "': " + std::string(resolver.status().message()));
     }
     discoveries_.push_back(
         std::make_unique<DnsDiscovery>(*cluster, *dns, main, std::move(*resolver)));
     to_start.emplace_back(discoveries_.back().get(), dns->wait_for_warm);
     if (dns->wait_for_warm) ++warming_;
   }
-  for (auto& [name, cluster] : clusters_) {
+  for (auto& cluster : clusters_) {
     if (const auto* odst = cluster->originalDstConfig()) {
       cluster->setMainThreadPoster([&main](std::function<void()> f) { main.post(std::move(f)); });
       Cluster* c = cluster.get();
@@ -117,11 +122,6 @@ void ClusterManager::onClusterWarm() {
     auto cb = std::move(on_ready_);
     cb();
   }
-}
-
-const Cluster* ClusterManager::get(std::string_view name) const {
-  auto it = clusters_.find(name);
-  return it == clusters_.end() ? nullptr : it->second.get();
 }
 
 } // namespace legate::upstream
