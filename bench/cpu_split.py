@@ -6,7 +6,11 @@
 The same proxies, configs, backend and wrk runs as `bench/run.py`'s http section
 (its helpers are reused), but the proxy's CPU time is read from /proc/<pid>/stat as
 utime and stime separately, to show how much of the CPU per request is the kernel's.
-Prints each run and then the medians; no thresholds.
+Beside each figure it prints the TCP segments sent per request on the whole machine
+(/proc/net/snmp OutSegs; everything runs over loopback, so this counts the client's,
+the proxy's and the backend's segments alike). A proxy that coalesces less, or sends
+bare ACKs, shows more; four is the floor (request in, request out, response in,
+response out). Prints each run and then the medians; no thresholds.
 
 --perf N also samples each proxy's processes with `perf record -e cpu-clock` (a
 software clock: it works in a VM without hardware counters) in an extra run after
@@ -33,6 +37,16 @@ import run  # noqa: E402
 def user_sys_ticks(pids):
     ticks = [run.cpu_ticks_split(pid) for pid in pids]
     return sum(t[0] for t in ticks), sum(t[1] for t in ticks)
+
+
+def tcp_out_segments():
+    """The machine's TCP OutSegs counter (/proc/net/snmp), or None if unreadable."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Tcp:")]
+        return int(dict(zip(rows[0][1:], rows[1][1:]))["OutSegs"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
 
 
 def perf_start(pids, path):
@@ -81,6 +95,10 @@ def print_perf(reports, n):
             print("  %5.2f %%  %-9s  %s" % (pct, place, sym[:100]))
 
 
+def segments_text(segs):
+    return "" if segs is None else "  TCP segments/request %.2f" % segs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -112,7 +130,9 @@ def main():
                         for conns in levels:
                             run.run_wrk(tools, proxy.port, conns, 1)  # warm-up
                             u0, s0 = user_sys_ticks(proxy.tree)
+                            seg0 = tcp_out_segments()
                             r = run.run_wrk(tools, proxy.port, conns, a.duration)
+                            seg1 = tcp_out_segments()
                             u1, s1 = user_sys_ticks(proxy.tree)
                             if a.perf and rnd == 0:
                                 # A run of its own: sampling costs the proxy CPU.
@@ -125,9 +145,11 @@ def main():
                             run.check_wrk(r, "%s c=%d" % (name, conns))
                             scale = 1e6 / run.CLK_TCK / r["requests"]
                             u, s = (u1 - u0) * scale, (s1 - s0) * scale
-                            results.setdefault((name, conns), []).append((u, s))
-                            print("round %d  %-8s c=%-4d user %5.1f  sys %5.1f  total %5.1f µs/request"
-                                  % (rnd + 1, name, conns, u, s, u + s), flush=True)
+                            segs = (seg1 - seg0) / r["requests"] if None not in (seg0, seg1) else None
+                            results.setdefault((name, conns), []).append((u, s, segs))
+                            print("round %d  %-8s c=%-4d user %5.1f  sys %5.1f  total %5.1f µs/request%s"
+                                  % (rnd + 1, name, conns, u, s, u + s, segments_text(segs)),
+                                  flush=True)
                     finally:
                         if rec is not None:
                             perf_stop(rec)
@@ -140,7 +162,10 @@ def main():
             v = results[(name, conns)]
             u = statistics.median(x[0] for x in v)
             s = statistics.median(x[1] for x in v)
-            print("c=%-4d %-8s user %5.1f  sys %5.1f  total %5.1f" % (conns, name, u, s, u + s))
+            segs = [x[2] for x in v if x[2] is not None]
+            print("c=%-4d %-8s user %5.1f  sys %5.1f  total %5.1f%s"
+                  % (conns, name, u, s, u + s,
+                     segments_text(statistics.median(segs) if segs else None)))
     if reports:
         print_perf(reports, a.perf)
 

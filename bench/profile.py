@@ -97,6 +97,8 @@ def stop_gracefully(p, timeout=120):
 def callgrind(tools, tmp, backend_port, args):
     out = os.path.abspath(args.out or "callgrind.out.legate")
     wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out + ".%p"]
+    if args.cache_sim:
+        wrapper[2:2] = ["--cache-sim=yes", "--LL=%s" % args.cache_sim]
     p = start_legate(tools, tmp, backend_port, wrapper, "callgrind")
     try:
         drive(p.port, args.connections, args.warmup)
@@ -112,19 +114,28 @@ def callgrind(tools, tmp, backend_port, args):
                    if f.startswith(os.path.basename(out) + ".%d." % pid))
     if not dumps:
         raise run.BenchError("no callgrind dump found")
-    total = 0
+    totals = {}
     for d in dumps:
         path = os.path.join(os.path.dirname(out), d)
         with open(path) as f:
             text = f.read()
         if "measured" not in text:
             continue
-        m = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or \
-            re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
-        total += int(m.group(1))
+        events = re.search(r"^events:\s+(.+)$", text, re.MULTILINE).group(1).split()
+        m = re.search(r"^summary:\s+(.+)$", text, re.MULTILINE) or \
+            re.search(r"^totals:\s+(.+)$", text, re.MULTILINE)
+        for name, value in zip(events, m.group(1).split()):
+            totals[name] = totals.get(name, 0) + int(value)
         run.log("dump: %s" % path)
     run.log("instructions per request: %.0f  (%d requests over %d connections)"
-            % (total / args.requests, args.requests, args.connections))
+            % (totals.get("Ir", 0) / args.requests, args.requests, args.connections))
+    if args.cache_sim:
+        # D1mr/D1mw: first-level data misses; DLmr/DLmw: misses in the simulated
+        # last-level cache (--cache-sim's size), i.e. trips to memory.
+        per = {k: v / args.requests for k, v in totals.items()}
+        run.log("per request: D1 misses %.0f read + %.0f write, LL misses %.1f read + %.1f write, "
+                "I1 misses %.0f" % (per.get("D1mr", 0), per.get("D1mw", 0), per.get("DLmr", 0),
+                                    per.get("DLmw", 0), per.get("I1mr", 0)))
 
 
 def strace_counts(tools, tmp, backend_port, args, n):
@@ -190,6 +201,9 @@ def main():
     ap.add_argument("--out", default=None, help="callgrind: dump file prefix")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or
                     os.path.join(run.ROOT, "build", "release", "legate"))
+    ap.add_argument("--cache-sim", metavar="SIZE,ASSOC,LINE", default=None,
+                    help="callgrind: also simulate the caches, with this last-level cache "
+                         "(e.g. 2097152,16,64 for a 2 MiB L2), and print misses per request")
     ap.add_argument("--routes", type=int, default=0,
                     help="use the scale section's config with N clusters and N routes "
                          "and request the last route (/r<N-1>/x) instead of the bench config")
