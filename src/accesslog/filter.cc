@@ -375,8 +375,8 @@ public:
 
 private:
   const google::protobuf::Value* find(const StreamInfo& info) const {
-    if (info.dynamic_metadata == nullptr) return nullptr;
-    const auto& fm = info.dynamic_metadata->filter_metadata();
+    if (info.dynamicMetadata() == nullptr) return nullptr;
+    const auto& fm = info.dynamicMetadata()->filter_metadata();
     auto it = fm.find(ns_);
     if (it == fm.end()) return nullptr;
     const google::protobuf::Struct* st = &it->second;

@@ -178,8 +178,8 @@ std::string valueJson(const google::protobuf::Value& v) {
 const google::protobuf::Value* metadataValue(const StreamInfo& info, const std::string& ns,
                                              const std::vector<std::string>& path,
                                              google::protobuf::Value& whole) {
-  if (info.dynamic_metadata == nullptr) return nullptr;
-  const auto& fm = info.dynamic_metadata->filter_metadata();
+  if (info.dynamicMetadata() == nullptr) return nullptr;
+  const auto& fm = info.dynamicMetadata()->filter_metadata();
   auto it = fm.find(ns);
   if (it == fm.end()) return nullptr;
   if (path.empty()) {
@@ -227,6 +227,7 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
                                    bool has_arg) {
   Part p;
   using SI = const StreamInfo&;
+  using Rare = StreamInfo::Rare;
   static const std::map<std::string, std::pair<OperatorFn, bool>> kSimple = {
       {"DURATION", {[](SI i) { return std::to_string(i.duration().count()); }, true}},
       {"BYTES_RECEIVED", {[](SI i) { return std::to_string(i.bytes_received); }, true}},
@@ -241,18 +242,18 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
          const std::string s = responseFlagsString(i.response_flags);
          return s == "-" ? std::string() : s;
        }, false}},
-      {"PROTOCOL", {[](SI i) { return i.protocol; }, false}},
-      {"UPSTREAM_PROTOCOL", {[](SI i) { return i.upstream_protocol; }, false}},
+      {"PROTOCOL", {[](SI i) { return std::string(i.protocol); }, false}},
+      {"UPSTREAM_PROTOCOL", {[](SI i) { return std::string(i.upstream_protocol); }, false}},
       {"UPSTREAM_HOST", {[](SI i) { return addrOrEmpty(i.upstream_host); }, false}},
       {"UPSTREAM_REMOTE_ADDRESS", {[](SI i) { return addrOrEmpty(i.upstream_host); }, false}},
-      {"UPSTREAM_CLUSTER", {[](SI i) { return i.upstream_cluster; }, false}},
+      {"UPSTREAM_CLUSTER", {[](SI i) { return std::string(i.upstream_cluster); }, false}},
       {"UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", {[](SI i) { return ipOrEmpty(i.upstream_host); }, false}},
       {"UPSTREAM_REMOTE_PORT", {[](SI i) { return portOrEmpty(i.upstream_host); }, true}},
       {"UPSTREAM_LOCAL_ADDRESS", {[](SI i) { return addrOrEmpty(i.upstream_local); }, false}},
       {"UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", {[](SI i) { return ipOrEmpty(i.upstream_local); }, false}},
       {"UPSTREAM_LOCAL_PORT", {[](SI i) { return portOrEmpty(i.upstream_local); }, true}},
       {"UPSTREAM_TRANSPORT_FAILURE_REASON",
-       {[](SI i) { return i.upstream_transport_failure_reason; }, false}},
+       {[](SI i) { return std::string(i.rareText(&Rare::upstream_transport_failure_reason)); }, false}},
       {"DOWNSTREAM_REMOTE_ADDRESS", {[](SI i) { return addrOrEmpty(i.downstream_remote); }, false}},
       {"DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
        {[](SI i) { return ipOrEmpty(i.downstream_remote); }, false}},
@@ -266,9 +267,10 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
       {"DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
        {[](SI i) { return ipOrEmpty(i.downstream_local); }, false}},
       {"DOWNSTREAM_LOCAL_PORT", {[](SI i) { return portOrEmpty(i.downstream_local); }, true}},
-      {"CONNECTION_TERMINATION_DETAILS", {[](SI i) { return i.termination_details; }, false}},
-      {"LOCAL_REPLY_BODY", {[](SI i) { return i.local_reply_body; }, false}},
-      {"FILTER_CHAIN_NAME", {[](SI i) { return i.filter_chain_name; }, false}},
+      {"CONNECTION_TERMINATION_DETAILS",
+       {[](SI i) { return std::string(i.rareText(&Rare::termination_details)); }, false}},
+      {"LOCAL_REPLY_BODY", {[](SI i) { return std::string(i.rareText(&Rare::local_reply_body)); }, false}},
+      {"FILTER_CHAIN_NAME", {[](SI i) { return std::string(i.filter_chain_name); }, false}},
       {"REQUEST_DURATION",
        {[](SI i) { return msBetween(i.start_steady, i.last_request_rx); }, true}},
       {"RESPONSE_DURATION",
@@ -290,10 +292,11 @@ absl::StatusOr<Part> parseOperator(const std::string& name, const std::string& a
                                 : (i.upstream_host.valid() ? 1u : 0u);
          return std::to_string(n);
        }, true}},
-      {"REQUESTED_SERVER_NAME", {[](SI i) { return i.requested_server_name; }, false}},
-      {"ROUTE_NAME", {[](SI i) { return i.route_name; }, false}},
+      {"REQUESTED_SERVER_NAME",
+       {[](SI i) { return std::string(i.rareText(&Rare::requested_server_name)); }, false}},
+      {"ROUTE_NAME", {[](SI i) { return std::string(i.route_name); }, false}},
       // The active span's trace id ("-" without one), traced or not, as Envoy.
-      {"TRACE_ID", {[](SI i) { return i.trace_id; }, false}},
+      {"TRACE_ID", {[](SI i) { return std::string(i.rareText(&Rare::trace_id)); }, false}},
       {"HOSTNAME", {[](SI) { return hostName(); }, false}},
   };
   if (name == "START_TIME") {

@@ -24,6 +24,16 @@ using HeaderMapPtr = std::unique_ptr<HeaderMap>;
 
 enum class Protocol { Http10, Http11, Http2 };
 
+// Envoy's name for a protocol (%PROTOCOL%, the http.protocol span tag).
+constexpr std::string_view protocolName(Protocol p) {
+  switch (p) {
+  case Protocol::Http10: return "HTTP/1.0";
+  case Protocol::Http11: return "HTTP/1.1";
+  case Protocol::Http2: return "HTTP/2";
+  }
+  return "";
+}
+
 enum class StreamResetReason {
   LocalReset,
   RemoteReset,

@@ -389,7 +389,7 @@ void ConnectionManager::ActiveStream::resetStreamTimer() {
 bool ConnectionManager::ActiveStream::prepareRequest() {
   const ConnectionManagerConfig& cfg = *parent_.config_;
   HeaderMap& h = *request_headers_;
-  info_.protocol = "HTTP/1.1";
+  info_.protocol = protocolName(encoder_.protocol());
   if (h.method() == "CONNECT") {
     sendLocalReplyImpl(403, "", nullptr, "connect_not_supported", 0);
     return false;
@@ -544,7 +544,7 @@ void ConnectionManager::ActiveStream::startTracing() {
   if (!tc->tracer) return;
   active_span_ = tc->tracer->startSpan(h, decision, tc->egress, tc->spawn_upstream_span,
                                        info_.downstream_local, info_.start_time);
-  info_.trace_id = active_span_->traceIdHex();
+  info_.rare().trace_id = active_span_->traceIdHex();
   if (route != nullptr && route->decorator()) {
     active_span_->setOperation(route->decorator()->operation);
     decorated_operation_ = &route->decorator()->operation;
@@ -1032,7 +1032,7 @@ void ConnectionManager::ActiveStream::sendLocalReplyImpl(
     }
     if (format != nullptr) {
       info_.response_code = code;
-      info_.local_reply_body = text;
+      info_.rare().local_reply_body = text;
       text = format->format(info_);
     }
   }

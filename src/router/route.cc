@@ -73,12 +73,12 @@ const Route::Extras& Route::extras() const { return orDefault(extras_); }
 const RouteAction::ClusterChoice& RouteAction::choice() const { return orDefault(choice_); }
 const RouteAction::Rewrites& RouteAction::rewrites() const { return orDefault(rewrites_); }
 
-std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t random) const {
+std::string_view RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t random) const {
   if (!cluster_.empty())
     return cluster_;
   const ClusterChoice& c = choice();
   if (!c.cluster_header.empty())
-    return std::string(headers.get(c.cluster_header).value_or(""));
+    return headers.get(c.cluster_header).value_or("");
   if (c.weighted.empty() || c.total_weight == 0)
     return "";
   if (!c.random_header.empty()) {
@@ -109,7 +109,7 @@ std::string RouteAction::pickCluster(const http::HeaderMap& headers, uint64_t ra
     if (selected < end) {
       if (!w.name.empty())
         return w.name;
-      return std::string(headers.get(w.cluster_header).value_or(""));
+      return headers.get(w.cluster_header).value_or("");
     }
   }
   return "";  // unreachable: selected < total

@@ -73,7 +73,9 @@ class RouteAction {
   // cluster_header ("" when the header is missing); or a weighted pick
   // (random % total weight, over the entries in order; the random value comes
   // from weighted_clusters.header_name when that header holds a valid uint64).
-  std::string pickCluster(const http::HeaderMap& headers, uint64_t random) const;
+  // A view of the route's own name or of the header's value (valid while
+  // `headers` is unchanged).
+  std::string_view pickCluster(const http::HeaderMap& headers, uint64_t random) const;
 
   const std::string& cluster() const { return cluster_; }
   const std::string& clusterHeader() const { return choice().cluster_header; }

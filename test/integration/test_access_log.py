@@ -217,15 +217,50 @@ class AccessLogOperators(LegateTestCase):
     """Each command operator against what the test knows independently: the client's and
     upstream's own socket addresses, the bytes they sent, the headers, the clock."""
 
-    def start_with(self, logs, clusters=None, routes=None):
+    def start_with(self, logs, clusters=None, routes=None, **hcm):
         self.up = self.server(HttpUpstream)
         if clusters is None:
             clusters = [static_cluster("backend", [self.up.port])]
         if routes is None:
             routes = route_config([virtual_host("vh", ["*"], [
                 dict(route({"prefix": "/"}, cluster="backend"), name="main-route")])])
-        self.lg = self.start_legate(http_bootstrap(clusters, route_cfg=routes, access_log=logs))
+        self.lg = self.start_legate(http_bootstrap(clusters, route_cfg=routes, access_log=logs,
+                                                   **hcm))
         return self.lg.port("http")
+
+    def test_protocol_is_the_requests_own(self):
+        # An HTTP/1.0 request logs HTTP/1.0; upstream, legate speaks HTTP/1.1.
+        path = os.path.join(self.tmpdir(), "proto.log")
+        port = self.start_with([file_log(path, "%REQ(:PATH)% %PROTOCOL% %UPSTREAM_PROTOCOL%\n")],
+                               http_protocol_options={"accept_http_10": True})
+        for version in (b"1.0", b"1.1"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"GET /v" + version + b" HTTP/" + version +
+                          b"\r\nHost: a\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+        lines = wait_for_lines(path, 2)
+        self.assertEqual(sorted(lines), ["/v1.0 HTTP/1.0 HTTP/1.1", "/v1.1 HTTP/1.1 HTTP/1.1"])
+
+    def test_upstream_cluster_from_a_header_known_or_not(self):
+        # cluster_header: the cluster's name is logged whether or not a cluster has it
+        # (then with NC), and after the header that named it is gone from the request.
+        path = os.path.join(self.tmpdir(), "cluster.log")
+        routes = route_config([virtual_host("vh", ["*"], [
+            route({"prefix": "/"}, route_extra={"cluster_header": "x-cluster"},
+                  request_headers_to_remove=["x-cluster"])])])
+        port = self.start_with([file_log(path, "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% "
+                                               "%UPSTREAM_CLUSTER%\n")], routes=routes)
+        name = "no-such-cluster-with-a-long-name-%s" % ("x" * 40)
+        self.assertEqual(http_get(port, "/a", headers={"x-cluster": "backend"})[0], 200)
+        self.assertEqual(http_get(port, "/b", headers={"x-cluster": name})[0], 503)
+        lines = wait_for_lines(path, 2)
+        self.assertEqual(sorted(lines), ["/a 200 - backend", "/b 503 NC " + name])
 
     def test_http_operators_exact_line(self):
         path = os.path.join(self.tmpdir(), "ops.log")

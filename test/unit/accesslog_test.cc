@@ -168,7 +168,7 @@ TEST(FormatterTest, DetailsAttemptsSniAndRoute) {
             "- 1 - -");
   i.response_code_details = "via_upstream";
   i.route_name = "r1";
-  i.requested_server_name = "example.com";
+  i.rare().requested_server_name = "example.com";
   EXPECT_EQ(fmt("%RESPONSE_CODE_DETAILS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%", i),
             "via_upstream example.com r1");
   i.upstream_host = network::Address();
@@ -240,7 +240,7 @@ TEST(FormatterTest, DynamicMetadataTextAndTyped) {
   (*ns.mutable_fields())["n"].set_number_value(3);
   google::protobuf::Struct& inner = *(*ns.mutable_fields())["o"].mutable_struct_value();
   (*inner.mutable_fields())["b"].set_bool_value(true);
-  i.dynamic_metadata = md;
+  i.rare().dynamic_metadata = md;
   EXPECT_EQ(fmt("%DYNAMIC_METADATA(ns:s)% %DYNAMIC_METADATA(ns:s):5% %DYNAMIC_METADATA(ns:n)% "
                 "%DYNAMIC_METADATA(ns:o:b)% %DYNAMIC_METADATA(ns:o)% %DYNAMIC_METADATA(ns:nope)% "
                 "%DYNAMIC_METADATA(other)%",
@@ -292,7 +292,7 @@ TEST(FormatterTest, TraceId) {
   ASSERT_TRUE(jf.ok()) << jf.status();
   EXPECT_EQ((*jf)->format(i), "{\"trace\":null}\n");
   // The span's id as its tracer writes it.
-  i.trace_id = "463ac35c9f6413ad48485a3953bb6124";
+  i.rare().trace_id = "463ac35c9f6413ad48485a3953bb6124";
   EXPECT_EQ(fmt("[%TRACE_ID%]", i), "[463ac35c9f6413ad48485a3953bb6124]");
   EXPECT_EQ((*jf)->format(i), "{\"trace\":\"463ac35c9f6413ad48485a3953bb6124\"}\n");
   // An argument is an error, as for the other plain operators.
@@ -574,7 +574,7 @@ TEST(FilterTest, MetadataFilter) {
   (*ns.mutable_fields())["user"].set_string_value("alice");
   (*(*ns.mutable_fields())["o"].mutable_struct_value()->mutable_fields())["n"].set_number_value(5);
   StreamInfo with = sample();
-  with.dynamic_metadata = md;
+  with.rare().dynamic_metadata = md;
   StreamInfo without = sample();
   FilterPtr user = makeFilter(
       "metadata_filter { matcher { filter: \"envoy.test\" path { key: \"user\" } "

@@ -94,9 +94,9 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     return http::FilterHeadersStatus::StopIteration;
   }
   action_ = action;
-  const std::string cluster_name = action->pickCluster(headers, callbacks_->streamId());
+  const std::string_view cluster_name = action->pickCluster(headers, callbacks_->streamId());
   cluster_ = cluster_name.empty() ? nullptr : config_->cluster_manager.get(cluster_name);
-  info.upstream_cluster = cluster_name;
+  info.upstream_cluster = cluster_ != nullptr ? std::string_view(cluster_->name()) : info.keep(cluster_name);
   if (cluster_ == nullptr) {
     st.no_cluster.inc();
     info.setResponseFlag(accesslog::kNoClusterFound);
@@ -478,7 +478,7 @@ void RouterFilter::onUpstreamFailure(UpstreamRequest& req, RetryState::Failure f
   removeUpstream(req);
   if (response_started_ || response_complete_) return;
   if (failure == RetryState::Failure::ConnectFailure) {
-    callbacks_->streamInfo().upstream_transport_failure_reason = std::string(details);
+    callbacks_->streamInfo().rare().upstream_transport_failure_reason = std::string(details);
   }
   if (!retried && retry_state_) {
     const bool would_retry = retry_state_->wouldRetryFailure(failure, request_started);

@@ -130,7 +130,7 @@ network::FilterStatus TcpProxyFilter::onNewConnection() {
   }
   const std::string& name = config_->pickCluster();
   cluster_ = config_->clusterManager().get(name);
-  info_.upstream_cluster = name;
+  info_.upstream_cluster = cluster_ != nullptr ? std::string_view(cluster_->name()) : info_.keep(name);
   if (cluster_ == nullptr) {
     st.downstream_cx_no_route.inc();
     info_.setResponseFlag(accesslog::kNoClusterFound);
@@ -248,10 +248,10 @@ void TcpProxyFilter::onConnectFailure() {
                                             : upstream::OutlierResult::LocalOriginConnectFailed);
   }
   info_.setResponseFlag(accesslog::kUpstreamConnectionFailure);
-  info_.upstream_transport_failure_reason =
-      connect_timed_out_ ? "connect timeout" : upstream_->failureReason();
+  std::string& reason = info_.rare().upstream_transport_failure_reason;
+  reason = connect_timed_out_ ? "connect timeout" : upstream_->failureReason();
   filterLog().debug("[C{}] upstream connect to {} failed: {}", downstream_->id(),
-                    host_->address().asString(), info_.upstream_transport_failure_reason);
+                    host_->address().asString(), reason);
   releaseUpstream(false);
   if (connect_attempts_ < config_->maxConnectAttempts()) {
     establishUpstream();
@@ -350,8 +350,8 @@ void TcpProxyFilter::onSpliceReading(network::Connection& reader, bool paused) {
 }
 
 void TcpProxyFilter::closeDownstream(network::ConnectionCloseType type, const char* details) {
-  if (info_.termination_details.empty()) {
-    info_.termination_details = details;
+  if (info_.rare().termination_details.empty()) {
+    info_.rare().termination_details = details;
   }
   if (downstream_->state() != network::Connection::State::Closed) {
     downstream_->close(type);
@@ -396,8 +396,8 @@ void TcpProxyFilter::finalize() {
   info_.end_steady = loopNow();
   info_.bytes_received = downstream_ ? downstream_->bytesReceived() : 0;
   info_.bytes_sent = downstream_ ? downstream_->bytesSent() : 0;
-  if (info_.termination_details.empty()) {
-    info_.termination_details = "downstream_closed";
+  if (info_.rare().termination_details.empty()) {
+    info_.rare().termination_details = "downstream_closed";
   }
   for (const auto& log : config_->accessLogs()) {
     log->log(info_);
