@@ -26,7 +26,7 @@ public:
       return absl::InvalidArgumentError(path + ": cannot decode TcpProxy config");
     }
     auto config = tcp_proxy::TcpProxyConfig::create(proto, path, context.cluster_manager,
-                                                    context.store);
+                                                    context.store, context.filter_chain_name);
     if (!config.ok()) {
       return config.status();
     }

@@ -33,6 +33,8 @@ struct FactoryContext {
   std::vector<tracing::TracerSharedPtr>* tracers = nullptr;
   // The listener being built has traffic_direction OUTBOUND (egress spans).
   bool outbound = false;
+  // The name of the filter chain being built (%FILTER_CHAIN_NAME%).
+  std::string filter_chain_name;
 };
 
 class NetworkFilterFactory {

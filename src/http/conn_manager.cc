@@ -330,6 +330,7 @@ ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamE
     : parent_(parent), encoder_(encoder), id_(nextRandom()) {
   encoder_.addCallbacks(*this);
   info_.connection_id = parent_.connection_->id();
+  info_.filter_chain_name = parent_.config_->filter_chain_name;
   info_.downstream_local = parent_.connection_->localAddress();
   info_.downstream_remote = parent_.connection_->remoteAddress();
   ConnectionManagerStats& st = parent_.stats();

@@ -115,6 +115,7 @@ struct ConnectionManagerConfig {
   enum class EscapedSlashesAction { KeepUnchanged, RejectRequest, UnescapeAndRedirect, UnescapeAndForward };
 
   std::string stat_prefix;
+  std::string filter_chain_name; // of the listener's chain this manager is in
   std::unique_ptr<ConnectionManagerStats> stats;
   CodecType codec_type = CodecType::Auto;
   CodecSettings codec_settings;

@@ -74,7 +74,8 @@ buildChain(const envoy::config::listener::v3::FilterChain& proto, const std::str
   }
   chain->source_ports.assign(m.source_ports().begin(), m.source_ports().end());
   for (int i = 0; i < proto.filters_size(); ++i) {
-    auto cb = resolver(proto.filters(i), path + ".filters[" + std::to_string(i) + "]");
+    auto cb = resolver(proto.filters(i), path + ".filters[" + std::to_string(i) + "]",
+                       chain->name);
     if (!cb.ok()) {
       return cb.status();
     }

@@ -30,9 +30,11 @@ class Connection;
 // Adds one network filter to a new connection (runs on the worker).
 using NetworkFilterFactoryCb = std::function<void(Connection&)>;
 
-// Turns one listener filter entry into its factory; `path` is for errors.
+// Turns one listener filter entry into its factory; `path` is for errors,
+// `chain_name` is the name of the filter chain it is in (%FILTER_CHAIN_NAME%).
 using NetworkFilterResolver = std::function<absl::StatusOr<NetworkFilterFactoryCb>(
-    const envoy::config::listener::v3::Filter& filter, const std::string& path)>;
+    const envoy::config::listener::v3::Filter& filter, const std::string& path,
+    const std::string& chain_name)>;
 
 struct FilterChain {
   std::string name;

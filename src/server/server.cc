@@ -197,7 +197,8 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
                                  bootstrap.node().locality().zone(),
                                  nullptr,
                                  &model->tracers,
-                                 false};
+                                 false,
+                                 ""};
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   if (bootstrap.has_tracing() && bootstrap.tracing().has_http()) {
@@ -266,7 +267,9 @@ buildConfigModel(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, stats
     l.accept.bind_to_port = !proto.has_bind_to_port() || proto.bind_to_port().value();
     auto chains = network::FilterChainManager::create(
         proto, where,
-        [&ctx](const envoy::config::listener::v3::Filter& f, const std::string& path) {
+        [&ctx](const envoy::config::listener::v3::Filter& f, const std::string& path,
+               const std::string& chain_name) {
+          ctx.filter_chain_name = chain_name;
           return extensions::createNetworkFilter(f, path, ctx);
         });
     if (!chains.ok()) {

@@ -247,6 +247,26 @@ class AccessLogOperators(LegateTestCase):
         lines = wait_for_lines(path, 2)
         self.assertEqual(sorted(lines), ["/v1.0 HTTP/1.0 HTTP/1.1", "/v1.1 HTTP/1.1 HTTP/1.1"])
 
+    def test_filter_chain_name(self):
+        # The name of the listener's filter chain the connection took; "-" when unnamed.
+        path = os.path.join(self.tmpdir(), "chain.log")
+        self.up = self.server(HttpUpstream)
+        b = http_bootstrap([static_cluster("backend", [self.up.port])],
+                           access_log=[file_log(path, "%REQ(:PATH)% %FILTER_CHAIN_NAME%\n")])
+        named = b["static_resources"]["listeners"][0]
+        named["filter_chains"][0]["name"] = "web-chain"
+        unnamed = json.loads(json.dumps(named))
+        unnamed["name"] = "plain"
+        del unnamed["filter_chains"][0]["name"]
+        b["static_resources"]["listeners"].append(unnamed)
+        lg = self.start_legate(b)
+        self.assertEqual(http_get(lg.port("http"), "/named")[0], 200)
+        (line,) = wait_for_lines(path, 1)
+        self.assertEqual(line, "/named web-chain")
+        self.assertEqual(http_get(lg.port("plain"), "/unnamed")[0], 200)
+        lines = wait_for_lines(path, 2)
+        self.assertEqual(lines[1], "/unnamed -")
+
     def test_upstream_cluster_from_a_header_known_or_not(self):
         # cluster_header: the cluster's name is logged whether or not a cluster has it
         # (then with NC), and after the header that named it is gone from the request.

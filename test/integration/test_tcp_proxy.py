@@ -446,6 +446,20 @@ class TcpProxyLifecycle(LegateTestCase):
         (line,) = self.read_log_lines(log_path, 1)
         self.assertEqual(line, "- 127.0.0.1:%d 1000 1000 up" % echo.port)
 
+    def test_access_log_filter_chain_name(self):
+        echo = self.server(EchoServer)
+        log_path = os.path.join(self.tmpdir(), "access.log")
+        proxy = tcp_proxy_filter("up", "l", access_log_path=log_path,
+                                 log_format="%FILTER_CHAIN_NAME% %UPSTREAM_CLUSTER%\n")
+        lg = self.start_legate(bootstrap(
+            [tcp_listener("l", filter_chains=[{"name": "tcp-chain", "filters": [proxy]}])],
+            [static_cluster("up", [echo.port])]))
+        c = self.client(lg.port("l"))
+        send_all_then_shutdown(c, b"x" * 10)
+        self.assertEqual(recv_all(c)[1], 10)
+        (line,) = self.read_log_lines(log_path, 1)
+        self.assertEqual(line, "tcp-chain up")
+
     def test_max_downstream_connection_duration(self):
         echo = self.server(EchoServer)
         log_path = os.path.join(self.tmpdir(), "access.log")

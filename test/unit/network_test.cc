@@ -53,7 +53,7 @@ protected:
   std::unique_ptr<FilterChainManager> build() {
     auto mgr = FilterChainManager::create(
         listener_, "listener",
-        [](const envoy::config::listener::v3::Filter&, const std::string&)
+        [](const envoy::config::listener::v3::Filter&, const std::string&, const std::string&)
             -> absl::StatusOr<NetworkFilterFactoryCb> { return NetworkFilterFactoryCb{}; });
     EXPECT_TRUE(mgr.ok()) << mgr.status();
     return mgr.ok() ? std::move(*mgr) : nullptr;
@@ -106,7 +106,7 @@ TEST_F(FilterChainTest, RejectsDuplicateMatchesAndTls) {
   addChain("a");
   addChain("b");
   const NetworkFilterResolver resolver =
-      [](const envoy::config::listener::v3::Filter&,
+      [](const envoy::config::listener::v3::Filter&, const std::string&,
          const std::string&) -> absl::StatusOr<NetworkFilterFactoryCb> {
     return NetworkFilterFactoryCb{};
   };

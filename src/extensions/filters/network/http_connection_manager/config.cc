@@ -169,6 +169,7 @@ createConfig(const Hcm& proto, const std::string& path, FactoryContext& context)
   }
   auto cfg = std::make_shared<http::ConnectionManagerConfig>();
   cfg->stat_prefix = proto.stat_prefix();
+  cfg->filter_chain_name = context.filter_chain_name;
   cfg->stats = std::make_unique<http::ConnectionManagerStats>(
       stats::Scope(context.store, "http." + proto.stat_prefix() + "."));
   switch (proto.codec_type()) {

@@ -28,7 +28,7 @@ TcpProxyStats::TcpProxyStats(stats::Scope s)
 absl::StatusOr<TcpProxyConfigConstSharedPtr>
 TcpProxyConfig::create(const envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy& proto,
                        const std::string& path, const upstream::ClusterManager& cm,
-                       stats::Store& store) {
+                       stats::Store& store, std::string filter_chain_name) {
   using TcpProxy = envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
   if (auto st = config::rejectUnsupportedFields(
           proto,
@@ -40,6 +40,7 @@ TcpProxyConfig::create(const envoy::extensions::filters::network::tcp_proxy::v3:
     return st;
   }
   std::shared_ptr<TcpProxyConfig> c(new TcpProxyConfig(cm));
+  c->filter_chain_name_ = std::move(filter_chain_name);
   c->stats_ = std::make_unique<TcpProxyStats>(stats::Scope(store, "tcp." + proto.stat_prefix() + "."));
   if (proto.cluster_specifier_case() == TcpProxy::kCluster) {
     if (cm.get(proto.cluster()) == nullptr) {

@@ -47,7 +47,8 @@ class TcpProxyConfig {
 public:
   static absl::StatusOr<std::shared_ptr<const TcpProxyConfig>>
   create(const envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy& proto,
-         const std::string& path, const upstream::ClusterManager& cm, stats::Store& store);
+         const std::string& path, const upstream::ClusterManager& cm, stats::Store& store,
+         std::string filter_chain_name = "");
 
   // The cluster name for a new connection (weighted_clusters picks by weight).
   const std::string& pickCluster() const;
@@ -57,6 +58,8 @@ public:
   std::chrono::milliseconds idleTimeout() const { return idle_timeout_; } // 0 = none
   std::chrono::milliseconds maxDownstreamConnectionDuration() const { return max_duration_; }
   const std::vector<accesslog::AccessLogSharedPtr>& accessLogs() const { return access_logs_; }
+  // The listener's chain this filter is in (%FILTER_CHAIN_NAME%).
+  const std::string& filterChainName() const { return filter_chain_name_; }
 
 private:
   explicit TcpProxyConfig(const upstream::ClusterManager& cm) : cm_(cm) {}
@@ -73,6 +76,7 @@ private:
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
   std::chrono::milliseconds max_duration_{0};
   std::vector<accesslog::AccessLogSharedPtr> access_logs_;
+  std::string filter_chain_name_;
 };
 using TcpProxyConfigConstSharedPtr = std::shared_ptr<const TcpProxyConfig>;
 

@@ -108,6 +108,7 @@ network::FilterStatus TcpProxyFilter::onNewConnection() {
   TcpProxyStats& st = config_->stats();
   st.downstream_cx_total.inc();
   info_.connection_id = downstream_->id();
+  info_.filter_chain_name = config_->filterChainName();
   info_.downstream_local = downstream_->localAddress();
   info_.downstream_remote = downstream_->remoteAddress();
   // Nothing is read from the client until the upstream is there to take it.
