@@ -72,7 +72,8 @@ HeaderMap& HeaderMap::operator=(HeaderMap&& other) noexcept {
   if (this != &other) {
     entries_ = std::move(other.entries_);
     blocks_ = std::move(other.blocks_);
-    used_ = std::exchange(other.used_, 0);
+    free_ = std::exchange(other.free_, nullptr);
+    end_ = std::exchange(other.end_, nullptr);
     pseudo_count_ = std::exchange(other.pseudo_count_, 0);
     byte_size_ = std::exchange(other.byte_size_, 0);
     name_bits_ = std::exchange(other.name_bits_, 0);
@@ -103,35 +104,29 @@ void HeaderMap::clear() {
     blocks_.clear();
     blocks_.push_back(std::move(keep));
   }
-  used_ = 0;
+  if (!blocks_.empty()) {
+    free_ = blocks_.back().data.get();
+    end_ = free_ + blocks_.back().capacity;
+  }
   byte_size_ = 0;
   pseudo_count_ = 0;
   name_bits_ = 0;
 }
 
-char* HeaderMap::reserveBytes(size_t n) {
-  if (blocks_.empty() || blocks_.back().capacity - used_ < n) {
-    const size_t last = blocks_.empty() ? 0 : blocks_.back().capacity;
-    const size_t capacity = std::max({kFirstBlock, n, last * 2});
-    blocks_.push_back(Block{std::make_unique_for_overwrite<char[]>(capacity), capacity});
-    used_ = 0;
-  }
-  return blocks_.back().data.get() + used_;
-}
-
-std::string_view HeaderMap::store(std::string_view bytes) {
-  if (bytes.empty()) return {};
-  char* out = reserveBytes(bytes.size());
-  std::memcpy(out, bytes.data(), bytes.size());
-  used_ += bytes.size();
-  return {out, bytes.size()};
+char* HeaderMap::newBlock(size_t n) {
+  const size_t last = blocks_.empty() ? 0 : blocks_.back().capacity;
+  const size_t capacity = std::max({kFirstBlock, n, last * 2});
+  blocks_.push_back(Block{std::make_unique_for_overwrite<char[]>(capacity), capacity});
+  free_ = blocks_.back().data.get();
+  end_ = free_ + capacity;
+  return free_;
 }
 
 std::string_view HeaderMap::storeLower(std::string_view name) {
   if (name.empty()) return {};
   char* out = reserveBytes(name.size());
   copyLower(out, name.data(), name.size());
-  used_ += name.size();
+  free_ = out + name.size();
   return {out, name.size()};
 }
 

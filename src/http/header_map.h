@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,10 +126,21 @@ private:
   static constexpr size_t kFirstBlock = 1024;
   static constexpr size_t kInitialEntries = 16;
 
-  // Room for n bytes, contiguous; returns where to write them.
-  char* reserveBytes(size_t n);
+  // Room for n bytes, contiguous; returns where to write them (then advance
+  // free_ past what was written). The common case, room in the current block,
+  // is inline; a new block is out of line.
+  char* reserveBytes(size_t n) {
+    return static_cast<size_t>(end_ - free_) >= n ? free_ : newBlock(n);
+  }
+  char* newBlock(size_t n);
   std::string_view storeLower(std::string_view name);
-  std::string_view store(std::string_view bytes);
+  std::string_view store(std::string_view bytes) {
+    if (bytes.empty()) return {};
+    char* out = reserveBytes(bytes.size());
+    std::memcpy(out, bytes.data(), bytes.size());
+    free_ = out + bytes.size();
+    return {out, bytes.size()};
+  }
   void copyFrom(const HeaderMap& other);
   template <class Pred> size_t removeIf(Pred pred);
   // get() and remove() past the name-class check.
@@ -138,7 +150,8 @@ private:
 
   std::vector<Entry> entries_;
   absl::InlinedVector<Block, 1> blocks_; // nearly always one
-  size_t used_ = 0;         // bytes used in blocks_.back()
+  char* free_ = nullptr; // the unused part of blocks_.back(): [free_, end_)
+  char* end_ = nullptr;
   size_t pseudo_count_ = 0; // entries_[0, pseudo_count_) are pseudo-headers
   size_t byte_size_ = 0;
   // One bit per (length, last byte) class of the names ever inserted since the
