@@ -460,9 +460,9 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     if (!cfg.skip_xff_append) {
       utility::appendXff(h, remote.ip());
     }
-    h.set(headers::kXForwardedProto, "http");
+    h.setWireSafe(headers::kXForwardedProto, "http");
   } else if (!h.has(headers::kXForwardedProto)) {
-    h.set(headers::kXForwardedProto, "http");
+    h.setWireSafe(headers::kXForwardedProto, "http");
   }
   bool internal = false;
   if (cfg.use_remote_address && cfg.skip_xff_append) {
@@ -491,7 +491,7 @@ bool ConnectionManager::ActiveStream::prepareRequest() {
     if (!keep) {
       char id[utility::kUuidLength];
       utility::makeUuid(id);
-      h.set(headers::kXRequestId, std::string_view(id, sizeof(id)));
+      h.setWireSafe(headers::kXRequestId, std::string_view(id, sizeof(id)));
     }
   }
   if (!cfg.via.empty()) {
@@ -916,7 +916,7 @@ void ConnectionManager::ActiveStream::finalizeResponseHeaders(HeaderMap& h) {
     break;
   }
   if (!h.has(headers::kDate)) {
-    h.set(headers::kDate, utility::httpDate());
+    h.setWireSafe(headers::kDate, utility::httpDate());
   }
   if (request_headers_ && cfg.tracing) {
     // A forced trace's id goes back to the caller (Envoy).

@@ -156,7 +156,7 @@ void HeaderMap::addWireSafe(std::string_view name, std::string_view value) {
   insert(Entry{n, store(value), true});
 }
 
-void HeaderMap::set(std::string_view name, std::string_view value) {
+void HeaderMap::setImpl(std::string_view name, std::string_view value, bool wire_safe) {
   // Callers almost always pass a lower-case constant; fold once into a stack
   // buffer so every comparison below is a plain one.
   char folded[64];
@@ -173,14 +173,15 @@ void HeaderMap::set(std::string_view name, std::string_view value) {
   size_t i = mayHave(n) ? 0 : entries_.size();
   while (i < entries_.size() && !sameName(entries_[i].first, n)) ++i;
   if (i == entries_.size()) {
-    insert(Entry{store(n), store(value), false});
+    insert(Entry{store(n), store(value), wire_safe});
     return;
   }
   Entry& e = entries_[i];
   const std::string_view v = store(value);
   byte_size_ = byte_size_ - e.second.size() + v.size();
   e.second = v;
-  e.wire_safe = false;
+  // The stored name was a token when it went in (parsed, or legate's own).
+  e.wire_safe = wire_safe && e.wire_safe;
   // Drop any later duplicates, compacting in place only if there are some.
   size_t out = i + 1;
   for (size_t j = i + 1; j < entries_.size(); ++j) {

@@ -78,7 +78,11 @@ public:
   // value is a field-value (RFC 9110 §5.1, §5.5): marks it wire_safe.
   void addWireSafe(std::string_view name, std::string_view value);
   // Replaces every header of that name with one value.
-  void set(std::string_view name, std::string_view value);
+  void set(std::string_view name, std::string_view value) { setImpl(name, value, false); }
+  // set() for a value legate made itself from bytes that cannot break a
+  // message (digits, a date, an address, a UUID, a literal) under a constant
+  // name: marks it wire_safe, so the HTTP/1 encoder does not scan it again.
+  void setWireSafe(std::string_view name, std::string_view value) { setImpl(name, value, true); }
   // Removes every header of that name; returns how many were removed. Most
   // removes on the request path are of absent headers: those are answered
   // inline, without a call.
@@ -142,6 +146,7 @@ private:
     return {out, bytes.size()};
   }
   void copyFrom(const HeaderMap& other);
+  void setImpl(std::string_view name, std::string_view value, bool wire_safe);
   template <class Pred> size_t removeIf(Pred pred);
   // get() and remove() past the name-class check.
   std::optional<std::string_view> find(std::string_view name) const;

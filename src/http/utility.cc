@@ -34,7 +34,7 @@ void appendXff(HeaderMap& headers, std::string_view ip) {
   if (existing && !existing->empty()) {
     headers.set(headers::kXForwardedFor, std::string(*existing) + ", " + std::string(ip));
   } else {
-    headers.set(headers::kXForwardedFor, ip);
+    headers.setWireSafe(headers::kXForwardedFor, ip); // an address legate formatted
   }
 }
 

@@ -201,11 +201,24 @@ TEST(Http1Server, ParsedFieldsAreMarkedWireSafe) {
   }
   EXPECT_EQ(regular, 2);
   r.headers->set("x-a", "2");
-  for (const HeaderMap::Entry& e : r.headers->entries()) {
-    if (e.first == "x-a") {
-      EXPECT_FALSE(e.wire_safe) << "a set() value is unchecked";
+  auto safe = [&](std::string_view name) {
+    for (const HeaderMap::Entry& e : r.headers->entries()) {
+      if (e.first == name) return e.wire_safe;
     }
-  }
+    ADD_FAILURE() << "no " << name;
+    return false;
+  };
+  EXPECT_FALSE(safe("x-a")) << "a set() value is unchecked";
+  // setWireSafe() marks legate's own values, new or replacing a parsed field...
+  r.headers->setWireSafe("user-agent", "legate");
+  EXPECT_TRUE(safe("user-agent"));
+  r.headers->setWireSafe("x-new", "1");
+  EXPECT_TRUE(safe("x-new"));
+  // ...but an entry already unchecked stays so: its name may not be a token.
+  r.headers->setWireSafe("x-a", "3");
+  EXPECT_FALSE(safe("x-a"));
+  r.headers->add("x-added", "v");
+  EXPECT_FALSE(safe("x-added"));
 }
 
 // A head that outgrows the room reserved for it still comes out whole and in order.

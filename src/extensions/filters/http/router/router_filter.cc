@@ -189,7 +189,7 @@ void RouterFilter::setupTimeouts(http::HeaderMap& headers, const legate::router:
                             ? per_try_timeout_
                             : timeout_;
   if (!config_->suppress_envoy_headers && expected.count() > 0) {
-    headers.set(kExpectedRqTimeoutMs, Decimal(expected.count()).view());
+    headers.setWireSafe(kExpectedRqTimeoutMs, Decimal(expected.count()).view());
   }
 }
 
@@ -351,10 +351,10 @@ void RouterFilter::onUpstreamReady(UpstreamRequest& req, const network::Connecti
   info.upstream_protocol = "HTTP/1.1";
   if (req.span() != nullptr) req.span()->injectContext(*request_headers_);
   if (include_attempt_count_) {
-    request_headers_->set(kAttemptCount, Decimal(req.attempt()).view());
+    request_headers_->setWireSafe(kAttemptCount, Decimal(req.attempt()).view());
   }
   if (include_timeout_retry_header_) {
-    request_headers_->set(kIsTimeoutRetry, req.timeoutRetry() ? "true" : "false");
+    request_headers_->setWireSafe(kIsTimeoutRetry, req.timeoutRetry() ? "true" : "false");
   }
   if (action_ != nullptr && action_->autoHostRewrite()) {
     request_headers_->set(http::headers::kAuthority, req.host()->address().asString());
@@ -416,10 +416,10 @@ void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr he
 
   callbacks_->streamInfo().first_upstream_rx = loopNow();
   if (!config_->suppress_envoy_headers) {
-    headers->set(kUpstreamServiceTime, Decimal(msSince(req.startTime())).view());
+    headers->setWireSafe(kUpstreamServiceTime, Decimal(msSince(req.startTime())).view());
   }
   if (include_attempt_count_in_response_) {
-    headers->set(kAttemptCount, Decimal(attempt_count_).view());
+    headers->setWireSafe(kAttemptCount, Decimal(attempt_count_).view());
   }
   if (const auto* route = callbacks_->route()) {
     route->finalizeResponseHeaders(*headers, callbacks_->streamInfo());
