@@ -2,6 +2,7 @@
 """User and system CPU per proxied request, per proxy, side by side.
 
     python3 bench/cpu_split.py [--rounds 3] [--duration 5] [--connections 50,400] [--perf N]
+                               [--syscalls]
 
 The same proxies, configs, backend and wrk runs as `bench/run.py`'s http section
 (its helpers are reused), but the proxy's CPU time is read from /proc/<pid>/stat as
@@ -19,6 +20,11 @@ figures), and prints each proxy's N hottest symbols, kernel and user
 space, side by side with its share of the samples by place (kernel, the proxy's own
 binary, libraries). Needs perf (Debian: linux-perf) and the right to profile (root,
 or kernel.perf_event_paranoid <= 1 for kernel symbols).
+
+--syscalls counts each proxy's system calls per request in an extra run after each
+measured run of the first round (`perf stat` on the raw_syscalls and syscalls
+tracepoints: the total, and the calls a proxy's request path makes), to compare how
+many times each proxy enters the kernel for the same work. Needs perf and root.
 """
 
 import argparse
@@ -86,6 +92,47 @@ def perf_top(path, n):
     return places, rows[:n]
 
 
+# The calls a proxy's request path makes; anything else shows in the total only.
+SYSCALLS = ["epoll_wait", "epoll_pwait", "epoll_ctl", "recvfrom", "sendto", "read", "write",
+            "readv", "writev", "recvmsg", "sendmsg", "getsockopt", "setsockopt",
+            "clock_gettime", "accept4", "close", "splice"]
+
+
+def syscall_counts(pids, run_load):
+    """{name: calls} for pids while run_load() runs; "total" is every system call."""
+    events = ["raw_syscalls:sys_enter"] + ["syscalls:sys_enter_" + s for s in SYSCALLS]
+    stat = subprocess.Popen(["perf", "stat", "-x,", "-e", ",".join(events),
+                             "-p", ",".join(str(p) for p in pids)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        requests = run_load()
+    finally:
+        stat.send_signal(2)  # SIGINT: perf stat prints its counts and exits
+        try:
+            err = stat.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            stat.kill()
+            err = stat.communicate()[1]
+    counts = {}
+    for line in err.splitlines():
+        cols = line.split(",")
+        if len(cols) > 2 and cols[0].strip().isdigit():
+            name = cols[2].split(":")[-1].replace("sys_enter_", "")
+            counts["total" if name == "sys_enter" else name] = int(cols[0])
+    return counts, requests
+
+
+def print_syscalls(table):
+    for key, (counts, requests) in table.items():
+        if not counts or not requests:
+            print("\n%s: no syscall counts (perf stat failed?)" % key)
+            continue
+        per = {k: v / requests for k, v in counts.items() if v / requests >= 0.005}
+        rest = ", ".join("%s %.2f" % (k, v) for k, v in sorted(per.items(), key=lambda kv: -kv[1])
+                         if k != "total")
+        print("\n%s: %.2f system calls per request (%s)" % (key, per.get("total", 0.0), rest))
+
+
 def print_perf(reports, n):
     for name, (places, rows) in reports.items():
         share = ", ".join("%s %.0f %%" % (k, places.get(k, 0.0))
@@ -106,6 +153,8 @@ def main():
     ap.add_argument("--connections", default="50,400")
     ap.add_argument("--perf", type=int, default=0, metavar="N",
                     help="sample each proxy with perf in round 1 and print its N hottest symbols")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="count each proxy's system calls per request (perf stat) in round 1")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or
                     os.path.join(run.ROOT, "build", "release", "legate"))
     a = ap.parse_args()
@@ -113,11 +162,12 @@ def main():
     tools, missing = run.find_tools(a.legate)
     if missing:
         sys.exit("missing: %s (make setup / make build)" % ", ".join(missing))
-    if a.perf and shutil.which("perf") is None:
-        sys.exit("--perf needs perf (Debian package linux-perf)")
+    if (a.perf or a.syscalls) and shutil.which("perf") is None:
+        sys.exit("--perf and --syscalls need perf (Debian package linux-perf)")
     run.raise_nofile()
     results = {}
     reports = {}
+    syscalls = {}
     with tempfile.TemporaryDirectory() as tmp:
         backend_port = run.free_port()
         backend = run.start_backend(tools, tmp, backend_port)
@@ -142,6 +192,11 @@ def main():
                                 perf_stop(rec)
                                 rec = None
                                 reports["%s c=%d" % (name, conns)] = perf_top(path, a.perf)
+                            if a.syscalls and rnd == 0:
+                                # A run of its own: tracing costs the proxy CPU.
+                                syscalls["%s c=%d" % (name, conns)] = syscall_counts(
+                                    proxy.tree,
+                                    lambda: run.run_wrk(tools, proxy.port, conns, a.duration)["requests"])
                             run.check_wrk(r, "%s c=%d" % (name, conns))
                             scale = 1e6 / run.CLK_TCK / r["requests"]
                             u, s = (u1 - u0) * scale, (s1 - s0) * scale
@@ -168,6 +223,8 @@ def main():
                      segments_text(statistics.median(segs) if segs else None)))
     if reports:
         print_perf(reports, a.perf)
+    if syscalls:
+        print_syscalls(syscalls)
 
 
 if __name__ == "__main__":
