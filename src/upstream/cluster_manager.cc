@@ -38,7 +38,9 @@ ClusterManager::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
     cm->clusters_.push_back(std::move(*cluster));
   }
   std::sort(cm->clusters_.begin(), cm->clusters_.end(),
-            [](const ClusterSharedPtr& a, const ClusterSharedPtr& b) { return a->name() < b->name(); });
+            [](const ClusterSharedPtr& a, const ClusterSharedPtr& b) {
+              return a->name() < b->name();
+            });
   store.gauge("cluster_manager.active_clusters").set(static_cast<int64_t>(cm->clusters_.size()));
   store.counter("cluster_manager.cluster_added").inc(cm->clusters_.size());
   return cm;
@@ -69,7 +71,8 @@ absl::Status ClusterManager::initialize(event::Dispatcher& main, std::function<v
     if (dns == nullptr) continue;
     auto resolver = DnsResolver::create(main, dns->resolver);
     if (!resolver.ok()) {
-      return absl::InternalError("cluster '" + cluster->name() + "': " + std::string(resolver.status().message()));
+      return absl::InternalError("cluster '" + cluster->name() + "': " +
+                                 std::string(resolver.status().message()));
     }
     discoveries_.push_back(
         std::make_unique<DnsDiscovery>(*cluster, *dns, main, std::move(*resolver)));

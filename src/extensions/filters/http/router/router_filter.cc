@@ -96,7 +96,8 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   action_ = action;
   const std::string_view cluster_name = action->pickCluster(headers, callbacks_->streamId());
   cluster_ = cluster_name.empty() ? nullptr : config_->cluster_manager.get(cluster_name);
-  info.upstream_cluster = cluster_ != nullptr ? std::string_view(cluster_->name()) : info.keep(cluster_name);
+  info.upstream_cluster =
+      cluster_ != nullptr ? std::string_view(cluster_->name()) : info.keep(cluster_name);
   if (cluster_ == nullptr) {
     st.no_cluster.inc();
     info.setResponseFlag(accesslog::kNoClusterFound);

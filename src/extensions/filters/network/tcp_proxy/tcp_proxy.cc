@@ -131,7 +131,8 @@ network::FilterStatus TcpProxyFilter::onNewConnection() {
   }
   const std::string& name = config_->pickCluster();
   cluster_ = config_->clusterManager().get(name);
-  info_.upstream_cluster = cluster_ != nullptr ? std::string_view(cluster_->name()) : info_.keep(name);
+  info_.upstream_cluster =
+      cluster_ != nullptr ? std::string_view(cluster_->name()) : info_.keep(name);
   if (cluster_ == nullptr) {
     st.downstream_cx_no_route.inc();
     info_.setResponseFlag(accesslog::kNoClusterFound);
