@@ -11,8 +11,8 @@ import time
 import unittest
 
 from harness import (FILE_LOG_TYPE, HttpUpstream, LegateTestCase, http_bootstrap, http_get,
-                     refused_port, route, route_config, run_legate, static_cluster, virtual_host,
-                     read_lines, wait_for_lines, wait_until)
+                     raw_request, refused_port, route, route_config, run_legate, static_cluster,
+                     virtual_host, read_lines, wait_for_lines, wait_until)
 
 
 def file_log(path, fmt, log_filter=None):
@@ -234,16 +234,9 @@ class AccessLogOperators(LegateTestCase):
         port = self.start_with([file_log(path, "%REQ(:PATH)% %PROTOCOL% %UPSTREAM_PROTOCOL%\n")],
                                http_protocol_options={"accept_http_10": True})
         for version in (b"1.0", b"1.1"):
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall(b"GET /v" + version + b" HTTP/" + version +
-                          b"\r\nHost: a\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+            resp, _ = raw_request(port, b"GET /v" + version + b" HTTP/" + version +
+                                  b"\r\nHost: a\r\nConnection: close\r\n\r\n")
+            self.assertEqual(resp.status, 200)
         lines = wait_for_lines(path, 2)
         self.assertEqual(sorted(lines), ["/v1.0 HTTP/1.0 HTTP/1.1", "/v1.1 HTTP/1.1 HTTP/1.1"])
 
