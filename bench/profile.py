@@ -131,7 +131,8 @@ def callgrind(tools, tmp, backend_port, args):
             % (totals.get("Ir", 0) / args.requests, args.requests, args.connections))
     if args.cache_sim:
         # D1mr/D1mw: first-level data misses; DLmr/DLmw: misses in the simulated
-        # last-level cache (--cache-sim's size), i.e. trips to memory.
+        # last-level cache (--cache-sim's size), i.e. trips past it (to L3 when a
+        # 2 MiB L2 is what is modelled).
         per = {k: v / args.requests for k, v in totals.items()}
         run.log("per request: D1 misses %.0f read + %.0f write, LL misses %.1f read + %.1f write, "
                 "I1 misses %.0f" % (per.get("D1mr", 0), per.get("D1mw", 0), per.get("DLmr", 0),
