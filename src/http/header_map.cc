@@ -180,7 +180,8 @@ void HeaderMap::setImpl(std::string_view name, std::string_view value, bool wire
   const std::string_view v = store(value);
   byte_size_ = byte_size_ - e.second.size() + v.size();
   e.second = v;
-  // The stored name was a token when it went in (parsed, or legate's own).
+  // An entry marked wire-safe has a name the parser or legate checked; it
+  // stays marked only if the new value is one legate vouches for too.
   e.wire_safe = wire_safe && e.wire_safe;
   // Drop any later duplicates, compacting in place only if there are some.
   size_t out = i + 1;
