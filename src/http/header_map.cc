@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "common/swar.h"
 
@@ -70,26 +71,33 @@ HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
 
 HeaderMap& HeaderMap::operator=(HeaderMap&& other) noexcept {
   if (this != &other) {
-    entries_ = std::move(other.entries_);
+    entries_ = std::exchange(other.entries_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+    slab_ = std::move(other.slab_);
+    spilled_ = std::move(other.spilled_);
     blocks_ = std::move(other.blocks_);
+    other.blocks_.clear();
     free_ = std::exchange(other.free_, nullptr);
     end_ = std::exchange(other.end_, nullptr);
     pseudo_count_ = std::exchange(other.pseudo_count_, 0);
     byte_size_ = std::exchange(other.byte_size_, 0);
     name_bits_ = std::exchange(other.name_bits_, 0);
-    other.entries_.clear();
-    other.blocks_.clear();
   }
   return *this;
 }
 
+bool HeaderMap::operator==(const HeaderMap& other) const {
+  return std::equal(entries_, entries_ + size_, other.entries_, other.entries_ + other.size_);
+}
+
 void HeaderMap::copyFrom(const HeaderMap& other) {
   size_t bytes = 0;
-  for (const Entry& e : other.entries_) bytes += e.first.size() + e.second.size();
-  entries_.reserve(other.entries_.size());
+  for (const Entry& e : other.entries()) bytes += e.first.size() + e.second.size();
+  reserveEntries(other.size_);
   if (bytes > 0) reserveBytes(bytes); // one block for the lot
-  for (const Entry& e : other.entries_) {
-    entries_.push_back(Entry{store(e.first), store(e.second), e.wire_safe});
+  for (const Entry& e : other.entries()) {
+    new (entries_ + size_++) Entry{store(e.first), store(e.second), e.wire_safe};
   }
   pseudo_count_ = other.pseudo_count_;
   name_bits_ = other.name_bits_;
@@ -97,25 +105,53 @@ void HeaderMap::copyFrom(const HeaderMap& other) {
 }
 
 void HeaderMap::clear() {
-  entries_.clear();
-  if (blocks_.size() > 1) {
+  size_ = 0;
+  if (!blocks_.empty()) {
     // Keep the largest block (the last: blocks only grow) for the next use.
     Block keep = std::move(blocks_.back());
     blocks_.clear();
+    free_ = keep.data.get();
+    end_ = free_ + keep.capacity;
     blocks_.push_back(std::move(keep));
-  }
-  if (!blocks_.empty()) {
-    free_ = blocks_.back().data.get();
-    end_ = free_ + blocks_.back().capacity;
+  } else if (slab_) {
+    free_ = slab_->bytes;
+    end_ = free_ + kSlabBytes;
   }
   byte_size_ = 0;
   pseudo_count_ = 0;
   name_bits_ = 0;
 }
 
+void HeaderMap::makeSlab() {
+  slab_ = std::make_unique_for_overwrite<Slab>(); // nothing written yet
+  entries_ = reinterpret_cast<Entry*>(slab_->entries);
+  capacity_ = kInitialEntries;
+  free_ = slab_->bytes;
+  end_ = free_ + kSlabBytes;
+}
+
+void HeaderMap::reserveEntries(size_t n) {
+  if (n <= capacity_) return;
+  if (!slab_) {
+    makeSlab();
+    if (n <= capacity_) return;
+  }
+  size_t capacity = capacity_;
+  while (capacity < n) capacity *= 2;
+  auto grown = std::make_unique_for_overwrite<Entry[]>(capacity);
+  std::copy(entries_, entries_ + size_, grown.get());
+  spilled_ = std::move(grown);
+  entries_ = spilled_.get();
+  capacity_ = static_cast<uint32_t>(capacity);
+}
+
 char* HeaderMap::newBlock(size_t n) {
-  const size_t last = blocks_.empty() ? 0 : blocks_.back().capacity;
-  const size_t capacity = std::max({kFirstBlock, n, last * 2});
+  if (!slab_) {
+    makeSlab();
+    if (n <= kSlabBytes) return free_;
+  }
+  const size_t last = blocks_.empty() ? kSlabBytes : blocks_.back().capacity;
+  const size_t capacity = std::max(n, last * 2);
   blocks_.push_back(Block{std::make_unique_for_overwrite<char[]>(capacity), capacity});
   free_ = blocks_.back().data.get();
   end_ = free_ + capacity;
@@ -131,19 +167,19 @@ std::string_view HeaderMap::storeLower(std::string_view name) {
 }
 
 void HeaderMap::insert(Entry e) {
-  if (entries_.capacity() == 0) {
-    // A proxied request or response carries a dozen or so headers: one
-    // allocation up front instead of growing 1, 2, 4, 8, 16.
-    entries_.reserve(kInitialEntries);
-  }
+  if (size_ == capacity_) reserveEntries(size_ + 1);
   byte_size_ += e.first.size() + e.second.size();
   name_bits_ |= nameBit(e.first);
   if (!e.first.empty() && e.first[0] == ':') {
-    entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(pseudo_count_), e);
+    // Pseudo-headers stay first: shift the regular ones up by one.
+    std::memmove(static_cast<void*>(entries_ + pseudo_count_ + 1), entries_ + pseudo_count_,
+                 (size_ - pseudo_count_) * sizeof(Entry));
+    new (entries_ + pseudo_count_) Entry(e);
     ++pseudo_count_;
   } else {
-    entries_.push_back(e);
+    new (entries_ + size_) Entry(e);
   }
+  ++size_;
 }
 
 void HeaderMap::add(std::string_view name, std::string_view value) {
@@ -170,9 +206,9 @@ void HeaderMap::setImpl(std::string_view name, std::string_view value, bool wire
     toLowerInPlace(long_name);
     n = long_name;
   }
-  size_t i = mayHave(n) ? 0 : entries_.size();
-  while (i < entries_.size() && !sameName(entries_[i].first, n)) ++i;
-  if (i == entries_.size()) {
+  size_t i = mayHave(n) ? 0 : size_;
+  while (i < size_ && !sameName(entries_[i].first, n)) ++i;
+  if (i == size_) {
     insert(Entry{store(n), store(value), wire_safe});
     return;
   }
@@ -185,7 +221,7 @@ void HeaderMap::setImpl(std::string_view name, std::string_view value, bool wire
   e.wire_safe = wire_safe && e.wire_safe;
   // Drop any later duplicates, compacting in place only if there are some.
   size_t out = i + 1;
-  for (size_t j = i + 1; j < entries_.size(); ++j) {
+  for (size_t j = i + 1; j < size_; ++j) {
     const Entry& x = entries_[j];
     if (sameName(x.first, n)) {
       byte_size_ -= x.first.size() + x.second.size();
@@ -195,19 +231,19 @@ void HeaderMap::setImpl(std::string_view name, std::string_view value, bool wire
     if (out != j) entries_[out] = x;
     ++out;
   }
-  entries_.resize(out);
+  size_ = static_cast<uint32_t>(out);
 }
 
 template <class Pred> size_t HeaderMap::removeIf(Pred pred) {
   size_t removed = 0;
-  auto it = std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) {
+  Entry* end = std::remove_if(entries_, entries_ + size_, [&](const Entry& e) {
     if (!pred(e.first)) return false;
     byte_size_ -= e.first.size() + e.second.size();
     if (!e.first.empty() && e.first[0] == ':') --pseudo_count_;
     ++removed;
     return true;
   });
-  entries_.erase(it, entries_.end());
+  size_ = static_cast<uint32_t>(end - entries_);
   return removed;
 }
 
@@ -220,7 +256,7 @@ size_t HeaderMap::removePrefix(std::string_view prefix) {
 }
 
 std::optional<std::string_view> HeaderMap::find(std::string_view name) const {
-  for (const auto& e : entries_) {
+  for (const Entry& e : entries()) {
     if (sameName(e.first, name)) return e.second;
   }
   return std::nullopt;
@@ -229,7 +265,7 @@ std::optional<std::string_view> HeaderMap::find(std::string_view name) const {
 std::vector<std::string_view> HeaderMap::getAll(std::string_view name) const {
   std::vector<std::string_view> out;
   if (!mayHave(name)) return out;
-  for (const auto& e : entries_) {
+  for (const Entry& e : entries()) {
     if (sameName(e.first, name)) out.emplace_back(e.second);
   }
   return out;

@@ -15,12 +15,12 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
-
-#include "absl/container/inlined_vector.h"
 
 namespace legate::http {
 
@@ -107,15 +107,15 @@ public:
   // The :status as a number, or 0 if absent or malformed.
   uint32_t status() const;
 
-  const std::vector<Entry>& entries() const { return entries_; }
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
+  std::span<const Entry> entries() const { return {entries_, size_}; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   // Sum of name and value lengths (for header size limits).
   size_t byteSize() const { return byte_size_; }
   // Forgets every header; keeps the first storage block for reuse.
   void clear();
 
-  bool operator==(const HeaderMap& other) const { return entries_ == other.entries_; }
+  bool operator==(const HeaderMap& other) const;
 
 private:
   // Names and values are copied into blocks that never move or shrink while
@@ -123,12 +123,31 @@ private:
   // one std::string per long name or value. A set() appends the new value and
   // leaves the old bytes as garbage until clear(); header mutations are few per
   // request and bounded by the header limits, so this wastes little.
+  //
+  // The first allocation, made by the first header added, is a Slab: room for
+  // the entries and bytes of a service-to-service request or response (a dozen
+  // headers, a few hundred bytes) in one 1 KiB block. That is one allocation per
+  // map on the request path instead of one for the entries and one for the
+  // bytes, and a smaller footprint: with hundreds of streams in flight, what a
+  // request touches no longer fits in the cache, and callgrind counted fewer
+  // last-level misses per request with this than with 16 entries and 1,152
+  // bytes. A map that outgrows it spills its entries to a larger array and its
+  // bytes to further blocks; the slab stays until the map is destroyed or moved
+  // from.
+  static constexpr size_t kInitialEntries = 12;
+  static constexpr size_t kSlabBytes = 544;
+  struct Slab {
+    // Raw room for the entries: an entry is created where it is written, so the
+    // unused ones are never touched (an Entry is trivially copyable).
+    alignas(Entry) unsigned char entries[sizeof(Entry) * kInitialEntries];
+    char bytes[kSlabBytes];
+  };
+  static_assert(sizeof(Slab) == 1024, "one tcmalloc size class");
+  static_assert(std::is_trivially_copyable_v<Entry> && std::is_trivially_destructible_v<Entry>);
   struct Block {
     std::unique_ptr<char[]> data;
     size_t capacity = 0;
   };
-  static constexpr size_t kFirstBlock = 1024;
-  static constexpr size_t kInitialEntries = 16;
 
   // Room for n bytes, contiguous; returns where to write them (then advance
   // free_ past what was written). The common case, room in the current block,
@@ -137,6 +156,10 @@ private:
     return static_cast<size_t>(end_ - free_) >= n ? free_ : newBlock(n);
   }
   char* newBlock(size_t n);
+  // Creates the slab, its entries and bytes the map's current ones.
+  void makeSlab();
+  // Room for at least n entries.
+  void reserveEntries(size_t n);
   std::string_view storeLower(std::string_view name);
   std::string_view store(std::string_view bytes) {
     if (bytes.empty()) return {};
@@ -153,9 +176,13 @@ private:
   size_t removeName(std::string_view name);
   void insert(Entry e);
 
-  std::vector<Entry> entries_;
-  absl::InlinedVector<Block, 1> blocks_; // nearly always one
-  char* free_ = nullptr; // the unused part of blocks_.back(): [free_, end_)
+  Entry* entries_ = nullptr; // [0, size_) in use, room for capacity_
+  uint32_t size_ = 0;
+  uint32_t capacity_ = 0;
+  std::unique_ptr<Slab> slab_;
+  std::unique_ptr<Entry[]> spilled_; // the entries, once more than the slab holds
+  std::vector<Block> blocks_;        // bytes beyond the slab's; nearly always none
+  char* free_ = nullptr; // the unused part of the current block: [free_, end_)
   char* end_ = nullptr;
   size_t pseudo_count_ = 0; // entries_[0, pseudo_count_) are pseudo-headers
   size_t byte_size_ = 0;

@@ -86,8 +86,53 @@ TEST(HeaderMapTest, SetKeepsPositionDropsDuplicatesAndCopiesAreIndependent) {
   EXPECT_EQ(h.get("after").value_or(""), "clear");
 }
 
-// The eight-bytes-at-a-time paths against plain byte loops, over every byte value
-// in every position of strings of every length up to 40.
+// A map starts in one small allocation (entries and bytes together) and spills
+// entries and bytes to larger ones as it grows: every entry, in order, with
+// pseudo-headers first, must survive each spill, a clear and reuse, a copy, and
+// a move (views into a moved map stay valid).
+TEST(HeaderMapTest, EntriesAndBytesSurviveGrowthPastTheFirstAllocation) {
+  HeaderMap h;
+  for (int round = 0; round < 2; ++round) {
+    h.clear(); // the second round reuses the map
+    std::vector<std::pair<std::string, std::string>> pseudo;
+    std::vector<std::pair<std::string, std::string>> regular;
+    for (int i = 0; i < 100; ++i) {
+      // Values from empty to ~600 bytes, so the bytes spill more than once.
+      const std::string value(static_cast<size_t>((i * 37) % 601), static_cast<char>('a' + i % 26));
+      if (i % 9 == 4) {
+        const std::string name = ":P" + std::to_string(i);
+        h.add(name, value);
+        pseudo.emplace_back(":p" + std::to_string(i), value);
+      } else {
+        const std::string name = "Name-" + std::to_string(i);
+        h.add(name, value);
+        regular.emplace_back("name-" + std::to_string(i), value);
+      }
+      std::vector<std::pair<std::string, std::string>> expected = pseudo;
+      expected.insert(expected.end(), regular.begin(), regular.end());
+      std::vector<std::pair<std::string, std::string>> got;
+      for (const auto& e : h.entries()) got.emplace_back(e.first, e.second);
+      ASSERT_EQ(got, expected) << "round " << round << " after " << i + 1 << " adds";
+    }
+    const std::string_view first_value = h.entries()[0].second;
+    const std::string_view last_value = h.entries()[h.size() - 1].second;
+    HeaderMap copy = h;
+    EXPECT_TRUE(copy == h);
+    HeaderMap moved = std::move(copy);
+    EXPECT_TRUE(moved == h);
+    HeaderMap moved_again = std::move(h);
+    EXPECT_EQ(moved_again.entries()[0].second.data(), first_value.data()); // the bytes moved along
+    EXPECT_EQ(moved_again.entries()[moved_again.size() - 1].second, last_value);
+    EXPECT_TRUE(moved_again == moved);
+    h = std::move(moved_again);
+    EXPECT_EQ(h.remove("name-99"), 1u);
+    h.set(":p4", "one");
+    EXPECT_EQ(h.entries()[0].first, ":p4");
+    EXPECT_EQ(h.entries()[0].second, "one");
+    EXPECT_EQ(h.size(), 99u);
+  }
+}
+
 // The name-class bits answer absent names early; every answer must still match a
 // plain scan, through adds, removes (stale bits), sets, copies, moves and clear.
 TEST(HeaderMapTest, LookupsAgreeWithAScanThroughChurn) {
@@ -144,6 +189,8 @@ TEST(HeaderMapTest, LookupsAgreeWithAScanThroughChurn) {
 
 char lowerByte(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
+// The eight-bytes-at-a-time paths against plain byte loops, over every byte value
+// in every position of strings of every length up to 40.
 TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
   std::mt19937 rng(11);
   for (size_t len = 0; len <= 40; ++len) {
