@@ -112,7 +112,8 @@ public:
   bool empty() const { return size_ == 0; }
   // Sum of name and value lengths (for header size limits).
   size_t byteSize() const { return byte_size_; }
-  // Forgets every header; keeps the first storage block for reuse.
+  // Forgets every header; keeps the entries' room and one block of bytes (the
+  // slab's or the largest spilled one) for reuse.
   void clear();
 
   bool operator==(const HeaderMap& other) const;
@@ -156,7 +157,7 @@ private:
     return static_cast<size_t>(end_ - free_) >= n ? free_ : newBlock(n);
   }
   char* newBlock(size_t n);
-  // Creates the slab, its entries and bytes the map's current ones.
+  // Creates the slab and makes its entries and bytes the map's current ones.
   void makeSlab();
   // Room for at least n entries.
   void reserveEntries(size_t n);
