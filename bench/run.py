@@ -566,9 +566,9 @@ def http_status(port, path, timeout=1.0):
         return None
 
 
-def scale_run(tools, tmp, backend_port, n, conns, duration, warmup, timeout=120.0):
-    """Starts legate with n clusters and n routes; returns time to ready, RSS, and
-    CPU per request for a request matching the middle route and the last route."""
+def scale_start(tools, tmp, backend_port, n, timeout=120.0):
+    """Starts legate with n clusters and n routes and waits until it is ready;
+    returns (the process, its port, {"ready_s", "rss"})."""
     port, admin = free_port(), free_port()
     conf = os.path.join(tmp, "scale-%d.yaml" % n)
     scale_config(conf, n, n, port, admin, backend_port)
@@ -587,22 +587,47 @@ def scale_run(tools, tmp, backend_port, n, conns, duration, warmup, timeout=120.
         rec = {"ready_s": time.monotonic() - t0}
         time.sleep(0.3)
         rec["rss"] = p.rss()
-        for which, idx in (("mid", n // 2), ("last", n - 1)):
-            path = "/r%05d/x" % idx
+        return p, port, rec
+    except BaseException:
+        p.stop()
+        raise
+
+
+def scale_cpu(tools, started, conns, duration, warmup):
+    """CPU per request for the middle route and the last route of each started
+    scale config ({n: (process, port)}). The configs run side by side and are
+    measured in alternating one-second slices (A B B A A B ...), `duration` slices
+    each, so a stretch in which the machine is slower falls on both alike; each
+    config's figure is its CPU over its requests, summed over its slices.
+    Returns {n: {"cpu_us_per_req_mid", "rps_mid", ...}}."""
+    out = {n: {} for n in started}
+    order = sorted(started)
+    for which in ("mid", "last"):
+        urls = {}
+        for n, (p, port) in started.items():
+            # The middle route is a prefix route at every n (even index), the last a path route.
+            path = "/r%05d/x" % ((n // 2) // 2 * 2 if which == "mid" else n - 1)
             if http_status(port, path) != 200:
                 raise BenchError("legate with %d routes: %s did not answer 200" % (n, path))
-            url = "http://127.0.0.1:%d%s" % (port, path)
+            urls[n] = "http://127.0.0.1:%d%s" % (port, path)
             if warmup > 0:
-                run_wrk_url(tools, url, conns, warmup)
-            cpu0 = p.cpu_seconds()
-            r = run_wrk_url(tools, url, conns, duration)
-            cpu1 = p.cpu_seconds()
-            check_wrk(r, "scale %d %s" % (n, which))
-            rec["cpu_us_per_req_" + which] = (cpu1 - cpu0) * 1e6 / r["requests"]
-            rec["rps_" + which] = r["rps"]
-        return rec
-    finally:
-        p.stop()
+                run_wrk_url(tools, urls[n], conns, warmup)
+        cpu = dict.fromkeys(started, 0.0)
+        reqs = dict.fromkeys(started, 0)
+        for i in range(max(1, int(duration))):
+            for n in (order if i % 2 == 0 else order[::-1]):
+                p = started[n][0]
+                cpu0 = p.cpu_seconds()
+                r = run_wrk_url(tools, urls[n], conns, 1)
+                cpu[n] += p.cpu_seconds() - cpu0
+                check_wrk(r, "scale %d %s" % (n, which))
+                reqs[n] += r["requests"]
+        for n in started:
+            out[n]["cpu_us_per_req_" + which] = cpu[n] * 1e6 / reqs[n]
+            out[n]["rps_" + which] = reqs[n] / float(max(1, int(duration)))
+    return out
+
+
 # ---------------------------------------------------------------- reporting
 
 def median(values):
@@ -936,18 +961,30 @@ def scale_section(args, tools, tmp, backend_port, failures):
     for rnd in range(args.rounds):
         rec = {}
         sizes = (10, args.scale) if rnd % 2 == 0 else (args.scale, 10)
+        started = {}
+        try:
+            # Started one after the other, so neither's time to ready is the other's load.
+            for n in sizes:
+                p, port, r = scale_start(tools, tmp, backend_port, n)
+                started[n] = (p, port)
+                for k, v in r.items():
+                    rec["%s@%d" % (k, n)] = v
+            for n, r in scale_cpu(tools, started, args.scale_connections, args.duration, args.warmup).items():
+                for k, v in r.items():
+                    rec["%s@%d" % (k, n)] = v
+        except BenchError as e:
+            failures.append("scale round %d: %s" % (rnd + 1, e))
+            log("round %d  scale FAILED: %s" % (rnd + 1, e))
+        finally:
+            for p, _ in started.values():
+                p.stop()
         for n in sizes:
-            try:
-                r = scale_run(tools, tmp, backend_port, n, args.scale_connections, args.duration, args.warmup)
-            except BenchError as e:
-                failures.append("scale %d round %d: %s" % (n, rnd + 1, e))
-                log("round %d  scale %d FAILED: %s" % (rnd + 1, n, e))
+            if "cpu_us_per_req_last@%d" % n not in rec:
                 continue
-            for k, v in r.items():
-                rec["%s@%d" % (k, n)] = v
             log("round %d  legate   scale %5d clusters+routes: ready %.3f s, RSS %.1f MiB, "
                 "cpu %.1f µs/req (middle route), %.1f µs/req (last route)"
-                % (rnd + 1, n, r["ready_s"], r["rss"] / MIB, r["cpu_us_per_req_mid"], r["cpu_us_per_req_last"]))
+                % (rnd + 1, n, rec["ready_s@%d" % n], rec["rss@%d" % n] / MIB,
+                   rec["cpu_us_per_req_mid@%d" % n], rec["cpu_us_per_req_last@%d" % n]))
         scale.append(rec)
     return scale
 
