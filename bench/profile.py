@@ -8,7 +8,8 @@ request, on the benchmark's own config and backend.
     python3 bench/profile.py allocs    [--requests 2000] [--connections 10]
 
 --routes N profiles the scale section's config instead (N clusters, N routes)
-and requests its last route, to count what a large route table costs.
+and requests its last route (--route mid: its middle one), to count what a large
+route table costs.
 
 Wall time on a shared machine is noisy; instruction, syscall and allocation
 counts are not. The client is Python (standard library): it opens C keep-alive
@@ -207,12 +208,15 @@ def main():
                          "(e.g. 2097152,16,64 for a 2 MiB L2), and print misses per request")
     ap.add_argument("--routes", type=int, default=0,
                     help="use the scale section's config with N clusters and N routes "
-                         "and request the last route (/r<N-1>/x) instead of the bench config")
+                         "and request its last route (/r<N-1>/x) instead of the bench config")
+    ap.add_argument("--route", choices=("last", "mid"), default="last",
+                    help="with --routes: the scale section's last route (a path route) or "
+                         "its middle one (a prefix route)")
     args = ap.parse_args()
     global PATH, ROUTES
     ROUTES = args.routes
     if ROUTES:
-        PATH = "/r%05d/x" % (ROUTES - 1)
+        PATH = run.scale_route_path(ROUTES, args.route)
     tools, missing = run.find_tools(os.path.abspath(args.legate))
     need = {"callgrind": "valgrind", "strace": "strace", "allocs": "valgrind"}[args.mode]
     if shutil.which(need) is None:

@@ -566,6 +566,13 @@ def http_status(port, path, timeout=1.0):
         return None
 
 
+def scale_route_path(n, which):
+    """The path the scale section requests of its config with n routes: "mid", the
+    middle route (the even index at or below n/2, so a prefix route at every n),
+    or "last", the last route (a path route)."""
+    return "/r%05d/x" % ((n // 2) // 2 * 2 if which == "mid" else n - 1)
+
+
 def scale_start(tools, tmp, backend_port, n, timeout=120.0):
     """Starts legate with n clusters and n routes and waits until it is ready;
     returns (the process, its port, {"ready_s", "rss"})."""
@@ -605,8 +612,7 @@ def scale_cpu(tools, started, conns, duration, warmup):
     for which in ("mid", "last"):
         urls = {}
         for n, (p, port) in started.items():
-            # The middle route is a prefix route at every n (even index), the last a path route.
-            path = "/r%05d/x" % ((n // 2) // 2 * 2 if which == "mid" else n - 1)
+            path = scale_route_path(n, which)
             if http_status(port, path) != 200:
                 raise BenchError("legate with %d routes: %s did not answer 200" % (n, path))
             urls[n] = "http://127.0.0.1:%d%s" % (port, path)
