@@ -11,7 +11,11 @@ Beside each figure it prints the TCP segments sent per request on the whole mach
 (/proc/net/snmp OutSegs; everything runs over loopback, so this counts the client's,
 the proxy's and the backend's segments alike). A proxy that coalesces less, or sends
 bare ACKs, shows more; four is the floor (request in, request out, response in,
-response out). Prints each run and then the medians; no thresholds.
+response out). The relay (bench/relay.c, built with the system's C compiler when
+there is one) runs beside them: a blind copy between each client connection and its
+own upstream connection, no HTTP at all, so its figure is the kernel's share of a
+request with next to nothing in user space. The proxies run in alternating order
+(A B C D, D C B A, ...). Prints each run and then the medians; no thresholds.
 
 --perf N also samples each proxy's processes with `perf record -e cpu-clock` (a
 software clock: it works in a VM without hardware counters) in an extra run after
@@ -171,9 +175,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         backend_port = run.free_port()
         backend = run.start_backend(tools, tmp, backend_port)
+        # The relay (bench/relay.c) beside them: the same kernel work with no HTTP.
+        run.RELAY_BINARY, why = run.build_relay(tmp)
+        if why:
+            print("note: the relay is left out: %s" % why, flush=True)
+        names = run.http_proxies()
         try:
             for rnd in range(a.rounds):
-                for name in run.PROXIES:
+                for name in (names if rnd % 2 == 0 else names[::-1]):
                     proxy = run.start_proxy(name, tools, tmp, backend_port)
                     rec = None
                     try:
@@ -213,7 +222,7 @@ def main():
             backend.stop()
     print("\nmedians over %d round(s), µs of CPU per request" % a.rounds)
     for conns in levels:
-        for name in run.PROXIES:
+        for name in names:
             v = results[(name, conns)]
             u = statistics.median(x[0] for x in v)
             s = statistics.median(x[1] for x in v)

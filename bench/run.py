@@ -14,6 +14,8 @@ Sections (--only picks some; a full run and --smoke run all of them):
            for each concurrency C a short warm-up and `wrk -t1 -cC -dD --latency`:
            the proxy's CPU time (utime+stime of its process tree, /proc/<pid>/stat)
            per request, requests/s (C=400 is saturation) and closed-loop p50/p99;
+           beside the proxies, the relay (bench/relay.c, built here with cc): a
+           blind copy with no HTTP, whose CPU per request is the kernel's floor;
   latency  open-loop latency at a fixed rate of half the slowest proxy's
            saturation requests/s (from the http section of the same run, else
            measured first): `h2load --h1 --rps`, p50/p99/p99.9 per proxy;
@@ -67,11 +69,33 @@ VARIANT = "legate-variant"
 # binary. Neither given: no variant runs.
 VARIANT_RUNTIME = {}
 VARIANT_BINARY = None
+# The http section's floor: bench/relay.c, a blind relay with no HTTP work, built
+# into the run's temp directory when a C compiler is found (None: not measured).
+RELAY = "relay"
+RELAY_BINARY = None
 
 
 def run_proxies():
     """The proxies a run measures: the three, and the legate variant if asked for."""
     return PROXIES + ([VARIANT] if VARIANT_RUNTIME or VARIANT_BINARY else [])
+
+
+def http_proxies():
+    """The http section's: run_proxies() and the relay, when it was built."""
+    return run_proxies() + ([RELAY] if RELAY_BINARY else [])
+
+
+def build_relay(tmp):
+    """Compiles bench/relay.c into tmp with the system's C compiler; returns the
+    binary's path, or None (and why) when there is no compiler or it fails."""
+    cc = shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")
+    if not cc:
+        return None, "no C compiler (cc) on PATH"
+    out = os.path.join(tmp, "relay")
+    done = subprocess.run([cc, "-O2", "-o", out, os.path.join(HERE, "relay.c")], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, "%s failed on bench/relay.c: %s" % (cc, done.stderr.strip()[-500:])
+    return out, None
 
 
 class BenchError(Exception):
@@ -246,7 +270,9 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None)
     values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port}
     out = os.path.join(tmp, "%s-%s.out" % (name, mode))
     suffix = "-tcp" if mode == "tcp" else ""
-    if name in ("legate", VARIANT):
+    if name == RELAY:
+        argv = [RELAY_BINARY, str(port), str(backend_port)]
+    elif name in ("legate", VARIANT):
         values["ADMIN_PORT"] = free_port()
         conf = legate_config or render("legate%s.yaml" % suffix, os.path.join(tmp, "%s%s.yaml" % (name, suffix)),
                                        values)
@@ -681,12 +707,13 @@ def rows_for(sections, levels, idle_n, rate, lat_conns):
     return rows
 
 
-def round_ratio_range(results, key, better):
-    """(min, max) over rounds of legate / best peer within that round: each round
-    has every proxy once, back to back, so its ratio is paired against the same
-    drift. The spread says how far a single rerun may land from the median."""
+def round_ratio_range(results, key, better, who="legate"):
+    """(min, max) over rounds of `who` (legate, or the relay) / best peer within
+    that round: each round has every proxy once, back to back, so its ratio is
+    paired against the same drift. The spread says how far a single rerun may
+    land from the median."""
     ratios = []
-    for i, rnd in enumerate(results.get("legate", [])):
+    for i, rnd in enumerate(results.get(who, [])):
         own = rnd.get(key)
         peers = [results[p][i].get(key) for p in PEERS if p in results and i < len(results[p])]
         peers = [v for v in peers if v is not None]
@@ -717,6 +744,10 @@ def summarize(results, rows):
         if VARIANT in meds:
             v, base = meds[VARIANT], meds["legate"]
             row["ratio_variant_legate"] = v / base if v is not None and base else None
+        if meds.get(RELAY) is not None and peers:
+            best = min(peers) if better == "lower" else max(peers)
+            row["ratio_relay_best_peer"] = meds[RELAY] / best if best else None
+            row["ratio_relay_round_range"] = round_ratio_range(results, key, better, RELAY)
         table.append(row)
     return table
 
@@ -746,24 +777,50 @@ def fmt(value, f):
     return "-" if value is None else f % value
 
 
+RELAY_NOTE = ("*relay*: bench/relay.c, a blind copy between each client connection and its own upstream "
+              "connection, with no HTTP: the same system calls and TCP segments per request as a proxy, next "
+              "to nothing in user space. *relay/best* is the ratio a proxy that spent nothing in user space "
+              "would score: the kernel's floor for the CPU rows.")
+
+
+def extra_columns(table):
+    """(header, cells of a row) for the optional proxies present in the table: the
+    variant (its ratio is to legate) and the relay (its ratio is to the best peer,
+    with its range over rounds)."""
+    cols = []
+    if any(VARIANT in row["median"] for row in table):
+        cols.append(((VARIANT, "variant/legate"),
+                     lambda row: (fmt(row["median"].get(VARIANT), row["fmt"]),
+                                  fmt(row.get("ratio_variant_legate"), "%.2f"))))
+    if any(row["median"].get(RELAY) is not None for row in table):
+        cols.append(((RELAY, "relay/best", "relay per round"),
+                     lambda row: (fmt(row["median"].get(RELAY), row["fmt"]),
+                                  fmt(row.get("ratio_relay_best_peer"), "%.2f"),
+                                  fmt_range(row.get("ratio_relay_round_range")))))
+    return cols
+
+
 def markdown(table, meta):
-    variant = any(VARIANT in row["median"] for row in table)
+    extra = extra_columns(table)
+    heads = [h for head, _ in extra for h in head]
     lines = ["| metric | legate | nginx | haproxy | legate / best peer | per round |" +
-             (" legate-variant | variant / legate |" if variant else ""),
-             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if variant else "")]
+             "".join(" %s |" % h for h in heads),
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(heads)]
     for row in table:
         m = row["median"]
         ratio = fmt(row["ratio_legate_best_peer"], "%.2f")
         line = "| %s (%s is better) | %s | %s | %s | %s | %s |" % (
             row["metric"], row["better"], fmt(m["legate"], row["fmt"]), fmt(m["nginx"], row["fmt"]),
             fmt(m["haproxy"], row["fmt"]), ratio, fmt_range(row.get("ratio_round_range")))
-        if variant:
-            line += " %s | %s |" % (fmt(m.get(VARIANT), row["fmt"]), fmt(row.get("ratio_variant_legate"), "%.2f"))
+        line += "".join(" %s |" % c for _, cells in extra for c in cells(row))
         lines.append(line)
     head = ["Medians over %d round(s), %ds per measured run; %s. *per round*: the lowest and highest "
             "legate / best peer within one round (each round runs every proxy once, back to back), "
             "which is how far one rerun may land from the median." % (
-                meta["rounds"], meta["duration_s"], meta["note"]), ""]
+                meta["rounds"], meta["duration_s"], meta["note"])]
+    if any(row["median"].get(RELAY) is not None for row in table):
+        head += ["", RELAY_NOTE]
+    head.append("")
     return "\n".join(head + lines) + "\n"
 
 
@@ -797,17 +854,16 @@ def raw_scale_markdown(scale):
 
 def print_table(table):
     w = max(len(r["metric"]) for r in table) + 2
-    variant = any(VARIANT in row["median"] for row in table)
+    extra = extra_columns(table)
     log("%-*s %12s %12s %12s %12s %10s" % (w, "metric", "legate", "nginx", "haproxy", "legate/best", "per round") +
-        (" %15s %16s" % (VARIANT, "variant/legate") if variant else ""))
+        "".join(" %15s" % h for head, _ in extra for h in head))
     for row in table:
         m = row["median"]
         log("%-*s %12s %12s %12s %12s %10s" % (w, row["metric"], fmt(m["legate"], row["fmt"]),
                                                fmt(m["nginx"], row["fmt"]), fmt(m["haproxy"], row["fmt"]),
                                                fmt(row["ratio_legate_best_peer"], "%.2f"),
                                                fmt_range(row.get("ratio_round_range"))) +
-            (" %15s %16s" % (fmt(m.get(VARIANT), row["fmt"]), fmt(row.get("ratio_variant_legate"), "%.2f"))
-             if variant else ""))
+            "".join(" %15s" % c for _, cells in extra for c in cells(row)))
 
 
 def print_scale(rows):
@@ -867,11 +923,11 @@ class Runner:
     def __init__(self, args, tools, tmp, backend):
         self.args, self.tools, self.tmp, self.backend = args, tools, tmp, backend
         self.backend_port = backend.port
-        self.results = {p: [{} for _ in range(args.rounds)] for p in run_proxies()}
+        self.results = {p: [{} for _ in range(args.rounds)] for p in http_proxies()}
         self.failures = []
 
     def rounds(self, section, proxies, mode, measure):
-        order = [p for p in run_proxies() if p in proxies]
+        order = [p for p in http_proxies() if p in proxies]
         for rnd in range(self.args.rounds):
             for name in order:
                 proxy = None
@@ -892,7 +948,9 @@ class Runner:
         a = self.args
 
         def measure(proxy, rec, rnd):
-            if a.idle:
+            # The relay's connections are kernel memory, not RSS: it has no figure here.
+            idle = a.idle and proxy.name != RELAY
+            if idle:
                 rec["idle_bytes_per_conn"] = idle_memory(proxy, a.idle)
             for conns in levels:
                 r = load_run(self.tools, proxy, conns, a.duration, a.warmup, backend=self.backend)
@@ -905,11 +963,11 @@ class Runner:
                         r["p50_ms"] or 0, r["p99_ms"] or 0, r["non2xx"], r["socket_errors"],
                         r["backend_cpu_us_per_req"] or 0))
                 check_wrk(r, "c=%d" % conns)
-            if a.idle:
+            if idle:
                 log("round %d  %-8s idle: %.0f bytes RSS per idle connection (N=%d)"
                     % (rnd + 1, proxy.name, rec["idle_bytes_per_conn"], a.idle))
 
-        self.rounds("http", run_proxies(), "http", measure)
+        self.rounds("http", http_proxies(), "http", measure)
 
     def saturation_rate(self, level):
         """Half the slowest proxy's saturation requests/s: from the http section
@@ -996,7 +1054,7 @@ def scale_section(args, tools, tmp, backend_port, failures):
 
 
 def main():
-    global VARIANT_BINARY
+    global VARIANT_BINARY, RELAY_BINARY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="short runs of every section; checks only that "
                     "everything serves (the bench_smoke ctest test)")
@@ -1013,6 +1071,8 @@ def main():
     ap.add_argument("--scale", type=int, default=10000, help="scale: clusters and routes of the big config "
                     "(the small one has 10)")
     ap.add_argument("--scale-connections", type=int, default=50, help="scale: wrk connections")
+    ap.add_argument("--no-relay", action="store_true", help="http: leave out the relay (bench/relay.c), "
+                    "the blind copy that shows the kernel's floor")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or os.path.join(ROOT, "build", "release", "legate"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md "
                     "(default: bench/results for a full run, none for --smoke or --only)")
@@ -1072,6 +1132,11 @@ def main():
         log("note: " + notes[-1])
 
     tmp = tempfile.mkdtemp(prefix="legate-bench-")
+    if "http" in sections and not args.no_relay:
+        RELAY_BINARY, why = build_relay(tmp)
+        if why:
+            notes.append("the relay (bench/relay.c, the kernel's floor) left out of the http section: " + why)
+            log("note: " + notes[-1])
     backend = None
     runner = None
     scale = []
@@ -1104,7 +1169,7 @@ def main():
         if backend:
             backend.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    results = runner.results if runner else {p: [] for p in run_proxies()}
+    results = runner.results if runner else {p: [] for p in http_proxies()}
     failures = (runner.failures if runner else []) + failures
 
     table = summarize(results, rows_for(sections, levels, args.idle, rate, args.latency_connections))
@@ -1127,6 +1192,8 @@ def main():
             "< 1 means legate wins, for requests/s > 1 means legate wins); per round = its lowest and "
             "highest within one round." % args.rounds)
         print_table(table)
+        if any(row["median"].get(RELAY) is not None for row in table):
+            log(RELAY_NOTE.replace("*", ""))
     if scale_rows:
         log("")
         print_scale(scale_rows)
