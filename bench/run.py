@@ -1182,7 +1182,7 @@ def main():
         "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
         "latency_connections": args.latency_connections, "body_connections": args.body_connections,
         "scale": args.scale, "note": note, "notes": notes, "variant_runtime": VARIANT_RUNTIME,
-        "variant_legate": VARIANT_BINARY,
+        "variant_legate": VARIANT_BINARY, "relay": bool(RELAY_BINARY),
         "elapsed_s": round(time.time() - started, 1),
         "versions": versions(tools),
     }
