@@ -6,8 +6,9 @@
 //
 // bench/run.py and bench/cpu_split.py build and run it beside the proxies. With
 // wrk's keep-alive requests and the backend's keep-alive responses it serves as
-// an HTTP proxy would, making the same system calls per request (a recv and a
-// send each way, epoll_wait now and then) and so sending the same TCP segments.
+// an HTTP proxy would, making the same reads and writes per request (a recv and
+// a send each way) and so sending the same TCP segments. Being idle more, it
+// waits in epoll_wait more often than a proxy does.
 // Its CPU per request is therefore about what the kernel charges any proxy for
 // a request here, with next to nothing spent in user space.
 //

@@ -778,7 +778,7 @@ def fmt(value, f):
 
 
 RELAY_NOTE = ("*relay*: bench/relay.c, a blind copy between each client connection and its own upstream "
-              "connection, with no HTTP: the same system calls and TCP segments per request as a proxy, next "
+              "connection, with no HTTP: the same reads, writes and TCP segments per request as a proxy, next "
               "to nothing in user space. *relay/best* is the ratio a proxy that spent nothing in user space "
               "would score: the kernel's floor for the CPU rows.")
 
