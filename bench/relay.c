@@ -117,11 +117,12 @@ static void relay(int from) {
       return;
     }
     ssize_t n = recv(from, buf, sizeof buf, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) { // the end, or an error: the pair goes (a blind relay keeps no half-open state)
       close_pair(from);
       return;
     }
-    if (n < 0) return;
     append(to, buf, (size_t)n);
     // Edge-triggered: a short read emptied the socket, and new bytes bring a new
     // event; a full one may have left more behind.
