@@ -179,7 +179,7 @@ def main():
         run.RELAY_BINARY, why = run.build_relay(tmp)
         if why:
             print("note: the relay is left out: %s" % why, flush=True)
-        names = run.http_proxies()
+        names = run.proxies_and_relay()
         try:
             for rnd in range(a.rounds):
                 for name in (names if rnd % 2 == 0 else names[::-1]):

@@ -13,9 +13,9 @@
 // a request here, with next to nothing spent in user space.
 //
 // Loopback only; one thread; edge-triggered epoll. What a pass of the loop reads
-// is sent at the end of the pass, as a proxy's event loop does under load; a
-// side holding OUT_LIMIT unsent bytes stops reading its peer until its socket
-// takes them.
+// is sent at the end of the pass, as a proxy's event loop does under load (a
+// small pass sends after each event); a side holding OUT_LIMIT unsent bytes
+// stops reading its peer until its socket takes them.
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +41,9 @@ struct side {
 
 // Output a side holds before it stops reading its peer.
 #define OUT_LIMIT (256 * 1024)
+// A pass with at most this many events sends after each one, so that under light
+// load a message is not held back by the others (legate's event loop does the same).
+#define SMALL_BATCH 4
 
 static struct side* sides;
 static int max_fd;
@@ -150,6 +153,16 @@ static void flush(int to) {
   }
 }
 
+// Sends every side on the flush list.
+static void flush_queued(void) {
+  for (int i = 0; i < flush_count; i++) {
+    int fd = flush_list[i];
+    sides[fd].queued = 0;
+    if (sides[fd].peer >= 0) flush(fd);
+  }
+  flush_count = 0;
+}
+
 static void accept_all(int lfd, int ep, const struct sockaddr_in* backend) {
   for (;;) {
     int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
@@ -226,14 +239,10 @@ int main(int argc, char** argv) {
       if (sides[fd].peer < 0) continue; // closed earlier in this pass
       if (ready[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) relay(fd);
       if (sides[fd].peer >= 0 && (ready[i].events & EPOLLOUT) && sides[fd].off < sides[fd].len) queue_flush(fd);
+      if (n <= SMALL_BATCH) flush_queued();
     }
-    // What this pass read goes out together at its end: the process at the
+    // What a larger pass read goes out together at its end: the process at the
     // other end is woken once for a batch rather than for every message.
-    for (int i = 0; i < flush_count; i++) {
-      int fd = flush_list[i];
-      sides[fd].queued = 0;
-      if (sides[fd].peer >= 0) flush(fd);
-    }
-    flush_count = 0;
+    flush_queued();
   }
 }

@@ -15,7 +15,8 @@ Sections (--only picks some; a full run and --smoke run all of them):
            the proxy's CPU time (utime+stime of its process tree, /proc/<pid>/stat)
            per request, requests/s (C=400 is saturation) and closed-loop p50/p99;
            beside the proxies, the relay (bench/relay.c, built here with cc): a
-           blind copy with no HTTP, whose CPU per request is the kernel's floor;
+           blind copy with no HTTP, whose CPU per request is the kernel's floor
+           (it runs in the latency section too);
   latency  open-loop latency at a fixed rate of half the slowest proxy's
            saturation requests/s (from the http section of the same run, else
            measured first): `h2load --h1 --rps`, p50/p99/p99.9 per proxy;
@@ -69,8 +70,9 @@ VARIANT = "legate-variant"
 # binary. Neither given: no variant runs.
 VARIANT_RUNTIME = {}
 VARIANT_BINARY = None
-# The http section's floor: bench/relay.c, a blind relay with no HTTP work, built
-# into the run's temp directory when a C compiler is found (None: not measured).
+# The floor: bench/relay.c, a blind relay with no HTTP work, built into the run's
+# temp directory when a C compiler is found (None: not measured). The http and
+# latency sections run it beside the proxies.
 RELAY = "relay"
 RELAY_BINARY = None
 
@@ -80,8 +82,9 @@ def run_proxies():
     return PROXIES + ([VARIANT] if VARIANT_RUNTIME or VARIANT_BINARY else [])
 
 
-def http_proxies():
-    """The http section's: run_proxies() and the relay, when it was built."""
+def proxies_and_relay():
+    """run_proxies() and the relay, when it was built: the http and latency
+    sections run it beside the proxies."""
     return run_proxies() + ([RELAY] if RELAY_BINARY else [])
 
 
@@ -780,7 +783,9 @@ def fmt(value, f):
 RELAY_NOTE = ("*relay*: bench/relay.c, a blind copy between each client connection and its own upstream "
               "connection, with no HTTP: the same reads, writes and TCP segments per request as a proxy, next "
               "to nothing in user space. *relay/best* is the ratio a proxy that spent nothing in user space "
-              "would score: the kernel's floor for the CPU rows.")
+              "would score: the kernel's floor for the CPU rows. In the latency rows it is a reference, not "
+              "a floor: the tail of a process that only copies, which, being idle more, sleeps and is woken "
+              "more often than a proxy.")
 
 
 def extra_columns(table):
@@ -923,11 +928,11 @@ class Runner:
     def __init__(self, args, tools, tmp, backend):
         self.args, self.tools, self.tmp, self.backend = args, tools, tmp, backend
         self.backend_port = backend.port
-        self.results = {p: [{} for _ in range(args.rounds)] for p in http_proxies()}
+        self.results = {p: [{} for _ in range(args.rounds)] for p in proxies_and_relay()}
         self.failures = []
 
     def rounds(self, section, proxies, mode, measure):
-        order = [p for p in http_proxies() if p in proxies]
+        order = [p for p in proxies_and_relay() if p in proxies]
         for rnd in range(self.args.rounds):
             for name in order:
                 proxy = None
@@ -967,7 +972,7 @@ class Runner:
                 log("round %d  %-8s idle: %.0f bytes RSS per idle connection (N=%d)"
                     % (rnd + 1, proxy.name, rec["idle_bytes_per_conn"], a.idle))
 
-        self.rounds("http", http_proxies(), "http", measure)
+        self.rounds("http", proxies_and_relay(), "http", measure)
 
     def saturation_rate(self, level):
         """Half the slowest proxy's saturation requests/s: from the http section
@@ -1001,7 +1006,7 @@ class Runner:
         log("schedules spread: %d req/s per connection, connections %d ms apart: the closest two "
             "connections' requests are %.0f µs apart (%.0f if perfectly even)"
             % (per_conn, SPREAD_STEP_MS, gap_us, even_us))
-        self.rounds("latency", run_proxies(), "http", measure)
+        self.rounds("latency", proxies_and_relay(), "http", measure)
 
     def bulk(self, section, prefix, proxies, mode):
         a = self.args
@@ -1071,7 +1076,7 @@ def main():
     ap.add_argument("--scale", type=int, default=10000, help="scale: clusters and routes of the big config "
                     "(the small one has 10)")
     ap.add_argument("--scale-connections", type=int, default=50, help="scale: wrk connections")
-    ap.add_argument("--no-relay", action="store_true", help="http: leave out the relay (bench/relay.c), "
+    ap.add_argument("--no-relay", action="store_true", help="http, latency: leave out the relay (bench/relay.c), "
                     "the blind copy that shows the kernel's floor")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or os.path.join(ROOT, "build", "release", "legate"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md "
@@ -1132,10 +1137,10 @@ def main():
         log("note: " + notes[-1])
 
     tmp = tempfile.mkdtemp(prefix="legate-bench-")
-    if "http" in sections and not args.no_relay:
+    if {"http", "latency"} & set(sections) and not args.no_relay:
         RELAY_BINARY, why = build_relay(tmp)
         if why:
-            notes.append("the relay (bench/relay.c, the kernel's floor) left out of the http section: " + why)
+            notes.append("the relay (bench/relay.c, the kernel's floor) left out: " + why)
             log("note: " + notes[-1])
     backend = None
     runner = None
@@ -1169,7 +1174,7 @@ def main():
         if backend:
             backend.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    results = runner.results if runner else {p: [] for p in http_proxies()}
+    results = runner.results if runner else {p: [] for p in proxies_and_relay()}
     failures = (runner.failures if runner else []) + failures
 
     table = summarize(results, rows_for(sections, levels, args.idle, rate, args.latency_connections))
