@@ -710,6 +710,11 @@ def rows_for(sections, levels, idle_n, rate, lat_conns):
     return rows
 
 
+def best_of(values, better):
+    """The best peer's figure: the lowest or the highest, as the metric wants."""
+    return min(values) if better == "lower" else max(values)
+
+
 def round_ratio_range(results, key, better, who="legate"):
     """(min, max) over rounds of `who` (legate, or the relay) / best peer within
     that round: each round has every proxy once, back to back, so its ratio is
@@ -722,7 +727,7 @@ def round_ratio_range(results, key, better, who="legate"):
         peers = [v for v in peers if v is not None]
         if own is None or not peers:
             continue
-        best = min(peers) if better == "lower" else max(peers)
+        best = best_of(peers, better)
         if best:
             ratios.append(own / best)
     return (min(ratios), max(ratios)) if ratios else None
@@ -737,10 +742,8 @@ def summarize(results, rows):
     for key, label, better, f in rows:
         meds = {p: median([rnd.get(key) for rnd in results[p]]) for p in results}
         peers = [meds[p] for p in PEERS if meds.get(p) is not None]
-        ratio = None
-        if peers and meds["legate"] is not None:
-            best = min(peers) if better == "lower" else max(peers)
-            ratio = meds["legate"] / best if best else None
+        best = best_of(peers, better) if peers else None
+        ratio = meds["legate"] / best if best and meds["legate"] is not None else None
         row = {"metric": label, "key": key, "better": better, "fmt": f,
                "median": meds, "ratio_legate_best_peer": ratio,
                "ratio_round_range": round_ratio_range(results, key, better)}
@@ -748,7 +751,6 @@ def summarize(results, rows):
             v, base = meds[VARIANT], meds["legate"]
             row["ratio_variant_legate"] = v / base if v is not None and base else None
         if meds.get(RELAY) is not None and peers:
-            best = min(peers) if better == "lower" else max(peers)
             row["ratio_relay_best_peer"] = meds[RELAY] / best if best else None
             row["ratio_relay_round_range"] = round_ratio_range(results, key, better, RELAY)
         table.append(row)
@@ -788,6 +790,10 @@ RELAY_NOTE = ("*relay*: bench/relay.c, a blind copy between each client connecti
               "more often than a proxy.")
 
 
+def has_relay(table):
+    return any(row["median"].get(RELAY) is not None for row in table)
+
+
 def extra_columns(table):
     """(header, cells of a row) for the optional proxies present in the table: the
     variant (its ratio is to legate) and the relay (its ratio is to the best peer,
@@ -797,7 +803,7 @@ def extra_columns(table):
         cols.append(((VARIANT, "variant/legate"),
                      lambda row: (fmt(row["median"].get(VARIANT), row["fmt"]),
                                   fmt(row.get("ratio_variant_legate"), "%.2f"))))
-    if any(row["median"].get(RELAY) is not None for row in table):
+    if has_relay(table):
         cols.append(((RELAY, "relay/best", "relay per round"),
                      lambda row: (fmt(row["median"].get(RELAY), row["fmt"]),
                                   fmt(row.get("ratio_relay_best_peer"), "%.2f"),
@@ -823,7 +829,7 @@ def markdown(table, meta):
             "legate / best peer within one round (each round runs every proxy once, back to back), "
             "which is how far one rerun may land from the median." % (
                 meta["rounds"], meta["duration_s"], meta["note"])]
-    if any(row["median"].get(RELAY) is not None for row in table):
+    if has_relay(table):
         head += ["", RELAY_NOTE]
     head.append("")
     return "\n".join(head + lines) + "\n"
@@ -1197,7 +1203,7 @@ def main():
             "< 1 means legate wins, for requests/s > 1 means legate wins); per round = its lowest and "
             "highest within one round." % args.rounds)
         print_table(table)
-        if any(row["median"].get(RELAY) is not None for row in table):
+        if has_relay(table):
             log(RELAY_NOTE.replace("*", ""))
     if scale_rows:
         log("")
