@@ -5,8 +5,8 @@
 namespace legate::event {
 
 TimerQueue::~TimerQueue() {
-  for (Entry* e : heap_) {
-    e->index_ = Entry::kNotScheduled;
+  for (const Slot& s : heap_) {
+    s.entry->index_ = Entry::kNotScheduled;
   }
 }
 
@@ -16,9 +16,9 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
     // not this one, so a timer that always re-arms cannot spin this loop forever.
     deadline = running_now_ + std::chrono::nanoseconds(1);
   }
-  const bool now_earliest = heap_.empty() || deadline < heap_.front()->deadline_;
+  const bool now_earliest = heap_.empty() || deadline < heap_.front().deadline;
   if (e.index_ != Entry::kNotScheduled) {
-    const MonotonicTime old = e.deadline_;
+    const MonotonicTime old = heap_[e.index_].deadline;
     if (deadline >= old) {
       // Later (the usual re-arm): stay put, remember how much later.
       const auto later = std::chrono::ceil<std::chrono::milliseconds>(deadline - old).count();
@@ -27,19 +27,16 @@ void TimerQueue::schedule(Entry& e, MonotonicTime deadline) {
         return;
       }
     }
-    e.deadline_ = deadline;
     e.later_ms_ = 0;
     if (deadline < old) {
-      siftUp(e.index_);
+      siftUp(e.index_, {deadline, &e});
     } else {
-      siftDown(e.index_);
+      siftDown(e.index_, {deadline, &e});
     }
   } else {
-    e.deadline_ = deadline;
     e.later_ms_ = 0;
-    heap_.push_back(&e);
-    e.index_ = static_cast<uint32_t>(heap_.size() - 1);
-    siftUp(e.index_);
+    heap_.push_back({deadline, &e});
+    siftUp(static_cast<uint32_t>(heap_.size() - 1), {deadline, &e});
   }
   // Only an earlier earliest deadline needs a wake-up re-armed; a later one is
   // caught when the loop wakes early and finds nothing due.
@@ -55,61 +52,68 @@ void TimerQueue::cancel(Entry& e) {
 }
 
 void TimerQueue::removeAt(uint32_t i) {
-  Entry* gone = heap_[i];
+  Entry* gone = heap_[i].entry;
   gone->index_ = Entry::kNotScheduled;
   gone->later_ms_ = 0;
-  Entry* last = heap_.back();
+  const Slot last = heap_.back();
   heap_.pop_back();
-  if (last == gone) {
-    return;
-  }
-  place(last, i);
-  if (i > 0 && last->deadline_ < heap_[(i - 1) / 2]->deadline_) {
-    siftUp(i);
-  } else {
-    siftDown(i);
+  if (i < heap_.size()) {
+    resettle(i, last);
   }
 }
 
-void TimerQueue::siftUp(uint32_t i) {
-  Entry* e = heap_[i];
+void TimerQueue::resettle(uint32_t i, Slot s) {
+  if (i > 0 && s.deadline < heap_[parentOf(i)].deadline) {
+    siftUp(i, s);
+  } else {
+    siftDown(i, s);
+  }
+}
+
+// Both sifts carry s down (or up) the path, moving each slot it passes by one
+// level, and write s once where it stops.
+void TimerQueue::siftUp(uint32_t i, Slot s) {
   while (i > 0) {
-    const uint32_t parent = (i - 1) / 2;
-    if (!(e->deadline_ < heap_[parent]->deadline_)) break;
-    place(heap_[parent], i);
+    const uint32_t parent = parentOf(i);
+    if (!(s.deadline < heap_[parent].deadline)) break;
+    place(i, heap_[parent]);
     i = parent;
   }
-  place(e, i);
+  place(i, s);
 }
 
-void TimerQueue::siftDown(uint32_t i) {
-  Entry* e = heap_[i];
+void TimerQueue::siftDown(uint32_t i, Slot s) {
   const uint32_t n = static_cast<uint32_t>(heap_.size());
   while (true) {
-    uint32_t child = 2 * i + 1;
-    if (child >= n) break;
-    if (child + 1 < n && heap_[child + 1]->deadline_ < heap_[child]->deadline_) ++child;
-    if (!(heap_[child]->deadline_ < e->deadline_)) break;
-    place(heap_[child], i);
-    i = child;
+    const uint32_t first = firstChildOf(i);
+    if (first >= n) break;
+    const uint32_t end = first + kArity < n ? first + kArity : n;
+    uint32_t least = first;
+    for (uint32_t c = first + 1; c < end; ++c) {
+      if (heap_[c].deadline < heap_[least].deadline) least = c;
+    }
+    if (!(heap_[least].deadline < s.deadline)) break;
+    place(i, heap_[least]);
+    i = least;
   }
-  place(e, i);
+  place(i, s);
 }
 
 void TimerQueue::runExpired(MonotonicTime now) {
   running_ = true;
   running_now_ = now;
-  while (!heap_.empty() && heap_.front()->deadline_ <= now) {
-    Entry* e = heap_.front();
+  while (!heap_.empty() && heap_.front().deadline <= now) {
+    const Slot top = heap_.front();
+    Entry* e = top.entry;
     if (e->later_ms_ == Entry::kOff) {
       removeAt(0); // disarmed
       continue;
     }
     if (e->later_ms_ != 0) {
       // Pushed later: to its real place (which may be due too).
-      e->deadline_ += std::chrono::milliseconds(e->later_ms_);
+      const MonotonicTime real = top.deadline + std::chrono::milliseconds(e->later_ms_);
       e->later_ms_ = 0;
-      siftDown(0);
+      siftDown(0, {real, e});
       continue;
     }
     removeAt(0);

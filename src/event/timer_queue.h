@@ -1,12 +1,20 @@
 #pragma once
 
-// All of a dispatcher's timers in one intrusive binary min-heap. The dispatcher
+// All of a dispatcher's timers in one intrusive min-heap. The dispatcher
 // sleeps until the earliest deadline (epoll_wait's timeout) and then runs what is
 // due.
 //
 // Why: a proxied request arms and cancels a couple of timers (stream idle, route
 // timeout) and most of them never fire. Scheduling is a vector sift with no
 // allocation once the heap has grown, and no system call.
+//
+// The heap is 4-ary and holds each entry's deadline beside its pointer, so a
+// sift compares keys in the heap's own array (a node's four children share one
+// cache line) and touches an entry only to tell it its new place. Cancelling a
+// stream's timers moves the heap's last entry into the hole and sifts it down:
+// with hundreds of streams in flight, a binary heap of bare pointers read two
+// cold entries per level over twice the levels (perf put those sifts at about
+// 0.2 µs of a request at 400 connections).
 //
 // Pushing a deadline later, and disarming, are lazy: the entry keeps its place
 // and remembers the later deadline (in whole milliseconds past its place, so it
@@ -49,9 +57,8 @@ public:
     friend class TimerQueue;
     static constexpr uint32_t kNotScheduled = std::numeric_limits<uint32_t>::max();
     static constexpr uint32_t kOff = std::numeric_limits<uint32_t>::max(); // disarmed
-    MonotonicTime deadline_{}; // its place in the heap
-    uint32_t index_ = kNotScheduled;
-    uint32_t later_ms_ = 0; // due this much after deadline_; kOff: disarmed
+    uint32_t index_ = kNotScheduled; // its slot in the heap
+    uint32_t later_ms_ = 0;          // due this much after its slot's deadline; kOff: disarmed
   };
 
   TimerQueue() = default;
@@ -73,7 +80,7 @@ public:
   bool empty() const { return heap_.empty(); }
   // When the loop must look next (no later than the earliest deadline, maybe
   // earlier); only when not empty().
-  MonotonicTime earliest() const { return heap_.front()->deadline_; }
+  MonotonicTime earliest() const { return heap_.front().deadline; }
   // Runs every entry due by now.
   void runExpired(MonotonicTime now);
 
@@ -86,15 +93,26 @@ public:
   }
 
 private:
-  void siftUp(uint32_t i);
-  void siftDown(uint32_t i);
-  void place(Entry* e, uint32_t i) {
-    heap_[i] = e;
-    e->index_ = i;
+  // A heap slot: the entry and the deadline it is ordered by (its place).
+  struct Slot {
+    MonotonicTime deadline;
+    Entry* entry;
+  };
+  static constexpr uint32_t kArity = 4;
+  static uint32_t parentOf(uint32_t i) { return (i - 1) / kArity; }
+  static uint32_t firstChildOf(uint32_t i) { return kArity * i + 1; }
+
+  void siftUp(uint32_t i, Slot s);
+  void siftDown(uint32_t i, Slot s);
+  // Puts s in slot i, from which it is sifted whichever way it belongs.
+  void resettle(uint32_t i, Slot s);
+  void place(uint32_t i, Slot s) {
+    heap_[i] = s;
+    s.entry->index_ = i;
   }
   void removeAt(uint32_t i);
 
-  std::vector<Entry*> heap_;
+  std::vector<Slot> heap_;
   EarlierFn on_earlier_ = nullptr;
   void* on_earlier_ctx_ = nullptr;
   bool running_ = false;        // inside runExpired()

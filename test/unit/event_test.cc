@@ -100,40 +100,42 @@ struct Probe final : TimerQueue::Entry {
 };
 
 // The queue against a reference: random schedules, reschedules and cancels, then
-// everything due by a time must expire exactly once, in deadline order.
+// everything due by a time must expire exactly once, in deadline order. Sizes
+// from a few levels of the 4-ary heap to seven, with a partly filled last row.
 TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
-  {
+  for (const int n : {5, 200, 3001}) {
+    SCOPED_TRACE(n);
     TimerQueue q;
     std::vector<int> log;
     std::vector<std::unique_ptr<Probe>> probes;
-    for (int i = 0; i < 200; ++i) probes.push_back(std::make_unique<Probe>(log, i));
+    for (int i = 0; i < n; ++i) probes.push_back(std::make_unique<Probe>(log, i));
     const MonotonicTime t0{};
-    std::vector<int64_t> due(200, -1); // reference: deadline in ns, -1 = not scheduled
+    std::vector<int64_t> due(n, -1); // reference: deadline in ns, -1 = not scheduled
     std::mt19937 rng(7);
-    for (int step = 0; step < 5000; ++step) {
-      const int i = static_cast<int>(rng() % 200);
+    for (int step = 0; step < 25 * n; ++step) {
+      const int i = static_cast<int>(rng() % n);
       if (rng() % 4 == 0) {
         q.cancel(*probes[i]);
         due[i] = -1;
       } else {
         // Distinct deadlines, so the expected order is unique; whole
         // milliseconds, the grain of a deadline pushed later.
-        const int64_t ms = static_cast<int64_t>(rng() % 1000000) * 200 + i;
+        const int64_t ms = static_cast<int64_t>(rng() % 1000000) * n + i;
         q.schedule(*probes[i], t0 + std::chrono::milliseconds(ms));
         due[i] = ms;
       }
     }
     size_t expected_count = 0;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < n; ++i) {
       EXPECT_EQ(probes[i]->scheduled(), due[i] >= 0);
       if (due[i] >= 0) ++expected_count;
     }
     ASSERT_EQ(q.size(), expected_count);
     // Run up to the median-ish time, then to the end.
-    const int64_t cut = 100000000;
+    const int64_t cut = 500000LL * n;
     q.runExpired(t0 + std::chrono::milliseconds(cut));
     std::vector<int> expected;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < n; ++i) {
       if (due[i] >= 0 && due[i] <= cut) expected.push_back(i);
     }
     std::sort(expected.begin(), expected.end(), [&](int a, int b) { return due[a] < due[b]; });
@@ -141,9 +143,9 @@ TEST(TimerQueueTest, ExpiresInDeadlineOrderThroughRandomChurn) {
     EXPECT_EQ(q.size(), expected_count - expected.size());
     for (int i : expected) EXPECT_FALSE(probes[i]->scheduled());
     log.clear();
-    q.runExpired(t0 + std::chrono::hours(100));
+    q.runExpired(t0 + std::chrono::milliseconds(1000000LL * n));
     expected.clear();
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < n; ++i) {
       if (due[i] > cut) expected.push_back(i);
     }
     std::sort(expected.begin(), expected.end(), [&](int a, int b) { return due[a] < due[b]; });
