@@ -71,9 +71,10 @@ private:
   // keep-alive connection is mostly its objects' sizes).
   ConnectionManagerStats& stats() const { return *config_->stats; }
 
-  // Sized for memory per idle connection: 112 bytes, so that with make_shared's
-  // control block it fits tcmalloc's 128-byte class. The flags are bits, so they
-  // and the counter share one 8-byte word after the bases.
+  // Sized for memory per idle connection: 96 bytes, so that with make_shared's
+  // control block it fits tcmalloc's 112-byte class. The flags are bits, so they
+  // and the counter share one 8-byte word after the bases; the connection's
+  // start time is the Connection's own.
   uint32_t requests_ = 0; // saturates: compared with a 32-bit limit only
   bool close_after_stream_ : 1 = false;
   bool codec_error_ : 1 = false;
@@ -87,7 +88,6 @@ private:
   std::unique_ptr<ServerConnection> codec_;
   IntrusiveList<ActiveStream> streams_; // owned: deferred-deleted when unlinked
   event::TimerPtr duration_timer_;
-  std::chrono::steady_clock::time_point start_;
 };
 
 } // namespace legate::http

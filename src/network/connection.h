@@ -22,6 +22,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "common/buffer.h"
+#include "common/loop_time.h"
 #include "event/dispatcher.h"
 #include "network/address.h"
 #include "network/connection_stats.h"
@@ -140,6 +141,9 @@ public:
 
   uint64_t bytesReceived() const { return bytes_rx_; }
   uint64_t bytesSent() const { return bytes_tx_; }
+  // When the connection was made (the loop's time): the start of every
+  // connection-length statistic, kept once here rather than by each owner.
+  MonotonicTime startTime() const { return start_; }
   // Set when a connect() failed or timed out, or a read/write failed; empty
   // otherwise.
   const std::string& failureReason() const;
@@ -233,6 +237,7 @@ private:
   const ConnectionStats* stats_ = &kNoStats; // never null
   uint64_t bytes_rx_ = 0;
   uint64_t bytes_tx_ = 0;
+  const MonotonicTime start_ = loopNow();
   std::chrono::duration<uint32_t, std::milli> delayed_close_timeout_{0};
   uint32_t buffer_limit_ = 1024 * 1024;
   uint32_t read_disable_count_ = 0;

@@ -187,6 +187,42 @@ class StatsEndpoint(StatsTestCase):
         self.assertNotIn("envoy_cluster_upstream_rq_timeout{", prom)
 
 
+    def test_connection_length_counts_from_the_connections_start(self):
+        """The listener's and the HTTP connection manager's downstream_cx_length_ms both
+        record a connection's whole life: one held open well past 250 ms after its one
+        request lands above the 250 ms bucket in both."""
+        self.start_http(requests=0)
+        held = 0.4
+        with socket.create_connection(("127.0.0.1", self.lg.port("http")), timeout=10) as s:
+            opened = time.monotonic()
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+            got = b""
+            while b"\r\n\r\n" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, "connection closed before the response")
+                got += chunk
+            self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:100])
+            time.sleep(max(0.0, held - (time.monotonic() - opened)))
+
+        def samples(metric):
+            # {le: count} of the one series of metric, plus its _count.
+            found = {}
+            for line in self.get("/stats/prometheus").splitlines():
+                if line.startswith(metric + "_bucket{"):
+                    le = line.split('le="', 1)[1].split('"', 1)[0]
+                    found[le] = float(line.rsplit(" ", 1)[1])
+                elif line.startswith(metric + "_count{"):
+                    found["count"] = float(line.rsplit(" ", 1)[1])
+            return found
+
+        for metric in ("envoy_http_downstream_cx_length_ms",
+                       "envoy_listener_downstream_cx_length_ms"):
+            got = wait_until(lambda: (lambda f: f if f.get("count") == 1 else None)(samples(metric)),
+                             what="%s to record the closed connection" % metric)
+            self.assertEqual(got["250"], 0, (metric, got))
+            self.assertEqual(got["+Inf"], 1, (metric, got))
+
+
 class RealPrometheus(StatsTestCase):
     """A real Prometheus server scrapes legate and answers a PromQL query about a counter
     the test moved."""
