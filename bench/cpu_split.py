@@ -29,6 +29,8 @@ or kernel.perf_event_paranoid <= 1 for kernel symbols).
 measured run of the first round (`perf stat` on the raw_syscalls and syscalls
 tracepoints: the total, and the calls a proxy's request path makes), to compare how
 many times each proxy enters the kernel for the same work. Needs perf and root.
+
+An `envoy` binary on PATH runs beside them, as in bench/run.py.
 """
 
 import argparse
@@ -179,6 +181,8 @@ def main():
         run.RELAY_BINARY, why = run.build_relay(tmp)
         if why:
             print("note: the relay is left out: %s" % why, flush=True)
+        # Envoy too, as bench/run.py runs it, when there is one on PATH.
+        run.ENVOY_BINARY = shutil.which("envoy")
         names = run.proxies_and_relay()
         try:
             for rnd in range(a.rounds):

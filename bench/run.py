@@ -33,6 +33,13 @@ the same rounds, so that a runtime switch is compared with the default in one
 run (its ratio is to legate, not to the peers). --variant-legate PATH makes the
 variant another build (an A/B of two commits).
 
+Envoy runs beside them when an `envoy` binary is on PATH (or --envoy PATH names
+one; --no-envoy leaves it out): the same configs as legate (legate reads Envoy's
+configuration), one worker, no hot restart, in every section but scale. It is a
+reference, not a peer: legate / best peer stays against nginx and HAProxy, and
+Envoy's column carries legate / Envoy. Debian has no Envoy package, so it runs
+only where one was installed by hand.
+
 Per round, the proxies run in alternating order (A B C, C B A, ...) to cancel
 drift; each starts fresh for its turn. Prints medians per proxy and ratios
 legate / best peer, and writes the same as JSON and Markdown (--out). Python 3
@@ -75,11 +82,19 @@ VARIANT_BINARY = None
 # latency sections run it beside the proxies.
 RELAY = "relay"
 RELAY_BINARY = None
+# Envoy, when an `envoy` binary is on PATH (or given with --envoy): run the same way
+# as legate, on the same configs (legate's configuration language is Envoy's), with
+# one worker. A reference beside the peers: the targets stay legate / best of nginx
+# and HAProxy, and its column carries its own ratio, legate / Envoy.
+ENVOY = "envoy"
+ENVOY_BINARY = None
 
 
 def run_proxies():
-    """The proxies a run measures: the three, and the legate variant if asked for."""
-    return PROXIES + ([VARIANT] if VARIANT_RUNTIME or VARIANT_BINARY else [])
+    """The proxies a run measures: the three, the legate variant if asked for, and
+    Envoy if there is one."""
+    return (PROXIES + ([VARIANT] if VARIANT_RUNTIME or VARIANT_BINARY else [])
+            + ([ENVOY] if ENVOY_BINARY else []))
 
 
 def proxies_and_relay():
@@ -275,6 +290,12 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None)
     suffix = "-tcp" if mode == "tcp" else ""
     if name == RELAY:
         argv = [RELAY_BINARY, str(port), str(backend_port)]
+    elif name == ENVOY:
+        values["ADMIN_PORT"] = free_port()
+        conf = render("legate%s.yaml" % suffix, os.path.join(tmp, "envoy%s.yaml" % suffix), values)
+        # No hot restart: its shared memory would tie runs to one base id.
+        argv = [ENVOY_BINARY, "-c", conf, "--concurrency", "1", "-l", "warning",
+                "--disable-hot-restart"]
     elif name in ("legate", VARIANT):
         values["ADMIN_PORT"] = free_port()
         conf = legate_config or render("legate%s.yaml" % suffix, os.path.join(tmp, "%s%s.yaml" % (name, suffix)),
@@ -750,6 +771,8 @@ def summarize(results, rows):
         if VARIANT in meds:
             v, base = meds[VARIANT], meds["legate"]
             row["ratio_variant_legate"] = v / base if v is not None and base else None
+        if meds.get(ENVOY) is not None and meds["legate"] is not None:
+            row["ratio_legate_envoy"] = meds["legate"] / meds[ENVOY] if meds[ENVOY] else None
         if meds.get(RELAY) is not None and peers:
             row["ratio_relay_best_peer"] = meds[RELAY] / best if best else None
             row["ratio_relay_round_range"] = round_ratio_range(results, key, better, RELAY)
@@ -790,19 +813,32 @@ RELAY_NOTE = ("*relay*: bench/relay.c, a blind copy between each client connecti
               "more often than a proxy.")
 
 
+ENVOY_NOTE = ("*envoy*: Envoy on the same configs as legate, one worker. *legate/envoy* is legate's "
+              "figure over Envoy's: a reference beside the targets, which are against the better of "
+              "nginx and HAProxy.")
+
+
+def has_envoy(table):
+    return any(row["median"].get(ENVOY) is not None for row in table)
+
+
 def has_relay(table):
     return any(row["median"].get(RELAY) is not None for row in table)
 
 
 def extra_columns(table):
     """(header, cells of a row) for the optional proxies present in the table: the
-    variant (its ratio is to legate) and the relay (its ratio is to the best peer,
-    with its range over rounds)."""
+    variant (its ratio is to legate), Envoy (legate / Envoy) and the relay (its
+    ratio is to the best peer, with its range over rounds)."""
     cols = []
     if any(VARIANT in row["median"] for row in table):
         cols.append(((VARIANT, "variant/legate"),
                      lambda row: (fmt(row["median"].get(VARIANT), row["fmt"]),
                                   fmt(row.get("ratio_variant_legate"), "%.2f"))))
+    if has_envoy(table):
+        cols.append(((ENVOY, "legate/envoy"),
+                     lambda row: (fmt(row["median"].get(ENVOY), row["fmt"]),
+                                  fmt(row.get("ratio_legate_envoy"), "%.2f"))))
     if has_relay(table):
         cols.append(((RELAY, "relay/best", "relay per round"),
                      lambda row: (fmt(row["median"].get(RELAY), row["fmt"]),
@@ -829,6 +865,8 @@ def markdown(table, meta):
             "legate / best peer within one round (each round runs every proxy once, back to back), "
             "which is how far one rerun may land from the median." % (
                 meta["rounds"], meta["duration_s"], meta["note"])]
+    if has_envoy(table):
+        head += ["", ENVOY_NOTE]
     if has_relay(table):
         head += ["", RELAY_NOTE]
     head.append("")
@@ -1065,7 +1103,7 @@ def scale_section(args, tools, tmp, backend_port, failures):
 
 
 def main():
-    global VARIANT_BINARY, RELAY_BINARY
+    global VARIANT_BINARY, RELAY_BINARY, ENVOY_BINARY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="short runs of every section; checks only that "
                     "everything serves (the bench_smoke ctest test)")
@@ -1084,6 +1122,9 @@ def main():
     ap.add_argument("--scale-connections", type=int, default=50, help="scale: wrk connections")
     ap.add_argument("--no-relay", action="store_true", help="http, latency: leave out the relay (bench/relay.c), "
                     "the blind copy that shows the kernel's floor")
+    ap.add_argument("--envoy", default=None, metavar="PATH",
+                    help="run Envoy beside the peers (default: `envoy` on PATH, if there is one)")
+    ap.add_argument("--no-envoy", action="store_true", help="leave Envoy out even if it is on PATH")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or os.path.join(ROOT, "build", "release", "legate"))
     ap.add_argument("--out", default=None, help="directory for results.json and results.md "
                     "(default: bench/results for a full run, none for --smoke or --only)")
@@ -1097,6 +1138,14 @@ def main():
         if not os.access(args.variant_legate, os.X_OK):
             ap.error("--variant-legate: %s is not an executable" % args.variant_legate)
         VARIANT_BINARY = os.path.abspath(args.variant_legate)
+    if args.envoy and args.no_envoy:
+        ap.error("--envoy and --no-envoy contradict each other")
+    if args.envoy:
+        if not os.access(args.envoy, os.X_OK):
+            ap.error("--envoy: %s is not an executable" % args.envoy)
+        ENVOY_BINARY = os.path.abspath(args.envoy)
+    elif not args.no_envoy and shutil.which("envoy"):
+        ENVOY_BINARY = shutil.which("envoy")
     for kv in args.variant:
         key, sep, value = kv.partition("=")
         if not sep or not key:
@@ -1185,6 +1234,12 @@ def main():
 
     table = summarize(results, rows_for(sections, levels, args.idle, rate, args.latency_connections))
     scale_rows = summarize_scale(scale, 10, args.scale)
+    # A proxy asked for (Envoy found, the relay built) must have a column: one left
+    # out without an error would pass for a proxy that was measured.
+    if table and ENVOY_BINARY and set(sections) - {"scale"} and not has_envoy(table):
+        failures.append("envoy (%s) was found but has no figures" % ENVOY_BINARY)
+    if table and RELAY_BINARY and {"http", "latency"} & set(sections) and not has_relay(table):
+        failures.append("the relay was built but has no figures")
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": "%s %s, %d CPU(s)" % (platform.system(), platform.machine(), ncpu),
@@ -1193,9 +1248,9 @@ def main():
         "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
         "latency_connections": args.latency_connections, "body_connections": args.body_connections,
         "scale": args.scale, "note": note, "notes": notes, "variant_runtime": VARIANT_RUNTIME,
-        "variant_legate": VARIANT_BINARY, "relay": bool(RELAY_BINARY),
+        "variant_legate": VARIANT_BINARY, "relay": bool(RELAY_BINARY), "envoy": bool(ENVOY_BINARY),
         "elapsed_s": round(time.time() - started, 1),
-        "versions": versions(tools),
+        "versions": versions(dict(tools, envoy=ENVOY_BINARY) if ENVOY_BINARY else tools),
     }
     log("")
     if table:
@@ -1203,6 +1258,8 @@ def main():
             "< 1 means legate wins, for requests/s > 1 means legate wins); per round = its lowest and "
             "highest within one round." % args.rounds)
         print_table(table)
+        if has_envoy(table):
+            log(ENVOY_NOTE.replace("*", ""))
         if has_relay(table):
             log(RELAY_NOTE.replace("*", ""))
     if scale_rows:
@@ -1240,7 +1297,7 @@ def versions(tools):
     out = {}
     for name, argv in (("legate", ["legate", "--version"]), ("nginx", ["nginx", "-v"]),
                        ("haproxy", ["haproxy", "-v"]), ("wrk", ["wrk", "--version"]),
-                       ("h2load", ["h2load", "--version"])):
+                       ("h2load", ["h2load", "--version"]), ("envoy", ["envoy", "--version"])):
         if argv[0] not in tools:
             continue
         try:
