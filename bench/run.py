@@ -1114,7 +1114,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each measured run")
     ap.add_argument("--connections", default="50,400", help="http: comma-separated wrk concurrency levels "
                     "(the last one is saturation, which sets the fixed rate)")
-    ap.add_argument("--idle", type=int, default=2000, help="http: idle keep-alive connections for the memory test")
+    ap.add_argument("--idle", type=int, default=10000, help="http: idle keep-alive connections for the memory test")
     ap.add_argument("--latency-connections", type=int, default=50, help="latency: h2load connections")
     ap.add_argument("--body-connections", type=int, default=10, help="bodies, tcp: wrk connections")
     ap.add_argument("--scale", type=int, default=10000, help="scale: clusters and routes of the big config "
