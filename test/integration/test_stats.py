@@ -186,7 +186,6 @@ class StatsEndpoint(StatsTestCase):
         self.assertIn('envoy_cluster_upstream_rq_active{envoy_cluster_name="backend"} 0\n', prom)
         self.assertNotIn("envoy_cluster_upstream_rq_timeout{", prom)
 
-
     def test_connection_length_counts_from_the_connections_start(self):
         """The listener's and the HTTP connection manager's downstream_cx_length_ms both
         record a connection's whole life: one held open well past 250 ms after its one
@@ -204,20 +203,24 @@ class StatsEndpoint(StatsTestCase):
             self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:100])
             time.sleep(max(0.0, held - (time.monotonic() - opened)))
 
-        def samples(metric):
-            # {le: count} of the one series of metric, plus its _count.
-            found = {}
+        def recorded(metric):
+            # {le: count, "count": n} of the metric's one series once it has a sample.
+            series = {}
             for line in self.get("/stats/prometheus").splitlines():
-                if line.startswith(metric + "_bucket{"):
-                    le = line.split('le="', 1)[1].split('"', 1)[0]
-                    found[le] = float(line.rsplit(" ", 1)[1])
-                elif line.startswith(metric + "_count{"):
-                    found["count"] = float(line.rsplit(" ", 1)[1])
-            return found
+                name, _, rest = line.partition("{")
+                if name not in (metric + "_bucket", metric + "_count"):
+                    continue
+                labels, _, value = rest.rpartition("} ")
+                le = labels.split('le="', 1)[1].split('"', 1)[0] if 'le="' in labels else "count"
+                base = labels.split(',le="', 1)[0] if 'le="' in labels else labels
+                series.setdefault(base, {})[le] = float(value)
+            self.assertLessEqual(len(series), 1, (metric, series))
+            found = next(iter(series.values()), {})
+            return found if found.get("count") == 1 else None
 
         for metric in ("envoy_http_downstream_cx_length_ms",
                        "envoy_listener_downstream_cx_length_ms"):
-            got = wait_until(lambda: (lambda f: f if f.get("count") == 1 else None)(samples(metric)),
+            got = wait_until(lambda: recorded(metric),
                              what="%s to record the closed connection" % metric)
             self.assertEqual(got["250"], 0, (metric, got))
             self.assertEqual(got["+Inf"], 1, (metric, got))
