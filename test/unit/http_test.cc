@@ -48,6 +48,26 @@ TEST(HeaderMapTest, SetRemoveAndByteSize) {
   EXPECT_EQ(h.status(), 0u);
 }
 
+// status() looks among the pseudo-headers only, wherever :status sits among them,
+// and reads the first one.
+TEST(HeaderMapTest, StatusIsFoundAmongThePseudoHeaders) {
+  HeaderMap h;
+  EXPECT_EQ(h.status(), 0u);
+  h.add("server", "x");
+  h.add(":protocol", "websocket");
+  EXPECT_EQ(h.status(), 0u);
+  h.add(":status", "101");
+  h.add(":status", "200");
+  EXPECT_EQ(h.entries()[1].first, ":status");
+  EXPECT_EQ(h.status(), 101u);
+  EXPECT_EQ(h.remove(":protocol"), 1u);
+  EXPECT_EQ(h.status(), 101u);
+  EXPECT_EQ(h.remove(":status"), 2u);
+  EXPECT_EQ(h.status(), 0u);
+  h.add(":status", "1000");
+  EXPECT_EQ(h.status(), 0u); // not three digits
+}
+
 // set() keeps the first occurrence's position, drops later duplicates (pseudo
 // ones too), and views taken before a set or copy stay valid.
 TEST(HeaderMapTest, SetKeepsPositionDropsDuplicatesAndCopiesAreIndependent) {
