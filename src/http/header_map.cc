@@ -272,21 +272,15 @@ std::vector<std::string_view> HeaderMap::getAll(std::string_view name) const {
 }
 
 uint32_t HeaderMap::status() const {
-  // Asked a few times per response (the router, the manager, the encoder): the
-  // pseudo-headers lead the map, so only they are looked at, each compared with
-  // a constant the compiler inlines rather than through the general find().
-  for (size_t i = 0; i < pseudo_count_; ++i) {
-    if (entries_[i].first != headers::kStatus) continue;
-    const std::string_view s = entries_[i].second;
-    if (s.size() != 3) return 0;
-    uint32_t v = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return 0;
-      v = v * 10 + static_cast<uint32_t>(c - '0');
-    }
-    return v;
+  // Asked a few times per response (the router, the manager, the encoder).
+  const std::string_view s = pseudo(headers::kStatus);
+  if (s.size() != 3) return 0;
+  uint32_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + static_cast<uint32_t>(c - '0');
   }
-  return 0;
+  return v;
 }
 
 } // namespace legate::http

@@ -99,11 +99,13 @@ public:
   std::vector<std::string_view> getAll(std::string_view name) const;
   bool has(std::string_view name) const { return get(name).has_value(); }
 
-  // Pseudo-header shortcuts ("" when absent).
-  std::string_view method() const { return get(headers::kMethod).value_or(""); }
-  std::string_view path() const { return get(headers::kPath).value_or(""); }
-  std::string_view authority() const { return get(headers::kAuthority).value_or(""); }
-  std::string_view scheme() const { return get(headers::kScheme).value_or(""); }
+  // Pseudo-header shortcuts ("" when absent), asked several times per request:
+  // only the leading pseudo-headers are looked at, each compared inline with the
+  // constant name.
+  std::string_view method() const { return pseudo(headers::kMethod); }
+  std::string_view path() const { return pseudo(headers::kPath); }
+  std::string_view authority() const { return pseudo(headers::kAuthority); }
+  std::string_view scheme() const { return pseudo(headers::kScheme); }
   // The :status as a number, or 0 if absent or malformed.
   uint32_t status() const;
 
@@ -168,6 +170,14 @@ private:
     std::memcpy(out, bytes.data(), bytes.size());
     free_ = out + bytes.size();
     return {out, bytes.size()};
+  }
+  // The first value of a pseudo-header ("" when absent): entries_[0,
+  // pseudo_count_) holds every pseudo-header.
+  std::string_view pseudo(std::string_view name) const {
+    for (size_t i = 0; i < pseudo_count_; ++i) {
+      if (entries_[i].first == name) return entries_[i].second;
+    }
+    return {};
   }
   void copyFrom(const HeaderMap& other);
   void setImpl(std::string_view name, std::string_view value, bool wire_safe);
