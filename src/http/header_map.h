@@ -81,8 +81,11 @@ public:
   void set(std::string_view name, std::string_view value) { setImpl(name, value, false); }
   // set() for a value legate made itself from bytes that cannot break a
   // message (digits, a date, an address, a UUID, a literal) under a constant
-  // name: marks it wire_safe, so the HTTP/1 encoder does not scan it again.
-  void setWireSafe(std::string_view name, std::string_view value) { setImpl(name, value, true); }
+  // lower-case name (the headers:: constants): marks it wire_safe, so the HTTP/1
+  // encoder does not scan it again, and takes the name as it is, unfolded.
+  void setWireSafe(std::string_view lower_name, std::string_view value) {
+    setImpl(lower_name, value, true);
+  }
   // Removes every header of that name; returns how many were removed. Most
   // removes on the request path are of absent headers: those are answered
   // inline, without a call.
@@ -180,6 +183,7 @@ private:
     return {};
   }
   void copyFrom(const HeaderMap& other);
+  // wire_safe: the value is marked so, and the name is lower-case already.
   void setImpl(std::string_view name, std::string_view value, bool wire_safe);
   template <class Pred> size_t removeIf(Pred pred);
   // get() and remove() past the name-class check.
