@@ -188,7 +188,7 @@ private:
   // soon as it is made, not after the other events of its batch (p50 about 10 %
   // lower at c=10); under load, where batches are larger, the batch's sends go
   // out together and wake the process at the other end once, which is worth
-  // 2-6 % CPU per request (docs/benchmarks.md, 2026-12-07 evening).
+  // 2-6 % CPU per request (docs/benchmarks-history.md, 2026-12-07 evening).
   static constexpr int kSmallBatch = 4;
 
   // One pass: waits up to timeout_ms for file events and runs them, then

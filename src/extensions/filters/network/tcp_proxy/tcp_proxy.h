@@ -13,7 +13,7 @@
 // true, the two connections splice once connected (zero-copy, socket to socket
 // through kernel pipes) when no other filter is on the connection: less CPU in
 // the proxy, but a sender on the same host (loopback) pays for its socket pages
-// staying pinned longer; docs/benchmarks.md has the measurements.
+// staying pinned longer; docs/benchmarks-history.md (2026-12-04, evening) has the measurements.
 
 #include <memory>
 
