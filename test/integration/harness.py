@@ -367,6 +367,14 @@ class Legate:
                     return int(line.split()[1])
         raise LegateError("no VmRSS for pid %d" % self.proc.pid)
 
+    def sanitized(self):
+        """True when this legate runs with ASan or UBSan: ASan's shadow memory and
+        the freed blocks it quarantines make RSS no measure of legate's own, and
+        UBSan opens pipes of its own."""
+        with open("/proc/%d/maps" % self.proc.pid) as f:
+            maps = f.read()
+        return "libasan" in maps or "libubsan" in maps
+
 
 def run_legate(args, timeout=15.0, cwd=None):
     """Runs legate to completion: (exit code, stdout, stderr)."""

@@ -437,7 +437,8 @@ class Mirroring(LegateTestCase):
         self.assertEqual(status, 200)
         self.assertEqual(json.loads(resp)["body_sha256"], sha256(body))
         lg.wait_for_stat("cluster.shadow.retry_or_shadow_abandoned", lambda v: v == 1)
-        self.assertLess(lg.rss_kib(), 200 * 1024)
+        if not lg.sanitized():  # ASan's quarantine alone holds more than the bound
+            self.assertLess(lg.rss_kib(), 200 * 1024)
 
     def test_runtime_fraction_zero_and_cluster_header(self):
         shadow = self.server(HttpUpstream, name="shadow")

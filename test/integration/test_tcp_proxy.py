@@ -77,9 +77,7 @@ def skip_if_sanitized(test, lg):
     """Skips a test that exhausts legate's fds when legate runs with ASan/UBSan:
     UBSan's vptr check opens a pipe to probe memory, and out of fds it reports
     false errors."""
-    with open("/proc/%d/maps" % lg.pid) as f:
-        maps = f.read()
-    if "libasan" in maps or "libubsan" in maps:
+    if lg.sanitized():
         test.skipTest("exhausts fds: needs a build without sanitizers")
 
 
