@@ -144,11 +144,11 @@ def render(template, out_path, values):
     return out_path
 
 
-def http_get_once(port, timeout=1.0):
-    """One GET / on a fresh connection; returns the status code or None."""
+def http_status(port, path="/", timeout=1.0):
+    """One GET of path on a fresh connection; returns the status code or None."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             data = b""
             while b"\r\n" not in data:
                 chunk = s.recv(4096)
@@ -166,7 +166,7 @@ def wait_serving(port, proc, what, timeout=15.0):
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BenchError("%s exited early with status %s" % (what, proc.returncode))
-        if http_get_once(port) == 200:
+        if http_status(port) == 200:
             return
         time.sleep(0.05)
     raise BenchError("%s did not answer 200 on port %d within %.0fs" % (what, port, timeout))
@@ -353,7 +353,7 @@ def idle_memory(proxy, n):
     socks = []
     # A few requests first so lazily-initialised state is not counted.
     for _ in range(5):
-        if http_get_once(proxy.port) != 200:
+        if http_status(proxy.port) != 200:
             raise BenchError("%s: warm-up request failed" % proxy.name)
     time.sleep(0.2)
     before = proxy.rss()
@@ -598,22 +598,6 @@ def scale_config(path, n_clusters, n_routes, port, admin_port, backend_port):
                    % (i, i, backend_port))
     with open(path, "w") as f:
         f.write("".join(out))
-
-
-def http_status(port, path, timeout=1.0):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            data = b""
-            while b"\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
-            return int(m.group(1)) if m else None
-    except OSError:
-        return None
 
 
 def scale_route_path(n, which):
