@@ -120,20 +120,28 @@ def static_cluster(name, endpoints, connect_timeout="1s", **extra):
     return c
 
 
+def file_log(path, fmt, log_filter=None):
+    """An envoy.access_loggers.file entry writing fmt to path, behind log_filter if given."""
+    entry = {
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": FILE_LOG_TYPE,
+            "path": path,
+            "log_format": {"text_format_source": {"inline_string": fmt}},
+        },
+    }
+    if log_filter is not None:
+        entry["filter"] = log_filter
+    return entry
+
+
 def tcp_proxy_filter(cluster=None, stat_prefix="tcp", access_log_path=None, log_format=None, **extra):
     cfg = {"@type": TCP_PROXY_TYPE, "stat_prefix": stat_prefix}
     if cluster is not None:
         cfg["cluster"] = cluster
     if access_log_path:
         fmt = log_format or "%RESPONSE_FLAGS% %UPSTREAM_HOST% %BYTES_RECEIVED%\n"
-        cfg["access_log"] = [{
-            "name": "envoy.access_loggers.file",
-            "typed_config": {
-                "@type": FILE_LOG_TYPE,
-                "path": access_log_path,
-                "log_format": {"text_format_source": {"inline_string": fmt}},
-            },
-        }]
+        cfg["access_log"] = [file_log(access_log_path, fmt)]
     cfg.update(extra)
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": cfg}
 
@@ -812,14 +820,7 @@ def http_filter(route_cfg, stat_prefix="ingress", router=None, access_log_path=N
     }
     if access_log_path:
         fmt = log_format or "%RESPONSE_CODE% %RESPONSE_FLAGS%\n"
-        cfg["access_log"] = [{
-            "name": "envoy.access_loggers.file",
-            "typed_config": {
-                "@type": FILE_LOG_TYPE,
-                "path": access_log_path,
-                "log_format": {"text_format_source": {"inline_string": fmt}},
-            },
-        }]
+        cfg["access_log"] = [file_log(access_log_path, fmt)]
     cfg.update(extra)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": cfg}
 

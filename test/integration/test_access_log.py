@@ -10,23 +10,9 @@ import socket
 import time
 import unittest
 
-from harness import (FILE_LOG_TYPE, HttpUpstream, LegateTestCase, http_bootstrap, http_get,
+from harness import (HttpUpstream, LegateTestCase, file_log, http_bootstrap, http_get,
                      raw_request, refused_port, route, route_config, run_legate, static_cluster,
                      virtual_host, read_lines, wait_for_lines, wait_until)
-
-
-def file_log(path, fmt, log_filter=None):
-    entry = {
-        "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": FILE_LOG_TYPE,
-            "path": path,
-            "log_format": {"text_format_source": {"inline_string": fmt}},
-        },
-    }
-    if log_filter is not None:
-        entry["filter"] = log_filter
-    return entry
 
 
 ONLY_5XX = {"status_code_filter": {"comparison": {"op": "GE", "value": {
