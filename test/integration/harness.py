@@ -1211,6 +1211,26 @@ class HttpUpstream(TcpServer):
                 pass
 
 
+def keepalive_get_loop(port, results, stop, limit):
+    """GETs /load<i> on one keep-alive connection until stop is set or limit requests
+    are done. Appends each response's status to results, or the error's repr, after
+    which it reconnects: a load that counts what a client would have seen."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    i = 0
+    while not stop.is_set() and i < limit:
+        try:
+            conn.request("GET", "/load%d" % i)
+            resp = conn.getresponse()
+            resp.read()
+            results.append(resp.status)
+        except (OSError, http.client.HTTPException) as e:
+            results.append(repr(e))
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        i += 1
+    conn.close()
+
+
 def http_get(port, path="/", method="GET", headers=None, body=None, timeout=10.0,
              host="127.0.0.1"):
     """One request on a fresh http.client connection: (status, HTTPResponse headers as a

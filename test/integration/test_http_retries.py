@@ -8,9 +8,9 @@ import threading
 import unittest
 
 from harness import (HoldServer, HttpUpstream, LegateTestCase, SockReader, TcpServer,
-                     http_bootstrap, wait_for_lines,
-                     http_get, pattern_bytes, read_http_response, refused_port, route,
-                     route_config, sha256, static_cluster, virtual_host, wait_until)
+                     http_bootstrap, http_get, keepalive_get_loop, pattern_bytes,
+                     read_http_response, refused_port, route, route_config, sha256,
+                     static_cluster, virtual_host, wait_for_lines, wait_until)
 
 LOG_FORMAT = "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_REQUEST_ATTEMPT_COUNT%\n"
 PREVIOUS_HOSTS = [{
@@ -151,24 +151,7 @@ class Retries(RetryCase):
             "retry_host_predicate": PREVIOUS_HOSTS, "host_selection_retry_max_attempts": 5})
         results = []
         stop = threading.Event()
-
-        def load():
-            import http.client
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            i = 0
-            while not stop.is_set() and i < 5000:
-                try:
-                    conn.request("GET", "/load%d" % i)
-                    resp = conn.getresponse()
-                    resp.read()
-                    results.append(resp.status)
-                except (OSError, http.client.HTTPException) as e:
-                    results.append(repr(e))
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                i += 1
-            conn.close()
-        workers = [self.thread(load) for _ in range(3)]
+        workers = [self.thread(keepalive_get_loop, port, results, stop, 5000) for _ in range(3)]
         wait_until(lambda: len(results) >= 150, 20, what="150 requests before the kill")
         ups[1].close()  # in-flight requests reset, pooled connections go stale, new ones refused
         killed_at = len(results)

@@ -5,15 +5,15 @@ failure) and no request tries it while it is out, then it returns when restarted
 port; max_ejection_percent caps how many hosts go; the success-rate and
 failure-percentage detectors; tcp_proxy connect failures; refused fields."""
 
-import http.client
 import json
 import os
 import threading
 import unittest
 
 from harness import (EchoServer, HttpUpstream, LegateTestCase, bootstrap, connect,
-                     http_bootstrap, http_get, refused_port, route, route_config, run_legate,
-                     static_cluster, tcp_listener, virtual_host, wait_until)
+                     http_bootstrap, http_get, keepalive_get_loop, refused_port, route,
+                     route_config, run_legate, static_cluster, tcp_listener, virtual_host,
+                     wait_until)
 
 PREVIOUS_HOSTS = [{
     "name": "envoy.retry_host_predicates.previous_hosts",
@@ -257,24 +257,7 @@ class KilledHost(OutlierCase):
                           "host_selection_retry_max_attempts": 5})
         results = []
         stop = threading.Event()
-
-        def load():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            i = 0
-            while not stop.is_set() and i < 20000:
-                try:
-                    conn.request("GET", "/load%d" % i)
-                    resp = conn.getresponse()
-                    resp.read()
-                    results.append(resp.status)
-                except (OSError, http.client.HTTPException) as e:
-                    results.append(repr(e))
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                i += 1
-            conn.close()
-
-        workers = [self.thread(load) for _ in range(3)]
+        workers = [self.thread(keepalive_get_loop, port, results, stop, 20000) for _ in range(3)]
         try:
             wait_until(lambda: len(results) >= 150, 20, what="150 requests before the kill")
             dead = ups[1]
