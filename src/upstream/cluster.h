@@ -118,6 +118,16 @@ struct ClusterStats {
   }
   LEGATE_CLUSTER_STATS(LEGATE_STAT_COUNTER, LEGATE_STAT_GAUGE, LEGATE_STAT_HISTOGRAM)
   stats::StatusCodeCounters upstream_rq_code; // upstream_rq_<code>, made on first use
+
+  // An upstream response's status: its class (upstream_rq_<N>xx) and its code.
+  void countResponseCode(uint32_t code) {
+    if (code >= 500) upstream_rq_5xx.inc();
+    else if (code >= 400) upstream_rq_4xx.inc();
+    else if (code >= 300) upstream_rq_3xx.inc();
+    else if (code >= 200) upstream_rq_2xx.inc();
+    else upstream_rq_1xx.inc();
+    upstream_rq_code.inc(code);
+  }
 };
 
 // ClusterProvided: the cluster type picks the host (ORIGINAL_DST).

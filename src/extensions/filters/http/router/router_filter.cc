@@ -376,13 +376,7 @@ void RouterFilter::onUpstreamHeaders(UpstreamRequest& req, http::HeaderMapPtr he
     // to; only the idle timeouts apply from here on.
     timeout_timer_.reset();
   }
-  upstream::ClusterStats& cs = cluster_->stats();
-  if (code >= 500) cs.upstream_rq_5xx.inc();
-  else if (code >= 400) cs.upstream_rq_4xx.inc();
-  else if (code >= 300) cs.upstream_rq_3xx.inc();
-  else if (code >= 200) cs.upstream_rq_2xx.inc();
-  else cs.upstream_rq_1xx.inc();
-  cs.upstream_rq_code.inc(code);
+  cluster_->stats().countResponseCode(code);
   upstream::HostStats& hs = req.host()->stats();
   upstream::HostStats::add(code >= 500 ? hs.rq_error : hs.rq_success);
 

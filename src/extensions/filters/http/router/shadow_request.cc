@@ -142,14 +142,8 @@ void ShadowRequest::encodePending() {
 
 void ShadowRequest::decodeHeaders(http::HeaderMapPtr headers, bool end_stream) {
   if (done_) return;
-  upstream::ClusterStats& cs = cluster_.stats();
   const uint32_t code = headers->status();
-  if (code >= 500) cs.upstream_rq_5xx.inc();
-  else if (code >= 400) cs.upstream_rq_4xx.inc();
-  else if (code >= 300) cs.upstream_rq_3xx.inc();
-  else if (code >= 200) cs.upstream_rq_2xx.inc();
-  else cs.upstream_rq_1xx.inc();
-  cs.upstream_rq_code.inc(code);
+  cluster_.stats().countResponseCode(code);
   if (auto* od = cluster_.outlierDetector()) od->putHttpResponseCode(host_, code);
   if (end_stream) {
     response_complete_ = true;
