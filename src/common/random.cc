@@ -17,4 +17,10 @@ uint64_t randomSeed() {
   return z ^ (z >> 31);
 }
 
+void detail::seedFastRandom() {
+  uint64_t* s = fast_random_state;
+  for (int i = 0; i < 4; ++i) s[i] = randomSeed();
+  if ((s[0] | s[1] | s[2] | s[3]) == 0) s[0] = 1;
+}
+
 } // namespace legate

@@ -3,7 +3,6 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include <algorithm>
-#include <random>
 
 #include "common/logger.h"
 #include "common/loop_time.h"
@@ -22,11 +21,6 @@ namespace {
 spdlog::logger& hcmLog() {
   static spdlog::logger& l = log::get("http");
   return l;
-}
-
-uint64_t nextRandom() {
-  thread_local std::mt19937_64 rng{randomSeed()};
-  return rng();
 }
 
 } // namespace
@@ -207,7 +201,7 @@ private:
   tracing::SpanPtr active_span_;
   const std::string* decorated_operation_ = nullptr;
   bool decorated_propagate_ = true;
-  uint64_t random_ = nextRandom();
+  uint64_t random_ = fastRandom();
 
   // Decode iteration: where it stopped and what waits behind it.
   bool decode_stopped_ = false;
@@ -327,7 +321,7 @@ struct ConnectionManager::ActiveStream::EncoderEntry : public EncoderFilterCallb
 // ---------------------------------------------------------------------------
 
 ConnectionManager::ActiveStream::ActiveStream(ConnectionManager& parent, StreamEncoder& encoder)
-    : parent_(parent), encoder_(encoder), id_(nextRandom()) {
+    : parent_(parent), encoder_(encoder), id_(fastRandom()) {
   encoder_.addCallbacks(*this);
   info_.connection_id = parent_.connection_->id();
   info_.filter_chain_name = parent_.config_->filter_chain_name;

@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <ctime>
-#include <random>
 
 #include "common/random.h"
 #include "http/http1/encoder.h"
@@ -66,32 +65,6 @@ std::string_view trimmed(std::string_view s) {
 
 namespace {
 
-// xoshiro256** (Blackman and Vigna), seeded per thread from the OS: statistically
-// strong, a handful of instructions per draw. Request ids need uniqueness, not
-// unpredictability; anything secret must not come from here.
-class FastRandom {
-public:
-  FastRandom() {
-    for (uint64_t& w : s_) w = randomSeed();
-    if ((s_[0] | s_[1] | s_[2] | s_[3]) == 0) s_[0] = 1; // the one state it must avoid
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-
-private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
-
 // The eight nibbles of v (most significant first) as lower-case hex, eight bytes
 // at a time: spread one nibble per byte, then add '0' or 'a' - 10 per byte.
 void hex8(uint32_t v, char* out) {
@@ -110,8 +83,7 @@ void hex8(uint32_t v, char* out) {
 } // namespace
 
 void makeUuid(char* out) {
-  thread_local FastRandom rng;
-  uint64_t hi = rng.next(), lo = rng.next();
+  uint64_t hi = fastRandom(), lo = fastRandom();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL; // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; // variant 10
   // 8-4-4-4-12: format 32 hex digits, then open the gaps for the dashes.

@@ -3,7 +3,6 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -70,8 +69,7 @@ bool Snapshot::featureEnabled(std::string_view key, Fraction default_value,
 }
 
 bool Snapshot::featureEnabled(std::string_view key, Fraction default_value) const {
-  thread_local std::mt19937_64 rng{randomSeed()};
-  return featureEnabled(key, default_value, rng());
+  return featureEnabled(key, default_value, fastRandom());
 }
 
 Loader::Loader(std::vector<Layer> layers)

@@ -1,6 +1,5 @@
 #include "tracing/decision.h"
 
-#include <random>
 #include <string>
 
 #include "common/hex.h"
@@ -32,11 +31,6 @@ void setReason(http::HeaderMap& h, std::string_view id, Reason r) {
   std::string updated(id);
   updated[kReasonPosition] = reasonChar(r);
   h.set(kXRequestId, updated);
-}
-
-uint64_t freshRandom() {
-  thread_local std::mt19937_64 rng{randomSeed()};
-  return rng();
 }
 
 }  // namespace
@@ -86,7 +80,7 @@ Decision decide(http::HeaderMap& h, const Sampling& sampling, DecisionStats& sta
     reason = requestIdReason(id);
     if (reason == Reason::NotTraceable) {
       if (h.has(headers::kXClientTraceId) &&
-          snap->featureEnabled("tracing.client_enabled", sampling.client, freshRandom())) {
+          snap->featureEnabled("tracing.client_enabled", sampling.client, fastRandom())) {
         reason = Reason::ClientForced;
       } else if (h.has(headers::kXEnvoyForceTrace)) {
         reason = Reason::ServiceForced;

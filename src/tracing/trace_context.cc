@@ -1,6 +1,5 @@
 #include "tracing/trace_context.h"
 
-#include <random>
 #include <vector>
 
 #include "common/hex.h"
@@ -94,10 +93,9 @@ std::optional<uint64_t> parseHex64(std::string_view s, bool lower_only) {
 }
 
 uint64_t randomId() {
-  thread_local std::mt19937_64 rng{randomSeed()};
   uint64_t v = 0;
   while (v == 0)
-    v = rng();
+    v = fastRandom();
   return v;
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <random>
 
 #include "common/random.h"
 #include "http/utility.h"
@@ -15,11 +14,6 @@ namespace ro = legate::router::retry_on;
 constexpr uint32_t kGrpcConditions = ro::kGrpcCancelled | ro::kGrpcDeadlineExceeded |
                                      ro::kGrpcResourceExhausted | ro::kGrpcUnavailable |
                                      ro::kGrpcInternal;
-
-uint64_t nextRandom() {
-  thread_local std::mt19937_64 rng{randomSeed()};
-  return rng();
-}
 
 std::optional<uint32_t> parseUint32(std::string_view s) {
   uint32_t v = 0;
@@ -183,7 +177,7 @@ RetryState::Status RetryState::shouldRetry(bool would_retry, std::function<void(
     do_retry_ = nullptr;
     cb();
   });
-  backoff_timer_->enableTimer(backOff(retries_done_, base_interval_, max_interval_, nextRandom()));
+  backoff_timer_->enableTimer(backOff(retries_done_, base_interval_, max_interval_, fastRandom()));
   return Status::Yes;
 }
 

@@ -1,7 +1,6 @@
 #include "extensions/filters/http/router/router_filter.h"
 
 #include <charconv>
-#include <random>
 
 #include "common/logger.h"
 #include "common/loop_time.h"
@@ -195,9 +194,8 @@ void RouterFilter::setupTimeouts(http::HeaderMap& headers, const legate::router:
 }
 
 void RouterFilter::startShadows(const http::HeaderMap& headers, bool end_stream) {
-  thread_local std::mt19937_64 rng{randomSeed()};
   for (const auto& policy : *action_->mirrorPolicies()) {
-    const uint64_t random = rng();
+    const uint64_t random = fastRandom();
     const bool sampled =
         policy.runtime_key.empty()
             ? policy.sampled(random)
