@@ -6,6 +6,7 @@ request, on the benchmark's own config and backend.
     python3 bench/profile.py callgrind [--requests 2000] [--connections 10]
     python3 bench/profile.py strace    [--requests 2000] [--connections 10]
     python3 bench/profile.py allocs    [--requests 2000] [--connections 10]
+    python3 bench/profile.py budget    (allocs and strace, checked against budgets)
 
 --routes N profiles the scale section's config instead (N clusters, N routes)
 and requests its last route (--route mid: its middle one), to count what a large
@@ -23,7 +24,11 @@ first; only the measured part is counted:
   * strace: `strace -c -f` over two runs, N and 2N requests; the difference
     per request is printed per syscall (start-up and warm-up cancel);
   * allocs: memcheck's "total heap usage" over two runs, N and 2N requests;
-    the difference per request is printed (allocations and bytes).
+    the difference per request is printed (allocations and bytes);
+  * budget: allocs and strace, then a check against ALLOCATIONS_PER_REQUEST and
+    the system-call budgets below; exits 1 naming what went over. The
+    bench_request_cost test runs it, so a change that adds an allocation or a
+    system call to every request fails the suite.
 """
 
 import argparse
@@ -158,9 +163,12 @@ def strace_counts(tools, tmp, backend_port, args, n):
 
 
 def strace(tools, tmp, backend_port, args):
+    """Prints and returns {syscall: (calls, errors) per request} for the calls made
+    at least 0.005 times per request."""
     a = strace_counts(tools, tmp, backend_port, args, args.requests)
     b = strace_counts(tools, tmp, backend_port, args, 2 * args.requests)
     total = 0.0
+    per = {}
     run.log("%-16s %10s %10s" % ("syscall", "per req", "errors/req"))
     for name in sorted(set(a) | set(b), key=lambda k: -(b.get(k, (0, 0))[0] - a.get(k, (0, 0))[0])):
         calls = (b.get(name, (0, 0))[0] - a.get(name, (0, 0))[0]) / args.requests
@@ -168,7 +176,9 @@ def strace(tools, tmp, backend_port, args):
         if abs(calls) >= 0.005:
             run.log("%-16s %10.2f %10.2f" % (name, calls, errs))
             total += calls
+            per[name] = (calls, errs)
     run.log("%-16s %10.2f" % ("total", total))
+    return per
 
 
 def heap_usage(tools, tmp, backend_port, args, n):
@@ -188,15 +198,55 @@ def heap_usage(tools, tmp, backend_port, args, n):
 
 
 def allocs(tools, tmp, backend_port, args):
+    """Prints and returns (allocations, bytes allocated) per request."""
     a = heap_usage(tools, tmp, backend_port, args, args.requests)
     b = heap_usage(tools, tmp, backend_port, args, 2 * args.requests)
-    run.log("allocations per request: %.2f  bytes allocated per request: %.0f"
-            % ((b[0] - a[0]) / args.requests, (b[2] - a[2]) / args.requests))
+    per = ((b[0] - a[0]) / args.requests, (b[2] - a[2]) / args.requests)
+    run.log("allocations per request: %.2f  bytes allocated per request: %.0f" % per)
+    return per
+
+
+# What a proxied keep-alive GET may cost legate on the bench config, checked by
+# `profile.py budget` (the bench_request_cost test). Counts, not timings: they do
+# not depend on the machine's load. Measured at 10 allocations and 4 data calls
+# (a recv and a send each way) per request; one more allocation or call per
+# request fails the check, a rare one (a vector growing now and then) does not.
+ALLOCATIONS_PER_REQUEST = 10.5
+DATA_CALLS = ("recvfrom", "sendto", "recvmsg", "sendmsg", "read", "write", "readv", "writev")
+DATA_CALLS_PER_REQUEST = 4.05
+# epoll_wait depends on how events batch, which timing decides; every other call
+# should not happen per request at all.
+WAITS = ("epoll_wait", "epoll_pwait")
+OTHER_CALLS_PER_REQUEST = 0.05
+
+
+def budget(tools, tmp, backend_port, args):
+    """Measures allocations and system calls per request and checks them against
+    the budgets above; raises BenchError naming each one exceeded."""
+    over = []
+    n_allocs, _ = allocs(tools, tmp, backend_port, args)
+    if n_allocs > ALLOCATIONS_PER_REQUEST:
+        over.append("%.2f heap allocations per request (budget %.1f)"
+                    % (n_allocs, ALLOCATIONS_PER_REQUEST))
+    calls = strace(tools, tmp, backend_port, args)
+    data = sum(c for name, (c, _) in calls.items() if name in DATA_CALLS)
+    if data > DATA_CALLS_PER_REQUEST:
+        over.append("%.2f recv/send-family calls per request (budget %.2f)"
+                    % (data, DATA_CALLS_PER_REQUEST))
+    for name, (c, errs) in sorted(calls.items()):
+        if name in DATA_CALLS and errs > OTHER_CALLS_PER_REQUEST:
+            over.append("%s failed %.2f times per request (EAGAIN reads or writes?)" % (name, errs))
+        elif name not in DATA_CALLS and name not in WAITS and c > OTHER_CALLS_PER_REQUEST:
+            over.append("%s: %.2f calls per request, where none were expected" % (name, c))
+    if over:
+        raise run.BenchError("over budget: " + "; ".join(over))
+    run.log("within budget: %.2f allocations, %.2f recv/send-family calls per request"
+            % (n_allocs, data))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=["callgrind", "strace", "allocs"])
+    ap.add_argument("mode", choices=["callgrind", "strace", "allocs", "budget"])
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--connections", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=200)
@@ -218,9 +268,9 @@ def main():
     if ROUTES:
         PATH = run.scale_route_path(ROUTES, args.route)
     tools, missing = run.find_tools(os.path.abspath(args.legate))
-    need = {"callgrind": "valgrind", "strace": "strace", "allocs": "valgrind"}[args.mode]
-    if shutil.which(need) is None:
-        missing.append(need)
+    need = {"callgrind": ["valgrind"], "strace": ["strace"], "allocs": ["valgrind"],
+            "budget": ["valgrind", "strace"]}[args.mode]
+    missing += [tool for tool in need if shutil.which(tool) is None]
     missing = [m for m in missing if m not in ("haproxy", "wrk")]
     if missing:
         run.log("SKIP: missing %s" % ", ".join(missing))
@@ -229,7 +279,7 @@ def main():
     backend = None
     try:
         backend = run.start_backend(tools, tmp, run.free_port())
-        {"callgrind": callgrind, "strace": strace, "allocs": allocs}[args.mode](
+        {"callgrind": callgrind, "strace": strace, "allocs": allocs, "budget": budget}[args.mode](
             tools, tmp, backend.port, args)
     except run.BenchError as e:
         run.log("FAILED: %s" % e)
