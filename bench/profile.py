@@ -90,6 +90,16 @@ def start_legate(tools, tmp, backend_port, wrapper, tag):
     return p
 
 
+def start_profiled(name, tools, tmp, backend_port, wrapper, tag):
+    """legate, or with --proxy a peer (nginx, haproxy) on the bench's own config,
+    under wrapper."""
+    if name == "legate":
+        return start_legate(tools, tmp, backend_port, wrapper, tag)
+    if ROUTES:
+        raise run.BenchError("--routes profiles legate's scale config; not with --proxy %s" % name)
+    return run.start_proxy(name, tools, tmp, backend_port, wrapper=wrapper)
+
+
 def stop_gracefully(p, timeout=120):
     """SIGTERM only the wrapped process group and wait (valgrind/strace write
     their reports on exit)."""
@@ -101,11 +111,11 @@ def stop_gracefully(p, timeout=120):
 
 
 def callgrind(tools, tmp, backend_port, args):
-    out = os.path.abspath(args.out or "callgrind.out.legate")
+    out = os.path.abspath(args.out or "callgrind.out." + args.proxy)
     wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out + ".%p"]
     if args.cache_sim:
         wrapper[2:2] = ["--cache-sim=yes", "--LL=%s" % args.cache_sim]
-    p = start_legate(tools, tmp, backend_port, wrapper, "callgrind")
+    p = start_profiled(args.proxy, tools, tmp, backend_port, wrapper, "callgrind")
     try:
         drive(p.port, args.connections, args.warmup)
         pid = p.proc.pid
@@ -133,8 +143,8 @@ def callgrind(tools, tmp, backend_port, args):
         for name, value in zip(events, m.group(1).split()):
             totals[name] = totals.get(name, 0) + int(value)
         run.log("dump: %s" % path)
-    run.log("instructions per request: %.0f  (%d requests over %d connections)"
-            % (totals.get("Ir", 0) / args.requests, args.requests, args.connections))
+    run.log("instructions per request: %.0f  (%s, %d requests over %d connections)"
+            % (totals.get("Ir", 0) / args.requests, args.proxy, args.requests, args.connections))
     if args.cache_sim:
         # D1mr/D1mw: first-level data misses; DLmr/DLmw: misses in the simulated
         # last-level cache (--cache-sim's size), i.e. trips past it (to L3 when a
@@ -253,6 +263,9 @@ def main():
     ap.add_argument("--out", default=None, help="callgrind: dump file prefix")
     ap.add_argument("--legate", default=os.environ.get("LEGATE_BIN") or
                     os.path.join(run.ROOT, "build", "release", "legate"))
+    ap.add_argument("--proxy", choices=("legate", "nginx", "haproxy"), default="legate",
+                    help="callgrind: profile this proxy on its bench config (nginx as one "
+                         "process, master_process off), for instructions per request side by side")
     ap.add_argument("--cache-sim", metavar="SIZE,ASSOC,LINE", default=None,
                     help="callgrind: also simulate the caches, with this last-level cache "
                          "(e.g. 2097152,16,64 for a 2 MiB L2), and print misses per request")
@@ -271,7 +284,9 @@ def main():
     need = {"callgrind": ["valgrind"], "strace": ["strace"], "allocs": ["valgrind"],
             "budget": ["valgrind", "strace"]}[args.mode]
     missing += [tool for tool in need if shutil.which(tool) is None]
-    missing = [m for m in missing if m not in ("haproxy", "wrk")]
+    if args.proxy != "legate" and args.mode != "callgrind":
+        ap.error("--proxy %s: only the callgrind mode profiles a peer" % args.proxy)
+    missing = [m for m in missing if m not in ("haproxy", "wrk") or m == args.proxy]
     if missing:
         run.log("SKIP: missing %s" % ", ".join(missing))
         return run.SKIP

@@ -279,11 +279,13 @@ def start_backend(tools, tmp, port):
     return p
 
 
-def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None):
+def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None, wrapper=()):
     """Starts one proxy with one worker. mode "http" proxies HTTP/1.1 (configs
     legate.yaml, nginx.conf, haproxy.cfg); mode "tcp" proxies bytes
     (legate-tcp.yaml, nginx-tcp.conf, haproxy-tcp.cfg). legate_config: a ready
-    config file to use instead of the template (scale section)."""
+    config file to use instead of the template (scale section). wrapper: a
+    command to run the proxy under (profile.py's valgrind); nginx then runs as one
+    process, its worker's work done by the process the wrapper sees."""
     port = free_port()
     values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port}
     out = os.path.join(tmp, "%s-%s.out" % (name, mode))
@@ -310,10 +312,12 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None)
         values["STREAM_MODULE"] = STREAM_MODULE
         conf = render("nginx%s.conf" % suffix, os.path.join(tmp, "nginx%s.conf" % suffix), values)
         argv = [tools["nginx"], "-p", tmp, "-e", os.path.join(tmp, "nginx-error.log"), "-c", conf]
+        if wrapper:
+            argv += ["-g", "master_process off;"]
     else:
         conf = render("haproxy%s.cfg" % suffix, os.path.join(tmp, "haproxy%s.cfg" % suffix), values)
         argv = [tools["haproxy"], "-db", "-f", conf]
-    p = Proc(name, argv, out, port)
+    p = Proc(name, list(wrapper) + argv, out, port)
     try:
         p.ready()
     except BenchError:
