@@ -246,7 +246,7 @@ void Route::rewritePathAndHost(http::HeaderMap& headers, bool insert_original_pa
 
 void Route::finalizeRequestHeaders(http::HeaderMap& headers,
                                    const accesslog::StreamInfo& info) const {
-  if (tls_redirect_route_)
+  if (tls_redirect_route_ || !mutates_request_)
     return;
   const RouteConfig& config = vhost_->routeConfig();
   const HeaderMutations* levels[3] = {&extras().mutations.request, &vhost_->headerMutations().request,
@@ -259,7 +259,7 @@ void Route::finalizeRequestHeaders(http::HeaderMap& headers,
 
 void Route::finalizeResponseHeaders(http::HeaderMap& headers,
                                     const accesslog::StreamInfo& info) const {
-  if (tls_redirect_route_)
+  if (tls_redirect_route_ || !mutates_response_)
     return;
   const RouteConfig& config = vhost_->routeConfig();
   const HeaderMutations* levels[3] = {&extras().mutations.response, &vhost_->headerMutations().response,

@@ -271,6 +271,11 @@ class Route {
   const VirtualHost* vhost_ = nullptr;
   bool tls_redirect_route_ = false;  // require_tls: no header mutations
   bool case_sensitive_ = true;
+  // Whether any of the three levels (route, virtual host, route configuration)
+  // mutates request or response headers: most tables mutate none, and then
+  // finalize*Headers return at once instead of visiting three empty levels.
+  bool mutates_request_ = false;
+  bool mutates_response_ = false;
   PathMatch path_match_ = PathMatch::kPrefix;
   std::string match_value_;  // lower-cased when !case_sensitive_
   std::shared_ptr<const re2::RE2> path_regex_;

@@ -527,6 +527,14 @@ absl::StatusOr<std::unique_ptr<Route>> RouteBuilder::build(const RouteProto& pro
   if (!mutations.ok())
     return mutations.status();
   extras.mutations = std::move(*mutations);
+  // The virtual host's and the route configuration's levels are built before
+  // their routes.
+  const HeaderMutationLevel& vhost_level = vhost->headerMutations();
+  const HeaderMutationLevel& config_level = vhost->routeConfig().headerMutations();
+  route->mutates_request_ = !extras.mutations.request.empty() ||
+                            !vhost_level.request.empty() || !config_level.request.empty();
+  route->mutates_response_ = !extras.mutations.response.empty() ||
+                             !vhost_level.response.empty() || !config_level.response.empty();
   extras.typed_per_filter_config = copyTypedConfig(proto.typed_per_filter_config());
   if (extras.decorator || !extras.mutations.request.empty() ||
       !extras.mutations.response.empty() || !extras.typed_per_filter_config.empty()) {

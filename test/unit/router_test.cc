@@ -1115,6 +1115,43 @@ TEST(RouterHeaders, ResponseOrder) {
   EXPECT_EQ(header(resp, "server"), "<absent>");
 }
 
+// A route knows at build time whether any level mutates headers, and skips the
+// levels when none does: each level alone must still be applied.
+TEST(RouterHeaders, EachLevelAppliesOnItsOwn) {
+  const std::string route = R"(  routes:
+  - match: {prefix: "/"}
+    route: {cluster: c}
+)";
+  const std::string add_request = "[{header: {key: x-added, value: yes}}]";
+  const std::string add_response = "[{header: {key: x-resp-added, value: yes}}]";
+  const std::vector<std::pair<std::string, std::string>> configs = {
+      {"config", "request_headers_to_add: " + add_request + "\nresponse_headers_to_add: " +
+                     add_response + "\nvirtual_hosts:\n- name: vh\n  domains: [\"*\"]\n" + route},
+      {"virtual host", "virtual_hosts:\n- name: vh\n  domains: [\"*\"]\n  request_headers_to_add: " +
+                           add_request + "\n  response_headers_to_add: " + add_response + "\n" +
+                           route},
+      {"route", "virtual_hosts:\n- name: vh\n  domains: [\"*\"]\n" + route +
+                    "    request_headers_to_add: " + add_request +
+                    "\n    response_headers_to_add: " + add_response + "\n"},
+      {"none", "virtual_hosts:\n- name: vh\n  domains: [\"*\"]\n" + route},
+  };
+  for (const auto& [level, yaml] : configs) {
+    auto rc = build(yaml);
+    ASSERT_NE(rc, nullptr) << level;
+    auto h = request("h", "/");
+    const Route* r = rc->route(h, 0);
+    ASSERT_NE(r, nullptr) << level;
+    accesslog::StreamInfo info;
+    r->finalizeRequestHeaders(h, info);
+    http::HeaderMap resp;
+    resp.add(":status", "200");
+    r->finalizeResponseHeaders(resp, info);
+    const bool expected = level != "none";
+    EXPECT_EQ(header(h, "x-added"), expected ? "yes" : "<absent>") << level;
+    EXPECT_EQ(header(resp, "x-resp-added"), expected ? "yes" : "<absent>") << level;
+  }
+}
+
 TEST(RouterHeaders, ProtectedHeadersAreErrors) {
   EXPECT_EQ(buildError(R"(
 virtual_hosts:
