@@ -5,6 +5,8 @@
 // validating field values. Plain 64-bit arithmetic, so it is portable and the
 // compiler keeps it in registers; callers handle the last len % 8 bytes.
 
+#include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -20,11 +22,24 @@ inline uint64_t load(const char* p) {
 }
 inline void store(char* p, uint64_t w) { std::memcpy(p, &w, sizeof(w)); }
 
-// Loads n < 8 bytes, zero-filled.
-inline uint64_t loadPartial(const char* p, size_t n) {
-  uint64_t w = 0;
-  std::memcpy(&w, p, n);
+inline uint32_t load4(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, sizeof(w));
   return w;
+}
+
+// Loads n < 8 bytes, zero-filled, byte i in bits 8i..8i+7 (little-endian, as
+// load()). Without a variable-length memcpy, which is a library call: two
+// overlapping four-byte loads for 4..7 bytes (the overlap ORs a byte with
+// itself), the first, middle and last byte for 1..3.
+inline uint64_t loadPartial(const char* p, size_t n) {
+  static_assert(std::endian::native == std::endian::little, "byte i in bits 8i..8i+7");
+  if (n >= 4) {
+    return uint64_t{load4(p)} | (uint64_t{load4(p + n - 4)} << ((n - 4) * 8));
+  }
+  if (n == 0) return 0;
+  const auto byte = [p](size_t i) { return uint64_t{static_cast<unsigned char>(p[i])}; };
+  return byte(0) | (byte(n / 2) << (n / 2 * 8)) | (byte(n - 1) << ((n - 1) * 8));
 }
 
 // ASCII 'A'..'Z' lower-cased in every byte; other bytes (non-ASCII included)
@@ -39,11 +54,6 @@ inline uint64_t lower(uint64_t w) {
 }
 
 // Four bytes: lower() on the zero-extended word (zero bytes stay zero).
-inline uint32_t load4(const char* p) {
-  uint32_t w;
-  std::memcpy(&w, p, sizeof(w));
-  return w;
-}
 inline void store4(char* p, uint32_t w) { std::memcpy(p, &w, sizeof(w)); }
 inline uint32_t lower4(uint32_t w) { return static_cast<uint32_t>(lower(w)); }
 

@@ -53,13 +53,14 @@ void toLowerInPlace(std::string& s) { copyLower(s.data(), s.data(), s.size()); }
 
 bool equalsIgnoreCaseSlow(std::string_view a, std::string_view b) {
   const size_t n = a.size();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  if (n < 8) {
+    return swar::lower(swar::loadPartial(a.data(), n)) == swar::lower(swar::loadPartial(b.data(), n));
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) {
     if (swar::lower(swar::load(a.data() + i)) != swar::lower(swar::load(b.data() + i))) return false;
   }
-  if (i == n) return true;
-  return swar::lower(swar::loadPartial(a.data() + i, n - i)) ==
-         swar::lower(swar::loadPartial(b.data() + i, n - i));
+  // The last eight bytes, overlapping the word before when n % 8 != 0.
+  return swar::lower(swar::load(a.data() + n - 8)) == swar::lower(swar::load(b.data() + n - 8));
 }
 
 HeaderMap& HeaderMap::operator=(const HeaderMap& other) {

@@ -1,3 +1,4 @@
+#include "common/swar.h"
 #include "gtest/gtest.h"
 #include "http/header_map.h"
 #include "http/path_utility.h"
@@ -255,6 +256,21 @@ TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
   }
   EXPECT_FALSE(equalsIgnoreCase("Content-Type", "content-typ"));
   EXPECT_TRUE(equalsIgnoreCase("X-ReQuEsT-Id", "x-request-id"));
+}
+
+// swar::loadPartial builds a short word from overlapping loads and single bytes;
+// it must equal a zero-filled copy of the same bytes for every length under 8.
+TEST(HeaderMapTest, PartialLoadsMatchZeroFilledCopies) {
+  std::mt19937 rng(5);
+  for (size_t n = 0; n < 8; ++n) {
+    for (int trial = 0; trial < 200; ++trial) {
+      char bytes[8];
+      for (char& c : bytes) c = static_cast<char>(rng() % 256);
+      uint64_t expected = 0;
+      std::memcpy(&expected, bytes, n);
+      ASSERT_EQ(swar::loadPartial(bytes, n), expected) << "n " << n;
+    }
+  }
 }
 
 TEST(HeaderMapTest, FieldValueCheckMatchesByteReference) {
