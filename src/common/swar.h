@@ -42,6 +42,31 @@ inline uint64_t loadPartial(const char* p, size_t n) {
   return byte(0) | (byte(n / 2) << (n / 2 * 8)) | (byte(n - 1) << ((n - 1) * 8));
 }
 
+// memcpy for the short strings of a message head (names, most values): up to 16
+// bytes inline, as two overlapping loads and stores of the widest size that
+// fits, so the call into the library is paid only by longer strings. The ranges
+// must not overlap.
+inline void copyBytes(char* out, const char* in, size_t n) {
+  if (n >= 8) {
+    if (n > 16) {
+      std::memcpy(out, in, n);
+      return;
+    }
+    const uint64_t head = load(in), tail = load(in + n - 8);
+    store(out, head);
+    store(out + n - 8, tail);
+  } else if (n >= 4) {
+    const uint32_t head = load4(in), tail = load4(in + n - 4);
+    std::memcpy(out, &head, 4);
+    std::memcpy(out + n - 4, &tail, 4);
+  } else if (n > 0) {
+    const char first = in[0], middle = in[n / 2], last = in[n - 1];
+    out[0] = first;
+    out[n / 2] = middle;
+    out[n - 1] = last;
+  }
+}
+
 // ASCII 'A'..'Z' lower-cased in every byte; other bytes (non-ASCII included)
 // unchanged. Each byte's low seven bits plus a bias cannot carry into the next
 // byte, so the high bit of each sum answers ">= 'A'" and "> 'Z'" per byte.

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/swar.h"
+
 namespace legate::http {
 
 namespace headers {
@@ -170,7 +172,7 @@ private:
   std::string_view store(std::string_view bytes) {
     if (bytes.empty()) return {};
     char* out = reserveBytes(bytes.size());
-    std::memcpy(out, bytes.data(), bytes.size());
+    swar::copyBytes(out, bytes.data(), bytes.size());
     free_ = out + bytes.size();
     return {out, bytes.size()};
   }

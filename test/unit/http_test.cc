@@ -273,6 +273,23 @@ TEST(HeaderMapTest, PartialLoadsMatchZeroFilledCopies) {
   }
 }
 
+// swar::copyBytes copies short strings with overlapping words: every length up
+// to 40 must land exactly, and nothing outside [out, out + n) may be written.
+TEST(HeaderMapTest, ShortCopiesWriteExactlyTheirBytes) {
+  std::mt19937 rng(7);
+  for (size_t n = 0; n <= 40; ++n) {
+    char in[40];
+    for (char& c : in) c = static_cast<char>(rng() % 256);
+    char out[56];
+    std::memset(out, '#', sizeof(out));
+    swar::copyBytes(out + 8, in, n);
+    for (size_t i = 0; i < sizeof(out); ++i) {
+      const char want = (i >= 8 && i < 8 + n) ? in[i - 8] : '#';
+      ASSERT_EQ(out[i], want) << "n " << n << " byte " << i;
+    }
+  }
+}
+
 TEST(HeaderMapTest, FieldValueCheckMatchesByteReference) {
   auto reference = [](std::string_view s) {
     for (unsigned char c : s) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "common/swar.h"
 #include "http/codec.h"
 #include "http/header_map.h"
 
@@ -40,7 +41,7 @@ public:
   void append(std::string_view s) {
     if (s.empty()) return;
     if (static_cast<size_t>(end_ - p_) >= s.size()) {
-      std::memcpy(p_, s.data(), s.size());
+      swar::copyBytes(p_, s.data(), s.size());
       p_ += s.size();
     } else {
       overflow(s);
