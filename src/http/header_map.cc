@@ -173,9 +173,12 @@ void HeaderMap::insert(Entry e) {
   byte_size_ += e.first.size() + e.second.size();
   name_bits_ |= nameBit(e.first);
   if (!e.first.empty() && e.first[0] == ':') {
-    // Pseudo-headers stay first: shift the regular ones up by one.
-    std::memmove(static_cast<void*>(entries_ + pseudo_count_ + 1), entries_ + pseudo_count_,
-                 (size_ - pseudo_count_) * sizeof(Entry));
+    // Pseudo-headers stay first: shift the regular ones up by one (a parsed
+    // head's pseudo-headers come first, so usually there are none).
+    if (size_ > pseudo_count_) {
+      std::memmove(static_cast<void*>(entries_ + pseudo_count_ + 1), entries_ + pseudo_count_,
+                   (size_ - pseudo_count_) * sizeof(Entry));
+    }
     new (entries_ + pseudo_count_) Entry(e);
     ++pseudo_count_;
   } else {
