@@ -63,6 +63,17 @@ bool equalsIgnoreCaseSlow(std::string_view a, std::string_view b) {
   return swar::lower(swar::load(a.data() + n - 8)) == swar::lower(swar::load(b.data() + n - 8));
 }
 
+bool equalsLowerSlow(std::string_view s, std::string_view lower) {
+  assert(std::none_of(lower.begin(), lower.end(), [](char c) { return c >= 'A' && c <= 'Z'; }));
+  const size_t n = s.size();
+  if (n < 8) return swar::lower(swar::loadPartial(s.data(), n)) == swar::loadPartial(lower.data(), n);
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    if (swar::lower(swar::load(s.data() + i)) != swar::load(lower.data() + i)) return false;
+  }
+  // The last eight bytes, overlapping the word before when n % 8 != 0.
+  return swar::lower(swar::load(s.data() + n - 8)) == swar::load(lower.data() + n - 8);
+}
+
 HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
   if (this != &other) {
     clear();

@@ -224,5 +224,11 @@ bool equalsIgnoreCaseSlow(std::string_view a, std::string_view b);
 inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && equalsIgnoreCaseSlow(a, b);
 }
+// equalsIgnoreCase() against a name already lower-case (the headers:: constants
+// and the parser's tokens): only s is folded.
+bool equalsLowerSlow(std::string_view s, std::string_view lower);
+inline bool equalsLower(std::string_view s, std::string_view lower) {
+  return s.size() == lower.size() && equalsLowerSlow(s, lower);
+}
 
 } // namespace legate::http

@@ -229,6 +229,7 @@ TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
       ASSERT_EQ(h.entries()[0].first, expected);
       EXPECT_TRUE(equalsIgnoreCase(s, expected));
       EXPECT_TRUE(equalsIgnoreCase(expected, s));
+      EXPECT_TRUE(equalsLower(s, expected));
       if (len > 0) {
         // One byte changed so that it differs even after folding.
         std::string other = s;
@@ -236,6 +237,9 @@ TEST(HeaderMapTest, WordAtATimeCaseFoldingMatchesByteReference) {
         other[at] = static_cast<char>(lowerByte(other[at]) == 'q' ? 'r' : 'q');
         if (lowerByte(s[at]) != lowerByte(other[at])) {
           EXPECT_FALSE(equalsIgnoreCase(s, other));
+          std::string other_lower = other;
+          toLowerInPlace(other_lower);
+          EXPECT_FALSE(equalsLower(s, other_lower));
         }
       }
     }

@@ -298,8 +298,8 @@ absl::Status Parser::parseTarget(std::string_view method, std::string_view targe
     return reject(details::kInvalidUrl);
   }
   const std::string_view scheme = target.substr(0, sep);
-  const bool http = equalsIgnoreCase(scheme, "http");
-  if (!http && !equalsIgnoreCase(scheme, "https")) {
+  const bool http = equalsLower(scheme, "http");
+  if (!http && !equalsLower(scheme, "https")) {
     return reject(details::kInvalidUrl);
   }
   std::string_view after = target.substr(sep + 3);
@@ -401,7 +401,7 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
   // cost one comparison.
   switch (name.size()) {
   case 4:
-    if (mode_ == Mode::Request && equalsIgnoreCase(name, headers::kHost)) {
+    if (mode_ == Mode::Request && equalsLower(name, headers::kHost)) {
       // RFC 9112 §3.2: more than one Host is an error; an absolute-form
       // target's authority wins over Host, which is then dropped.
       if (seen_host_) {
@@ -418,18 +418,18 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
     }
     break;
   case 10:
-    if (equalsIgnoreCase(name, headers::kConnection)) {
+    if (equalsLower(name, headers::kConnection)) {
       parseConnection(value);
     }
     break;
   case 7:
-    if (equalsIgnoreCase(name, headers::kUpgrade)) {
+    if (equalsLower(name, headers::kUpgrade)) {
       head_.has_upgrade_header = true;
-      seen_upgrade_ |= !equalsIgnoreCase(value, "h2c");
+      seen_upgrade_ |= !equalsLower(value, "h2c");
     }
     break;
   case 14:
-    if (equalsIgnoreCase(name, headers::kContentLength)) {
+    if (equalsLower(name, headers::kContentLength)) {
       std::string_view first;
       absl::Status status = parseContentLength(value, first);
       if (!status.ok()) {
@@ -442,7 +442,7 @@ absl::Status Parser::parseField(std::string_view line, bool trailer) {
     }
     break;
   case 17:
-    if (equalsIgnoreCase(name, headers::kTransferEncoding)) {
+    if (equalsLower(name, headers::kTransferEncoding)) {
       // Framing is conveyed by end_stream; the field itself is not forwarded.
       return parseTransferEncoding(value);
     }
@@ -492,7 +492,7 @@ absl::Status Parser::parseTransferEncoding(std::string_view value) {
       return false;
     }
     ++te_codings_;
-    if (!equalsIgnoreCase(element, "chunked")) {
+    if (!equalsLower(element, "chunked")) {
       te_all_chunked_ = false;
     }
     return true;
@@ -505,11 +505,11 @@ absl::Status Parser::parseTransferEncoding(std::string_view value) {
 
 void Parser::parseConnection(std::string_view value) {
   forEachListElement(value, [&](std::string_view element) {
-    if (equalsIgnoreCase(element, "close")) {
+    if (equalsLower(element, "close")) {
       conn_close_ = true;
-    } else if (equalsIgnoreCase(element, "keep-alive")) {
+    } else if (equalsLower(element, "keep-alive")) {
       conn_keep_alive_ = true;
-    } else if (equalsIgnoreCase(element, "upgrade")) {
+    } else if (equalsLower(element, "upgrade")) {
       conn_upgrade_ = true;
     }
     return true;
