@@ -2,8 +2,10 @@
 
 // Eight bytes at a time ("SIMD within a register") for the byte loops on the
 // request path: lower-casing header names, comparing them case-insensitively,
-// validating field values. Plain 64-bit arithmetic, so it is portable and the
-// compiler keeps it in registers; callers handle the last len % 8 bytes.
+// validating field values. Plain 64-bit arithmetic (little-endian, as loadPartial
+// asserts), which the compiler keeps in registers. Loops over words leave the
+// last len % 8 bytes to their callers; loadPartial and copyBytes serve those and
+// short strings.
 
 #include <bit>
 #include <cstddef>
@@ -78,8 +80,8 @@ inline uint64_t lower(uint64_t w) {
   return w | (upper >> 2); // 0x80 >> 2 == 0x20, the case bit
 }
 
-// Four bytes: lower() on the zero-extended word (zero bytes stay zero).
 inline void store4(char* p, uint32_t w) { std::memcpy(p, &w, sizeof(w)); }
+// Four bytes: lower() on the zero-extended word (zero bytes stay zero).
 inline uint32_t lower4(uint32_t w) { return static_cast<uint32_t>(lower(w)); }
 
 // Non-zero if some byte is below n (n <= 128). May flag bytes above a true hit
