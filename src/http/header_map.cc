@@ -47,31 +47,33 @@ inline bool sameName(std::string_view stored, std::string_view name) {
          (n == 0 || (stored[n - 1] == name[n - 1] && std::memcmp(stored.data(), name.data(), n - 1) == 0));
 }
 
+// a == b ignoring ASCII case (sizes equal, checked by the callers), eight bytes
+// at a time: words under eight bytes loaded whole, longer strings ending on the
+// last eight bytes, which overlap the word before when n % 8 != 0. b is folded
+// too unless the caller knows it is lower-case already.
+template <bool kFoldB> bool foldedEquals(std::string_view a, std::string_view b) {
+  const auto fold_b = [](uint64_t w) { return kFoldB ? swar::lower(w) : w; };
+  const size_t n = a.size();
+  if (n < 8) {
+    return swar::lower(swar::loadPartial(a.data(), n)) == fold_b(swar::loadPartial(b.data(), n));
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    if (swar::lower(swar::load(a.data() + i)) != fold_b(swar::load(b.data() + i))) return false;
+  }
+  return swar::lower(swar::load(a.data() + n - 8)) == fold_b(swar::load(b.data() + n - 8));
+}
+
 } // namespace
 
 void toLowerInPlace(std::string& s) { copyLower(s.data(), s.data(), s.size()); }
 
 bool equalsIgnoreCaseSlow(std::string_view a, std::string_view b) {
-  const size_t n = a.size();
-  if (n < 8) {
-    return swar::lower(swar::loadPartial(a.data(), n)) == swar::lower(swar::loadPartial(b.data(), n));
-  }
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    if (swar::lower(swar::load(a.data() + i)) != swar::lower(swar::load(b.data() + i))) return false;
-  }
-  // The last eight bytes, overlapping the word before when n % 8 != 0.
-  return swar::lower(swar::load(a.data() + n - 8)) == swar::lower(swar::load(b.data() + n - 8));
+  return foldedEquals<true>(a, b);
 }
 
 bool equalsLowerSlow(std::string_view s, std::string_view lower) {
   assert(std::none_of(lower.begin(), lower.end(), [](char c) { return c >= 'A' && c <= 'Z'; }));
-  const size_t n = s.size();
-  if (n < 8) return swar::lower(swar::loadPartial(s.data(), n)) == swar::loadPartial(lower.data(), n);
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    if (swar::lower(swar::load(s.data() + i)) != swar::load(lower.data() + i)) return false;
-  }
-  // The last eight bytes, overlapping the word before when n % 8 != 0.
-  return swar::lower(swar::load(s.data() + n - 8)) == swar::load(lower.data() + n - 8);
+  return foldedEquals<false>(s, lower);
 }
 
 HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
