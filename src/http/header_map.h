@@ -80,13 +80,13 @@ public:
   // value is a field-value (RFC 9110 §5.1, §5.5): marks it wire_safe.
   void addWireSafe(std::string_view name, std::string_view value);
   // Replaces every header of that name with one value.
-  void set(std::string_view name, std::string_view value) { setImpl(name, value, false); }
+  void set(std::string_view name, std::string_view value);
   // set() for a value legate made itself from bytes that cannot break a
   // message (digits, a date, an address, a UUID, a literal) under a constant
   // lower-case name (the headers:: constants): marks it wire_safe, so the HTTP/1
   // encoder does not scan it again, and takes the name as it is, unfolded.
   void setWireSafe(std::string_view lower_name, std::string_view value) {
-    setImpl(lower_name, value, true);
+    setLower(lower_name, value, true);
   }
   // Removes every header of that name; returns how many were removed. Most
   // removes on the request path are of absent headers: those are answered
@@ -185,8 +185,8 @@ private:
     return {};
   }
   void copyFrom(const HeaderMap& other);
-  // wire_safe: the value is marked so, and the name is lower-case already.
-  void setImpl(std::string_view name, std::string_view value, bool wire_safe);
+  // set() past the folding: name is lower-case already; wire_safe marks the value.
+  void setLower(std::string_view name, std::string_view value, bool wire_safe);
   template <class Pred> size_t removeIf(Pred pred);
   // get() and remove() past the name-class check.
   std::optional<std::string_view> find(std::string_view name) const;

@@ -92,6 +92,18 @@ TEST(HeaderMapTest, SetKeepsPositionDropsDuplicatesAndCopiesAreIndependent) {
   const std::string long_name(100, 'N');
   h.set(long_name, "v");
   EXPECT_EQ(h.get(std::string(100, 'n')).value_or(""), "v");
+  // Either side of the stack buffer's 64 bytes, a second set() in another case
+  // replaces the first, and setWireSafe() under the folded name replaces it too.
+  for (size_t len : {63u, 64u, 65u}) {
+    HeaderMap m;
+    m.set(std::string(len, 'K'), "first");
+    m.set(std::string(len - 1, 'k') + "K", "second");
+    EXPECT_EQ(m.size(), 1u) << len;
+    EXPECT_EQ(m.get(std::string(len, 'k')).value_or(""), "second") << len;
+    m.setWireSafe(std::string(len, 'k'), "third");
+    EXPECT_EQ(m.size(), 1u) << len;
+    EXPECT_EQ(m.get(std::string(len, 'k')).value_or(""), "third") << len;
+  }
   HeaderMap copy = h;
   HeaderMap moved = std::move(copy);
   h.set("x", "changed");
