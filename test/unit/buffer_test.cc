@@ -349,5 +349,33 @@ TEST(BufferTest, ReserveAndCommitAppendInPlace) {
   EXPECT_EQ(b.length(), 9 + big.size());
 }
 
+// Failures come back as -1 with errno set, through both the one-slice calls
+// (recv, send) and the scattered ones (readv), and a write to a closed peer
+// fails with EPIPE instead of raising SIGPIPE (not ignored in this test).
+TEST(BufferTest, SocketErrorsComeBackAsMinusOneAndErrno) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  Buffer empty_in;
+  errno = 0;
+  EXPECT_EQ(empty_in.readFrom(fds[1], 100), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  Buffer scattered_in;
+  scattered_in.add("x"); // a tail with room and a fresh slice: readv
+  size_t asked = 0;
+  errno = 0;
+  EXPECT_EQ(scattered_in.readFrom(fds[1], 1 << 20, &asked, Buffer::kMaxReadSlices), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_GT(asked, Buffer::kSliceSize);
+  EXPECT_EQ(scattered_in.toString(), "x");
+  ::close(fds[1]);
+  Buffer out;
+  out.add("lost");
+  errno = 0;
+  EXPECT_EQ(out.writeTo(fds[0]), -1);
+  EXPECT_EQ(errno, EPIPE);
+  EXPECT_EQ(out.toString(), "lost") << "a failed write drains nothing";
+  ::close(fds[0]);
+}
+
 } // namespace
 } // namespace legate
