@@ -1287,5 +1287,48 @@ TEST(Http1Codec, RoundTrip) {
   EXPECT_TRUE(c.conn_.isReusable());
 }
 
+// The parser takes a slice's whole lines in place and drains them together.
+// A callback at the end of a head may change the buffer under it (here it drops
+// what is left, as a closing connection would): the parser must read the
+// buffer afresh after it, not walk on through the old view.
+TEST(Http1Parser, HeadCallbackMayEmptyTheBufferItIsParsing) {
+  struct Callbacks : ParserCallbacks {
+    Buffer* data = nullptr;
+    std::vector<uint32_t> statuses;
+    bool drop_rest = true;
+    void onMessageBegin() override {}
+    absl::Status onHeadersComplete(MessageHead& head) override {
+      statuses.push_back(head.status);
+      head.informational = head.status < 200; // as the client connection marks it
+      if (drop_rest) data->drain(data->length());
+      return absl::OkStatus();
+    }
+    void onBody(Buffer&, bool) override {}
+    void onTrailers(HeaderMapPtr) override {}
+    void onMessageComplete() override {}
+  };
+  const std::string wire = "HTTP/1.1 100 Continue\r\nx-a: 1\r\n\r\n"
+                           "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+  CodecSettings settings;
+  Callbacks cb;
+  Parser parser(Parser::Mode::Response, settings, cb);
+  Buffer data;
+  data.add(wire);
+  cb.data = &data;
+  ASSERT_TRUE(parser.execute(data).ok());
+  EXPECT_EQ(cb.statuses, std::vector<uint32_t>{100});
+  EXPECT_TRUE(data.empty());
+  // Left alone, the same bytes in one slice give both heads and leave nothing.
+  Callbacks keep;
+  keep.drop_rest = false;
+  Parser whole(Parser::Mode::Response, settings, keep);
+  Buffer again;
+  again.add(wire);
+  keep.data = &again;
+  ASSERT_TRUE(whole.execute(again).ok());
+  EXPECT_EQ(keep.statuses, (std::vector<uint32_t>{100, 200}));
+  EXPECT_TRUE(again.empty());
+}
+
 } // namespace
 } // namespace legate::http::http1

@@ -89,6 +89,60 @@ absl::Status Parser::lineLimitError() const {
   }
 }
 
+// The whole lines at the start of front, while the parser is in a line state:
+// used counts the bytes they spanned, which the caller drains in one go rather
+// than line by line. A line without its LF yet is kept in line_buf_ (bounded)
+// and counted as used. An empty line ends a head or trailers and calls the
+// callbacks, which may change the buffer front points into: the walk stops
+// after it, and the caller reads the buffer afresh.
+absl::Status Parser::takeLines(std::string_view front, size_t& used) {
+  while (used < front.size() && isLineState() && !paused_) {
+    const char* p = front.data() + used;
+    const size_t n = front.size() - used;
+    if (state_ == State::StartLine && !begun_ && line_buf_.empty() && p[0] != '\r' &&
+        p[0] != '\n') {
+      begun_ = true;
+      callbacks_.onMessageBegin();
+    }
+    const bool counts_to_head = state_ != State::ChunkSize;
+    const auto* lf = static_cast<const char*>(std::memchr(p, '\n', n));
+    const size_t take = lf == nullptr ? n : static_cast<size_t>(lf - p);
+    // Bound the line (and, for heads, the whole section) before buffering.
+    const size_t line_len = line_buf_.size() + take;
+    if (line_len > head_limit_ || (counts_to_head && head_bytes_ + line_len > head_limit_)) {
+      return lineLimitError();
+    }
+    if (lf == nullptr) {
+      line_buf_.append(p, n);
+      used += n;
+      return absl::OkStatus();
+    }
+    std::string_view line;
+    if (line_buf_.empty()) {
+      line = std::string_view(p, take);
+    } else {
+      line_buf_.append(p, take);
+      line = line_buf_;
+    }
+    if (line.empty() || line.back() != '\r') {
+      return reject(details::kBareLf); // RFC 9112 §2.2: we require CRLF
+    }
+    line.remove_suffix(1);
+    if (counts_to_head) {
+      head_bytes_ += line.size() + 2;
+    }
+    const bool ends_section = line.empty();
+    // The line view may point into the buffer: processed before it is drained.
+    absl::Status status = processLine(line);
+    used += take + 1;
+    line_buf_.clear();
+    if (!status.ok() || ends_section) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Parser::execute(Buffer& data) {
   while (!data.empty() && !paused_ && state_ != State::Complete) {
     if (isLineState()) {
@@ -96,44 +150,9 @@ absl::Status Parser::execute(Buffer& data) {
       if (front.empty()) {
         break;
       }
-      const char* p = front.data();
-      const size_t n = front.size();
-      if (state_ == State::StartLine && !begun_ && line_buf_.empty() && p[0] != '\r' &&
-          p[0] != '\n') {
-        begun_ = true;
-        callbacks_.onMessageBegin();
-      }
-      const bool counts_to_head = state_ != State::ChunkSize;
-      const auto* lf = static_cast<const char*>(std::memchr(p, '\n', n));
-      const size_t take = lf == nullptr ? n : static_cast<size_t>(lf - p);
-      // Bound the line (and, for heads, the whole section) before buffering.
-      const size_t line_len = line_buf_.size() + take;
-      if (line_len > head_limit_ || (counts_to_head && head_bytes_ + line_len > head_limit_)) {
-        return lineLimitError();
-      }
-      if (lf == nullptr) {
-        line_buf_.append(p, n);
-        data.drain(n);
-        continue;
-      }
-      std::string_view line;
-      if (line_buf_.empty()) {
-        line = std::string_view(p, take);
-      } else {
-        line_buf_.append(p, take);
-        line = line_buf_;
-      }
-      if (line.empty() || line.back() != '\r') {
-        return reject(details::kBareLf); // RFC 9112 §2.2: we require CRLF
-      }
-      line.remove_suffix(1);
-      if (counts_to_head) {
-        head_bytes_ += line.size() + 2;
-      }
-      // The line view may point into data: process before draining.
-      absl::Status status = processLine(line);
-      data.drain(take + 1);
-      line_buf_.clear();
+      size_t used = 0;
+      const absl::Status status = takeLines(front, used);
+      data.drain(used);
       if (!status.ok()) {
         return status;
       }

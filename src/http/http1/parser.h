@@ -150,6 +150,7 @@ private:
   };
 
   bool isLineState() const;
+  absl::Status takeLines(std::string_view front, size_t& used);
   absl::Status processLine(std::string_view line);
   absl::Status parseRequestLine(std::string_view line);
   absl::Status parseStatusLine(std::string_view line);
