@@ -14,8 +14,12 @@ bare ACKs, shows more; four is the floor (request in, request out, response in,
 response out). The relay (bench/relay.c, built with the system's C compiler when
 there is one) runs beside them: a blind copy between each client connection and its
 own upstream connection, no HTTP at all, so its figure is the kernel's share of a
-request with next to nothing in user space. The proxies run in alternating order
-(A B C D, D C B A, ...). Prints each run and then the medians; no thresholds.
+request with next to nothing in user space. relay-uring (bench/relay_uring.c, built
+when liburing is installed too) is the same relay on io_uring: multishot recvs into
+provided buffers and one io_uring_enter per pass of its loop instead of a system call
+per read, per write and per wait, to show whether io_uring lowers that floor. The
+proxies run in alternating order (A B C D, D C B A, ...). Prints each run and then the
+medians; no thresholds.
 
 --perf N also samples each proxy's processes with `perf record -e cpu-clock` (a
 software clock: it works in a VM without hardware counters) in an extra run after
@@ -92,7 +96,8 @@ def perf_top(path, n):
             continue
         dso, kind, sym = parts[1], parts[2], " ".join(parts[3:])
         place = "kernel" if kind == "[k]" else ("proxy" if os.path.basename(dso) in
-                                                ("legate", "nginx", "haproxy") else "libraries")
+                                                ("legate", "nginx", "haproxy", "relay", "relay_uring")
+                                                else "libraries")
         places[place] = places.get(place, 0.0) + pct
         rows.append((pct, place, sym))
     return places, rows[:n]
@@ -101,7 +106,7 @@ def perf_top(path, n):
 # The calls a proxy's request path makes; anything else shows in the total only.
 SYSCALLS = ["epoll_wait", "epoll_pwait", "epoll_ctl", "recvfrom", "sendto", "read", "write",
             "readv", "writev", "recvmsg", "sendmsg", "getsockopt", "setsockopt",
-            "clock_gettime", "accept4", "close", "splice"]
+            "clock_gettime", "accept4", "close", "splice", "io_uring_enter"]
 
 
 def syscall_counts(pids, run_load):
@@ -177,10 +182,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         backend_port = run.free_port()
         backend = run.start_backend(tools, tmp, backend_port)
-        # The relay (bench/relay.c) beside them: the same kernel work with no HTTP.
+        # The relay (bench/relay.c) beside them: the same kernel work with no HTTP;
+        # and relay-uring (bench/relay_uring.c), the same relay on io_uring.
         run.RELAY_BINARY, why = run.build_relay(tmp)
         if why:
             print("note: the relay is left out: %s" % why, flush=True)
+        run.RELAY_URING_BINARY, why = run.build_relay_uring(tmp)
+        if why:
+            print("note: relay-uring is left out: %s" % why, flush=True)
         # Envoy too, as bench/run.py runs it, when there is one on PATH.
         run.ENVOY_BINARY = shutil.which("envoy")
         names = run.proxies_and_relay()
@@ -215,7 +224,7 @@ def main():
                             u, s = (u1 - u0) * scale, (s1 - s0) * scale
                             segs = (seg1 - seg0) / r["requests"] if None not in (seg0, seg1) else None
                             results.setdefault((name, conns), []).append((u, s, segs))
-                            print("round %d  %-8s c=%-4d user %5.1f  sys %5.1f  total %5.1f µs/request%s"
+                            print("round %d  %-11s c=%-4d user %5.1f  sys %5.1f  total %5.1f µs/request%s"
                                   % (rnd + 1, name, conns, u, s, u + s, segments_text(segs)),
                                   flush=True)
                     finally:
@@ -231,7 +240,7 @@ def main():
             u = statistics.median(x[0] for x in v)
             s = statistics.median(x[1] for x in v)
             segs = [x[2] for x in v if x[2] is not None]
-            print("c=%-4d %-8s user %5.1f  sys %5.1f  total %5.1f%s"
+            print("c=%-4d %-11s user %5.1f  sys %5.1f  total %5.1f%s"
                   % (conns, name, u, s, u + s,
                      segments_text(statistics.median(segs) if segs else None)))
     if reports:

@@ -16,7 +16,9 @@ Sections (--only picks some; a full run and --smoke run all of them):
            per request, requests/s (C=400 is saturation) and closed-loop p50/p99;
            beside the proxies, the relay (bench/relay.c, built here with cc): a
            blind copy with no HTTP, whose CPU per request is the kernel's floor
-           (it runs in the latency section too);
+           (it runs in the latency section too), and relay-uring
+           (bench/relay_uring.c, the same relay on io_uring, when liburing is
+           installed): the floor without a system call per read and write;
   latency  open-loop latency at a fixed rate of half the slowest proxy's
            saturation requests/s (from the http section of the same run, else
            measured first): `h2load --h1 --rps`, p50/p99/p99.9 per proxy;
@@ -82,6 +84,11 @@ VARIANT_BINARY = None
 # latency sections run it beside the proxies.
 RELAY = "relay"
 RELAY_BINARY = None
+# The same relay on io_uring (bench/relay_uring.c), built when liburing is there
+# too: the floor of an event loop that does not make a system call per read and
+# per write. Run beside the relay.
+RELAY_URING = "relay-uring"
+RELAY_URING_BINARY = None
 # Envoy, when an `envoy` binary is on PATH (or given with --envoy): run the same way
 # as legate, on the same configs (legate's configuration language is Envoy's), with
 # one worker. A reference beside the peers: the targets stay legate / best of nginx
@@ -97,23 +104,40 @@ def run_proxies():
             + ([ENVOY] if ENVOY_BINARY else []))
 
 
+def relays():
+    """The relays that were built, relay first."""
+    return ([RELAY] if RELAY_BINARY else []) + ([RELAY_URING] if RELAY_URING_BINARY else [])
+
+
 def proxies_and_relay():
-    """run_proxies() and the relay, when it was built: the http and latency
-    sections run it beside the proxies."""
-    return run_proxies() + ([RELAY] if RELAY_BINARY else [])
+    """run_proxies() and the relays, when they were built: the http and latency
+    sections run them beside the proxies."""
+    return run_proxies() + relays()
 
 
-def build_relay(tmp):
-    """Compiles bench/relay.c into tmp with the system's C compiler; returns the
+def build_c(tmp, name, libs=()):
+    """Compiles bench/NAME.c into tmp with the system's C compiler; returns the
     binary's path, or None (and why) when there is no compiler or it fails."""
     cc = shutil.which(os.environ.get("CC") or "cc") or shutil.which("gcc")
     if not cc:
         return None, "no C compiler (cc) on PATH"
-    out = os.path.join(tmp, "relay")
-    done = subprocess.run([cc, "-O2", "-o", out, os.path.join(HERE, "relay.c")], capture_output=True, text=True)
+    out = os.path.join(tmp, name)
+    done = subprocess.run([cc, "-O2", "-o", out, os.path.join(HERE, name + ".c")] + list(libs),
+                          capture_output=True, text=True)
     if done.returncode != 0:
-        return None, "%s failed on bench/relay.c: %s" % (cc, done.stderr.strip()[-500:])
+        return None, "%s failed on bench/%s.c: %s" % (cc, name, done.stderr.strip()[-500:])
     return out, None
+
+
+def build_relay(tmp):
+    """bench/relay.c, compiled into tmp: (path, None), or (None, why not)."""
+    return build_c(tmp, "relay")
+
+
+def build_relay_uring(tmp):
+    """bench/relay_uring.c, compiled into tmp against liburing (Debian:
+    liburing-dev): (path, None), or (None, why not)."""
+    return build_c(tmp, "relay_uring", ["-luring"])
 
 
 class BenchError(Exception):
@@ -290,8 +314,8 @@ def start_proxy(name, tools, tmp, backend_port, mode="http", legate_config=None,
     values = {"DIR": tmp, "BACKEND_PORT": backend_port, "PROXY_PORT": port}
     out = os.path.join(tmp, "%s-%s.out" % (name, mode))
     suffix = "-tcp" if mode == "tcp" else ""
-    if name == RELAY:
-        argv = [RELAY_BINARY, str(port), str(backend_port)]
+    if name in (RELAY, RELAY_URING):
+        argv = [RELAY_BINARY if name == RELAY else RELAY_URING_BINARY, str(port), str(backend_port)]
     elif name == ENVOY:
         values["ADMIN_PORT"] = free_port()
         conf = render("legate%s.yaml" % suffix, os.path.join(tmp, "envoy%s.yaml" % suffix), values)
@@ -725,7 +749,7 @@ def best_of(values, better):
 
 
 def round_ratio_range(results, key, better, who="legate"):
-    """(min, max) over rounds of `who` (legate, or the relay) / best peer within
+    """(min, max) over rounds of `who` (legate, or a relay) / best peer within
     that round: each round has every proxy once, back to back, so its ratio is
     paired against the same drift. The spread says how far a single rerun may
     land from the median."""
@@ -761,9 +785,10 @@ def summarize(results, rows):
             row["ratio_variant_legate"] = v / base if v is not None and base else None
         if meds.get(ENVOY) is not None and meds["legate"] is not None:
             row["ratio_legate_envoy"] = meds["legate"] / meds[ENVOY] if meds[ENVOY] else None
-        if meds.get(RELAY) is not None and peers:
-            row["ratio_relay_best_peer"] = meds[RELAY] / best if best else None
-            row["ratio_relay_round_range"] = round_ratio_range(results, key, better, RELAY)
+        for relay in (RELAY, RELAY_URING):
+            if meds.get(relay) is not None and peers:
+                row[relay_key(relay, "best_peer")] = meds[relay] / best if best else None
+                row[relay_key(relay, "round_range")] = round_ratio_range(results, key, better, relay)
         table.append(row)
     return table
 
@@ -793,12 +818,21 @@ def fmt(value, f):
     return "-" if value is None else f % value
 
 
+def relay_key(relay, what):
+    """A relay's ratio in a summary row: ratio_relay_best_peer, ratio_relay_uring_best_peer, ..."""
+    return "ratio_%s_%s" % (relay.replace("-", "_"), what)
+
+
 RELAY_NOTE = ("*relay*: bench/relay.c, a blind copy between each client connection and its own upstream "
               "connection, with no HTTP: the same reads, writes and TCP segments per request as a proxy, next "
               "to nothing in user space. *relay/best* is the ratio a proxy that spent nothing in user space "
               "would score: the kernel's floor for the CPU rows. In the latency rows it is a reference, not "
               "a floor: the tail of a process that only copies, which, being idle more, sleeps and is woken "
               "more often than a proxy.")
+
+RELAY_URING_NOTE = ("*relay-uring*: bench/relay_uring.c, the same relay on io_uring (a multishot recv "
+                    "per connection into provided buffers, sends batched into one io_uring_enter per "
+                    "pass): the floor of an event loop without a system call per read and write.")
 
 
 ENVOY_NOTE = ("*envoy*: Envoy on the same configs as legate, one worker. *legate/envoy* is legate's "
@@ -810,13 +844,13 @@ def has_envoy(table):
     return any(row["median"].get(ENVOY) is not None for row in table)
 
 
-def has_relay(table):
-    return any(row["median"].get(RELAY) is not None for row in table)
+def has_relay(table, relay=RELAY):
+    return any(row["median"].get(relay) is not None for row in table)
 
 
 def extra_columns(table):
     """(header, cells of a row) for the optional proxies present in the table: the
-    variant (its ratio is to legate), Envoy (legate / Envoy) and the relay (its
+    variant (its ratio is to legate), Envoy (legate / Envoy) and the relays (their
     ratio is to the best peer, with its range over rounds)."""
     cols = []
     if any(VARIANT in row["median"] for row in table):
@@ -827,11 +861,12 @@ def extra_columns(table):
         cols.append(((ENVOY, "legate/envoy"),
                      lambda row: (fmt(row["median"].get(ENVOY), row["fmt"]),
                                   fmt(row.get("ratio_legate_envoy"), "%.2f"))))
-    if has_relay(table):
-        cols.append(((RELAY, "relay/best", "relay per round"),
-                     lambda row: (fmt(row["median"].get(RELAY), row["fmt"]),
-                                  fmt(row.get("ratio_relay_best_peer"), "%.2f"),
-                                  fmt_range(row.get("ratio_relay_round_range")))))
+    for relay in (RELAY, RELAY_URING):
+        if has_relay(table, relay):
+            cols.append(((relay, "%s/best" % relay, "%s per round" % relay),
+                         lambda row, relay=relay: (fmt(row["median"].get(relay), row["fmt"]),
+                                                   fmt(row.get(relay_key(relay, "best_peer")), "%.2f"),
+                                                   fmt_range(row.get(relay_key(relay, "round_range"))))))
     return cols
 
 
@@ -857,6 +892,8 @@ def markdown(table, meta):
         head += ["", ENVOY_NOTE]
     if has_relay(table):
         head += ["", RELAY_NOTE]
+    if has_relay(table, RELAY_URING):
+        head += ["", RELAY_URING_NOTE]
     head.append("")
     return "\n".join(head + lines) + "\n"
 
@@ -985,8 +1022,8 @@ class Runner:
         a = self.args
 
         def measure(proxy, rec, rnd):
-            # The relay's connections are kernel memory, not RSS: it has no figure here.
-            idle = a.idle and proxy.name != RELAY
+            # A relay's connections are kernel memory, not RSS: it has no figure here.
+            idle = a.idle and proxy.name not in (RELAY, RELAY_URING)
             if idle:
                 rec["idle_bytes_per_conn"] = idle_memory(proxy, a.idle)
             for conns in levels:
@@ -1091,7 +1128,7 @@ def scale_section(args, tools, tmp, backend_port, failures):
 
 
 def main():
-    global VARIANT_BINARY, RELAY_BINARY, ENVOY_BINARY
+    global VARIANT_BINARY, RELAY_BINARY, RELAY_URING_BINARY, ENVOY_BINARY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="short runs of every section; checks only that "
                     "everything serves (the bench_smoke ctest test)")
@@ -1108,8 +1145,8 @@ def main():
     ap.add_argument("--scale", type=int, default=10000, help="scale: clusters and routes of the big config "
                     "(the small one has 10)")
     ap.add_argument("--scale-connections", type=int, default=50, help="scale: wrk connections")
-    ap.add_argument("--no-relay", action="store_true", help="http, latency: leave out the relay (bench/relay.c), "
-                    "the blind copy that shows the kernel's floor")
+    ap.add_argument("--no-relay", action="store_true", help="http, latency: leave out the relays (bench/relay.c "
+                    "and bench/relay_uring.c), the blind copies that show the kernel's floor")
     ap.add_argument("--envoy", default=None, metavar="PATH",
                     help="run Envoy beside the peers (default: `envoy` on PATH, if there is one)")
     ap.add_argument("--no-envoy", action="store_true", help="leave Envoy out even if it is on PATH")
@@ -1185,6 +1222,10 @@ def main():
         if why:
             notes.append("the relay (bench/relay.c, the kernel's floor) left out: " + why)
             log("note: " + notes[-1])
+        RELAY_URING_BINARY, why = build_relay_uring(tmp)
+        if why:
+            notes.append("relay-uring (bench/relay_uring.c, the floor on io_uring) left out: " + why)
+            log("note: " + notes[-1])
     backend = None
     runner = None
     scale = []
@@ -1228,6 +1269,8 @@ def main():
         failures.append("envoy (%s) was found but has no figures" % ENVOY_BINARY)
     if table and RELAY_BINARY and {"http", "latency"} & set(sections) and not has_relay(table):
         failures.append("the relay was built but has no figures")
+    if table and RELAY_URING_BINARY and {"http", "latency"} & set(sections) and not has_relay(table, RELAY_URING):
+        failures.append("relay-uring was built but has no figures")
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": "%s %s, %d CPU(s)" % (platform.system(), platform.machine(), ncpu),
@@ -1236,7 +1279,8 @@ def main():
         "connections": levels, "idle_connections": args.idle, "fixed_rate": rate,
         "latency_connections": args.latency_connections, "body_connections": args.body_connections,
         "scale": args.scale, "note": note, "notes": notes, "variant_runtime": VARIANT_RUNTIME,
-        "variant_legate": VARIANT_BINARY, "relay": bool(RELAY_BINARY), "envoy": bool(ENVOY_BINARY),
+        "variant_legate": VARIANT_BINARY, "relay": bool(RELAY_BINARY),
+        "relay_uring": bool(RELAY_URING_BINARY), "envoy": bool(ENVOY_BINARY),
         "elapsed_s": round(time.time() - started, 1),
         "versions": versions(dict(tools, envoy=ENVOY_BINARY) if ENVOY_BINARY else tools),
     }
@@ -1250,6 +1294,8 @@ def main():
             log(ENVOY_NOTE.replace("*", ""))
         if has_relay(table):
             log(RELAY_NOTE.replace("*", ""))
+        if has_relay(table, RELAY_URING):
+            log(RELAY_URING_NOTE.replace("*", ""))
     if scale_rows:
         log("")
         print_scale(scale_rows)
