@@ -15,6 +15,8 @@ PACKAGES=(
   iptables iproute2
   # benchmarks (bench/run.py: the peers and the load generator)
   nginx-light libnginx-mod-stream haproxy wrk nghttp2-client
+  # the relays beside them (bench/relay.c, and bench/relay_uring.c on io_uring)
+  liburing-dev
   # profiling (bench/profile.py)
   valgrind strace
 )
