@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "relay_common.h"
+
 struct side {
   int peer;      // the other connection of the pair; -1 when unused
   int queued;    // on this pass's flush list
@@ -52,25 +54,6 @@ static int* flush_list; // sides with output, sent at the end of each pass
 static int flush_count;
 static int* resume_list; // throttled sides whose peer drained: read at the next pass
 static int resume_count;
-
-static void die(const char* what) {
-  perror(what);
-  exit(1);
-}
-
-static struct sockaddr_in loopback(int port) {
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((unsigned short)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-static void no_delay(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
 
 static void close_pair(int fd) {
   int fds[2] = {fd, sides[fd].peer};
@@ -194,25 +177,15 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT\n", argv[0]);
     return 2;
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  max_fd = (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1048576) ? (int)rl.rlim_cur : 1048576;
+  max_fd = raise_nofile();
   sides = calloc((size_t)max_fd, sizeof *sides);
   flush_list = calloc((size_t)max_fd, sizeof *flush_list);
   resume_list = calloc((size_t)max_fd, sizeof *resume_list);
   if (!sides || !flush_list || !resume_list) die("calloc");
   for (int i = 0; i < max_fd; i++) sides[i].peer = -1;
 
-  struct sockaddr_in listen_addr = loopback(atoi(argv[1]));
+  int lfd = listen_loopback(atoi(argv[1]), SOCK_NONBLOCK);
   struct sockaddr_in backend = loopback(atoi(argv[2]));
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  if (lfd < 0) die("socket");
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(lfd, (struct sockaddr*)&listen_addr, sizeof listen_addr) < 0 || listen(lfd, 4096) < 0) die("listen");
   int ep = epoll_create1(0);
   if (ep < 0) die("epoll_create1");
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};

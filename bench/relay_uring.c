@@ -54,6 +54,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "relay_common.h"
+
 // Output a side holds before it stops reading its peer.
 #define OUT_LIMIT (256 * 1024)
 // The provided buffers: NBUFS (a power of two) of BUF_SIZE bytes, in group BGID.
@@ -106,28 +108,9 @@ static int starved_count;
 static int listen_fd;
 static int fixed; // the sockets are in the ring's file table, at their fd's index
 
-static void die(const char* what) {
-  perror(what);
-  exit(1);
-}
-
 static void die_err(const char* what, int err) {
   fprintf(stderr, "%s: %s\n", what, strerror(err));
   exit(1);
-}
-
-static struct sockaddr_in loopback(int port) {
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((unsigned short)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-static void no_delay(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 static uint64_t tag(int fd, int op) {
@@ -411,25 +394,14 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT\n", argv[0]);
     return 2;
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  max_fd = (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1048576) ? (int)rl.rlim_cur : 1048576;
+  max_fd = raise_nofile();
   sides = calloc((size_t)max_fd, sizeof *sides);
   starved_list = calloc((size_t)max_fd, sizeof *starved_list);
   if (!sides || !starved_list) die("calloc");
   for (int i = 0; i < max_fd; i++) sides[i].peer = sides[i].head = sides[i].tail = -1;
 
-  struct sockaddr_in listen_addr = loopback(atoi(argv[1]));
+  listen_fd = listen_loopback(atoi(argv[1]), 0);
   struct sockaddr_in backend = loopback(atoi(argv[2]));
-  listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (listen_fd < 0) die("socket");
-  int one = 1;
-  setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(listen_fd, (struct sockaddr*)&listen_addr, sizeof listen_addr) < 0 || listen(listen_fd, 4096) < 0)
-    die("listen");
   setup_ring();
   arm_accept();
 
