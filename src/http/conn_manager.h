@@ -54,6 +54,11 @@ private:
   friend class ActiveStream;
 
   void createCodec();
+  // An idle connection drops its codec unless one of the worker's bounded slots
+  // for idle codecs is free: then it takes the slot and keeps the codec. The slot
+  // is given back when the codec is used again or the connection goes.
+  bool keepIdleCodec();
+  void releaseIdleCodec();
   void dispatchPending();
   void onStreamDone(ActiveStream& stream);
   // The connection's idle timer is this object itself, an entry in the
@@ -83,6 +88,7 @@ private:
   bool dispatching_ : 1 = false;
   bool closed_ : 1 = false;
   bool counted_ : 1 = false; // onNewConnection ran and counted this connection
+  bool codec_kept_idle_ : 1 = false; // idle, holding one of the worker's kept codecs
   std::shared_ptr<const ConnectionManagerConfig> config_;
   network::Connection* connection_ = nullptr;
   std::unique_ptr<ServerConnection> codec_;

@@ -2,6 +2,7 @@
 every request answered with a 2xx, no socket errors, connections reused on both sides,
 and legate's counters agreeing with what wrk saw. No timing is asserted."""
 
+import http.client
 import re
 import shutil
 import subprocess
@@ -75,6 +76,62 @@ class WrkLoad(LegateTestCase):
         # The pool reuses upstream connections: never more than one per concurrent request.
         self.assertLessEqual(stats["cluster.up.upstream_cx_total"], CONNECTIONS)
         self.assertGreaterEqual(self.up.count(), n)
+
+
+class ManyIdleKeepAliveConnections(LegateTestCase):
+    """More idle keep-alive connections than a worker keeps codecs for (128): the
+    first connections to go idle keep their codec, the rest make a fresh one for
+    their next request, and closing connections frees their places. Every request,
+    on either path, proxied or answered directly, must come back whole."""
+
+    N = 300
+
+    def setUp(self):
+        super().setUp()
+        self.up = self.server(HttpUpstream, keep_limit=0)
+        rc = route_config([virtual_host("v", ["*"], [
+            route({"path": "/direct"}, direct_response={"status": 200,
+                                                        "body": {"inline_string": "direct\n"}}),
+            route({"prefix": "/"}, cluster="up"),
+        ])])
+        self.lg = self.start_legate(http_bootstrap([static_cluster("up", [self.up.port])],
+                                                   route_cfg=rc))
+        self.port = self.lg.port("http")
+
+    def request(self, conn, path):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        self.assertEqual(resp.status, 200, path)
+        if path == "/direct":
+            self.assertEqual(body, b"direct\n")
+        return resp
+
+    def test_every_connection_serves_on_after_idling(self):
+        cx_before = self.lg.stat("http.ingress.downstream_cx_total")
+        conns = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                 for _ in range(self.N)]
+        try:
+            sent = 0
+            for rnd, path in enumerate(("/proxied", "/direct", "/proxied")):
+                for c in conns:
+                    self.request(c, path)
+                    sent += 1
+                if rnd == 1:
+                    # Half the connections go (and give back any codec they kept);
+                    # as many new ones take their places.
+                    for i in range(0, self.N, 2):
+                        conns[i].close()
+                        conns[i] = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                              timeout=10)
+            stats = self.lg.stats()
+            self.assertEqual(stats["http.ingress.downstream_rq_2xx"], sent)
+            # Keep-alive held: one connection each, plus the replacements.
+            self.assertEqual(stats["http.ingress.downstream_cx_total"] - cx_before,
+                             self.N + self.N // 2)
+        finally:
+            for c in conns:
+                c.close()
 
 
 if __name__ == "__main__":
