@@ -173,10 +173,8 @@ static void accept_all(int lfd, int ep, const struct sockaddr_in* backend) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT\n", argv[0]);
-    return 2;
-  }
+  int listen_port, backend_port;
+  relay_ports(argc, argv, &listen_port, &backend_port);
   max_fd = raise_nofile();
   sides = calloc((size_t)max_fd, sizeof *sides);
   flush_list = calloc((size_t)max_fd, sizeof *flush_list);
@@ -184,8 +182,8 @@ int main(int argc, char** argv) {
   if (!sides || !flush_list || !resume_list) die("calloc");
   for (int i = 0; i < max_fd; i++) sides[i].peer = -1;
 
-  int lfd = listen_loopback(atoi(argv[1]), SOCK_NONBLOCK);
-  struct sockaddr_in backend = loopback(atoi(argv[2]));
+  int lfd = listen_loopback(listen_port, SOCK_NONBLOCK);
+  struct sockaddr_in backend = loopback(backend_port);
   int ep = epoll_create1(0);
   if (ep < 0) die("epoll_create1");
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};

@@ -1,5 +1,6 @@
-// What bench/relay.c and bench/relay_uring.c share: dying on a setup error, the
-// loopback addresses, TCP_NODELAY, the descriptor limit and the listening socket.
+// What bench/relay.c and bench/relay_uring.c share: the command line, dying on a
+// setup error, the loopback addresses, TCP_NODELAY, the descriptor limit and the
+// listening socket.
 // Each relay is one .c file compiled alone (bench/run.py's build_c); this header
 // sits beside them.
 
@@ -32,6 +33,16 @@ static struct sockaddr_in loopback(int port) {
 static void no_delay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// The command line, LISTEN_PORT BACKEND_PORT; exits with the usage otherwise.
+static void relay_ports(int argc, char** argv, int* listen_port, int* backend_port) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT\n", argv[0]);
+    exit(2);
+  }
+  *listen_port = atoi(argv[1]);
+  *backend_port = atoi(argv[2]);
 }
 
 // Raises the descriptor limit to its hard maximum; returns how many descriptors

@@ -390,18 +390,16 @@ static void setup_ring(void) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT\n", argv[0]);
-    return 2;
-  }
+  int listen_port, backend_port;
+  relay_ports(argc, argv, &listen_port, &backend_port);
   max_fd = raise_nofile();
   sides = calloc((size_t)max_fd, sizeof *sides);
   starved_list = calloc((size_t)max_fd, sizeof *starved_list);
   if (!sides || !starved_list) die("calloc");
   for (int i = 0; i < max_fd; i++) sides[i].peer = sides[i].head = sides[i].tail = -1;
 
-  listen_fd = listen_loopback(atoi(argv[1]), 0);
-  struct sockaddr_in backend = loopback(atoi(argv[2]));
+  listen_fd = listen_loopback(listen_port, 0);
+  struct sockaddr_in backend = loopback(backend_port);
   setup_ring();
   arm_accept();
 

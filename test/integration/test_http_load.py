@@ -26,19 +26,27 @@ def run_wrk(url, seconds=2, connections=CONNECTIONS):
     return int(m.group(1)), text
 
 
+DIRECT_BODY = "hi\n"
+
+
+def start_direct_and_proxied(test):
+    """An upstream and legate, which answers /direct itself (DIRECT_BODY) and proxies
+    every other path: (upstream, legate, legate's http port)."""
+    up = test.server(HttpUpstream, keep_limit=0)
+    rc = route_config([virtual_host("v", ["*"], [
+        route({"path": "/direct"}, direct_response={"status": 200,
+                                                    "body": {"inline_string": DIRECT_BODY}}),
+        route({"prefix": "/"}, cluster="up"),
+    ])])
+    lg = test.start_legate(http_bootstrap([static_cluster("up", [up.port])], route_cfg=rc))
+    return up, lg, lg.port("http")
+
+
 @unittest.skipUnless(shutil.which("wrk"), "wrk is not installed (tools/setup.sh installs it)")
 class WrkLoad(LegateTestCase):
     def setUp(self):
         super().setUp()
-        self.up = self.server(HttpUpstream, keep_limit=0)
-        rc = route_config([virtual_host("v", ["*"], [
-            route({"path": "/direct"}, direct_response={"status": 200,
-                                                        "body": {"inline_string": "hi\n"}}),
-            route({"prefix": "/"}, cluster="up"),
-        ])])
-        self.lg = self.start_legate(http_bootstrap([static_cluster("up", [self.up.port])],
-                                                   route_cfg=rc))
-        self.port = self.lg.port("http")
+        self.up, self.lg, self.port = start_direct_and_proxied(self)
 
     def check_clean(self, text):
         self.assertNotIn("Socket errors", text, text)
@@ -88,15 +96,7 @@ class ManyIdleKeepAliveConnections(LegateTestCase):
 
     def setUp(self):
         super().setUp()
-        self.up = self.server(HttpUpstream, keep_limit=0)
-        rc = route_config([virtual_host("v", ["*"], [
-            route({"path": "/direct"}, direct_response={"status": 200,
-                                                        "body": {"inline_string": "direct\n"}}),
-            route({"prefix": "/"}, cluster="up"),
-        ])])
-        self.lg = self.start_legate(http_bootstrap([static_cluster("up", [self.up.port])],
-                                                   route_cfg=rc))
-        self.port = self.lg.port("http")
+        self.up, self.lg, self.port = start_direct_and_proxied(self)
 
     def request(self, conn, path):
         conn.request("GET", path)
@@ -104,7 +104,7 @@ class ManyIdleKeepAliveConnections(LegateTestCase):
         body = resp.read()
         self.assertEqual(resp.status, 200, path)
         if path == "/direct":
-            self.assertEqual(body, b"direct\n")
+            self.assertEqual(body, DIRECT_BODY.encode())
         return resp
 
     def test_every_connection_serves_on_after_idling(self):
