@@ -70,7 +70,6 @@ private:
   void onIdleTimeout();
   void resetAllStreams();
   void closeConnection(network::ConnectionCloseType type);
-  void startDrainClose();
 
   // The stats live with the shared config (no per-connection reference: an idle
   // keep-alive connection is mostly its objects' sizes).
